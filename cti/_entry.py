@@ -1,0 +1,177 @@
+"""What every entry module calls: parse the arguments, run the use case, answer one line.
+
+``api`` serves ``python cti.<command> <args>`` (fs_cli, ESL); ``app`` serves the dialplan
+application ``<action application="python" data="cti.<command> <args>"/>``. Whatever happens,
+the caller gets ``+OK ...`` or ``-ERR <code> <message>``, never mod_python3's ``-ERR no reply``.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional
+
+from cti import app as wiring
+from cti.domain.errors import CtiError
+from cti.domain.model import Phone, check_id, check_reason
+from cti.domain.seats import Seats
+
+PASSWORD_MAX = 128
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who dialed, for a dialplan app: the phone's authenticated directory user, if any."""
+
+    phone: Optional[Phone] = None
+
+    @property
+    def is_app(self) -> bool:
+        return True
+
+
+API = None  # the caller of an API command: fs_cli / ESL, trusted like the switch's console
+
+
+@dataclass(frozen=True)
+class Command:
+    usage: str
+    min_args: int
+    max_args: int
+    run: Callable[[Seats, List[str], Optional[Caller]], str]
+
+
+def _usage(cmd: Command) -> CtiError:
+    return CtiError("usage", cmd.usage)
+
+
+def _caller_seat(seats: Seats, caller: Optional[Caller]) -> Optional[str]:
+    if caller is None or caller.phone is None:
+        return None
+    return seats.seat_on_phone(caller.phone)
+
+
+def _target_and_operator(seats: Seats, seat: str, operator: str, caller: Optional[Caller]) -> tuple:
+    """From a phone, the seat defaults to the caller's own, and the caller is the operator."""
+    mine = _caller_seat(seats, caller)
+    if seat in ("", "-"):
+        if mine is None:
+            raise CtiError("not_signed_in", "no seat given and no seat is signed in on the calling phone")
+        seat = mine
+    check_id("seat", seat)
+    if operator:
+        check_id("operator", operator)
+    elif caller is not None and caller.phone is not None and seat != mine:
+        if mine is None:
+            raise CtiError("not_signed_in", f"phone {caller.phone.number} has no signed-in seat to act on {seat}")
+        operator = mine
+    return seat, operator
+
+
+def _checkin(seats: Seats, a: List[str], caller: Optional[Caller]) -> str:
+    hotline, seat, password = a[0], a[1], a[2]
+    if hotline != "-":
+        check_id("hotline", hotline)
+    check_id("seat", seat)
+    if len(password) > PASSWORD_MAX:
+        raise CtiError("too_long", f"password longer than {PASSWORD_MAX}")
+    if len(a) >= 4:
+        phone = Phone.parse(a[3], a[4] if len(a) >= 5 else "internal")
+    elif caller is not None and caller.phone is not None:
+        phone = caller.phone
+    else:
+        raise CtiError("no_phone", "no phone given and the calling channel has no authenticated user")
+    return seats.checkin(hotline, seat, password, phone, a[5] if len(a) >= 6 else "agent")
+
+
+def _checkout(seats: Seats, a: List[str], caller: Optional[Caller]) -> str:
+    seat, operator = _target_and_operator(seats, _at(a, 0), _at(a, 1), caller)
+    return seats.checkout(seat, operator)
+
+
+def _busy(seats: Seats, a: List[str], caller: Optional[Caller]) -> str:
+    reason = check_reason(_at(a, 1))
+    seat, operator = _target_and_operator(seats, _at(a, 0), _at(a, 2), caller)
+    return seats.set_status("busy", seat, reason, operator)
+
+
+def _idle(seats: Seats, a: List[str], caller: Optional[Caller]) -> str:
+    seat, operator = _target_and_operator(seats, _at(a, 0), _at(a, 1), caller)
+    return seats.set_status("idle", seat, "", operator)
+
+
+def _status(seats: Seats, a: List[str], caller: Optional[Caller]) -> str:
+    as_json = bool(a) and a[-1] == "json"
+    rest = a[:-1] if as_json else a
+    if len(rest) > 1:
+        raise _usage(COMMANDS["status"])
+    target = rest[0] if rest else ""
+    if target:
+        check_id("seat or hotline", target)
+    return seats.status(target, as_json)
+
+
+def _at(a: List[str], i: int) -> str:
+    return a[i] if len(a) > i else ""
+
+
+COMMANDS: Dict[str, Command] = {
+    "checkin": Command("cti.checkin <hotline> <seat> <password> <phone> [internal|external] [agent|supervisor]", 4, 6, _checkin),
+    "checkout": Command("cti.checkout <seat> [<operator>]", 1, 2, _checkout),
+    "busy": Command("cti.busy <seat> [<reason> [<operator>]]", 1, 3, _busy),
+    "idle": Command("cti.idle <seat> [<operator>]", 1, 2, _idle),
+    "status": Command("cti.status [<seat>|<hotline>] [json]", 0, 2, _status),
+}
+# From a phone the phone (checkin) or the seat (the others) may be left out.
+APP_MIN_ARGS = {"checkin": 3, "checkout": 0, "busy": 0, "idle": 0}
+
+
+def execute(name: str, args: str, caller: Optional[Caller]) -> str:
+    try:
+        cmd = COMMANDS[name]
+        argv = args.split()
+        low = APP_MIN_ARGS.get(name, cmd.min_args) if caller is not None else cmd.min_args
+        if not low <= len(argv) <= cmd.max_args:
+            raise _usage(cmd)
+        return cmd.run(wiring.seats(), argv, caller)
+    except CtiError as exc:
+        return exc.reply()
+    except Exception as exc:  # never let mod_python3 answer "-ERR no reply"
+        try:
+            wiring.Switch.here().log("ERR", f"cti.{name} {args[:200]!r}: {traceback.format_exc()}")
+        except Exception:
+            pass
+        return f"-ERR internal {type(exc).__name__}: {str(exc)[:120]}".replace("\n", " ")
+
+
+def api(name: str, stream: Any, args: str) -> None:
+    reply = execute(name, args if isinstance(args, str) else "", API)
+    stream.write(reply + "\n")
+
+
+def app(name: str, session: Any, args: str) -> None:
+    caller = Caller(_session_phone(session))
+    reply = execute(name, args if isinstance(args, str) else "", caller)
+    ok = reply.startswith("+OK") or not reply.startswith("-ERR")
+    try:
+        tones = wiring.seats().config.tones
+        tone = tones.ok if ok else tones.error
+    except Exception:
+        tone = "tone_stream://%(500,500,480,620);loops=2"
+    session.setVariable("cti_result", reply.split("\n", 1)[0])
+    session.setVariable("cti_ok", "true" if ok else "false")
+    session.setVariable("cti_code", "OK" if ok else reply.split(" ", 2)[1])
+    session.setVariable("cti_tone", tone)
+    wiring.Switch.here().log("INFO" if ok else "NOTICE", f"cti.{name}: {reply.splitlines()[0] if reply else ''}")
+
+
+def _session_phone(session: Any) -> Optional[Phone]:
+    """The authenticated directory user (``user_name``), not the spoofable caller-id number."""
+    try:
+        user = session.getVariable("user_name") or ""
+    except Exception:
+        return None
+    try:
+        return Phone.parse(user) if user else None
+    except CtiError:
+        return None

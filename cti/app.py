@@ -1,0 +1,55 @@
+"""Wiring: the switch, the config and the store for one call. Not reloaded by mod_python3,
+so what it caches (the parsed config, the seat locks) lives until the switch restarts."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Dict, Tuple
+
+from cti import config
+from cti.domain.ports import KeyedLocks
+from cti.domain.seats import Seats
+from cti.switch.api import Switch
+from cti.switch.store import SwitchStore
+
+PATH_TTL = 5.0  # seconds a resolved config path is trusted (two global_getvar calls)
+
+_locks = KeyedLocks()
+_path: Tuple[float, str] = (0.0, "")
+_stores: Dict[Tuple[int, str, str], SwitchStore] = {}
+_guard = threading.Lock()
+
+
+def config_path(sw: Switch) -> str:
+    """``$${cti_config}``, else ``$${conf_dir}/cti.yaml``."""
+    global _path
+    now = time.monotonic()
+    if now < _path[0]:
+        return _path[1]
+    path = sw.global_var("cti_config") or os.path.join(sw.global_var("conf_dir") or ".", "cti.yaml")
+    _path = (now + PATH_TTL, path)
+    return path
+
+
+def forget() -> None:
+    """Drop cached look-ups (tests; a changed ``cti_config`` takes effect at once)."""
+    global _path
+    _path = (0.0, "")
+    _stores.clear()
+
+
+def store_for(sw: Switch, kind: str, realm: str) -> SwitchStore:
+    key = (id(sw), kind, realm)
+    store = _stores.get(key)
+    if store is None:
+        with _guard:
+            store = _stores.setdefault(key, SwitchStore(sw, kind, realm))
+    return store
+
+
+def seats() -> Seats:
+    sw = Switch.here()
+    cfg = config.load(config_path(sw))
+    return Seats(cfg, store_for(sw, cfg.store, cfg.realm), sw, sw, _locks)

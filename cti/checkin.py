@@ -1,0 +1,11 @@
+"""`python cti.checkin <hotline> <seat> <password> <phone> [internal|external] [agent|supervisor]` (fs_cli, ESL, dialplan)."""
+
+from cti._entry import api, app
+
+
+def fsapi(session, stream, env, args):
+    api("checkin", stream, args)
+
+
+def handler(session, args):
+    app("checkin", session, args)

@@ -1,0 +1,36 @@
+"""One error family. Each error's code is part of cti's API: it is the word after ``-ERR``."""
+
+from __future__ import annotations
+
+# code -> what it means (the README's table is generated from the same words)
+CODES = {
+    "usage": "missing, extra or empty arguments; the reply carries the full usage line",
+    "bad_arg": "an argument is malformed (a seat id with '/', an unknown phone type, ...)",
+    "too_long": "an argument is longer than cti stores",
+    "config": "the configuration file is missing or invalid: <file>:<line>: <what is wrong>",
+    "no_such_seat": "the seat is not in the configuration",
+    "no_such_hotline": "the hotline is not in the configuration",
+    "bad_password": "the password does not match the seat's",
+    "not_allowed": "the seat may not sign in to that hotline",
+    "not_supervisor": "the seat may not act as a supervisor (or an agent acted on another seat)",
+    "not_signed_in": "the seat (or the operator) is not signed in",
+    "phone_in_use": "another signed-in seat already uses that phone",
+    "seat_in_call": "the seat is ringing or in a call; the change waits for the call to end",
+    "no_gateway": "an external phone needs a gateway in the configuration",
+    "no_phone": "no phone given and the calling channel has no authenticated user",
+    "store": "FreeSWITCH's store (mod_hash / mod_db) did not answer as expected",
+    "internal": "an unexpected error; the traceback is in the FreeSWITCH log",
+}
+
+
+class CtiError(Exception):
+    """A refusal with a stable code. Raised before any state changes."""
+
+    def __init__(self, code: str, message: str) -> None:
+        assert code in CODES, code
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def reply(self) -> str:
+        return f"-ERR {self.code} {self.message}"

@@ -1,0 +1,121 @@
+"""Seats, their states and the table of allowed changes. Pure Python."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, replace
+from typing import Dict, FrozenSet, Optional
+
+from cti.domain.errors import CtiError
+
+# Seat statuses. A seat with no record in the store is signed out.
+SIGNED_OUT = "signed_out"
+IDLE = "idle"  # 示闲: may be offered calls
+BUSY = "busy"  # 示忙: signed in, not offered calls
+RINGING = "ringing"
+IN_CALL = "in_call"
+WRAP_UP = "wrap_up"  # 话后处理
+STATUSES = (SIGNED_OUT, IDLE, BUSY, RINGING, IN_CALL, WRAP_UP)
+ON_A_CALL: FrozenSet[str] = frozenset({RINGING, IN_CALL})
+
+AGENT = "agent"
+SUPERVISOR = "supervisor"  # 班长
+ROLES = {"agent": AGENT, "0": AGENT, "supervisor": SUPERVISOR, "1": SUPERVISOR}
+
+INTERNAL = "internal"
+EXTERNAL = "external"
+PHONE_TYPES = {"internal": INTERNAL, "0": INTERNAL, "external": EXTERNAL, "1": EXTERNAL}
+
+# What a seat's own action may change it from, and to. Anything else is refused.
+# (checkin may also start from SIGNED_OUT; a seat on a call waits for the call to end.)
+TRANSITIONS: Dict[str, FrozenSet[str]] = {
+    "checkin": frozenset({SIGNED_OUT, IDLE, BUSY, WRAP_UP}),
+    "checkout": frozenset({IDLE, BUSY, WRAP_UP}),
+    "busy": frozenset({IDLE, BUSY, WRAP_UP}),
+    "idle": frozenset({IDLE, BUSY, WRAP_UP}),
+}
+
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,31}\Z")
+_INTERNAL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,31}(@[A-Za-z0-9][A-Za-z0-9.-]{0,63})?\Z")
+_EXTERNAL_RE = re.compile(r"\+?[0-9*#]{1,32}\Z")
+REASON_MAX = 64
+
+
+def check_id(what: str, value: str) -> str:
+    if not ID_RE.match(value):
+        raise CtiError("bad_arg", f"{what} {value[:40]!r} is not an id (letters, digits, '.', '-'; at most 32)")
+    return value
+
+
+def check_reason(value: str) -> str:
+    if len(value) > REASON_MAX:
+        raise CtiError("too_long", f"reason is {len(value)} characters; at most {REASON_MAX}")
+    if not value.isprintable():
+        raise CtiError("bad_arg", "reason has control characters")
+    return value
+
+
+@dataclass(frozen=True)
+class Phone:
+    """A seat's phone: an extension of this switch, or an outside number via a gateway."""
+
+    number: str
+    type: str = INTERNAL
+
+    @classmethod
+    def parse(cls, text: str, type_word: str = "internal") -> Phone:
+        kind = PHONE_TYPES.get(type_word.lower())
+        if kind is None:
+            raise CtiError("bad_arg", f"phone type {type_word[:20]!r} is not internal|external|0|1")
+        number = text[5:] if kind == INTERNAL and text.startswith("user/") else text
+        pattern = _INTERNAL_RE if kind == INTERNAL else _EXTERNAL_RE
+        if not pattern.match(number):
+            raise CtiError("bad_arg", f"{kind} phone {text[:40]!r} is malformed")
+        return cls(number, kind)
+
+    @property
+    def key(self) -> str:
+        """Identity of the phone: one signed-in seat at most per key."""
+        return f"{self.type[0]}.{self.number}"
+
+    def dial_string(self, gateway: str) -> str:
+        if self.type == INTERNAL:
+            return f"user/{self.number}"
+        return f"sofia/gateway/{gateway}/{self.number}"
+
+
+@dataclass(frozen=True)
+class SeatState:
+    """What the store holds for a signed-in seat."""
+
+    seat: str
+    hotline: str
+    role: str
+    phone: str
+    phone_type: str
+    status: str
+    since: float  # epoch seconds of the last status change
+    signed_in_at: float
+    reason: str = ""
+    operator: str = ""
+
+    @property
+    def phone_obj(self) -> Phone:
+        return Phone(self.phone, self.phone_type)
+
+    def moved(self, status: str, now: float, reason: str = "", operator: str = "") -> SeatState:
+        since = self.since if status == self.status else now
+        return replace(self, status=status, since=since, reason=reason, operator=operator)
+
+    def encode(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, text: str) -> Optional[SeatState]:
+        """None for a record this version cannot read (logged by the caller)."""
+        try:
+            data = json.loads(text)
+            return cls(**data)
+        except (ValueError, TypeError):
+            return None

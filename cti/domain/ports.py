@@ -1,0 +1,65 @@
+"""What the domain needs from the outside world. The switch layer (and the tests' fakes) provide it."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Dict, Iterator, Mapping, Optional, Sequence
+
+try:
+    from typing import Protocol
+except ImportError:  # pragma: no cover - Python < 3.8
+    from typing_extensions import Protocol  # type: ignore[assignment]
+
+
+class Store(Protocol):
+    """A key-value store in which every string value round-trips exactly."""
+
+    kind: str  # "hash" | "db"
+    persistent: bool
+
+    def get(self, key: str) -> Optional[str]: ...
+
+    def get_many(self, keys: Sequence[str]) -> Dict[str, str]: ...
+
+    def put(self, key: str, value: str) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def claim(self, key: str, value: str) -> Optional[str]:
+        """Set ``key`` to ``value`` if it is empty. None when claimed, else the holder's value."""
+        ...
+
+    def release(self, key: str, value: str) -> bool:
+        """Delete ``key`` only if it still holds ``value``."""
+        ...
+
+
+class Events(Protocol):
+    def fire(self, subclass: str, headers: Mapping[str, str]) -> None: ...
+
+
+class Log(Protocol):
+    def log(self, level: str, message: str) -> None: ...
+
+
+class KeyedLocks:
+    """One lock per seat, so that a seat's read-modify-write is never interleaved.
+
+    The stores have no compare-and-set for a whole record (mod_db has no atomic operation at
+    all), so a seat's changes are serialised inside this switch. The locks are created on
+    demand and live as long as the process (a few bytes per seat).
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: Dict[str, threading.Lock] = {}
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        lock = self._locks.get(key)
+        if lock is None:
+            with self._guard:
+                lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            yield

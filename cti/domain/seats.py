@@ -1,0 +1,333 @@
+"""Seat use cases: sign in (签入), sign out (签出), busy (示忙), idle (示闲), status.
+
+Each use case checks every precondition first and raises CtiError before anything changes,
+then performs its side effects as a short checklist: store, then event.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+from cti.config import Config, SeatConf
+from cti.domain import passwords
+from cti.domain.errors import CtiError
+from cti.domain.model import (
+    BUSY,
+    IDLE,
+    ON_A_CALL,
+    ROLES,
+    SIGNED_OUT,
+    SUPERVISOR,
+    TRANSITIONS,
+    Phone,
+    SeatState,
+)
+from cti.domain.ports import Events, KeyedLocks, Log, Store
+
+
+def seat_key(seat: str) -> str:
+    return f"seat.{seat}"
+
+
+def phone_key(phone: Phone) -> str:
+    return f"phone.{phone.key}"
+
+
+class SeatRepo:
+    """Seat records and phone ownership over a Store."""
+
+    def __init__(self, store: Store, log: Log) -> None:
+        self.store = store
+        self._log = log
+
+    def get(self, seat: str) -> Optional[SeatState]:
+        return self._decode(seat, self.store.get(seat_key(seat)))
+
+    def get_many(self, seats: Sequence[str]) -> Dict[str, SeatState]:
+        raw = self.store.get_many([seat_key(s) for s in seats])
+        out: Dict[str, SeatState] = {}
+        for seat in seats:
+            state = self._decode(seat, raw.get(seat_key(seat)))
+            if state is not None:
+                out[seat] = state
+        return out
+
+    def _decode(self, seat: str, text: Optional[str]) -> Optional[SeatState]:
+        if text is None:
+            return None
+        state = SeatState.decode(text)
+        if state is None:
+            self._log.log("WARNING", f"cti: seat {seat}: unreadable record {text[:80]!r}; treated as signed out")
+        return state
+
+    def save(self, state: SeatState) -> None:
+        self.store.put(seat_key(state.seat), state.encode())
+
+    def remove(self, seat: str) -> None:
+        self.store.delete(seat_key(seat))
+
+    def owner_of(self, phone: Phone) -> Optional[str]:
+        return self.store.get(phone_key(phone))
+
+    def claim_phone(self, phone: Phone, seat: str) -> Optional[str]:
+        """Claim ``phone`` for ``seat``; the other seat that holds it, or None."""
+        for _ in range(2):
+            holder = self.store.claim(phone_key(phone), seat)
+            if holder is None or holder == seat:
+                return None
+            # A claim whose holder no longer uses the phone (a crash between two steps) is stale.
+            current = self.get(holder)
+            if current is not None and current.phone_obj == phone:
+                return holder
+            self._log.log("WARNING", f"cti: phone {phone.key} was claimed by {holder}, who does not use it; freed")
+            self.store.release(phone_key(phone), holder)
+        return self.store.get(phone_key(phone))
+
+    def release_phone(self, phone: Phone, seat: str) -> None:
+        self.store.release(phone_key(phone), seat)
+
+
+class Seats:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        events: Events,
+        log: Log,
+        locks: KeyedLocks,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.repo = SeatRepo(store, log)
+        self._events = events
+        self._locks = locks
+        self._clock = clock
+
+    # -- look-ups -------------------------------------------------------------------------
+    def seat_conf(self, seat: str) -> SeatConf:
+        conf = self.config.seats.get(seat)
+        if conf is None:
+            raise CtiError("no_such_seat", f"no seat {seat!r} in {self.config.path}")
+        return conf
+
+    def seat_on_phone(self, phone: Phone) -> Optional[str]:
+        """The signed-in seat using ``phone`` (a dialplan caller), if any."""
+        holder = self.repo.owner_of(phone)
+        if holder is None:
+            return None
+        state = self.repo.get(holder)
+        return holder if state is not None and state.phone_obj == phone else None
+
+    def _signed_in(self, seat: str) -> SeatState:
+        state = self.repo.get(seat)
+        if state is None:
+            raise CtiError("not_signed_in", f"seat {seat} is not signed in")
+        return state
+
+    def _check_operator(self, state: SeatState, operator: str) -> str:
+        """Who acts on ``state``: the seat itself, or a signed-in supervisor of its hotline."""
+        if not operator or operator == state.seat:
+            return state.seat
+        self.seat_conf(operator)
+        op = self.repo.get(operator)
+        if op is None:
+            raise CtiError("not_signed_in", f"operator {operator} is not signed in")
+        if op.role != SUPERVISOR:
+            raise CtiError("not_supervisor", f"{operator} is signed in as an agent and may act only on itself")
+        if op.hotline != state.hotline:
+            raise CtiError(
+                "not_supervisor", f"supervisor {operator} is on hotline {op.hotline}; seat {state.seat} is on {state.hotline}"
+            )
+        return operator
+
+    @staticmethod
+    def _check_transition(action: str, state: SeatState) -> None:
+        if state.status not in TRANSITIONS[action]:
+            if state.status in ON_A_CALL:
+                raise CtiError("seat_in_call", f"seat {state.seat} is {state.status}; {action} waits for the call to end")
+            raise CtiError("bad_arg", f"seat {state.seat} is {state.status}; cannot {action}")
+
+    def _fire(self, action: str, state: SeatState, previous: str, operator: str) -> None:
+        conf = self.config.seats[state.seat]
+        self._events.fire(
+            "cti::seat",
+            {
+                "CTI-Action": action,
+                "CTI-Seat": state.seat,
+                "CTI-Seat-Name": conf.name,
+                "CTI-Hotline": state.hotline,
+                "CTI-Role": state.role,
+                "CTI-Phone": state.phone_obj.dial_string(self.config.gateway),
+                "CTI-Status": state.status,
+                "CTI-Previous-Status": previous,
+                "CTI-Operator": operator,
+                "CTI-Reason": state.reason,
+                "CTI-Timestamp": f"{self._clock():.3f}",
+            },
+        )
+
+    # -- use cases ------------------------------------------------------------------------
+    def checkin(self, hotline: str, seat: str, password: str, phone: Phone, role_word: str = "agent") -> str:
+        conf = self.seat_conf(seat)
+        if not passwords.verify(conf.password, password):
+            raise CtiError("bad_password", f"wrong password for seat {seat}")
+        if hotline == "-":
+            hotline = conf.hotlines[0]
+        if hotline not in self.config.hotlines:
+            raise CtiError("no_such_hotline", f"no hotline {hotline!r} in {self.config.path}")
+        if hotline not in conf.hotlines:
+            raise CtiError("not_allowed", f"seat {seat} may sign in to {', '.join(conf.hotlines)}, not {hotline}")
+        role = ROLES.get(role_word.lower())
+        if role is None:
+            raise CtiError("bad_arg", f"role {role_word[:20]!r} is not agent|supervisor|0|1")
+        if role == SUPERVISOR and not conf.supervisor:
+            raise CtiError("not_supervisor", f"seat {seat} may not sign in as supervisor")
+        if phone.type == "external" and not self.config.gateway:
+            raise CtiError("no_gateway", f"external phone {phone.number} needs 'gateway' in {self.config.path}")
+        with self._locks.hold(seat):
+            current = self.repo.get(seat)
+            previous = current.status if current else SIGNED_OUT
+            if current is not None:
+                self._check_transition("checkin", current)
+            holder = self.repo.claim_phone(phone, seat)
+            if holder is not None:
+                raise CtiError("phone_in_use", f"phone {phone.number} is in use by seat {holder}")
+            now = self._clock()
+            state = SeatState(
+                seat=seat,
+                hotline=hotline,
+                role=role,
+                phone=phone.number,
+                phone_type=phone.type,
+                status=self.config.checkin_status,
+                since=now,
+                signed_in_at=now,
+                operator=seat,
+            )
+            try:
+                self.repo.save(state)
+            except Exception:
+                if current is None or current.phone_obj != phone:
+                    self.repo.release_phone(phone, seat)
+                raise
+            if current is not None and current.phone_obj != phone:
+                self.repo.release_phone(current.phone_obj, seat)
+        self._fire("checkin", state, previous, seat)
+        return f"+OK {seat} signed in to {hotline} as {role} on {phone.dial_string(self.config.gateway)}, {state.status}"
+
+    def checkout(self, seat: str, operator: str = "") -> str:
+        self.seat_conf(seat)
+        with self._locks.hold(seat):
+            state = self._signed_in(seat)
+            by = self._check_operator(state, operator)
+            self._check_transition("checkout", state)
+            self.repo.remove(seat)
+            self.repo.release_phone(state.phone_obj, seat)
+        gone = state.moved(SIGNED_OUT, self._clock(), operator=by)
+        self._fire("checkout", gone, state.status, by)
+        return f"+OK {seat} signed out" + (f" by {by}" if by != seat else "")
+
+    def set_status(self, action: str, seat: str, reason: str = "", operator: str = "") -> str:
+        """busy / idle."""
+        target = BUSY if action == "busy" else IDLE
+        self.seat_conf(seat)
+        with self._locks.hold(seat):
+            state = self._signed_in(seat)
+            by = self._check_operator(state, operator)
+            self._check_transition(action, state)
+            changed = state.status != target or state.reason != reason
+            if changed:
+                new = state.moved(target, self._clock(), reason=reason, operator=by)
+                self.repo.save(new)
+        if changed:
+            self._fire(action, new, state.status, by)
+        return f"+OK {seat} {target}" + (f" ({reason})" if reason else "")
+
+    # -- status ---------------------------------------------------------------------------
+    def status(self, target: str = "", as_json: bool = False) -> str:
+        cfg = self.config
+        if not target:
+            seats = list(cfg.seats)
+        elif target in cfg.seats:
+            seats = [target]
+        elif target in cfg.hotlines:
+            seats = [s for s, c in cfg.seats.items() if target in c.hotlines]
+        else:
+            raise CtiError("no_such_seat", f"no seat or hotline {target!r} in {cfg.path}")
+        states = self.repo.get_many(seats)
+        if target in cfg.hotlines:  # a seat allowed on this hotline but signed in elsewhere is not its
+            seats = [s for s in seats if s not in states or states[s].hotline == target]
+        now = self._clock()
+        rows: List[Dict[str, object]] = []
+        for seat in seats:
+            conf = cfg.seats[seat]
+            st = states.get(seat)
+            rows.append(
+                {
+                    "seat": seat,
+                    "name": conf.name,
+                    "hotline": st.hotline if st else "",
+                    "role": st.role if st else "",
+                    "phone": st.phone_obj.dial_string(cfg.gateway) if st else "",
+                    "status": st.status if st else SIGNED_OUT,
+                    "since": round(st.since, 3) if st else None,
+                    "seconds": int(max(0.0, now - st.since)) if st else None,
+                    "reason": st.reason if st else "",
+                }
+            )
+        if as_json:
+            return json.dumps(
+                {"store": cfg.store, "persistent": cfg.persistent, "seats": rows},
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
+        return _table(rows) + "\n" + _store_note(cfg)
+
+
+def _store_note(cfg: Config) -> str:
+    if cfg.persistent:
+        return "store: db (mod_db): seat state survives a FreeSWITCH restart"
+    return "store: hash (mod_hash, in memory): seat state is lost when FreeSWITCH restarts"
+
+
+def _duration(seconds: object) -> str:
+    if not isinstance(seconds, int):
+        return ""
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _table(rows: List[Dict[str, object]]) -> str:
+    head = ("seat", "name", "hotline", "role", "phone", "status", "for", "reason")
+    lines = [head] + [
+        (
+            str(r["seat"]),
+            str(r["name"]),
+            str(r["hotline"]) or "-",
+            str(r["role"]) or "-",
+            str(r["phone"]) or "-",
+            str(r["status"]),
+            _duration(r["seconds"]) or "-",
+            str(r["reason"]),
+        )
+        for r in rows
+    ]
+    widths = [max(_width(line[i]) for line in lines) for i in range(len(head))]
+    out = []
+    for line in lines:
+        cells = [cell + " " * (w - _width(cell)) for cell, w in zip(line, widths)]
+        out.append("  ".join(cells).rstrip())
+    return "\n".join(out)
+
+
+def _width(text: str) -> int:
+    """Display width: CJK characters take two columns in a terminal."""
+    return sum(2 if ord(ch) >= 0x1100 and _wide(ch) else 1 for ch in text)
+
+
+def _wide(ch: str) -> bool:
+    import unicodedata
+
+    return unicodedata.east_asian_width(ch) in ("W", "F")

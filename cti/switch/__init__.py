@@ -1,0 +1,1 @@
+"""The only code that speaks FreeSWITCH: API command strings, events, logs."""

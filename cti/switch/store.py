@@ -1,0 +1,206 @@
+"""The seat store over the switch's own key-value APIs: mod_hash (``hash``) or mod_db (``db``).
+
+Both APIs split their argument on ``/`` and then alter the value: blanks trimmed, paired
+single quotes removed, backslash escapes processed (FACTS.md §3). And ``db select`` answers at
+most 255 bytes (mod_db copies into ``char buf[256]``). So every value is stored escaped
+(``%XX`` for ``% \\ ' $``, space and control characters, behind a ``=`` marker so that the empty
+string is storable), and on ``db`` a value longer than one piece is stored in pieces under a
+fresh generation tag, the main key last, so a reader never sees a mix of two writes.
+Keys are escaped too: mod_hash names an entry ``<realm>_<key>``, so ``_`` and ``/`` never reach it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Dict, List, Optional, Sequence
+from urllib.parse import unquote
+
+from cti.domain.errors import CtiError
+from cti.switch.api import Switch
+
+_VALUE_ESCAPES = {c: f"%{c:02X}" for c in [*range(0x20), 0x7F, ord("%"), ord("\\"), ord("'"), ord(" "), ord("$")]}
+_KEY_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:@+*#=-")
+PIECE_BYTES = 250  # below mod_db's 255-byte select buffer
+
+
+def encode_value(value: str) -> str:
+    return "=" + value.translate(_VALUE_ESCAPES)
+
+
+def decode_value(raw: str) -> str:
+    return unquote(raw[1:], errors="strict")
+
+
+def encode_key(key: str) -> str:
+    if all(c in _KEY_SAFE for c in key):
+        return key
+    return "".join(c if c in _KEY_SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in key)
+
+
+def _pieces(text: str, limit: int) -> List[str]:
+    """Split ``text`` into runs of at most ``limit`` UTF-8 bytes, never inside a character."""
+    out, run, size = [], [], 0
+    for ch in text:
+        n = len(ch.encode())
+        if size + n > limit:
+            out.append("".join(run))
+            run, size = [], 0
+        run.append(ch)
+        size += n
+    out.append("".join(run))
+    return out
+
+
+class SwitchStore:
+    """Exact round-trips of any string through ``hash`` or ``db`` in one realm."""
+
+    def __init__(self, switch: Switch, kind: str, realm: str) -> None:
+        assert kind in ("hash", "db") and realm.isalnum()
+        self.kind = kind
+        self.persistent = kind == "db"
+        self.realm = realm
+        self._sw = switch
+        self._limit = PIECE_BYTES if kind == "db" else 0
+        self._claims = threading.Lock()  # mod_db has no insert-if-empty
+
+    # -- raw commands -----------------------------------------------------------------------
+    def _cmd(self, verb: str, key: str, value: Optional[str] = None) -> str:
+        arg = f"{verb}/{self.realm}/{key}" if value is None else f"{verb}/{self.realm}/{key}/{value}"
+        return self._sw.api(f"{self.kind} {arg}")
+
+    def _fail(self, command: str, reply: str) -> CtiError:
+        module = "mod_hash" if self.kind == "hash" else "mod_db"
+        if reply.startswith("INVALID COMMAND") or "Command not found" in reply:
+            return CtiError("store", f"{module} is not loaded ('{self.kind}' is not a command of this switch)")
+        return CtiError("store", f"{module} answered {reply.strip()[:60]!r} to {command}")
+
+    def _select(self, key: str) -> Optional[str]:
+        reply = self._cmd("select", key)
+        if reply.startswith(("INVALID COMMAND", "!err!", "-ERR Usage")):
+            raise self._fail("select", reply)
+        return reply or None
+
+    def _insert(self, key: str, raw: str) -> None:
+        reply = self._cmd("insert", key, raw)
+        if reply.rstrip("\n") != "+OK":
+            raise self._fail("insert", reply)
+
+    def _delete(self, key: str) -> None:
+        reply = self._cmd("delete", key)
+        if not reply.startswith(("+OK", "-ERR Not found")):
+            raise self._fail("delete", reply)
+
+    # -- values and pieces ----------------------------------------------------------------
+    def _write(self, key: str, value: str) -> None:
+        raw = encode_value(value)
+        old = self._select(key) if self._limit else None
+        if self._limit and len(raw.encode()) > self._limit:
+            tag = os.urandom(4).hex()
+            pieces = _pieces(raw, self._limit)
+            for i, piece in enumerate(pieces):
+                self._insert(f"{key}~{tag}~{i}", piece)
+            self._insert(key, f"*{tag}*{len(pieces)}")
+        else:
+            self._insert(key, raw)
+        if old is not None and old.startswith("*"):
+            self._drop_pieces(key, old)
+
+    def _drop_pieces(self, key: str, header: str) -> None:
+        _, tag, count = header.split("*")
+        for i in range(int(count)):
+            self._delete(f"{key}~{tag}~{i}")
+
+    def _read(self, key: str, raw: Optional[str], known: Optional[Dict[str, str]] = None) -> Optional[str]:
+        if raw is None:
+            return None
+        if raw.startswith("*"):
+            _, tag, count = raw.split("*")
+            parts = []
+            for i in range(int(count)):
+                piece_key = f"{key}~{tag}~{i}"
+                piece = known.get(piece_key) if known is not None else None
+                piece = piece if piece is not None else self._select(piece_key)
+                if piece is None:  # rewritten under our feet: read the new generation
+                    return self._read(key, self._select(key))
+                parts.append(piece)
+            raw = "".join(parts)
+        if not raw.startswith("="):
+            raise CtiError("store", f"{self.kind} {self.realm}/{key} holds {raw[:40]!r}, which cti did not write")
+        return decode_value(raw)
+
+    # -- the Store port ---------------------------------------------------------------------
+    def get(self, key: str) -> Optional[str]:
+        k = encode_key(key)
+        return self._read(k, self._select(k))
+
+    def get_many(self, keys: Sequence[str]) -> Dict[str, str]:
+        if self.kind == "hash" and len(keys) > 2:
+            dump = self._dump()
+            out = {}
+            for key in keys:
+                k = encode_key(key)
+                value = self._read(k, dump.get(k), dump)
+                if value is not None:
+                    out[key] = value
+            return out
+        found = {key: self.get(key) for key in keys}
+        return {k: v for k, v in found.items() if v is not None}
+
+    def _dump(self) -> Dict[str, str]:
+        """All entries of this realm in one call (``hash_dump`` matches realms by substring)."""
+        reply = self._sw.api(f"hash_dump db {self.realm}")
+        prefix = f"D/{self.realm}_"
+        out = {}
+        for line in reply.split("\n"):
+            if line.startswith(prefix):
+                key, sep, value = line[len(prefix) :].partition("/")
+                if sep and "_" not in key:  # "cti_x" + "_k" is another realm's entry
+                    out[key] = value
+        return out
+
+    def put(self, key: str, value: str) -> None:
+        self._write(encode_key(key), value)
+
+    def delete(self, key: str) -> None:
+        k = encode_key(key)
+        old = self._select(k) if self._limit else None
+        self._delete(k)
+        if old is not None and old.startswith("*"):
+            self._drop_pieces(k, old)
+
+    def claim(self, key: str, value: str) -> Optional[str]:
+        k, raw = encode_key(key), encode_value(value)
+        if len(raw.encode()) > PIECE_BYTES:
+            raise CtiError("too_long", f"claim value for {key} is longer than {PIECE_BYTES} bytes")
+        if self.kind == "db":
+            with self._claims:
+                held = self._select(k)
+                if held is None:
+                    self._insert(k, raw)
+                    return None
+                return decode_value(held)
+        for _ in range(3):
+            reply = self._cmd("insert_ifempty", k, raw)
+            if reply == "+OK\n":
+                return None
+            if not reply.startswith("-ERR key already exists"):
+                raise self._fail("insert_ifempty", reply)
+            held = self._select(k)
+            if held is not None:
+                return decode_value(held)
+            # released between our two calls: try again
+        raise CtiError("store", f"could not claim {key}: it keeps changing")
+
+    def release(self, key: str, value: str) -> bool:
+        k, raw = encode_key(key), encode_value(value)
+        if self.kind == "db":
+            with self._claims:
+                if self._select(k) != raw:
+                    return False
+                self._delete(k)
+                return True
+        reply = self._cmd("delete_ifmatch", k, raw)
+        if reply.startswith(("INVALID COMMAND", "-ERR Usage")):
+            raise self._fail("delete_ifmatch", reply)
+        return reply == "+OK\n"

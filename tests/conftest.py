@@ -1,0 +1,129 @@
+"""Test harness: the shim ``freeswitch`` module, a fresh switch per test, and helpers that
+call cti exactly the way mod_python3 does (import, reload, ``fsapi`` / ``handler``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Dict, Optional
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "shim"))
+import freeswitch  # noqa: E402  (the shim)
+
+from cti import app as wiring  # noqa: E402
+from cti.domain import passwords  # noqa: E402
+
+ROOT = HERE.parent
+SHARED = ROOT.parent / "shared" / "freeswitch"
+
+# Cheap hashes keep the suite fast; the format is the production one.
+PASSWORDS = {"101": "p101", "102": "p102", "103": "p103", "104": "p104", "201": "p201", "202": "p202"}
+_HASHES = {seat: passwords.make(pw, iterations=1000, salt=seat.encode() * 4) for seat, pw in PASSWORDS.items()}
+
+
+def config_text(store: str = "hash", extra: str = "") -> str:
+    h = _HASHES
+    return f"""\
+store: {store}
+realm: cti
+gateway: carrier1
+hotlines:
+  "8001":
+    name: Sales
+  "8002":
+    name: 售后服务
+seats:
+  "101":
+    name: Alice
+    password: "{h['101']}"
+    hotlines: ["8001"]
+  "102":
+    name: Bob
+    password: "{h['102']}"
+    hotlines: ["8001"]
+    supervisor: true
+  "103":
+    name: 张三
+    password: "{h['103']}"
+    hotlines: ["8001", "8002"]
+  "104":
+    name: Dave
+    password: "{h['104']}"
+    hotlines: ["8001"]
+  "201":
+    name: Erin
+    password: "{h['201']}"
+    hotlines: ["8002"]
+  "202":
+    name: Frank
+    password: "{h['202']}"
+    hotlines: ["8002"]
+    supervisor: true
+{extra}"""
+
+
+class Switch:
+    """One fake FreeSWITCH with cti configured, driven like a user would drive the real one."""
+
+    def __init__(self, core: freeswitch.Core, conf: Path) -> None:
+        self.core = core
+        self.conf = conf
+
+    def write_config(self, text: str) -> None:
+        self.conf.write_text(text, encoding="utf-8")
+        st = self.conf.stat()  # make sure the change is seen even within one mtime tick
+        os.utime(self.conf, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+
+    def api(self, command: str) -> str:
+        """What ``freeswitch.API().executeString(command)`` returns inside the switch."""
+        return freeswitch.API().executeString(command)
+
+    def cli(self, command: str) -> str:
+        """What ``fs_cli -x`` / an ESL ``api`` prints: an empty body becomes ``-ERR no reply``."""
+        return self.api(command) or "-ERR no reply\n"
+
+    def cti(self, command: str, args: str = "") -> str:
+        """``python cti.<command> <args>`` from fs_cli."""
+        return self.cli(f"python cti.{command} {args}".rstrip())
+
+    def dial(self, command: str, args: str = "", user: Optional[str] = None, **variables: str) -> freeswitch.Session:
+        """``<action application="python" data="cti.<command> <args>"/>`` on a channel of ``user``."""
+        import importlib
+
+        if user is not None:
+            variables.setdefault("user_name", user)
+        session = freeswitch.Session(variables)
+        module = importlib.reload(importlib.import_module(f"cti.{command}"))
+        module.handler(session, args)
+        return session
+
+    def snapshot(self) -> Dict[str, object]:
+        return {"hash": dict(self.core.hash), "db": dict(self.core.db)}
+
+    def events(self, subclass: str = "cti::seat"):
+        return self.core.custom_events(subclass)
+
+    def errors_logged(self):
+        return [(lvl, msg) for lvl, msg in self.core.logs if lvl in ("ERR", "ERROR", "CRIT", "ALERT", "WARNING")]
+
+
+@pytest.fixture
+def switch(tmp_path: Path) -> Switch:
+    core = freeswitch.reset()
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    core.globals["conf_dir"] = str(conf)
+    wiring.forget()
+    sw = Switch(core, conf / "cti.yaml")
+    sw.write_config(config_text())
+    return sw
+
+
+@pytest.fixture
+def db_switch(switch: Switch) -> Switch:
+    switch.write_config(config_text("db"))
+    return switch

@@ -1,0 +1,317 @@
+"""A stand-in for mod_python3's ``freeswitch`` module, answering like the recorded switch.
+
+Every reply string comes from ``shared/freeswitch/FACTS.md`` / ``recorded/`` (as Python sees
+it inside the switch: an empty body is ``''``). ``tests/test_shim.py`` checks them.
+
+State lives in one ``Core`` (``CORE``); tests get a fresh one per test (``reset()``).
+The core is thread-safe the way the switch is: each API command runs under one lock, as
+mod_hash runs under its rwlock, so ``insert_ifempty`` / ``delete_ifmatch`` are atomic.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+import traceback
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+HASH_USAGE = "-ERR Usage: hash insert|insert_ifempty|select|delete|delete_ifmatch/realm/key[/value]\n"
+
+
+def separate(data: str, sep: str, limit: int) -> List[str]:
+    """switch_separate_string as mod_hash / mod_db use it: at most ``limit`` fields, each
+    trimmed, paired single quotes removed, backslash escapes processed."""
+    fields = data.split(sep, limit - 1)
+    return [_field(f) for f in fields]
+
+
+def _field(text: str) -> str:
+    text = text.strip()
+    if text.count("'") >= 2:
+        first = text.index("'")
+        second = text.index("'", first + 1)
+        text = text[:first] + text[first + 1 : second] + text[second + 1 :]
+    out, i = [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            nxt = text[i + 1]
+            mapped = {"t": "\t", "n": "\n", "r": "\r", "s": " ", "\\": "\\", '"': '"', "'": "'", "/": "/"}.get(nxt)
+            if mapped is not None:
+                out.append(mapped)
+                i += 2
+                continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+class Core:
+    """One switch: its stores, globals, events, logs and the API commands it knows."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.hash: Dict[str, str] = {}
+        self.db: Dict[Tuple[str, str], str] = {}
+        self.globals: Dict[str, str] = {
+            "conf_dir": "/usr/local/freeswitch/conf",
+            "script_dir": "/usr/local/freeswitch/scripts",
+            "log_dir": "/usr/local/freeswitch/log",
+            "db_dir": "/usr/local/freeswitch/db",
+        }
+        self.modules = {"mod_hash", "mod_db", "mod_python3", "mod_commands", "mod_dptools"}
+        self.events: List["Event"] = []
+        self.logs: List[Tuple[str, str]] = []
+        self.api_log: List[str] = []
+        self.commands: Dict[str, Callable[[str], str]] = {
+            "hash": self._hash,
+            "hash_dump": self._hash_dump,
+            "db": self._db,
+            "global_getvar": self._global_getvar,
+            "global_setvar": self._global_setvar,
+            "python": self._python,
+            "pyrun": self._pyrun,
+            "status": lambda arg: "UP 0 years, 0 days, 0 hours, 1 minute, 28 seconds, 687 milliseconds\n",
+            "module_exists": lambda arg: "true" if arg.strip() in self.modules else "false",
+        }
+        self.module_of = {"hash": "mod_hash", "hash_dump": "mod_hash", "db": "mod_db", "python": "mod_python3"}
+
+    # -- dispatch -------------------------------------------------------------------------
+    def api(self, name: str, arg: str) -> str:
+        with self.lock:
+            self.api_log.append(f"{name} {arg}".rstrip())
+            handler = self.commands.get(name)
+            module = self.module_of.get(name)
+            if handler is None or (module is not None and module not in self.modules):
+                return "INVALID COMMAND!\n"
+        if name in ("python", "pyrun"):  # runs Python: not under the core lock
+            return handler(arg)
+        with self.lock:
+            return handler(arg)
+
+    # -- mod_hash ----------------------------------------------------------------------------
+    def _hash(self, arg: str) -> str:
+        argv = separate(arg, "/", 4) if arg else []
+        if len(argv) < 3 or not argv[0]:
+            return HASH_USAGE
+        verb, key = argv[0].lower(), f"{argv[1]}_{argv[2]}"
+        value = argv[3] if len(argv) > 3 else None
+        if verb in ("insert", "insert_ifempty", "delete_ifmatch") and not value:
+            return HASH_USAGE
+        if verb == "insert":
+            self.hash[key] = value  # type: ignore[assignment]
+            return "+OK\n"
+        if verb == "insert_ifempty":
+            if key in self.hash:
+                return "-ERR key already exists\n"
+            self.hash[key] = value  # type: ignore[assignment]
+            return "+OK\n"
+        if verb == "select":
+            return self.hash.get(key, "")
+        if verb == "delete":
+            if key not in self.hash:
+                return "-ERR Not found\n"
+            del self.hash[key]
+            return "+OK\n"
+        if verb == "delete_ifmatch":
+            if key not in self.hash:
+                return "-ERR Not found\n"
+            if self.hash[key] != value:
+                return "-ERR Doesn't match\n"
+            del self.hash[key]
+            return "+OK\n"
+        return HASH_USAGE
+
+    def _hash_dump(self, arg: str) -> str:
+        words = arg.split()
+        if not words or words[0] not in ("all", "limit", "db"):
+            return "Usage: all|limit|db [<realm>]\n"
+        if words[0] == "limit":
+            return ""
+        realm = words[1] if words[0] == "db" and len(words) > 1 else ""
+        lines = [f"D/{k}/{v}\n" for k, v in reversed(list(self.hash.items())) if realm in k]
+        return "".join(lines)
+
+    # -- mod_db --------------------------------------------------------------------------------
+    def _db(self, arg: str) -> str:
+        argv = separate(arg, "/", 4) if arg else []
+        if not argv or not argv[0]:
+            return "!err!"
+        verb = argv[0].lower()
+        if verb == "insert" and len(argv) >= 4:
+            self.db.pop((argv[1], argv[2]), None)
+            self.db[(argv[1], argv[2])] = argv[3]
+            return "+OK"
+        if verb == "delete" and len(argv) >= 2:
+            self.db.pop((argv[1], argv[2] if len(argv) > 2 else ""), None)
+            return "+OK"
+        if verb == "select" and len(argv) >= 3:
+            value = self.db.get((argv[1], argv[2]), "")
+            return value.encode()[:255].decode("utf-8", "replace")  # char buf[256]
+        if verb == "exists" and len(argv) >= 3:
+            return "true" if (argv[1], argv[2]) in self.db else "false"
+        if verb == "list":
+            if len(argv) >= 2:
+                return ",".join(k for (r, k) in self.db if r == argv[1])
+            return ",".join(sorted({r for (r, _) in self.db}))
+        if verb == "count":
+            if len(argv) >= 2:
+                return str(sum(1 for (r, _) in self.db if r == argv[1]))
+            return str(len({r for (r, _) in self.db}))
+        return "!err!"
+
+    # -- globals -------------------------------------------------------------------------------
+    def _global_getvar(self, arg: str) -> str:
+        return self.globals.get(arg.strip(), "")
+
+    def _global_setvar(self, arg: str) -> str:
+        name, _, value = arg.partition("=")
+        self.globals[name.strip()] = value.strip()
+        return "+OK\n"
+
+    # -- mod_python3 -----------------------------------------------------------------------------
+    def _python(self, arg: str) -> str:
+        """``python <module>[::<func>] <args>``: import, reload, call; '' when nothing was written."""
+        target, _, args = arg.strip().partition(" ")
+        if not target:
+            return ""
+        module_name, _, func = target.partition("::")
+        stream = Stream()
+        try:
+            module = importlib.import_module(module_name)
+            module = importlib.reload(module)
+            fn = getattr(module, func or "fsapi")
+            env = Event("API")
+            env.addHeader("API-Command", "python")
+            env.addHeader("API-Command-Argument", arg)
+            fn("na", stream, env, args)
+        except Exception as exc:
+            self.log("ERR", "mod_python3.c:334 Error calling python script\n")
+            self.log("ERR", f'Python Error by calling script "{module_name}": {type(exc)} Message: {exc}\n')
+            self.log("ERR", traceback.format_exc())
+        return stream.read()
+
+    def _pyrun(self, arg: str) -> str:
+        module_name, _, args = arg.strip().partition(" ")
+
+        def run() -> None:
+            try:
+                importlib.import_module(module_name).runtime(args)
+            except Exception:
+                self.log("ERR", traceback.format_exc())
+
+        threading.Thread(target=run, daemon=True).start()
+        return "OK\n"
+
+    # -- events and logs ---------------------------------------------------------------------------
+    def fire(self, event: "Event") -> bool:
+        with self.lock:
+            self.events.append(event)
+        return True
+
+    def log(self, level: str, message: str) -> None:
+        with self.lock:
+            self.logs.append((level.upper(), message))
+
+    def custom_events(self, subclass: str) -> List[Dict[str, str]]:
+        return [e.headers for e in self.events if e.subclass == subclass]
+
+
+CORE = Core()
+
+
+def reset() -> Core:
+    """A fresh switch for the next test."""
+    global CORE
+    CORE = Core()
+    return CORE
+
+
+# -- the module's public surface, as mod_python3 defines it ----------------------------------------
+class API:
+    def executeString(self, command: str) -> str:
+        name, _, arg = command.partition(" ")
+        return CORE.api(name, arg)
+
+    def execute(self, name: str, arg: str = "") -> str:
+        return CORE.api(name, arg)
+
+
+class Stream:
+    def __init__(self) -> None:
+        self._parts: List[str] = []
+
+    def write(self, data: str) -> None:
+        self._parts.append(data)
+
+    def read(self) -> str:
+        return "".join(self._parts)
+
+
+class Event:
+    def __init__(self, type: str, subclass: str = "") -> None:
+        self.type = type
+        self.subclass = subclass
+        self.headers: Dict[str, str] = {"Event-Name": type}
+        if subclass:
+            self.headers["Event-Subclass"] = subclass
+        self.body = ""
+
+    def addHeader(self, name: str, value: str) -> bool:
+        if not isinstance(value, str):
+            raise TypeError("addHeader takes strings")
+        self.headers[name] = value
+        return True
+
+    def getHeader(self, name: str) -> Optional[str]:
+        lowered = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lowered:
+                return value
+        return None
+
+    def addBody(self, body: str) -> bool:
+        self.body += body
+        return True
+
+    def fire(self) -> bool:
+        return CORE.fire(self)
+
+
+def consoleLog(level: str, message: str) -> None:
+    CORE.log(level, message)
+
+
+class Session:
+    """A dialplan channel for ``handler(session, args)``: variables and executed apps."""
+
+    def __init__(self, variables: Optional[Dict[str, str]] = None, uuid: str = "00000000-0000-4000-8000-000000000001"):
+        self.variables: Dict[str, str] = dict(variables or {})
+        self.uuid = uuid
+        self.executed: List[Tuple[str, str]] = []
+        self.hung_up = ""
+
+    def getVariable(self, name: str) -> Optional[str]:
+        return self.variables.get(name)
+
+    def setVariable(self, name: str, value: str) -> None:
+        self.variables[name] = value
+
+    def get_uuid(self) -> str:
+        return self.uuid
+
+    def execute(self, app: str, data: str = "") -> None:
+        self.executed.append((app, data))
+
+    def answer(self) -> None:
+        self.executed.append(("answer", ""))
+
+    def hangup(self, cause: str = "NORMAL_CLEARING") -> None:
+        self.hung_up = cause
+
+    def ready(self) -> bool:
+        return not self.hung_up
+
+
+sys.modules.setdefault("freeswitch", sys.modules[__name__])
