@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from cti import app as wiring
 from cti.domain.errors import CtiError
@@ -24,10 +24,6 @@ class Caller:
     """Who dialed, for a dialplan app: the phone's authenticated directory user, if any."""
 
     phone: Optional[Phone] = None
-
-    @property
-    def is_app(self) -> bool:
-        return True
 
 
 API = None  # the caller of an API command: fs_cli / ESL, trusted like the switch's console
@@ -51,7 +47,7 @@ def _caller_seat(seats: Seats, caller: Optional[Caller]) -> Optional[str]:
     return seats.seat_on_phone(caller.phone)
 
 
-def _target_and_operator(seats: Seats, seat: str, operator: str, caller: Optional[Caller]) -> tuple:
+def _target_and_operator(seats: Seats, seat: str, operator: str, caller: Optional[Caller]) -> Tuple[str, str]:
     """From a phone, the seat defaults to the caller's own, and the caller is the operator."""
     mine = _caller_seat(seats, caller)
     if seat in ("", "-"):

@@ -15,7 +15,7 @@ import yaml
 
 from cti.domain import passwords
 from cti.domain.errors import CtiError
-from cti.domain.model import BUSY, IDLE, ID_RE
+from cti.domain.model import BUSY, ID_RE, IDLE
 
 try:  # libyaml when the system has it (Debian's python3-yaml does)
     _Loader: Any = yaml.CSafeLoader
@@ -67,9 +67,9 @@ class Config:
 class _Node:
     """A YAML node with its line, and typed accessors that fail with ``file:line``."""
 
-    def __init__(self, doc: _Doc, node: yaml.Node, where: str) -> None:
+    def __init__(self, doc: _Doc, node: yaml.Node, where: str, line: int = 0) -> None:
         self.doc, self.node, self.where = doc, node, where
-        self.line = node.start_mark.line + 1
+        self.line = line or node.start_mark.line + 1
 
     def fail(self, what: str) -> CtiError:
         return self.doc.fail(self.line, f"{self.where}: {what}" if self.where else what)
@@ -81,7 +81,7 @@ class _Node:
         for key_node, value_node in self.node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             where = f"{self.where}.{key}" if self.where else str(key)
-            child = _Node(self.doc, value_node, where)
+            child = _Node(self.doc, value_node, where, key_node.start_mark.line + 1)
             if key is None or key == "":
                 raise _Node(self.doc, key_node, self.where).fail("keys must be plain words")
             if key in out:
@@ -242,4 +242,4 @@ def load(path: str) -> Config:
             _cache[path] = (stamp, result)
     if isinstance(result, CtiError):
         raise result
-    return result  # type: ignore[no-any-return]
+    return result

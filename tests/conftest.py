@@ -39,28 +39,28 @@ hotlines:
 seats:
   "101":
     name: Alice
-    password: "{h['101']}"
+    password: "{h["101"]}"
     hotlines: ["8001"]
   "102":
     name: Bob
-    password: "{h['102']}"
+    password: "{h["102"]}"
     hotlines: ["8001"]
     supervisor: true
   "103":
     name: 张三
-    password: "{h['103']}"
+    password: "{h["103"]}"
     hotlines: ["8001", "8002"]
   "104":
     name: Dave
-    password: "{h['104']}"
+    password: "{h["104"]}"
     hotlines: ["8001"]
   "201":
     name: Erin
-    password: "{h['201']}"
+    password: "{h["201"]}"
     hotlines: ["8002"]
   "202":
     name: Frank
-    password: "{h['202']}"
+    password: "{h["202"]}"
     hotlines: ["8002"]
     supervisor: true
 {extra}"""

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import Dict, Iterator, Mapping, Optional, Sequence
-
-try:
-    from typing import Protocol
-except ImportError:  # pragma: no cover - Python < 3.8
-    from typing_extensions import Protocol  # type: ignore[assignment]
+from typing import Dict, Iterator, Mapping, Optional, Protocol, Sequence
 
 
 class Store(Protocol):

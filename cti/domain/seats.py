@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import unicodedata
 from typing import Callable, Dict, List, Optional, Sequence
 
 from cti.config import Config, SeatConf
@@ -328,6 +329,4 @@ def _width(text: str) -> int:
 
 
 def _wide(ch: str) -> bool:
-    import unicodedata
-
     return unicodedata.east_asian_width(ch) in ("W", "F")

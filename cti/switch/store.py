@@ -40,7 +40,9 @@ def encode_key(key: str) -> str:
 
 def _pieces(text: str, limit: int) -> List[str]:
     """Split ``text`` into runs of at most ``limit`` UTF-8 bytes, never inside a character."""
-    out, run, size = [], [], 0
+    out: List[str] = []
+    run: List[str] = []
+    size = 0
     for ch in text:
         n = len(ch.encode())
         if size + n > limit:

@@ -14,7 +14,7 @@ import importlib
 import sys
 import threading
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 HASH_USAGE = "-ERR Usage: hash insert|insert_ifempty|select|delete|delete_ifmatch/realm/key[/value]\n"
 
@@ -61,7 +61,7 @@ class Core:
             "db_dir": "/usr/local/freeswitch/db",
         }
         self.modules = {"mod_hash", "mod_db", "mod_python3", "mod_commands", "mod_dptools"}
-        self.events: List["Event"] = []
+        self.events: List[Event] = []
         self.logs: List[Tuple[str, str]] = []
         self.api_log: List[str] = []
         self.commands: Dict[str, Callable[[str], str]] = {
@@ -205,7 +205,7 @@ class Core:
         return "OK\n"
 
     # -- events and logs ---------------------------------------------------------------------------
-    def fire(self, event: "Event") -> bool:
+    def fire(self, event: Event) -> bool:
         with self.lock:
             self.events.append(event)
         return True

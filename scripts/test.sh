@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# cti's checks: ruff (lint + format), mypy, pytest. Creates .venv and installs the test
+# tools (setup.cfg's [test] and [dev] extras) on first use or when setup.cfg changes.
+# Arguments go to pytest:  scripts/test.sh -k robcall
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+  "${PYTHON:-python3}" -m venv .venv
+fi
+if [ ! -f .venv/.cti-deps ] || [ setup.cfg -nt .venv/.cti-deps ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,dev]"
+  touch .venv/.cti-deps
+fi
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"
