@@ -7,6 +7,7 @@ Pure Python: the switch layer resolves the path, this module only reads the file
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
@@ -23,6 +24,7 @@ except AttributeError:  # pragma: no cover - pure-Python PyYAML
     _Loader = yaml.SafeLoader
 
 STORES = ("hash", "db")
+_FEATURE_RE = re.compile(r"[*#][0-9]{1,6}\Z")
 _REALM_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
@@ -48,6 +50,14 @@ class Tones:
     error: str = "tone_stream://%(500,500,480,620);loops=2"
 
 
+FEATURE_DEFAULTS = {
+    "checkin": "*21",
+    "checkout": "*22",
+    "busy": "*23",
+    "idle": "*24",
+}
+
+
 @dataclass(frozen=True)
 class Config:
     path: str
@@ -56,6 +66,7 @@ class Config:
     gateway: str = ""
     checkin_status: str = IDLE
     tones: Tones = field(default_factory=Tones)
+    features: Dict[str, str] = field(default_factory=lambda: dict(FEATURE_DEFAULTS))
     hotlines: Dict[str, Hotline] = field(default_factory=dict)
     seats: Dict[str, SeatConf] = field(default_factory=dict)
 
@@ -150,7 +161,7 @@ def parse(path: str, text: str) -> Config:
     root = doc.root()
     if root is None:
         raise doc.fail(1, "the file is empty")
-    top = root.mapping(("store", "realm", "gateway", "checkin_status", "tones", "hotlines", "seats"))
+    top = root.mapping(("store", "realm", "gateway", "checkin_status", "tones", "features", "hotlines", "seats"))
     values: Dict[str, Any] = {}
     if "store" in top:
         values["store"] = top["store"].raw()
@@ -173,6 +184,17 @@ def parse(path: str, text: str) -> Config:
     if "tones" in top:
         tones = top["tones"].mapping(("ok", "error"))
         values["tones"] = Tones(**{k: v.text(500) for k, v in tones.items()})
+    if "features" in top:
+        codes = dict(FEATURE_DEFAULTS)
+        for action, node in top["features"].mapping(tuple(FEATURE_DEFAULTS)).items():
+            code = node.text(8)
+            if not _FEATURE_RE.match(code):
+                raise node.fail("a feature code is '*' or '#' then digits, e.g. \"*21\"")
+            codes[action] = code
+        clash = [a for a in codes for b in codes if a != b and codes[b].startswith(codes[a])]
+        if clash:
+            raise top["features"].fail(f"feature codes of {clash[0]} and another action overlap: {codes}")
+        values["features"] = codes
     hotlines: Dict[str, Hotline] = {}
     for hid, node in (top["hotlines"].mapping() if "hotlines" in top else {}).items():
         if not ID_RE.match(hid):

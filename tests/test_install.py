@@ -1,0 +1,163 @@
+"""scripts/install.sh against a fake switch layout and a fake fs_cli on PATH."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import HERE, ROOT
+
+MODULES_XML = """<configuration name="modules.conf" description="Modules">
+  <modules>
+    <load module="mod_console"/>
+    <!-- <load module="mod_python3"/> -->
+    <load module="mod_sofia"/>
+  </modules>
+</configuration>
+"""
+
+
+class FakeSwitch:
+    def __init__(self, tmp: Path) -> None:
+        self.root = tmp / "fs"
+        self.conf = self.root / "conf"
+        self.scripts = self.root / "scripts"
+        self.bin = tmp / "bin"
+        for d in (self.conf / "autoload_configs", self.conf / "dialplan" / "default", self.scripts, self.bin):
+            d.mkdir(parents=True)
+        (self.conf / "autoload_configs" / "modules.conf.xml").write_text(MODULES_XML)
+        self.state = {
+            "globals": {"conf_dir": str(self.conf), "script_dir": str(self.scripts)},
+            "loaded": ["mod_console", "mod_sofia"],
+        }
+        self.save()
+        fs_cli = self.bin / "fs_cli"
+        fs_cli.write_text(f'#!/bin/sh\nexec {sys.executable} {HERE / "fake_fs_cli.py"} "$@"\n')
+        fs_cli.chmod(0o755)
+
+    def save(self) -> None:
+        (self.root / "state.json").write_text(json.dumps(self.state))
+
+    def install(self, *args: str, path: str = "", fs_cli: str = "") -> subprocess.CompletedProcess:
+        env = {
+            "PATH": f"{path or self.bin}:/usr/bin:/bin",
+            "FAKE_FS": str(self.root),
+            "FAKE_FS_SHIM": str(HERE / "shim"),
+            "PYTHON": sys.executable,
+            "HOME": os.environ.get("HOME", "/tmp"),
+        }
+        if fs_cli:
+            env["FS_CLI"] = fs_cli
+        return subprocess.run(
+            ["bash", str(ROOT / "scripts" / "install.sh"), *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    def commands(self) -> list:
+        log = self.root / "commands.log"
+        return log.read_text().splitlines() if log.exists() else []
+
+    def tree(self) -> dict:
+        out = {}
+        for p in sorted(self.root.rglob("*")):
+            if p.is_file() and p.name not in ("commands.log",) and "__pycache__" not in p.parts:
+                out[str(p.relative_to(self.root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+        return out
+
+
+@pytest.fixture
+def fake(tmp_path):
+    return FakeSwitch(tmp_path)
+
+
+def test_install_into_a_switch(fake):
+    result = fake.install()
+    assert result.returncode == 0, result.stderr
+    installed = sorted(p.relative_to(fake.scripts).as_posix() for p in (fake.scripts / "cti").rglob("*.py"))
+    shipped = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "cti").rglob("*.py"))
+    assert installed == shipped
+    assert (fake.conf / "cti.yaml").read_text() == (ROOT / "config" / "cti.example.yaml").read_text()
+    assert (fake.conf / "dialplan" / "default" / "cti.xml").read_text() == (ROOT / "dialplan" / "cti.xml").read_text()
+    modules = (fake.conf / "autoload_configs" / "modules.conf.xml").read_text()
+    assert '    <load module="mod_python3"/>\n' in modules and '<load module="mod_hash"/>' in modules
+    assert '<!-- <load module="mod_python3"/> -->' in modules, "the user's own lines are left alone"
+    cmds = fake.commands()
+    assert "load mod_hash" in cmds and "load mod_python3" in cmds and "reloadxml" in cmds
+    assert cmds[-2:] == ["python cti.upgrade", "python cti.status"]
+    # the installed copy answers through the switch
+    assert "seat  name" in result.stdout and "1001  Alice" in result.stdout
+    assert "installed and answering" in result.stdout
+
+
+def test_install_is_idempotent_and_keeps_the_users_config(fake):
+    assert fake.install().returncode == 0
+    config = fake.conf / "cti.yaml"
+    config.write_text(config.read_text().replace("name: Alice", "name: Alicia"))
+    before = fake.tree()
+    result = fake.install()
+    assert result.returncode == 0, result.stderr
+    assert fake.tree() == before
+    assert "kept your" in result.stdout and "Alicia" in result.stdout
+
+
+def test_db_store_also_loads_mod_db(fake):
+    (fake.conf / "cti.yaml").write_text((ROOT / "config" / "cti.example.yaml").read_text().replace("store: hash", "store: db"))
+    assert fake.install().returncode == 0
+    assert "load mod_db" in fake.commands()
+    assert '<load module="mod_db"/>' in (fake.conf / "autoload_configs" / "modules.conf.xml").read_text()
+
+
+def test_dry_run_changes_nothing(fake):
+    before = fake.tree()
+    result = fake.install("--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert fake.tree() == before
+    assert "would copy" in result.stdout and "would run: fs_cli -x 'load mod_python3'" in result.stdout
+    assert not any(c.startswith(("load", "reloadxml", "python")) for c in fake.commands())
+
+
+def test_uninstall_reverses_but_keeps_the_config(fake):
+    assert fake.install().returncode == 0
+    result = fake.install("--uninstall")
+    assert result.returncode == 0, result.stderr
+    assert not (fake.scripts / "cti").exists()
+    assert not (fake.conf / "dialplan" / "default" / "cti.xml").exists()
+    assert (fake.conf / "cti.yaml").exists()
+    assert "Kept" in result.stdout
+
+
+def test_without_a_switch_it_says_why_in_one_line(fake, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = fake.install(path=str(empty))
+    if Path("/usr/local/freeswitch/bin/fs_cli").exists():
+        pytest.skip("this machine has a real FreeSWITCH")
+    assert result.returncode == 1
+    assert result.stderr.startswith("install.sh: no FreeSWITCH found") and result.stderr.count("\n") == 1
+
+
+def test_a_switch_that_is_down_is_reported(fake):
+    fake.state["down"] = True
+    fake.save()
+    result = fake.install()
+    assert result.returncode == 1
+    assert "FreeSWITCH is not answering fs_cli" in result.stderr
+
+
+def test_upgrade_drops_the_old_modules_so_the_new_code_runs(switch):
+    assert switch.cli("python cti.status").startswith("seat")
+    saved = {k: v for k, v in sys.modules.items() if k == "cti" or k.startswith("cti.")}
+    try:
+        reply = switch.cli("python cti.upgrade")
+        assert reply.startswith("+OK dropped ")
+        assert not [k for k in sys.modules if k == "cti" or k.startswith("cti.")]
+        assert switch.cli("python cti.status").startswith("seat")  # loads afresh
+        assert sys.modules["cti._entry"] is not saved["cti._entry"]
+    finally:
+        for k in [k for k in sys.modules if k == "cti" or k.startswith("cti.")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
