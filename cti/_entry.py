@@ -13,8 +13,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from cti import app as wiring
 from cti.domain.errors import CtiError
-from cti.domain.model import Phone, check_id, check_reason
+from cti.domain.model import CAUSES, Phone, check_id, check_reason
 from cti.domain.seats import Seats
+from cti.switch import events
+from cti.switch.api import SessionChannel
 
 PASSWORD_MAX = 128
 
@@ -24,6 +26,7 @@ class Caller:
     """Who dialed, for a dialplan app: the phone's authenticated directory user, if any."""
 
     phone: Optional[Phone] = None
+    channel: Optional[SessionChannel] = None
 
 
 API = None  # the caller of an API command: fs_cli / ESL, trusted like the switch's console
@@ -34,7 +37,7 @@ class Command:
     usage: str
     min_args: int
     max_args: int
-    run: Callable[[Seats, List[str], Optional[Caller]], str]
+    run: Callable[[List[str], Optional[Caller]], str]
 
 
 def _usage(cmd: Command) -> CtiError:
@@ -64,7 +67,7 @@ def _target_and_operator(seats: Seats, seat: str, operator: str, caller: Optiona
     return seat, operator
 
 
-def _checkin(seats: Seats, a: List[str], caller: Optional[Caller]) -> str:
+def _checkin(a: List[str], caller: Optional[Caller]) -> str:
     hotline, seat, password = a[0], a[1], a[2]
     if hotline != "-":
         check_id("hotline", hotline)
@@ -77,26 +80,29 @@ def _checkin(seats: Seats, a: List[str], caller: Optional[Caller]) -> str:
         phone = caller.phone
     else:
         raise CtiError("no_phone", "no phone given and the calling channel has no authenticated user")
-    return seats.checkin(hotline, seat, password, phone, a[5] if len(a) >= 6 else "agent")
+    return wiring.seats().checkin(hotline, seat, password, phone, a[5] if len(a) >= 6 else "agent")
 
 
-def _checkout(seats: Seats, a: List[str], caller: Optional[Caller]) -> str:
+def _checkout(a: List[str], caller: Optional[Caller]) -> str:
+    seats = wiring.seats()
     seat, operator = _target_and_operator(seats, _at(a, 0), _at(a, 1), caller)
     return seats.checkout(seat, operator)
 
 
-def _busy(seats: Seats, a: List[str], caller: Optional[Caller]) -> str:
+def _busy(a: List[str], caller: Optional[Caller]) -> str:
     reason = check_reason(_at(a, 1))
+    seats = wiring.seats()
     seat, operator = _target_and_operator(seats, _at(a, 0), _at(a, 2), caller)
     return seats.set_status("busy", seat, reason, operator)
 
 
-def _idle(seats: Seats, a: List[str], caller: Optional[Caller]) -> str:
+def _idle(a: List[str], caller: Optional[Caller]) -> str:
+    seats = wiring.seats()
     seat, operator = _target_and_operator(seats, _at(a, 0), _at(a, 1), caller)
     return seats.set_status("idle", seat, "", operator)
 
 
-def _status(seats: Seats, a: List[str], caller: Optional[Caller]) -> str:
+def _status(a: List[str], caller: Optional[Caller]) -> str:
     as_json = bool(a) and a[-1] == "json"
     rest = a[:-1] if as_json else a
     if len(rest) > 1:
@@ -104,7 +110,38 @@ def _status(seats: Seats, a: List[str], caller: Optional[Caller]) -> str:
     target = rest[0] if rest else ""
     if target:
         check_id("seat or hotline", target)
-    return seats.status(target, as_json)
+    sup = wiring.supervisors()
+    live = [s for s in sup.sessions() if s.state == "ringing" or sup.calls.exists(s.leg)]
+    return sup.seats.status(target, as_json, live)
+
+
+def _supervise(action: str) -> Callable[[List[str], Optional[Caller]], str]:
+    def run(a: List[str], caller: Optional[Caller]) -> str:
+        seat = check_id("seat", a[0])
+        sup = wiring.supervisors()
+        if len(a) > 1:
+            supervisor = check_id("supervisor", a[1])
+        elif caller is not None and caller.phone is not None:
+            mine = sup.seats.seat_on_phone(caller.phone)
+            if mine is None:
+                raise CtiError("not_signed_in", f"phone {caller.phone.number} has no signed-in seat")
+            supervisor = mine
+        else:
+            raise _usage(COMMANDS[action])
+        channel = caller.channel if caller is not None and len(a) == 1 else None
+        return sup.supervise(action, seat, supervisor, channel)
+
+    return run
+
+
+def _stopcall(a: List[str], caller: Optional[Caller]) -> str:
+    rest = a[1:]
+    cause = rest.pop() if rest and rest[-1] in CAUSES else "MANAGER_REQUEST"
+    if len(rest) > 1 or (rest and not rest[0].isdigit() and rest[0].upper() == rest[0] and "_" in rest[0]):
+        raise CtiError("bad_arg", f"hangup cause {(rest[-1])[:30]!r} is not one of {', '.join(sorted(CAUSES))}")
+    sup = wiring.supervisors()
+    seat, operator = _target_and_operator(sup.seats, a[0], rest[0] if rest else "", caller)
+    return sup.stopcall(seat, operator, cause)
 
 
 def _at(a: List[str], i: int) -> str:
@@ -117,9 +154,15 @@ COMMANDS: Dict[str, Command] = {
     "busy": Command("cti.busy <seat> [<reason> [<operator>]]", 1, 3, _busy),
     "idle": Command("cti.idle <seat> [<operator>]", 1, 2, _idle),
     "status": Command("cti.status [<seat>|<hotline>] [json]", 0, 2, _status),
+    "monitor": Command("cti.monitor <seat> <supervisor>", 2, 2, _supervise("monitor")),
+    "whisper": Command("cti.whisper <seat> <supervisor>", 2, 2, _supervise("whisper")),
+    "barge": Command("cti.barge <seat> <supervisor>", 2, 2, _supervise("barge")),
+    "robcall": Command("cti.robcall <seat> <supervisor>", 2, 2, _supervise("robcall")),
+    "stopcall": Command("cti.stopcall <seat> [<operator>] [<cause>]", 1, 3, _stopcall),
 }
-# From a phone the phone (checkin) or the seat (the others) may be left out.
-APP_MIN_ARGS = {"checkin": 3, "checkout": 0, "busy": 0, "idle": 0}
+# From a phone the phone (checkin), the seat (the others) or the supervisor (the caller) may
+# be left out.
+APP_MIN_ARGS = {"checkin": 3, "checkout": 0, "busy": 0, "idle": 0, "monitor": 1, "whisper": 1, "barge": 1, "robcall": 1}
 
 
 def execute(name: str, args: str, caller: Optional[Caller]) -> str:
@@ -129,7 +172,7 @@ def execute(name: str, args: str, caller: Optional[Caller]) -> str:
         low = APP_MIN_ARGS.get(name, cmd.min_args) if caller is not None else cmd.min_args
         if not low <= len(argv) <= cmd.max_args:
             raise _usage(cmd)
-        return cmd.run(wiring.seats(), argv, caller)
+        return cmd.run(argv, caller)
     except CtiError as exc:
         return exc.reply()
     except Exception as exc:  # never let mod_python3 answer "-ERR no reply"
@@ -146,7 +189,7 @@ def api(name: str, stream: Any, args: str) -> None:
 
 
 def app(name: str, session: Any, args: str) -> None:
-    caller = Caller(_session_phone(session))
+    caller = Caller(_session_phone(session), SessionChannel(session))
     reply = execute(name, args if isinstance(args, str) else "", caller)
     ok = reply.startswith("+OK") or not reply.startswith("-ERR")
     try:
@@ -171,3 +214,24 @@ def _session_phone(session: Any) -> Optional[Phone]:
         return Phone.parse(user) if user else None
     except CtiError:
         return None
+
+
+class _Watcher:
+    """``cti.watcher``: the call watcher's thread body and its fs_cli controls."""
+
+    run = staticmethod(events.run)
+
+    @staticmethod
+    def command(args: str) -> str:
+        word = (args or "").strip()
+        if word == "stop":
+            events.stop()
+            return "+OK stopping the call watcher\n"
+        if word in ("", "status"):
+            if wiring.watcher_alive():
+                return "+OK call watcher running\n"
+            return "+OK call watcher not running: supervisor commands scan the channels (start it: pyrun cti.watcher)\n"
+        return "-ERR usage cti.watcher [status|stop]\n"
+
+
+watcher = _Watcher()

@@ -11,10 +11,15 @@ from typing import Dict, Tuple
 from cti import config
 from cti.domain.ports import KeyedLocks
 from cti.domain.seats import Seats
+from cti.domain.supervision import Supervisors
 from cti.switch.api import Switch
+from cti.switch.calls import SwitchCalls
 from cti.switch.store import SwitchStore
 
 PATH_TTL = 5.0  # seconds a resolved config path is trusted (two global_getvar calls)
+WATCHER_SILENCE = 3.0  # a watcher that has not looked for events for this long is not running
+
+_beat = 0.0
 
 _locks = KeyedLocks()
 _path: Tuple[float, str] = (0.0, "")
@@ -35,8 +40,9 @@ def config_path(sw: Switch) -> str:
 
 def forget() -> None:
     """Drop cached look-ups (tests; a changed ``cti_config`` takes effect at once)."""
-    global _path
+    global _path, _beat
     _path = (0.0, "")
+    _beat = 0.0
     _stores.clear()
 
 
@@ -53,3 +59,18 @@ def seats() -> Seats:
     sw = Switch.here()
     cfg = config.load(config_path(sw))
     return Seats(cfg, store_for(sw, cfg.store, cfg.realm), sw, sw, _locks)
+
+
+def beat() -> None:
+    """The call watcher is alive (it calls this at least once a second)."""
+    global _beat
+    _beat = time.monotonic()
+
+
+def watcher_alive() -> bool:
+    return time.monotonic() - _beat < WATCHER_SILENCE
+
+
+def supervisors() -> Supervisors:
+    sw = Switch.here()
+    return Supervisors(seats(), SwitchCalls(sw), sw, watcher_alive)

@@ -103,7 +103,7 @@ def test_status_table_reads_at_a_glance(switch):
     switch.cti("busy", "101 lunch")
     table = switch.cti("status")
     lines = table.splitlines()
-    assert lines[0].split() == ["seat", "name", "hotline", "role", "phone", "status", "for", "reason"]
+    assert lines[0].split() == ["seat", "name", "hotline", "role", "phone", "status", "for", "reason", "supervision"]
     assert lines[1].split() == ["101", "Alice", "8001", "agent", "user/101", "busy", "0:00:00", "lunch"]
     assert lines[3].split() == ["103", "张三", "8002", "agent", "user/103", "idle", "0:00:00"]
     assert lines[4].split() == ["104", "Dave", "-", "-", "-", "signed_out", "-"]

@@ -16,6 +16,8 @@ CODES = {
     "not_signed_in": "the seat (or the operator) is not signed in",
     "phone_in_use": "another signed-in seat already uses that phone",
     "seat_in_call": "the seat is ringing or in a call; the change waits for the call to end",
+    "seat_not_in_call": "the seat has no answered call to supervise or end",
+    "call_taken": "another supervisor is already taking that call over",
     "no_gateway": "an external phone needs a gateway in the configuration",
     "no_phone": "no phone given and the calling channel has no authenticated user",
     "store": "FreeSWITCH's store (mod_hash / mod_db) did not answer as expected",

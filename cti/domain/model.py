@@ -36,6 +36,25 @@ TRANSITIONS: Dict[str, FrozenSet[str]] = {
     "idle": frozenset({IDLE, BUSY, WRAP_UP}),
 }
 
+# Hangup causes a supervisor may give to stopcall (Q.850 names the switch knows).
+CAUSES = frozenset(
+    {
+        "MANAGER_REQUEST",
+        "NORMAL_CLEARING",
+        "CALL_REJECTED",
+        "USER_BUSY",
+        "NO_ANSWER",
+        "NORMAL_UNSPECIFIED",
+        "ORIGINATOR_CANCEL",
+        "SYSTEM_SHUTDOWN",
+        "NORMAL_TEMPORARY_FAILURE",
+        "ATTENDED_TRANSFER",
+        "BLIND_TRANSFER",
+        "EXCHANGE_ROUTING_ERROR",
+        "FACILITY_REJECTED",
+    }
+)
+
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,31}\Z")
 _INTERNAL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,31}(@[A-Za-z0-9][A-Za-z0-9.-]{0,63})?\Z")
 _EXTERNAL_RE = re.compile(r"\+?[0-9*#]{1,32}\Z")
@@ -99,14 +118,40 @@ class SeatState:
     signed_in_at: float
     reason: str = ""
     operator: str = ""
+    call: str = ""  # the leg to the seat's phone, while ringing / in a call
+    customer: str = ""  # that leg's partner
+    prior: str = ""  # the status to return to after the call (idle, busy)
+    prior_reason: str = ""
 
     @property
     def phone_obj(self) -> Phone:
         return Phone(self.phone, self.phone_type)
 
-    def moved(self, status: str, now: float, reason: str = "", operator: str = "") -> SeatState:
+    def moved(
+        self,
+        status: str,
+        now: float,
+        reason: Optional[str] = None,
+        operator: str = "",
+        call: Optional[str] = None,
+        customer: Optional[str] = None,
+        prior: Optional[str] = None,
+        prior_reason: Optional[str] = None,
+    ) -> SeatState:
+        """This seat in ``status``; what is not given stays (the reason: kept only while the
+        status stays the same)."""
         since = self.since if status == self.status else now
-        return replace(self, status=status, since=since, reason=reason, operator=operator)
+        return replace(
+            self,
+            status=status,
+            since=since,
+            reason=(self.reason if status == self.status else "") if reason is None else reason,
+            operator=operator,
+            call=self.call if call is None else call,
+            customer=self.customer if customer is None else customer,
+            prior=self.prior if prior is None else prior,
+            prior_reason=self.prior_reason if prior_reason is None else prior_reason,
+        )
 
     def encode(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))

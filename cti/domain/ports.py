@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import Dict, Iterator, Mapping, Optional, Protocol, Sequence
+from typing import Dict, Iterator, Mapping, Optional, Protocol, Sequence, Tuple
 
 
 class Store(Protocol):
@@ -32,6 +32,35 @@ class Store(Protocol):
 
 class Events(Protocol):
     def fire(self, subclass: str, headers: Mapping[str, str]) -> None: ...
+
+
+class Calls(Protocol):
+    """Call control: the switch's channels, looked up by uuid (never by scanning, but in
+    ``scan_for``, the fallback when the call watcher is not running)."""
+
+    def exists(self, uuid: str) -> bool: ...
+
+    def partner(self, uuid: str) -> Optional[str]:
+        """The leg bridged to ``uuid``, if any."""
+        ...
+
+    def scan_for(self, ext: str) -> Tuple[Optional[str], int]:
+        """(the outbound leg to extension/number ``ext``, channels scanned)."""
+        ...
+
+    def kill(self, uuid: str, cause: str) -> bool: ...
+
+    def set_var(self, uuid: str, name: str, value: str) -> None: ...
+
+    def originate(self, dial: str, variables: Mapping[str, str], app: str, data: str) -> Tuple[str, str]:
+        """Ring ``dial`` in the background; on answer run ``app(data)`` on it. (new leg, job)."""
+        ...
+
+    def transfer_app(self, uuid: str, app: str, data: str) -> bool:
+        """Run ``app(data)`` on a live leg at once (``uuid_transfer ... inline``)."""
+        ...
+
+    def send_dtmf(self, uuid: str, digits: str) -> bool: ...
 
 
 class Log(Protocol):

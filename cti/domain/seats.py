@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import unicodedata
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from cti.config import Config, SeatConf
 from cti.domain import passwords
@@ -17,11 +17,13 @@ from cti.domain.errors import CtiError
 from cti.domain.model import (
     BUSY,
     IDLE,
+    IN_CALL,
     ON_A_CALL,
     ROLES,
     SIGNED_OUT,
     SUPERVISOR,
     TRANSITIONS,
+    WRAP_UP,
     Phone,
     SeatState,
 )
@@ -102,9 +104,12 @@ class Seats:
     ) -> None:
         self.config = config
         self.repo = SeatRepo(store, log)
-        self._events = events
-        self._locks = locks
+        self.events = events
+        self.locks = locks
         self._clock = clock
+
+    def now(self) -> float:
+        return self._clock()
 
     # -- look-ups -------------------------------------------------------------------------
     def seat_conf(self, seat: str) -> SeatConf:
@@ -127,7 +132,7 @@ class Seats:
             raise CtiError("not_signed_in", f"seat {seat} is not signed in")
         return state
 
-    def _check_operator(self, state: SeatState, operator: str) -> str:
+    def check_operator(self, state: SeatState, operator: str) -> str:
         """Who acts on ``state``: the seat itself, or a signed-in supervisor of its hotline."""
         if not operator or operator == state.seat:
             return state.seat
@@ -150,23 +155,41 @@ class Seats:
                 raise CtiError("seat_in_call", f"seat {state.seat} is {state.status}; {action} waits for the call to end")
             raise CtiError("bad_arg", f"seat {state.seat} is {state.status}; cannot {action}")
 
-    def _fire(self, action: str, state: SeatState, previous: str, operator: str) -> None:
+    def _fire(self, action: str, state: SeatState, previous: str, operator: str, extra: Optional[Dict[str, str]] = None) -> None:
         conf = self.config.seats[state.seat]
-        self._events.fire(
-            "cti::seat",
-            {
-                "CTI-Action": action,
-                "CTI-Seat": state.seat,
-                "CTI-Seat-Name": conf.name,
-                "CTI-Hotline": state.hotline,
-                "CTI-Role": state.role,
-                "CTI-Phone": state.phone_obj.dial_string(self.config.gateway),
-                "CTI-Status": state.status,
-                "CTI-Previous-Status": previous,
-                "CTI-Operator": operator,
-                "CTI-Reason": state.reason,
-                "CTI-Timestamp": f"{self._clock():.3f}",
-            },
+        headers = {
+            "CTI-Action": action,
+            "CTI-Seat": state.seat,
+            "CTI-Seat-Name": conf.name,
+            "CTI-Hotline": state.hotline,
+            "CTI-Role": state.role,
+            "CTI-Phone": state.phone_obj.dial_string(self.config.gateway),
+            "CTI-Status": state.status,
+            "CTI-Previous-Status": previous,
+            "CTI-Operator": operator,
+            "CTI-Reason": state.reason,
+            "CTI-Timestamp": f"{self._clock():.3f}",
+        }
+        self.events.fire("cti::seat", dict(headers, **(extra or {})))
+
+    def fire_call(self, action: str, state: SeatState, previous: str, cause: str = "") -> None:
+        """A seat's call rang, was answered or ended (the watcher)."""
+        self._fire(
+            action,
+            state,
+            previous,
+            state.seat,
+            {"CTI-Call": state.call, "CTI-Customer": state.customer, "CTI-Hangup-Cause": cause},
+        )
+
+    def after_call(self, state: SeatState) -> SeatState:
+        """The seat once its call ended: wrap-up after a talk when the hotline has one, else
+        back to what it was before the call (idle, or busy with its reason)."""
+        wrap = self.config.hotlines[state.hotline].wrap_up if state.hotline in self.config.hotlines else 0
+        status = WRAP_UP if state.status == IN_CALL and wrap > 0 else (state.prior or IDLE)
+        reason = "" if status == WRAP_UP else state.prior_reason
+        return state.moved(
+            status, self._clock(), reason=reason, operator=state.seat, call="", customer="", prior="", prior_reason=""
         )
 
     # -- use cases ------------------------------------------------------------------------
@@ -187,7 +210,7 @@ class Seats:
             raise CtiError("not_supervisor", f"seat {seat} may not sign in as supervisor")
         if phone.type == "external" and not self.config.gateway:
             raise CtiError("no_gateway", f"external phone {phone.number} needs 'gateway' in {self.config.path}")
-        with self._locks.hold(seat):
+        with self.locks.hold(seat):
             current = self.repo.get(seat)
             previous = current.status if current else SIGNED_OUT
             if current is not None:
@@ -220,9 +243,9 @@ class Seats:
 
     def checkout(self, seat: str, operator: str = "") -> str:
         self.seat_conf(seat)
-        with self._locks.hold(seat):
+        with self.locks.hold(seat):
             state = self._signed_in(seat)
-            by = self._check_operator(state, operator)
+            by = self.check_operator(state, operator)
             self._check_transition("checkout", state)
             self.repo.remove(seat)
             self.repo.release_phone(state.phone_obj, seat)
@@ -234,9 +257,9 @@ class Seats:
         """busy / idle."""
         target = BUSY if action == "busy" else IDLE
         self.seat_conf(seat)
-        with self._locks.hold(seat):
+        with self.locks.hold(seat):
             state = self._signed_in(seat)
-            by = self._check_operator(state, operator)
+            by = self.check_operator(state, operator)
             self._check_transition(action, state)
             changed = state.status != target or state.reason != reason
             if changed:
@@ -247,7 +270,7 @@ class Seats:
         return f"+OK {seat} {target}" + (f" ({reason})" if reason else "")
 
     # -- status ---------------------------------------------------------------------------
-    def status(self, target: str = "", as_json: bool = False) -> str:
+    def status(self, target: str = "", as_json: bool = False, sessions: Sequence[Any] = ()) -> str:
         cfg = self.config
         if not target:
             seats = list(cfg.seats)
@@ -261,6 +284,10 @@ class Seats:
         if target in cfg.hotlines:  # a seat allowed on this hotline but signed in elsewhere is not its
             seats = [s for s in seats if s not in states or states[s].hotline == target]
         now = self._clock()
+        watching = {s.supervisor: f"on {s.seat} ({s.mode}{', ringing' if s.state == 'ringing' else ''})" for s in sessions}
+        watched: Dict[str, List[str]] = {}
+        for s in sessions:
+            watched.setdefault(s.seat, []).append(f"{s.mode} by {s.supervisor}")
         rows: List[Dict[str, object]] = []
         for seat in seats:
             conf = cfg.seats[seat]
@@ -276,6 +303,7 @@ class Seats:
                     "since": round(st.since, 3) if st else None,
                     "seconds": int(max(0.0, now - st.since)) if st else None,
                     "reason": st.reason if st else "",
+                    "supervision": watching.get(seat) or ", ".join(watched.get(seat, [])),
                 }
             )
         if as_json:
@@ -301,7 +329,7 @@ def _duration(seconds: object) -> str:
 
 
 def _table(rows: List[Dict[str, object]]) -> str:
-    head = ("seat", "name", "hotline", "role", "phone", "status", "for", "reason")
+    head = ("seat", "name", "hotline", "role", "phone", "status", "for", "reason", "supervision")
     lines = [head] + [
         (
             str(r["seat"]),
@@ -311,7 +339,8 @@ def _table(rows: List[Dict[str, object]]) -> str:
             str(r["phone"]) or "-",
             str(r["status"]),
             _duration(r["seconds"]) or "-",
-            str(r["reason"]),
+            str(r["reason"]) or ("-" if r["supervision"] else ""),
+            str(r["supervision"]),
         )
         for r in rows
     ]

@@ -38,3 +38,17 @@ class Switch:
         for name, value in headers.items():
             event.addHeader(name, value)
         event.fire()
+
+
+class SessionChannel:
+    """The dialplan caller's own channel (a ``freeswitch.Session``), for feature codes."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self.uuid: str = session.get_uuid()
+
+    def set_var(self, name: str, value: str) -> None:
+        self._session.setVariable(name, value)
+
+    def execute(self, app: str, data: str) -> None:
+        self._session.execute(app, data)

@@ -10,11 +10,14 @@ mod_hash runs under its rwlock, so ``insert_ifempty`` / ``delete_ifmatch`` are a
 
 from __future__ import annotations
 
+import collections
 import importlib
 import sys
 import threading
 import traceback
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Deque, Dict, List, Optional, Tuple
+
+from _calls import DOMAIN, CallsMixin, Channel
 
 HASH_USAGE = "-ERR Usage: hash insert|insert_ifempty|select|delete|delete_ifmatch/realm/key[/value]\n"
 
@@ -47,8 +50,8 @@ def _field(text: str) -> str:
     return "".join(out)
 
 
-class Core:
-    """One switch: its stores, globals, events, logs and the API commands it knows."""
+class Core(CallsMixin):
+    """One switch: its stores, globals, events, logs, calls and the API commands it knows."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
@@ -76,6 +79,8 @@ class Core:
             "module_exists": lambda arg: "true" if arg.strip() in self.modules else "false",
         }
         self.module_of = {"hash": "mod_hash", "hash_dump": "mod_hash", "db": "mod_db", "python": "mod_python3"}
+        self.globals["domain"] = DOMAIN
+        self._init_calls()
 
     # -- dispatch -------------------------------------------------------------------------
     def api(self, name: str, arg: str) -> str:
@@ -271,6 +276,15 @@ class Event:
                 return value
         return None
 
+    def getBody(self) -> str:
+        return self.body
+
+    def getType(self) -> str:
+        return self.type
+
+    def serialize(self, fmt: str = "") -> str:
+        return "".join(f"{k}: {v}\n" for k, v in self.headers.items())
+
     def addBody(self, body: str) -> bool:
         self.body += body
         return True
@@ -283,12 +297,52 @@ def consoleLog(level: str, message: str) -> None:
     CORE.log(level, message)
 
 
-class Session:
-    """A dialplan channel for ``handler(session, args)``: variables and executed apps."""
+class EventConsumer:
+    """mod_python3's EventConsumer: ``bind`` event names (``all``, ``CUSTOM`` + subclass), ``pop``."""
 
-    def __init__(self, variables: Optional[Dict[str, str]] = None, uuid: str = "00000000-0000-4000-8000-000000000001"):
-        self.variables: Dict[str, str] = dict(variables or {})
-        self.uuid = uuid
+    def __init__(self, event_name: str = "", subclass_name: str = "", queue_len: int = 5000) -> None:
+        self._binds: List[Tuple[str, str]] = []
+        self._queue: Deque[Event] = collections.deque(maxlen=queue_len)
+        self._ready = threading.Condition()
+        self._core = CORE
+        CORE.consumers.append(self)
+        if event_name:
+            self.bind(event_name, subclass_name)
+
+    def bind(self, event_name: str, subclass_name: str = "") -> bool:
+        self._binds.append((event_name, subclass_name))
+        return True
+
+    def _offer(self, ev: Event) -> None:
+        for name, sub in self._binds:
+            if name in ("all", "ALL") or (name == ev.type and (not sub or sub == ev.subclass)):
+                with self._ready:
+                    self._queue.append(ev)
+                    self._ready.notify()
+                return
+
+    def pop(self, block: int = 0, timeout: int = 0) -> Optional[Event]:
+        with self._ready:
+            if not self._queue and block:
+                self._ready.wait(timeout / 1000.0 if timeout else None)
+            return self._queue.popleft() if self._queue else None
+
+    def cleanup(self) -> None:
+        if self in self._core.consumers:
+            self._core.consumers.remove(self)
+
+
+class Session:
+    """A dialplan channel for ``handler(session, args)``: variables, executed apps.
+
+    Bound to a shim channel (``channel``), apps run on it the way the switch runs them:
+    ``eavesdrop``/``intercept``/``three_way`` act on the call model and return at once."""
+
+    def __init__(self, variables: Optional[Dict[str, str]] = None, channel: Optional[Channel] = None):
+        self.channel = channel
+        self.variables: Dict[str, str] = channel.variables if channel is not None else {}
+        self.variables.update(variables or {})
+        self.uuid = channel.uuid if channel is not None else "00000000-0000-4000-8000-000000000001"
         self.executed: List[Tuple[str, str]] = []
         self.hung_up = ""
 
@@ -303,15 +357,20 @@ class Session:
 
     def execute(self, app: str, data: str = "") -> None:
         self.executed.append((app, data))
+        if self.channel is not None and self.channel.uuid in CORE.channels:
+            with CORE.lock:
+                CORE._run_app(self.channel, app, data)
 
     def answer(self) -> None:
         self.executed.append(("answer", ""))
 
     def hangup(self, cause: str = "NORMAL_CLEARING") -> None:
         self.hung_up = cause
+        if self.channel is not None and self.channel.uuid in CORE.channels:
+            CORE.hangup(self.channel.uuid, cause)
 
     def ready(self) -> bool:
-        return not self.hung_up
+        return not self.hung_up and (self.channel is None or self.channel.uuid in CORE.channels)
 
 
 sys.modules.setdefault("freeswitch", sys.modules[__name__])

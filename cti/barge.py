@@ -1,0 +1,11 @@
+"""`python cti.barge <seat> <supervisor>` (fs_cli, ESL, dialplan)."""
+
+from cti._entry import api, app
+
+
+def fsapi(session, stream, env, args):
+    api("barge", stream, args)
+
+
+def handler(session, args):
+    app("barge", session, args)

@@ -1,0 +1,265 @@
+"""Supervisor controls on a live call: monitor (监听), whisper (密语), barge (强插),
+take over (强接, robcall) and force hang-up (强拆, stopcall).
+
+The primitives and which leg is which come from CALLS.md: ``eavesdrop`` on the **agent** leg
+(DTMF ``0`` listen, ``2`` whisper to the agent, ``3`` barge, ``1`` talk to the customer only,
+``*`` stop), ``three_way`` (barge from the start), ``intercept <customer leg>`` (the agent leg
+ends ``PICKED_OFF``, the supervisor gets the customer), ``uuid_kill`` with a cause.
+
+A supervisor has at most one supervision session, stored as ``sup.<supervisor>``: while it
+lasts, monitor / whisper / barge change its mode (or its target) without a new call and
+robcall takes the call over from it. A take-over is claimed first (``take.<agent leg>``,
+insert-if-empty), so of two supervisors taking the same call exactly one wins.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Callable, Dict, List, Mapping, Optional, Protocol, Tuple
+
+from cti.domain.errors import CtiError
+from cti.domain.model import CAUSES, ON_A_CALL, SUPERVISOR, SeatState
+from cti.domain.ports import Calls, Log
+from cti.domain.seats import Seats
+
+# eavesdrop DTMF with the agent leg as target (CALLS.md §4)
+MODE_DIGIT = {"monitor": "0", "whisper": "2", "barge": "3"}
+DIGIT_MODE = {"0": "monitor", "2": "whisper", "3": "barge", "1": "customer"}
+ACTIONS = ("monitor", "whisper", "barge", "robcall")
+
+
+def sup_key(supervisor: str) -> str:
+    return f"sup.{supervisor}"
+
+
+def take_key(agent_leg: str) -> str:
+    return f"take.{agent_leg}"
+
+
+@dataclass(frozen=True)
+class Session:
+    supervisor: str
+    seat: str
+    hotline: str
+    agent: str  # the agent leg supervised
+    customer: str
+    leg: str  # the supervisor's own leg
+    mode: str  # monitor | whisper | barge | customer | robcall
+    app: str  # eavesdrop | three_way | intercept: what runs on the supervisor's leg
+    state: str  # ringing (supervisor's phone) | active
+    since: float
+    start_mode: str = ""  # the mode the app starts in (a change while ringing is applied on answer)
+    job: str = ""  # the background job ringing the supervisor
+
+    def encode(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def decode(cls, text: Optional[str]) -> Optional[Session]:
+        if not text:
+            return None
+        try:
+            return cls(**json.loads(text))
+        except (ValueError, TypeError):
+            return None
+
+
+class Channel(Protocol):
+    """The caller's own channel, for a supervisor dialing a feature code."""
+
+    uuid: str
+
+    def set_var(self, name: str, value: str) -> None: ...
+
+    def execute(self, app: str, data: str) -> None: ...
+
+
+def start_app(action: str, agent: str, customer: str) -> Tuple[str, str, Dict[str, str]]:
+    """(application, data, channel variables) that start ``action`` on the supervisor's leg."""
+    if action == "robcall":
+        return "intercept", customer, {}
+    if action == "barge":
+        return "three_way", agent, {}
+    return "eavesdrop", agent, {"eavesdrop_whisper_bleg": "true" if action == "whisper" else "false"}
+
+
+class Supervisors:
+    def __init__(
+        self, seats: Seats, calls: Calls, log: Log, watcher_alive: Callable[[], bool], clock: Callable[[], float] = time.time
+    ) -> None:
+        self.seats = seats
+        self.store = seats.repo.store
+        self.calls = calls
+        self._log = log
+        self._alive = watcher_alive
+        self._clock = clock
+
+    # -- look-ups -------------------------------------------------------------------------
+    def session(self, supervisor: str) -> Optional[Session]:
+        return Session.decode(self.store.get(sup_key(supervisor)))
+
+    def sessions(self) -> List[Session]:
+        sups = [s for s, c in self.seats.config.seats.items() if c.supervisor]
+        raw = self.store.get_many([sup_key(s) for s in sups])
+        return [s for s in (Session.decode(v) for v in raw.values()) if s is not None]
+
+    def call_of(self, state: SeatState, answered: bool = True) -> Tuple[str, str]:
+        """(agent leg, customer leg) of the seat's live call: O(1) from the seat record that the
+        watcher keeps; one scan of the channels only when the watcher is not running."""
+        agent = state.call
+        if not agent and not self._alive():
+            ext = state.phone.split("@")[0]
+            found, scanned = self.calls.scan_for(ext)
+            self._log.log(
+                "WARNING",
+                f"cti: the call watcher is not running (python.conf.xml startup-script cti.watcher); "
+                f"scanned {scanned} channels for seat {state.seat}'s call",
+            )
+            agent = found or ""
+        if not agent or not self.calls.exists(agent):
+            raise CtiError("seat_not_in_call", f"seat {state.seat} is not in a call")
+        customer = self.calls.partner(agent) or ""
+        if answered and not customer:
+            raise CtiError("seat_not_in_call", f"seat {state.seat}'s call is not answered yet")
+        return agent, customer
+
+    def _authorize(self, seat: str, supervisor: str) -> Tuple[SeatState, SeatState]:
+        self.seats.seat_conf(seat)
+        self.seats.seat_conf(supervisor)
+        if seat == supervisor:
+            raise CtiError("bad_arg", f"supervisor {supervisor} cannot supervise itself")
+        sup = self.seats.repo.get(supervisor)
+        if sup is None:
+            raise CtiError("not_signed_in", f"supervisor {supervisor} is not signed in")
+        if sup.role != SUPERVISOR:
+            raise CtiError("not_supervisor", f"{supervisor} is signed in as an agent, not a supervisor")
+        target = self.seats.repo.get(seat)
+        if target is None:
+            raise CtiError("not_signed_in", f"seat {seat} is not signed in")
+        if target.hotline != sup.hotline:
+            raise CtiError(
+                "not_supervisor", f"supervisor {supervisor} is on hotline {sup.hotline}; seat {seat} is on {target.hotline}"
+            )
+        return target, sup
+
+    # -- monitor / whisper / barge / robcall --------------------------------------------------
+    def supervise(self, action: str, seat: str, supervisor: str, channel: Optional[Channel] = None) -> str:
+        target, sup = self._authorize(seat, supervisor)
+        agent, customer = self.call_of(target)
+        current = self.session(supervisor)
+        if current is not None and not self._leg_alive(current):
+            current = None  # stale: its leg is gone
+        if action == "robcall":
+            self._claim_take(agent, supervisor)
+        try:
+            if current is not None:
+                return self._change(current, action, target, agent, customer)
+            if sup.status in ON_A_CALL and channel is None:
+                raise CtiError("seat_in_call", f"supervisor {supervisor} is {sup.status}; end that call first")
+            return self._start(action, target, sup, agent, customer, channel)
+        except BaseException:
+            if action == "robcall":
+                self.store.release(take_key(agent), supervisor)
+            raise
+
+    def _leg_alive(self, session: Session) -> bool:
+        return session.state == "ringing" or self.calls.exists(session.leg)
+
+    def _claim_take(self, agent: str, supervisor: str) -> None:
+        holder = self.store.claim(take_key(agent), supervisor)
+        if holder is not None and holder != supervisor:
+            raise CtiError("call_taken", f"supervisor {holder} is already taking this call over")
+
+    def _start(
+        self, action: str, target: SeatState, sup: SeatState, agent: str, customer: str, channel: Optional[Channel]
+    ) -> str:
+        app, data, variables = start_app(action, agent, customer)
+        variables = dict(variables, cti_supervision=sup.seat, cti_action=action, cti_target=target.seat)
+        now = self._clock()
+        job = ""
+        if channel is None:
+            leg, job = self.calls.originate(
+                sup.phone_obj.dial_string(self.seats.config.gateway),
+                dict(variables, origination_caller_id_number=target.seat, origination_caller_id_name=f"cti-{action}"),
+                app,
+                data,
+            )
+            state = "ringing"
+        else:
+            leg, state = channel.uuid, "active"
+        session = Session(sup.seat, target.seat, target.hotline, agent, customer, leg, action, app, state, now, action, job)
+        self.store.put(sup_key(sup.seat), session.encode())
+        self.audit(session, action, "ringing" if channel is None else "started")
+        if channel is not None:
+            for name, value in variables.items():
+                channel.set_var(name, value)
+            channel.execute(app, data)  # blocks on a real switch until the supervisor is done
+            return f"+OK {action} {target.seat} by {sup.seat}"
+        dial = sup.phone_obj.dial_string(self.seats.config.gateway)
+        return f"+OK {action} {target.seat} by {sup.seat}: ringing {dial} (leg {leg})"
+
+    def _change(self, session: Session, action: str, target: SeatState, agent: str, customer: str) -> str:
+        """The supervisor already supervises: no new call, change the mode or the target."""
+        new = replace(session, seat=target.seat, hotline=target.hotline, agent=agent, customer=customer, mode=action)
+        if session.state == "ringing":
+            if action == "robcall" or session.agent != agent:
+                raise CtiError("seat_in_call", f"supervisor {session.supervisor}'s phone is still ringing for {session.seat}")
+        elif action == "robcall":
+            self.calls.transfer_app(session.leg, "intercept", customer)
+            new = replace(new, app="intercept")
+        elif session.agent == agent and session.app == "eavesdrop":
+            self.calls.send_dtmf(session.leg, MODE_DIGIT[action])
+        else:  # another seat, or out of three_way: eavesdrop afresh (three_way ignores DTMF)
+            app, data, variables = start_app(action, agent, customer)
+            for name, value in variables.items():
+                self.calls.set_var(session.leg, name, value)
+            self.calls.set_var(session.leg, "cti_target", target.seat)
+            self.calls.transfer_app(session.leg, app, data)
+            new = replace(new, app=app, start_mode=action)
+        self.store.put(sup_key(session.supervisor), new.encode())
+        self.audit(new, action, "switched")
+        return f"+OK {action} {target.seat} by {session.supervisor} (was {session.mode} {session.seat})"
+
+    # -- stopcall ----------------------------------------------------------------------------
+    def stopcall(self, seat: str, operator: str = "", cause: str = "MANAGER_REQUEST") -> str:
+        if cause not in CAUSES:
+            raise CtiError("bad_arg", f"hangup cause {cause[:30]!r} is not one of {', '.join(sorted(CAUSES))}")
+        self.seats.seat_conf(seat)
+        target = self.seats.repo.get(seat)
+        if target is None:
+            raise CtiError("not_signed_in", f"seat {seat} is not signed in")
+        by = self.seats.check_operator(target, operator)
+        agent, customer = self.call_of(target, answered=False)
+        for leg in (customer, agent):
+            if leg:
+                self.calls.set_var(leg, "cti_stopcall_by", by)
+        for leg in (customer, agent):  # the customer first: the agent leg follows it
+            if leg:
+                self.calls.kill(leg, cause)
+        session = Session(by, seat, target.hotline, agent, customer, "", "stopcall", "uuid_kill", "active", self._clock())
+        self.audit(session, "stopcall", "stopped", cause)
+        return f"+OK stopcall {seat}: call ended with {cause}" + (f" by {by}" if by != seat else "")
+
+    # -- audit ---------------------------------------------------------------------------------
+    def audit(self, session: Session, action: str, result: str, reason: str = "") -> None:
+        headers: Mapping[str, str] = {
+            "CTI-Action": action,
+            "CTI-Supervisor": session.supervisor,
+            "CTI-Seat": session.seat,
+            "CTI-Hotline": session.hotline,
+            "CTI-Mode": session.mode,
+            "CTI-Agent-Leg": session.agent,
+            "CTI-Customer-Leg": session.customer,
+            "CTI-Supervisor-Leg": session.leg,
+            "CTI-Result": result,
+            "CTI-Reason": reason,
+            "CTI-Timestamp": f"{self._clock():.3f}",
+        }
+        self.seats.events.fire("cti::supervisor", headers)
+        self._log.log(
+            "NOTICE",
+            f"cti audit: {session.supervisor} {action} seat {session.seat} "
+            f"(agent {session.agent or '-'}, customer {session.customer or '-'}): {result}{' ' + reason if reason else ''}",
+        )

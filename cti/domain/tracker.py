@@ -1,0 +1,181 @@
+"""What the call watcher does with each channel event: seat status follows the seat's call.
+
+A seat's call is the outbound leg to its phone: tagged ``cti_seat`` when cti rang it, else
+found by ``presence_id`` ``<ext>@<domain>`` (CALLS.md §1) or, for an external phone, by the
+gateway leg's number. The seat record keeps that leg and its partner, so a supervisor
+command finds the call in O(1). Events may arrive for legs never seen created (CALLS.md §5:
+a losing leg of a ring group may announce only its hangup); every handler tolerates that.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Mapping, Optional
+
+from cti.domain.model import IDLE, IN_CALL, ON_A_CALL, RINGING, WRAP_UP, Phone, SeatState
+from cti.domain.ports import Calls
+from cti.domain.supervision import DIGIT_MODE, MODE_DIGIT, Session, Supervisors, sup_key, take_key
+
+H = Mapping[str, str]
+
+
+class Tracker:
+    def __init__(self, supervisors: Supervisors, calls: Calls, leg_seat: Optional[Dict[str, str]] = None) -> None:
+        self.sup = supervisors
+        self.seats = supervisors.seats
+        self.repo = self.seats.repo
+        self.calls = calls
+        # legs known to belong to a seat: the watcher's own memory, kept across events
+        self.leg_seat: Dict[str, str] = {} if leg_seat is None else leg_seat
+
+    def handle(self, h: H) -> None:
+        name = h.get("Event-Name", "")
+        handler = getattr(self, "_on_" + name.lower(), None)
+        if handler is not None:
+            handler(h)
+
+    # -- which seat ---------------------------------------------------------------------------
+    def _seat_of(self, h: H) -> Optional[str]:
+        uuid = h.get("Unique-ID", "")
+        if uuid in self.leg_seat:
+            return self.leg_seat[uuid]
+        if h.get("Call-Direction") != "outbound":
+            return None
+        tagged = h.get("variable_cti_seat")
+        if tagged:
+            return tagged if tagged in self.seats.config.seats else None
+        presence = h.get("Channel-Presence-ID", "")
+        if presence:
+            phone = Phone(presence.split("@")[0])
+        else:
+            name = h.get("Channel-Name", "")
+            if not name.startswith("sofia/gateway/"):
+                return None
+            phone = Phone(name.rsplit("/", 1)[-1], "external")
+        return self.seats.seat_on_phone(phone)
+
+    def _save(self, action: str, old: SeatState, new: SeatState, cause: str = "") -> None:
+        self.repo.save(new)
+        self.seats.fire_call(action, new, old.status, cause)
+
+    # -- channel events -------------------------------------------------------------------------
+    def _on_channel_create(self, h: H) -> None:
+        seat = self._seat_of(h)
+        uuid = h.get("Unique-ID", "")
+        if seat is None or not uuid:
+            return
+        with self.seats.locks.hold(seat):
+            state = self.repo.get(seat)
+            if state is None:
+                return
+            if state.call and state.call != uuid and self.calls.exists(state.call):
+                return  # a second call to a seat already on one: the first one is its call
+            self.leg_seat[uuid] = seat
+            prior = state.prior or (state.status if state.status not in ON_A_CALL and state.status != WRAP_UP else IDLE)
+            reason = state.prior_reason if state.prior else state.reason
+            customer = h.get("Other-Leg-Unique-ID") or h.get("variable_cti_customer", "")
+            new = state.moved(
+                RINGING, self.seats.now(), operator=seat, call=uuid, customer=customer, prior=prior, prior_reason=reason
+            )
+            self._save("ringing", state, new)
+
+    def _on_channel_answer(self, h: H) -> None:
+        uuid = h.get("Unique-ID", "")
+        sup = h.get("variable_cti_supervision")
+        if sup:
+            self._supervisor_answered(sup, uuid)
+        seat = self.leg_seat.get(uuid)
+        if seat is None:
+            return
+        with self.seats.locks.hold(seat):
+            state = self.repo.get(seat)
+            if state is not None and state.call == uuid and state.status != IN_CALL:
+                self._save("answered", state, state.moved(IN_CALL, self.seats.now(), operator=seat))
+
+    def _on_channel_bridge(self, h: H) -> None:
+        a, b = h.get("Bridge-A-Unique-ID", ""), h.get("Bridge-B-Unique-ID", "")
+        for leg, other in ((a, b), (b, a)):
+            seat = self.leg_seat.get(leg)
+            if seat is None:
+                continue
+            with self.seats.locks.hold(seat):
+                state = self.repo.get(seat)
+                if state is not None and state.call == leg and (state.customer != other or state.status != IN_CALL):
+                    self._save("answered", state, state.moved(IN_CALL, self.seats.now(), operator=seat, customer=other))
+        sup = h.get("variable_cti_supervision")
+        if sup:
+            session = self.sup.session(sup)
+            if session is not None and session.leg == a and session.app == "intercept":
+                self.sup.audit(session, "robcall", "taken")
+                self.sup.store.delete(sup_key(sup))
+
+    def _on_channel_hangup_complete(self, h: H) -> None:
+        uuid = h.get("Unique-ID", "")
+        cause = h.get("Hangup-Cause", "")
+        sup = h.get("variable_cti_supervision")
+        if sup:
+            self._supervisor_gone(sup, uuid, cause)
+        seat = self.leg_seat.pop(uuid, None) or self._seat_of(h)
+        if seat is not None:
+            with self.seats.locks.hold(seat):
+                state = self.repo.get(seat)
+                if state is not None and state.call == uuid:
+                    self._save("hangup", state, self.seats.after_call(state), cause)
+        self._call_gone(uuid)
+
+    def _on_dtmf(self, h: H) -> None:
+        sup = h.get("variable_cti_supervision")
+        digit = h.get("DTMF-Digit", "")
+        session = self.sup.session(sup) if sup else None
+        if session is None or session.leg != h.get("Unique-ID") or session.app != "eavesdrop":
+            return
+        mode = "ended" if digit == "*" else DIGIT_MODE.get(digit)
+        if mode is not None and mode != session.mode:
+            new = Session(**{**session.__dict__, "mode": mode})
+            self.sup.store.put(sup_key(sup or ""), new.encode())
+            self.sup.audit(new, mode, "switched", f"dtmf {digit}")
+
+    def _on_background_job(self, h: H) -> None:
+        body = h.get("_body", "")
+        if not body.startswith("-ERR"):
+            return
+        job = h.get("Job-UUID", "")
+        for session in self.sup.sessions():
+            if job and session.job == job and session.state == "ringing" and not self.calls.exists(session.leg):
+                self._end_session(session, "failed", body[4:].strip())
+
+    # -- supervision sessions --------------------------------------------------------------------
+    def _supervisor_answered(self, sup: str, uuid: str) -> None:
+        session = self.sup.session(sup)
+        if session is None or session.leg != uuid:
+            return
+        if not self.calls.exists(session.agent):  # the switch would fail silently (CALLS.md §2, §4)
+            self.calls.kill(uuid, "NORMAL_CLEARING")
+            self._end_session(session, "failed", "the call ended before the supervisor answered")
+            return
+        active = Session(**{**session.__dict__, "state": "active"})
+        self.sup.store.put(sup_key(sup), active.encode())
+        if session.app == "eavesdrop" and session.mode != session.start_mode and session.mode in MODE_DIGIT:
+            self.calls.send_dtmf(uuid, MODE_DIGIT[session.mode])
+        self.sup.audit(active, session.mode, "started")
+
+    def _supervisor_gone(self, sup: str, uuid: str, cause: str) -> None:
+        session = self.sup.session(sup)
+        if session is not None and session.leg == uuid:
+            result = "not_answered" if session.state == "ringing" else "ended"
+            self._end_session(session, result, cause)
+
+    def _end_session(self, session: Session, result: str, reason: str) -> None:
+        current = self.sup.session(session.supervisor)
+        if current is not None and current.leg == session.leg:
+            self.sup.store.delete(sup_key(session.supervisor))
+        if session.app == "intercept":
+            self.sup.store.release(take_key(session.agent), session.supervisor)
+        self.sup.audit(session, session.mode, result, reason)
+
+    def _call_gone(self, uuid: str) -> None:
+        """A leg ended: drop take-over claims on it, stop supervisors still ringing for it."""
+        self.sup.store.delete(take_key(uuid))
+        for session in self.sup.sessions():
+            if session.agent == uuid and session.state == "ringing":
+                self.calls.kill(session.leg, "ORIGINATOR_CANCEL")
+                self._end_session(session, "failed", "the call ended while the supervisor's phone rang")

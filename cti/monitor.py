@@ -1,0 +1,11 @@
+"""`python cti.monitor <seat> <supervisor>` (fs_cli, ESL, dialplan)."""
+
+from cti._entry import api, app
+
+
+def fsapi(session, stream, env, args):
+    api("monitor", stream, args)
+
+
+def handler(session, args):
+    app("monitor", session, args)

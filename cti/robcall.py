@@ -1,0 +1,11 @@
+"""`python cti.robcall <seat> <supervisor>` (fs_cli, ESL, dialplan)."""
+
+from cti._entry import api, app
+
+
+def fsapi(session, stream, env, args):
+    api("robcall", stream, args)
+
+
+def handler(session, args):
+    app("robcall", session, args)

@@ -1,0 +1,11 @@
+"""`python cti.stopcall <seat> [<operator>] [<cause>]` (fs_cli, ESL, dialplan)."""
+
+from cti._entry import api, app
+
+
+def fsapi(session, stream, env, args):
+    api("stopcall", stream, args)
+
+
+def handler(session, args):
+    app("stopcall", session, args)

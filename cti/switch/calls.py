@@ -1,0 +1,67 @@
+"""Call control over the switch's API: every channel command string cti sends lives here."""
+
+from __future__ import annotations
+
+import json
+import uuid as uuidlib
+from typing import Mapping, Optional, Tuple
+
+from cti.switch.api import Switch
+
+_VAR_UNSAFE = set(",{}[]'\" \t\n\r")
+
+
+def _var_value(value: str) -> str:
+    if any(c in _VAR_UNSAFE for c in value):
+        raise ValueError(f"channel variable value {value!r} needs quoting")
+    return value
+
+
+class SwitchCalls:
+    def __init__(self, switch: Switch) -> None:
+        self._sw = switch
+
+    def exists(self, uuid: str) -> bool:
+        return bool(uuid) and self._sw.api(f"uuid_exists {uuid}").strip() == "true"
+
+    def partner(self, uuid: str) -> Optional[str]:
+        reply = self._sw.api(f"uuid_getvar {uuid} bridge_uuid").strip()
+        if not reply or reply == "_undef_" or reply.startswith("-"):
+            return None
+        return reply
+
+    def scan_for(self, ext: str) -> Tuple[Optional[str], int]:
+        reply = self._sw.api("show channels as json")
+        try:
+            rows = json.loads(reply).get("rows", [])
+        except ValueError:
+            return None, 0
+        for row in rows:
+            if row.get("direction") != "outbound":
+                continue
+            presence = row.get("presence_id", "")
+            name = row.get("name", "")
+            if presence.split("@")[0] == ext or (not presence and name.startswith("sofia/gateway/") and name.endswith("/" + ext)):
+                return row.get("uuid"), len(rows)
+        return None, len(rows)
+
+    def kill(self, uuid: str, cause: str) -> bool:
+        return self._sw.api(f"uuid_kill {uuid} {cause}").startswith("+OK")
+
+    def set_var(self, uuid: str, name: str, value: str) -> None:
+        self._sw.api(f"uuid_setvar {uuid} {name} {_var_value(value)}")
+
+    def originate(self, dial: str, variables: Mapping[str, str], app: str, data: str) -> Tuple[str, str]:
+        """``bgapi originate {origination_uuid=...,...}<dial> '&app(data)'``: returns at once
+        (a synchronous originate would hold the GIL for the whole ring time, FACTS.md §1)."""
+        leg = str(uuidlib.uuid4())
+        pairs = [f"origination_uuid={leg}"] + [f"{k}={_var_value(v)}" for k, v in variables.items()]
+        # the app data is quoted: unquoted, originate splits it at the space (CALLS.md §2)
+        reply = self._sw.api(f"bgapi originate {{{','.join(pairs)}}}{dial} '&{app}({data})'")
+        return leg, reply.strip().rpartition(" ")[2] if reply.startswith("+OK Job-UUID:") else ""
+
+    def transfer_app(self, uuid: str, app: str, data: str) -> bool:
+        return self._sw.api(f"uuid_transfer {uuid} {app}:{data} inline").startswith("+OK")
+
+    def send_dtmf(self, uuid: str, digits: str) -> bool:
+        return self._sw.api(f"uuid_recv_dtmf {uuid} {digits}").startswith("+OK")

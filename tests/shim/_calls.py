@@ -1,0 +1,497 @@
+"""The shim's call model, following shared/freeswitch/CALLS.md.
+
+Phones are scripted by the test (``core.phones[ext] = "answer" | "ring" | "busy" | "noanswer" |
+"unregistered"``); time moves only when the test says (``answer``, ``hangup``, ``advance``).
+Each leg is a ``Channel``; a customer call made like the dialplan's ``bridge user/101`` has a
+customer leg (inbound, application ``bridge``) and an agent leg (outbound, ``presence_id``
+``101@<domain>``). Events go to every ``EventConsumer`` bound to them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid as uuidlib
+from typing import Any, Dict, List, Optional, Tuple
+
+CAUSES = {
+    "UNALLOCATED_NUMBER": 1,
+    "NORMAL_CLEARING": 16,
+    "USER_BUSY": 17,
+    "NO_USER_RESPONSE": 18,
+    "NO_ANSWER": 19,
+    "SUBSCRIBER_ABSENT": 20,
+    "CALL_REJECTED": 21,
+    "NORMAL_UNSPECIFIED": 31,
+    "NORMAL_TEMPORARY_FAILURE": 41,
+    "ORIGINATOR_CANCEL": 487,
+    "MANAGER_REQUEST": 503,
+    "PICKED_OFF": 607,
+    "LOSE_RACE": 502,
+    "ALLOTTED_TIMEOUT": 602,
+    "USER_NOT_REGISTERED": 606,
+}
+CAUSE_BY_NUMBER = {v: k for k, v in CAUSES.items()}
+DOMAIN = "10.0.0.10"
+ORIGINATE_USAGE = "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"  # noqa: E501 (the recorded text)
+
+
+class Channel:
+    def __init__(self, core: Any, name: str, direction: str, presence: str = "", dest: str = "", uuid: str = ""):
+        self.uuid = uuid or str(uuidlib.uuid4())
+        self.name = name
+        self.direction = direction
+        self.presence_id = presence
+        self.dest = dest
+        self.state = "CS_EXECUTE" if direction == "inbound" else "CS_ROUTING"
+        self.callstate = "RINGING"
+        self.answered = False
+        self.variables: Dict[str, str] = {}
+        self.partner: Optional[str] = None
+        self.application = ""
+        self.application_data = ""
+        self.cause = ""
+        self.eavesdrop: Optional[Tuple[str, str]] = None  # (target uuid, mode digit)
+        self.dtmf_switching = True
+        self.pending: Optional[Tuple[str, str, str]] = None  # (app, data, job uuid) run on answer
+        self.bridge_to: List[str] = []  # legs this customer leg is ringing (bridge)
+        self.created = core.now
+
+    def row(self) -> Dict[str, str]:
+        return {
+            "uuid": self.uuid,
+            "direction": self.direction,
+            "created": "2026-11-21 08:10:19",
+            "created_epoch": str(int(self.created)),
+            "name": self.name,
+            "state": self.state,
+            "cid_name": "",
+            "cid_num": self.variables.get("origination_caller_id_number", "0000000000"),
+            "ip_addr": "",
+            "dest": self.dest,
+            "application": self.application,
+            "application_data": self.application_data,
+            "dialplan": "xml",
+            "context": "default",
+            "presence_id": self.presence_id,
+            "presence_data": "",
+            "accountcode": "",
+            "callstate": self.callstate,
+            "callee_name": "",
+            "callee_num": "",
+            "callee_direction": "",
+            "call_uuid": self.partner or "",
+            "hostname": "vm",
+        }
+
+
+class CallsMixin:
+    """Call control for ``Core``: API commands and the test's levers."""
+
+    now: float
+    lock: Any
+    commands: Dict[str, Any]
+    events: List[Any]
+
+    def _init_calls(self) -> None:
+        self.now = 1795248619.0
+        self.channels: Dict[str, Channel] = {}
+        self.gone: Dict[str, Channel] = {}
+        self.phones: Dict[str, str] = {}
+        self.consumers: List[Any] = []
+        self.jobs: Dict[str, str] = {}
+        self.blocking_originates = 0
+        self.commands.update(
+            {
+                "originate": self._originate,
+                "bgapi": self._bgapi,
+                "uuid_exists": lambda a: "true" if a.strip() in self.channels else "false",
+                "uuid_kill": self._uuid_kill,
+                "uuid_getvar": self._uuid_getvar,
+                "uuid_setvar": self._uuid_setvar,
+                "uuid_bridge": self._uuid_bridge,
+                "uuid_transfer": self._uuid_transfer,
+                "uuid_recv_dtmf": self._uuid_recv_dtmf,
+                "show": self._show,
+            }
+        )
+
+    # -- events ------------------------------------------------------------------------------
+    def emit(self, name: str, ch: Optional[Channel] = None, **headers: str) -> None:
+        from freeswitch import Event
+
+        ev = Event(name)
+        if ch is not None:
+            ev.headers.update(
+                {
+                    "Unique-ID": ch.uuid,
+                    "Channel-Name": ch.name,
+                    "Call-Direction": ch.direction,
+                    "Channel-Presence-ID": ch.presence_id,
+                    "Channel-Call-State": ch.callstate,
+                    "Caller-Destination-Number": ch.dest,
+                    "Answer-State": "answered" if ch.answered else "ringing",
+                }
+            )
+            if ch.partner:
+                ev.headers["Other-Leg-Unique-ID"] = ch.partner
+            for k, v in ch.variables.items():
+                ev.headers[f"variable_{k}"] = v
+        ev.headers.update(headers)
+        self.deliver(ev)
+
+    def deliver(self, ev: Any) -> None:
+        for consumer in list(self.consumers):
+            consumer._offer(ev)
+
+    # -- levers for tests --------------------------------------------------------------------
+    def leg(self, uuid: str) -> Channel:
+        return self.channels.get(uuid) or self.gone[uuid]
+
+    def agent_leg(self, ext: str) -> Optional[Channel]:
+        for ch in self.channels.values():
+            if ch.presence_id == f"{ext}@{DOMAIN}" and ch.direction == "outbound":
+                return ch
+        return None
+
+    def incoming(self, to: str, cid: str = "13900000000") -> Channel:
+        """A customer call running the dialplan ``bridge <to>`` (to: ``user/101``, a
+        ``,``/``|`` ring string, or ``sofia/gateway/<gw>/<number>``)."""
+        with self.lock:
+            customer = Channel(self, "sofia/external/" + cid, "inbound", dest="8001")
+            customer.variables["caller_id_number"] = cid
+            customer.application, customer.application_data = "bridge", to
+            self.channels[customer.uuid] = customer
+            self.emit("CHANNEL_CREATE", customer)
+            for target in re.split(r"[,|]", to):
+                leg = self._new_leg(target.strip(), customer)
+                if leg is not None:
+                    customer.bridge_to.append(leg.uuid)
+            return customer
+
+    def _endpoint(self, dial: str) -> Tuple[Dict[str, str], str, str]:
+        variables: Dict[str, str] = {}
+        m = re.match(r"^\{([^}]*)\}(.*)$", dial) or re.match(r"^\[([^]]*)\](.*)$", dial)
+        if m:
+            for pair in m.group(1).split(","):
+                k, _, v = pair.partition("=")
+                variables[k.strip()] = v.strip()
+            dial = m.group(2)
+        if dial.startswith("user/"):
+            return variables, dial[5:].split("@")[0], f"sofia/internal/{dial[5:].split('@')[0]}@{DOMAIN}"
+        m = re.match(r"^sofia/gateway/([^/]+)/(.+)$", dial)
+        if m:
+            return variables, m.group(2), dial
+        if dial.startswith("loopback/"):
+            return variables, dial.split("/")[1], dial + "-a"
+        return variables, "", dial
+
+    def _new_leg(self, dial: str, customer: Optional[Channel]) -> Optional[Channel]:
+        variables, ext, name = self._endpoint(dial)
+        behaviour = self.phones.get(ext)
+        if behaviour in (None, "unregistered"):
+            if customer is not None:
+                customer.variables["last_bridge_hangup_cause"] = "USER_NOT_REGISTERED" if behaviour else "SUBSCRIBER_ABSENT"
+            return None
+        presence = f"{ext}@{DOMAIN}" if dial.lstrip("{[").find("user/") >= 0 or name.startswith("sofia/internal/") else ""
+        leg = Channel(self, name, "outbound", presence=presence, dest=ext, uuid=variables.get("origination_uuid", ""))
+        leg.variables.update(variables)
+        if customer is not None:
+            leg.partner = customer.uuid
+            leg.variables["cti_customer"] = customer.uuid
+        self.channels[leg.uuid] = leg
+        self.emit("CHANNEL_CREATE", leg)
+        if behaviour == "busy":
+            self._hangup(leg, "USER_BUSY")
+        return leg
+
+    def answer(self, uuid: str) -> None:
+        """The phone of this ringing leg is picked up."""
+        with self.lock:
+            leg = self.channels[uuid]
+            assert not leg.answered, "already answered"
+            leg.answered, leg.callstate, leg.state = True, "ACTIVE", "CS_EXECUTE"
+            self.emit("CHANNEL_ANSWER", leg)
+            customer = self.channels.get(leg.partner or "")
+            if customer is not None and leg.uuid in customer.bridge_to:
+                for other in list(customer.bridge_to):
+                    if other != leg.uuid and other in self.channels:
+                        self._hangup(self.channels[other], "LOSE_RACE", tear=False)
+                customer.bridge_to = []
+                if not customer.answered:
+                    customer.answered, customer.callstate = True, "ACTIVE"
+                    self.emit("CHANNEL_ANSWER", customer)
+                self._bridge(customer, leg)
+            elif leg.pending is not None:
+                app, data, job = leg.pending
+                leg.pending = None
+                self._job_done(job, f"+OK {leg.uuid}\n")
+                self._run_app(leg, app, data)
+
+    def hangup(self, uuid: str, cause: str = "NORMAL_CLEARING") -> None:
+        """This leg's phone (or the customer) hangs up."""
+        with self.lock:
+            self._hangup(self.channels[uuid], cause)
+
+    def ring_out(self, uuid: str, cause: str = "NO_ANSWER") -> None:
+        """A ringing leg stops ringing unanswered (its timeout)."""
+        with self.lock:
+            leg = self.channels[uuid]
+            job = leg.pending[2] if leg.pending else ""
+            leg.pending = None
+            self._hangup(leg, cause)
+            if job:
+                self._job_done(job, f"-ERR {cause}\n")
+
+    # -- internals ---------------------------------------------------------------------------
+    def _bridge(self, a: Channel, b: Channel) -> None:
+        a.partner, b.partner = b.uuid, a.uuid
+        b.state = a.state = "CS_EXCHANGE_MEDIA"
+        for ch in (a, b):
+            ch.variables["bridge_uuid"] = ch.partner or ""
+            ch.variables["last_bridge_to"] = ch.partner or ""
+        self.emit("CHANNEL_BRIDGE", a, **{"Bridge-A-Unique-ID": a.uuid, "Bridge-B-Unique-ID": b.uuid})
+
+    def _hangup(self, ch: Channel, cause: str, tear: bool = True) -> None:
+        if ch.uuid not in self.channels:
+            return
+        del self.channels[ch.uuid]
+        ch.cause, ch.callstate, ch.state = cause, "HANGUP", "CS_HANGUP"
+        self.gone[ch.uuid] = ch
+        partner = self.channels.get(ch.partner or "")
+        bridged = partner is not None and partner.partner == ch.uuid and partner.answered and ch.answered
+        if bridged:
+            self.emit("CHANNEL_UNBRIDGE", ch)
+        self.emit("CHANNEL_HANGUP_COMPLETE", ch, **{"Hangup-Cause": cause})
+        if ch.pending is not None:
+            self._job_done(ch.pending[2], f"-ERR {cause}\n")
+            ch.pending = None
+        if partner is not None and tear:
+            if bridged:
+                partner.variables["last_bridge_hangup_cause"] = cause
+                self._hangup(partner, "NORMAL_CLEARING")
+            elif ch.direction == "inbound" and ch.uuid == partner.partner:
+                self._hangup(partner, "ORIGINATOR_CANCEL")  # the caller gave up: stop ringing
+            elif ch.direction == "outbound" and ch.uuid in partner.bridge_to:
+                partner.bridge_to.remove(ch.uuid)
+                if not partner.bridge_to and not partner.answered:
+                    partner.variables["originate_disposition"] = cause
+                    partner.variables["last_bridge_hangup_cause"] = cause
+                    partner.application = "bridge-failed"
+        for other in list(self.channels.values()):  # eavesdroppers of this leg stop
+            if other.eavesdrop and other.eavesdrop[0] == ch.uuid:
+                self._hangup(other, "NORMAL_CLEARING")
+        for other in list(self.channels.values()):
+            if other.partner == ch.uuid and other.direction == "outbound" and not other.answered and tear:
+                self._hangup(other, "ORIGINATOR_CANCEL")
+
+    def _run_app(self, ch: Channel, app: str, data: str) -> None:
+        ch.application, ch.application_data = app, data
+        self.emit("CHANNEL_EXECUTE", ch, **{"Application": app, "Application-Data": data})
+        if app in ("eavesdrop", "three_way"):
+            target = data.strip()
+            if target not in self.channels:
+                self._hangup(ch, "NORMAL_CLEARING")  # silent failure (CALLS.md §4)
+                return
+            mode = "3" if app == "three_way" else ("2" if ch.variables.get("eavesdrop_whisper_bleg") == "true" else "0")
+            ch.eavesdrop = (target, mode)
+            ch.dtmf_switching = app == "eavesdrop" and ch.variables.get("eavesdrop_enable_dtmf") != "false"
+        elif app == "intercept":
+            words = data.split()
+            bleg = words[0] == "-bleg"
+            target = self.channels.get(words[-1]) if words else None
+            if target is None or target.partner not in self.channels or not target.answered:
+                self._hangup(ch, "NORMAL_CLEARING")  # silent failure (CALLS.md §2)
+                return
+            keep = self.channels[target.partner or ""] if bleg else target
+            drop = target if bleg else self.channels[target.partner or ""]
+            ch.eavesdrop = None
+            keep.partner = drop.partner = None
+            self._hangup(drop, "PICKED_OFF")
+            self._bridge(ch, keep)
+        elif app == "park":
+            pass
+
+    def _job_done(self, job: str, body: str) -> None:
+        if not job:
+            return
+        self.jobs[job] = body
+        from freeswitch import Event
+
+        ev = Event("BACKGROUND_JOB")
+        ev.headers["Job-UUID"] = job
+        ev.body = body
+        self.deliver(ev)
+
+    # -- API commands --------------------------------------------------------------------------
+    def _originate(self, arg: str, job: str = "") -> str:
+        m = re.match(r"^\s*(\S+)\s+(?:'([^']*)'|(\S+))", arg)
+        if not m:
+            return ORIGINATE_USAGE
+        dial, target = m.group(1), m.group(2) if m.group(2) is not None else m.group(3)
+        app_m = re.match(r"^&(\w+)(?:\((.*)\))?$", target)
+        app, data = (app_m.group(1), app_m.group(2) or "") if app_m else ("transfer", target)
+        _, ext, _ = self._endpoint(dial)
+        behaviour = self.phones.get(ext)
+        if behaviour is None:
+            return "-ERR SUBSCRIBER_ABSENT\n"
+        if behaviour == "unregistered":
+            return "-ERR USER_NOT_REGISTERED\n"
+        leg = self._new_leg(dial, None)
+        assert leg is not None
+        if behaviour == "busy":
+            return "-ERR USER_BUSY\n"
+        if behaviour == "answer":
+            leg.answered, leg.callstate = True, "ACTIVE"
+            self.emit("CHANNEL_ANSWER", leg)
+            self._run_app(leg, app, data)
+            return f"+OK {leg.uuid}\n"
+        if not job:  # a ringing phone: the real originate would block here, holding the GIL
+            self.blocking_originates += 1
+            raise AssertionError("a synchronous originate to a ringing phone blocks the switch's Python (use bgapi)")
+        leg.pending = (app, data, job)
+        return ""
+
+    def _bgapi(self, arg: str) -> str:
+        job = str(uuidlib.uuid4())
+        name, _, rest = arg.strip().partition(" ")
+        if name == "originate":
+            body = self._originate(rest, job)
+            if body:
+                self._job_done(job, body)
+        else:
+            handler = self.commands.get(name)
+            self._job_done(job, handler(rest) if handler else "-ERR " + name + " Command not found!\n")
+        return f"+OK Job-UUID: {job}\n"
+
+    def _uuid_kill(self, arg: str) -> str:
+        words = arg.split()
+        if not words:
+            return "-USAGE: <uuid> [cause]\n"
+        ch = self.channels.get(words[0])
+        if ch is None:
+            return "-ERR No such channel!\n"
+        cause = "NORMAL_CLEARING"
+        if len(words) > 1:
+            if words[1].isdigit():
+                cause = CAUSE_BY_NUMBER.get(int(words[1]), "NORMAL_CLEARING")
+            elif words[1] in CAUSES:
+                cause = words[1]
+        job = ch.pending[2] if ch.pending else ""
+        ch.pending = None
+        self._hangup(ch, cause)
+        if job:
+            self._job_done(job, f"-ERR {cause}\n")
+        return "+OK\n"
+
+    def _uuid_getvar(self, arg: str) -> str:
+        words = arg.split()
+        if len(words) < 2:
+            return "-USAGE: <uuid> <var>\n"
+        ch = self.channels.get(words[0])
+        if ch is None:
+            return "-ERR No such channel!\n"
+        name = words[1]
+        if name in ("bridge_uuid", "signal_bond", "last_bridge_to"):
+            return ch.partner if ch.partner and ch.answered and ch.eavesdrop is None else ch.variables.get(name, "_undef_")
+        special = {"channel_name": ch.name, "presence_id": ch.presence_id, "uuid": ch.uuid}
+        return special.get(name) or ch.variables.get(name, "_undef_")
+
+    def _uuid_setvar(self, arg: str) -> str:
+        words = arg.split(None, 2)
+        if len(words) < 2:
+            return "-USAGE: <uuid> <var> [value]\n"
+        ch = self.channels.get(words[0])
+        if ch is None:
+            return "-ERR No such channel!\n"
+        if len(words) > 2:
+            ch.variables[words[1]] = words[2]
+        else:
+            ch.variables.pop(words[1], None)
+        return "+OK\n"
+
+    def _uuid_bridge(self, arg: str) -> str:
+        words = arg.split()
+        if len(words) < 2:
+            return "-USAGE: <uuid> <other_uuid>\n"
+        a, b = self.channels.get(words[0]), self.channels.get(words[1])
+        if a is None or b is None:
+            return "-ERR Invalid uuid\n"
+        self._bridge(a, b)
+        return f"+OK {b.uuid}\n"
+
+    def _uuid_transfer(self, arg: str) -> str:
+        words = arg.split()
+        if len(words) < 2:
+            return "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
+        ch = self.channels.get(words[0])
+        if ch is None:
+            return "-ERR No such channel!\n"
+        if len(words) > 2 and words[2] == "inline":
+            app, _, data = words[1].partition(":")
+            ch.eavesdrop = None
+            self._run_app(ch, app, data)
+        else:
+            ch.application, ch.application_data = "transfer", words[1]
+        return "+OK\n"
+
+    def _uuid_recv_dtmf(self, arg: str) -> str:
+        words = arg.split()
+        if len(words) < 2:
+            return "-USAGE: <uuid> <dtmf_data>\n"
+        ch = self.channels.get(words[0])
+        if ch is None:
+            return "-ERR No such channel!\n"
+        for digit in words[1]:
+            self.press(ch.uuid, digit)
+        return "+OK\n"
+
+    def press(self, uuid: str, digit: str) -> None:
+        """A DTMF digit on this leg (its phone's keypad, or uuid_recv_dtmf)."""
+        ch = self.channels[uuid]
+        self.emit("DTMF", ch, **{"DTMF-Digit": digit, "DTMF-Duration": "2000"})
+        if ch.eavesdrop is not None and ch.dtmf_switching:
+            if digit == "*":
+                ch.eavesdrop = None
+                ch.application = ""
+            elif digit in "0123":
+                ch.eavesdrop = (ch.eavesdrop[0], digit)
+
+    def _show(self, arg: str) -> str:
+        words = arg.split()
+        if words[:1] == ["channels"] and words[1:] == ["as", "json"]:
+            rows = [ch.row() for ch in self.channels.values()]
+            if not rows:
+                return '{"row_count": 0}\n'
+            return json.dumps({"row_count": len(rows), "rows": rows}, separators=(",", ":"))
+        if words[:1] == ["channels"] and not words[1:]:
+            return f"\n{len(self.channels)} total.\n"
+        return "-USAGE: show ...\n"
+
+    # -- who hears whom (CALLS.md §4, agent leg as eavesdrop target) -----------------------------
+    def hears(self, listener: str) -> set:
+        """The legs whose audio reaches ``listener``."""
+        out = set()
+        ch = self.channels.get(listener)
+        if ch is None:
+            return out
+        if ch.partner in self.channels and ch.answered and ch.eavesdrop is None:
+            out.add(ch.partner)
+        if ch.eavesdrop is not None:
+            target = self.channels.get(ch.eavesdrop[0])
+            if target is not None:
+                out.add(target.uuid)
+                if target.partner:
+                    out.add(target.partner)
+        for sup in self.channels.values():
+            if sup.eavesdrop is None:
+                continue
+            target_uuid, mode = sup.eavesdrop
+            target = self.channels.get(target_uuid)
+            if target is None:
+                continue
+            if listener == target.uuid and mode in ("2", "3"):
+                out.add(sup.uuid)
+            if listener == target.partner and mode in ("1", "3"):
+                out.add(sup.uuid)
+        return out
