@@ -55,6 +55,11 @@ FEATURE_DEFAULTS = {
     "checkout": "*22",
     "busy": "*23",
     "idle": "*24",
+    "monitor": "*31",
+    "whisper": "*32",
+    "barge": "*33",
+    "robcall": "*34",
+    "stopcall": "*35",
 }
 
 

@@ -21,6 +21,15 @@ FEATURES = {
     "checkout": (r"(\d*)", "cti.checkout $1", "[<seat>]: sign out (签出) this phone's seat, or as a supervisor that seat"),
     "busy": (r"(\d*)", "cti.busy $1", "[<seat>]: busy (示忙) this phone's seat, or as a supervisor that seat"),
     "idle": (r"(\d*)", "cti.idle $1", "[<seat>]: idle (示闲) this phone's seat, or as a supervisor that seat"),
+    "monitor": (
+        r"(\d+)",
+        "cti.monitor $1",
+        "<seat>: listen (监听); keys 2 whisper, 3 barge, 0 listen, * stop",
+    ),
+    "whisper": (r"(\d+)", "cti.whisper $1", "<seat>: talk to the agent only (密语)"),
+    "barge": (r"(\d+)", "cti.barge $1", "<seat>: join the call, both hear you (强插)"),
+    "robcall": (r"(\d+)", "cti.robcall $1", "<seat>: take the customer over, the agent is dropped (强接)"),
+    "stopcall": (r"(\d+)", "cti.stopcall $1", "<seat>: end the seat's call (强拆)"),
 }
 
 

@@ -59,6 +59,8 @@ CONF_DIR=$(getvar conf_dir)
 CONFIG=$(getvar cti_config)
 CONFIG=${CONFIG:-$CONF_DIR/cti.yaml}
 MODULES_XML="$CONF_DIR/autoload_configs/modules.conf.xml"
+PYTHON_XML="$CONF_DIR/autoload_configs/python.conf.xml"
+WATCHER='<param name="startup-script" value="cti.watcher"/>'
 DIALPLAN_XML="$CONF_DIR/dialplan/default/cti.xml"
 say "switch: $FS; scripts: $SCRIPT_DIR; config: $CONFIG"
 
@@ -77,6 +79,10 @@ if [ "$UNINSTALL" = 1 ]; then
   forget_loaded_cti
   if [ -d "$SCRIPT_DIR/cti" ]; then run rm -rf "$SCRIPT_DIR/cti"; fi
   if [ -f "$DIALPLAN_XML" ]; then run rm -f "$DIALPLAN_XML"; fi
+  if [ -f "$PYTHON_XML" ] && grep -q 'value="cti.watcher"' "$PYTHON_XML"; then
+    if [ "$DRY" = 1 ]; then echo "would remove the cti.watcher startup-script from $PYTHON_XML"
+    else sed -i '/value="cti.watcher"/d' "$PYTHON_XML"; fi
+  fi
   fs_change reloadxml
   say "uninstalled. Kept $CONFIG (your seats and passwords) and the loaded modules; remove them yourself if unused."
   exit 0
@@ -141,9 +147,29 @@ for mod in $modules; do
   fi
 done
 
-# 5. take effect now
+# 5. the call watcher starts with mod_python3 (python.conf.xml startup-script)
+if [ -d "$CONF_DIR/autoload_configs" ] && ! { [ -f "$PYTHON_XML" ] && grep -q 'value="cti.watcher"' "$PYTHON_XML"; }; then
+  if [ "$DRY" = 1 ]; then
+    echo "would add $WATCHER to $PYTHON_XML"
+  elif [ -f "$PYTHON_XML" ] && grep -q '<settings>' "$PYTHON_XML"; then
+    sed -i "s|<settings>|<settings>\n    $WATCHER|" "$PYTHON_XML"
+    say "added the cti.watcher startup-script to $PYTHON_XML"
+  elif [ -f "$PYTHON_XML" ]; then
+    say "add $WATCHER to the <settings> of $PYTHON_XML yourself"
+  else
+    printf '<configuration name="python.conf" description="Python Configuration">\n  <settings>\n    %s\n  </settings>\n</configuration>\n' "$WATCHER" > "$PYTHON_XML"
+    owner_like "$PYTHON_XML"
+    say "wrote $PYTHON_XML with the cti.watcher startup-script"
+  fi
+fi
+
+# 6. take effect now
 fs_change reloadxml
 forget_loaded_cti
+case "$(fs 'python cti.watcher' 2>/dev/null)" in
+  "+OK call watcher running"*) ;;
+  *) fs_change "pyrun cti.watcher" ;;
+esac
 if [ "$DRY" = 1 ]; then
   echo "would run: fs_cli -x 'python cti.status'"
   exit 0

@@ -21,7 +21,7 @@ ROOT = HERE.parent
 SHARED = ROOT.parent / "shared" / "freeswitch"
 
 # Cheap hashes keep the suite fast; the format is the production one.
-PASSWORDS = {"101": "p101", "102": "p102", "103": "p103", "104": "p104", "201": "p201", "202": "p202"}
+PASSWORDS = {"101": "p101", "102": "p102", "103": "p103", "104": "p104", "105": "p105", "201": "p201", "202": "p202"}
 _HASHES = {seat: passwords.make(pw, iterations=1000, salt=seat.encode() * 4) for seat, pw in PASSWORDS.items()}
 
 
@@ -54,6 +54,11 @@ seats:
     name: Dave
     password: "{h["104"]}"
     hotlines: ["8001"]
+  "105":
+    name: Grace
+    password: "{h["105"]}"
+    hotlines: ["8001"]
+    supervisor: true
   "201":
     name: Erin
     password: "{h["201"]}"
@@ -91,15 +96,67 @@ class Switch:
         return self.cli(f"python cti.{command} {args}".rstrip())
 
     def dial(self, command: str, args: str = "", user: Optional[str] = None, **variables: str) -> freeswitch.Session:
-        """``<action application="python" data="cti.<command> <args>"/>`` on a channel of ``user``."""
+        """``<action application="python" data="cti.<command> <args>"/>`` on a channel of ``user``
+        (a live inbound leg from that user's phone, answered, as a feature code runs)."""
         import importlib
+
+        from _calls import DOMAIN, Channel
 
         if user is not None:
             variables.setdefault("user_name", user)
-        session = freeswitch.Session(variables)
+            leg = Channel(self.core, f"sofia/internal/{user}@{DOMAIN}", "inbound", presence=f"{user}@{DOMAIN}", dest=args)
+            leg.answered, leg.callstate = True, "ACTIVE"
+            self.core.channels[leg.uuid] = leg
+            session = freeswitch.Session(variables, channel=leg)
+        else:
+            session = freeswitch.Session(variables)
         module = importlib.reload(importlib.import_module(f"cti.{command}"))
         module.handler(session, args)
         return session
+
+    # -- the call watcher, run synchronously over the events the shim has queued ------------------
+    def watch(self) -> None:
+        from cti.switch import events
+
+        self._consumer = freeswitch.EventConsumer()
+        for name in (*events.EVENTS, "SHUTDOWN", "MODULE_UNLOAD"):
+            self._consumer.bind(name)
+        self._legs: Dict[str, str] = {}
+        wiring.beat()
+
+    def pump(self) -> int:
+        """Hand every queued channel event to the watcher's handler; how many there were."""
+        from cti.switch import events
+
+        n = 0
+        while True:
+            ev = self._consumer.pop()
+            if ev is None:
+                break
+            n += 1
+            events.handle(events.headers(ev), self._legs)
+        wiring.beat()
+        return n
+
+    def call(self, seat_ext: str, cid: str = "13900000000", answer: bool = True):
+        """A customer calls ``user/<ext>``; the phone answers. (customer leg, agent leg)."""
+        customer = self.core.incoming(f"user/{seat_ext}", cid)
+        self.pump()
+        agent = self.core.agent_leg(seat_ext)
+        assert agent is not None, f"{seat_ext}'s phone did not ring"
+        if answer:
+            self.core.answer(agent.uuid)
+            self.pump()
+        return customer, agent
+
+    def record(self, seat: str) -> Dict[str, str]:
+        import json
+
+        from cti.switch.api import Switch as FsSwitch
+        from cti.switch.store import SwitchStore
+
+        text = SwitchStore(FsSwitch(), "db" if self.core.db else "hash", "cti").get(f"seat.{seat}")
+        return json.loads(text) if text else {}
 
     def snapshot(self) -> Dict[str, object]:
         return {"hash": dict(self.core.hash), "db": dict(self.core.db)}
@@ -117,6 +174,7 @@ def switch(tmp_path: Path) -> Switch:
     conf = tmp_path / "conf"
     conf.mkdir()
     core.globals["conf_dir"] = str(conf)
+    core.phones.update({ext: "ring" for ext in ("101", "102", "103", "104", "105", "201", "202")})
     wiring.forget()
     sw = Switch(core, conf / "cti.yaml")
     sw.write_config(config_text())

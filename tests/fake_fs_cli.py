@@ -33,6 +33,8 @@ elif name == "load":
     print("+OK Reloading XML\n+OK\n")
 elif name == "reloadxml":
     print("+OK [Success]\n")
+elif name == "pyrun":
+    print("OK")
 elif name == "python":
     sys.path[:0] = [state["globals"]["script_dir"], os.environ["FAKE_FS_SHIM"]]
     import freeswitch

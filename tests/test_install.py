@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -87,7 +89,9 @@ def test_install_into_a_switch(fake):
     assert '<!-- <load module="mod_python3"/> -->' in modules, "the user's own lines are left alone"
     cmds = fake.commands()
     assert "load mod_hash" in cmds and "load mod_python3" in cmds and "reloadxml" in cmds
-    assert cmds[-2:] == ["python cti.upgrade", "python cti.status"]
+    assert cmds[-4:] == ["python cti.upgrade", "python cti.watcher", "pyrun cti.watcher", "python cti.status"]
+    python_xml = (fake.conf / "autoload_configs" / "python.conf.xml").read_text()
+    assert '<param name="startup-script" value="cti.watcher"/>' in python_xml
     # the installed copy answers through the switch
     assert "seat  name" in result.stdout and "1001  Alice" in result.stdout
     assert "installed and answering" in result.stdout
@@ -117,7 +121,8 @@ def test_dry_run_changes_nothing(fake):
     assert result.returncode == 0, result.stderr
     assert fake.tree() == before
     assert "would copy" in result.stdout and "would run: fs_cli -x 'load mod_python3'" in result.stdout
-    assert not any(c.startswith(("load", "reloadxml", "python")) for c in fake.commands())
+    changing = [c for c in fake.commands() if c.startswith(("load", "reloadxml", "pyrun", "python cti.upgrade"))]
+    assert changing == [], "only read-only queries"
 
 
 def test_uninstall_reverses_but_keeps_the_config(fake):
@@ -126,6 +131,7 @@ def test_uninstall_reverses_but_keeps_the_config(fake):
     assert result.returncode == 0, result.stderr
     assert not (fake.scripts / "cti").exists()
     assert not (fake.conf / "dialplan" / "default" / "cti.xml").exists()
+    assert "cti.watcher" not in (fake.conf / "autoload_configs" / "python.conf.xml").read_text()
     assert (fake.conf / "cti.yaml").exists()
     assert "Kept" in result.stdout
 
@@ -151,12 +157,22 @@ def test_a_switch_that_is_down_is_reported(fake):
 def test_upgrade_drops_the_old_modules_so_the_new_code_runs(switch):
     assert switch.cli("python cti.status").startswith("seat")
     saved = {k: v for k, v in sys.modules.items() if k == "cti" or k.startswith("cti.")}
+    from cti.switch import events
+
+    watcher = threading.Thread(target=events.run, daemon=True)
+    watcher.start()
+    time.sleep(0.05)
     try:
         reply = switch.cli("python cti.upgrade")
-        assert reply.startswith("+OK dropped ")
-        assert not [k for k in sys.modules if k == "cti" or k.startswith("cti.")]
-        assert switch.cli("python cti.status").startswith("seat")  # loads afresh
-        assert sys.modules["cti._entry"] is not saved["cti._entry"]
+        assert reply.startswith("+OK dropped ") and reply.endswith("; call watcher restarted\n")
+        watcher.join(0.1)
+        assert not watcher.is_alive(), "the old watcher stopped"
+        time.sleep(0.1)
+        assert [t for t in threading.enumerate() if t.name == "cti-watcher"], "a new one runs the new code"
+        switch.cli("python cti.watcher stop")
+        time.sleep(0.1)
+        assert switch.cli("python cti.status").startswith("seat")
+        assert sys.modules["cti._entry"] is not saved["cti._entry"], "loaded afresh"
     finally:
         for k in [k for k in sys.modules if k == "cti" or k.startswith("cti.")]:
             del sys.modules[k]

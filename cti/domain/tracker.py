@@ -148,7 +148,11 @@ class Tracker:
         session = self.sup.session(sup)
         if session is None or session.leg != uuid:
             return
-        if not self.calls.exists(session.agent):  # the switch would fail silently (CALLS.md §2, §4)
+        # The leg the supervisor keeps must still be there: the customer for a take-over (the
+        # agent leg is gone by design once intercept ran), the agent leg for eavesdrop. Else
+        # the switch fails silently (CALLS.md §2, §4): end the leg and say why.
+        kept = session.customer if session.app == "intercept" else session.agent
+        if not self.calls.exists(kept):
             self.calls.kill(uuid, "NORMAL_CLEARING")
             self._end_session(session, "failed", "the call ended before the supervisor answered")
             return

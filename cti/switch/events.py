@@ -71,8 +71,11 @@ def handle(h: Dict[str, str], legs: Dict[str, str]) -> None:
 
 def run(max_events: Optional[int] = None) -> None:
     """Watch until told to stop. ``max_events`` bounds the loop (tests)."""
-    threading.current_thread().name = THREAD_NAME
     sw = Switch.here()
+    if running():
+        sw.log("WARNING", "cti: a call watcher is already running; this one exits")
+        return
+    threading.current_thread().name = THREAD_NAME
     consumer = freeswitch.EventConsumer()
     for name in (*EVENTS, "SHUTDOWN", "MODULE_UNLOAD"):
         consumer.bind(name)

@@ -464,8 +464,10 @@ class CallsMixin:
             if not rows:
                 return '{"row_count": 0}\n'
             return json.dumps({"row_count": len(rows), "rows": rows}, separators=(",", ":"))
-        if words[:1] == ["channels"] and not words[1:]:
+        if words[:1] == ["channels"] and words[1:] in ([], ["count"]):
             return f"\n{len(self.channels)} total.\n"
+        if words == ["channels", "count", "as", "json"]:
+            return f'{{"row_count":{len(self.channels)},"rows":[]}}'
         return "-USAGE: show ...\n"
 
     # -- who hears whom (CALLS.md §4, agent leg as eavesdrop target) -----------------------------

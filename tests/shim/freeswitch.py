@@ -213,6 +213,7 @@ class Core(CallsMixin):
     def fire(self, event: Event) -> bool:
         with self.lock:
             self.events.append(event)
+            self.deliver(event)
         return True
 
     def log(self, level: str, message: str) -> None:

@@ -1,0 +1,68 @@
+"""Every dialplan file is valid switch XML, and each extension does what the README says."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+from conftest import ROOT
+
+from cti import dialplan
+from cti._entry import COMMANDS
+from cti.config import FEATURE_DEFAULTS
+
+FILES = sorted((ROOT / "dialplan").glob("*.xml"))
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_dialplan_files_are_switch_xml(path):
+    root = ET.parse(path).getroot()
+    assert root.tag == "include"
+    for ext in root.iter("extension"):
+        assert ext.get("name")
+        conditions = ext.findall("condition")
+        assert conditions, ext.get("name")
+        for cond in conditions:
+            re.compile(cond.get("expression", ""))
+            for action in cond.findall("action"):
+                assert action.get("application"), ext.get("name")
+
+
+def _extensions(xml: str):
+    root = ET.fromstring(xml)
+    for ext in root.iter("extension"):
+        cond = ext.find("condition")
+        yield ext.get("name"), cond.get("expression"), [(a.get("application"), a.get("data")) for a in cond.findall("action")]
+
+
+def test_each_feature_code_runs_its_command():
+    seen = set()
+    for name, expression, actions in _extensions((ROOT / "dialplan" / "cti.xml").read_text()):
+        action = name.removeprefix("cti_")
+        assert action in COMMANDS
+        apps = [a for a, _ in actions]
+        assert apps == ["answer", "python", "playback", "hangup"], name
+        data = dict(actions)["python"]
+        assert data.split()[0] == f"cti.{action}"
+        assert dict(actions)["playback"] == "${cti_tone}"
+        code = FEATURE_DEFAULTS[action]
+        sample = {"checkin": "1001*1234"}.get(action, "1001")
+        m = re.match(expression, code + sample)
+        assert m, (expression, code + sample)
+        seen.add(action)
+    assert seen == set(FEATURE_DEFAULTS)
+
+
+def test_a_checkin_code_passes_seat_and_password():
+    [(_, expression, actions)] = [e for e in _extensions(dialplan.render()) if e[0] == "cti_checkin"]
+    m = re.match(expression, "*211001*4321")
+    data = dict(actions)["python"].replace("$1", m.group(1)).replace("$2", m.group(2))
+    assert data == "cti.checkin - 1001 4321"
+
+
+def test_prefixes_come_from_the_config():
+    codes = dict(FEATURE_DEFAULTS, monitor="#77")
+    xml = dialplan.render(codes)
+    [(_, expression, _)] = [e for e in _extensions(xml) if e[0] == "cti_monitor"]
+    assert re.match(expression, "#771001") and not re.match(expression, "*311001")
