@@ -112,7 +112,8 @@ def _status(a: List[str], caller: Optional[Caller]) -> str:
         check_id("seat or hotline", target)
     sup = wiring.supervisors()
     live = [s for s in sup.sessions() if s.state == "ringing" or sup.calls.exists(s.leg)]
-    return sup.seats.status(target, as_json, live)
+    waiting = wiring.queues().waiting(target) if target in sup.seats.config.hotlines else []
+    return sup.seats.status(target, as_json, live, waiting)
 
 
 def _supervise(action: str) -> Callable[[List[str], Optional[Caller]], str]:
@@ -132,6 +133,27 @@ def _supervise(action: str) -> Callable[[List[str], Optional[Caller]], str]:
         return sup.supervise(action, seat, supervisor, channel)
 
     return run
+
+
+def _ring(a: List[str], caller: Optional[Caller]) -> str:
+    number = check_id("ring group", a[0])
+    router = wiring.router(wiring.seats())
+    if caller is None or caller.channel is None:
+        _, dial, skipped = router.group(number)
+        return f"+OK {dial}" + (f" (skipped {' '.join(skipped)})" if skipped else "")
+    return router.ring(number, caller.channel)
+
+
+def _route(a: List[str], caller: Optional[Caller]) -> str:
+    hotline = check_id("hotline", a[0])
+    router = wiring.router(wiring.seats())
+    conf = router.hotline(hotline)
+    if caller is None or caller.channel is None:
+        ranked = router.ranked(conf)
+        waiting = len(router.queues.waiting(hotline))
+        nxt = ranked[0] if ranked else "nobody (the caller would queue)"
+        return f"+OK {hotline} would offer {nxt} ({conf.strategy}; idle: {','.join(ranked) or '-'}; waiting: {waiting})"
+    return router.route(hotline, caller.channel)
 
 
 def _stopcall(a: List[str], caller: Optional[Caller]) -> str:
@@ -159,6 +181,8 @@ COMMANDS: Dict[str, Command] = {
     "barge": Command("cti.barge <seat> <supervisor>", 2, 2, _supervise("barge")),
     "robcall": Command("cti.robcall <seat> <supervisor>", 2, 2, _supervise("robcall")),
     "stopcall": Command("cti.stopcall <seat> [<operator>] [<cause>]", 1, 3, _stopcall),
+    "ring": Command("cti.ring <ring group>", 1, 1, _ring),
+    "route": Command("cti.route <hotline>", 1, 1, _route),
 }
 # From a phone the phone (checkin), the seat (the others) or the supervisor (the caller) may
 # be left out.

@@ -10,6 +10,7 @@ from typing import Dict, Tuple
 
 from cti import config
 from cti.domain.ports import KeyedLocks
+from cti.domain.routing import Queues, Router
 from cti.domain.seats import Seats
 from cti.domain.supervision import Supervisors
 from cti.switch.api import Switch
@@ -20,8 +21,11 @@ PATH_TTL = 5.0  # seconds a resolved config path is trusted (two global_getvar c
 WATCHER_SILENCE = 3.0  # a watcher that has not looked for events for this long is not running
 
 _beat = 0.0
+clock = time.time  # the one clock of seat times, queues and timers (tests use the shim's)
 
 _locks = KeyedLocks()
+_queues = Queues()  # callers waiting in this switch, per hotline
+_music: Dict[str, str] = {}
 _path: Tuple[float, str] = (0.0, "")
 _stores: Dict[Tuple[int, str, str], SwitchStore] = {}
 _guard = threading.Lock()
@@ -40,10 +44,12 @@ def config_path(sw: Switch) -> str:
 
 def forget() -> None:
     """Drop cached look-ups (tests; a changed ``cti_config`` takes effect at once)."""
-    global _path, _beat
+    global _path, _beat, _queues
     _path = (0.0, "")
+    _queues = Queues()
     _beat = 0.0
     _stores.clear()
+    _music.clear()
 
 
 def store_for(sw: Switch, kind: str, realm: str) -> SwitchStore:
@@ -58,7 +64,33 @@ def store_for(sw: Switch, kind: str, realm: str) -> SwitchStore:
 def seats() -> Seats:
     sw = Switch.here()
     cfg = config.load(config_path(sw))
-    return Seats(cfg, store_for(sw, cfg.store, cfg.realm), sw, sw, _locks)
+    s = Seats(cfg, store_for(sw, cfg.store, cfg.realm), sw, sw, _locks, lambda: clock())
+    s.on_available = lambda hotline: _dispatch(s, hotline)
+    return s
+
+
+def _dispatch(s: Seats, hotline: str) -> None:
+    if _queues.waiting(hotline):  # nobody waiting: nothing to do, no store round trip
+        router(s).dispatch(hotline)
+
+
+def hold_music(configured: str) -> str:
+    """The hotline's music, else local_stream://moh when the switch has music files, else a tone."""
+    if configured:
+        return configured
+    if "auto" not in _music:
+        sounds = Switch.here().global_var("sounds_dir")
+        has_music = bool(sounds) and os.path.isdir(os.path.join(sounds, "music"))
+        _music["auto"] = config.DEFAULT_MOH if has_music else config.TONE_MOH
+    return _music["auto"]
+
+
+def router(s: Seats) -> Router:
+    return Router(s, SwitchCalls(Switch.here()), _queues, hold_music, clock=lambda: clock())
+
+
+def queues() -> Queues:
+    return _queues
 
 
 def beat() -> None:
@@ -73,4 +105,4 @@ def watcher_alive() -> bool:
 
 def supervisors() -> Supervisors:
     sw = Switch.here()
-    return Supervisors(seats(), SwitchCalls(sw), sw, watcher_alive)
+    return Supervisors(seats(), SwitchCalls(sw), sw, watcher_alive, lambda: clock())

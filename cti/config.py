@@ -28,11 +28,41 @@ _FEATURE_RE = re.compile(r"[*#][0-9]{1,6}\Z")
 _REALM_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
+STRATEGIES = ("ring-all", "longest-idle", "round-robin", "top-down", "fewest-calls", "random")
+RING_STRATEGIES = {"simultaneous": ",", "sequential": "|", "enterprise": ":_:"}
+DEFAULT_MOH = "local_stream://moh"
+TONE_MOH = "tone_stream://%(2000,4000,440,480);loops=-1"  # when no sound files are installed
+
+
 @dataclass(frozen=True)
 class Hotline:
     id: str
     name: str
     wrap_up: int = 0
+    strategy: str = "longest-idle"
+    ring_timeout: int = 20  # seconds one seat is offered a call
+    max_no_answer: int = 3  # missed offers in a row before the seat is set busy (0: never)
+    max_wait: int = 120  # seconds a caller waits in the queue before overflow
+    overflow: str = ""  # transfer target after max_wait: "<exten> [<dialplan> [<context>]]"; "" hangs up
+    moh: str = ""  # music on hold while queued; "": local_stream://moh if the switch has music, else a tone
+
+
+@dataclass(frozen=True)
+class Member:
+    seat: str = ""  # a seat: dialed on its current phone, and only while idle
+    endpoint: str = ""  # or a plain endpoint: user/1002, sofia/gateway/x/138...
+    timeout: int = 0  # leg_timeout (0: the group's)
+    delay: int = 0  # leg_delay_start
+
+
+@dataclass(frozen=True)
+class RingGroup:
+    id: str
+    strategy: str
+    members: Tuple[Member, ...]
+    leg_timeout: int = 20
+    timeout: int = 60  # call_timeout: the whole group
+    fallback: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,6 +104,7 @@ class Config:
     features: Dict[str, str] = field(default_factory=lambda: dict(FEATURE_DEFAULTS))
     hotlines: Dict[str, Hotline] = field(default_factory=dict)
     seats: Dict[str, SeatConf] = field(default_factory=dict)
+    ring_groups: Dict[str, RingGroup] = field(default_factory=dict)
 
     @property
     def persistent(self) -> bool:
@@ -166,7 +197,7 @@ def parse(path: str, text: str) -> Config:
     root = doc.root()
     if root is None:
         raise doc.fail(1, "the file is empty")
-    top = root.mapping(("store", "realm", "gateway", "checkin_status", "tones", "features", "hotlines", "seats"))
+    top = root.mapping(("store", "realm", "gateway", "checkin_status", "tones", "features", "hotlines", "seats", "ring_groups"))
     values: Dict[str, Any] = {}
     if "store" in top:
         values["store"] = top["store"].raw()
@@ -204,12 +235,19 @@ def parse(path: str, text: str) -> Config:
     for hid, node in (top["hotlines"].mapping() if "hotlines" in top else {}).items():
         if not ID_RE.match(hid):
             raise node.fail("a hotline id must be letters, digits, '.' or '-' (at most 32)")
-        fields = node.mapping(("name", "wrap_up"))
-        hotlines[hid] = Hotline(
-            id=hid,
-            name=fields["name"].text(64) if "name" in fields else hid,
-            wrap_up=fields["wrap_up"].integer(0, 3600) if "wrap_up" in fields else 0,
-        )
+        fields = node.mapping(("name", "wrap_up", "strategy", "ring_timeout", "max_no_answer", "max_wait", "overflow", "moh"))
+        hot: Dict[str, Any] = {"id": hid, "name": fields["name"].text(64) if "name" in fields else hid}
+        for key, low, high in (("wrap_up", 0, 3600), ("ring_timeout", 1, 600), ("max_no_answer", 0, 100), ("max_wait", 0, 86400)):
+            if key in fields:
+                hot[key] = fields[key].integer(low, high)
+        if "strategy" in fields:
+            hot["strategy"] = fields["strategy"].raw()
+            if hot["strategy"] not in STRATEGIES:
+                raise fields["strategy"].fail(f"expected one of {', '.join(STRATEGIES)}")
+        for key in ("overflow", "moh"):
+            if key in fields:
+                hot[key] = _target(fields[key]) if key == "overflow" else fields[key].text(500)
+        hotlines[hid] = Hotline(**hot)
     seats: Dict[str, SeatConf] = {}
     for sid, node in (top["seats"].mapping() if "seats" in top else {}).items():
         if not ID_RE.match(sid):
@@ -239,7 +277,58 @@ def parse(path: str, text: str) -> Config:
             hotlines=tuple(allowed),
             supervisor=fields["supervisor"].boolean() if "supervisor" in fields else False,
         )
-    return Config(path=path, hotlines=hotlines, seats=seats, **values)
+    groups: Dict[str, RingGroup] = {}
+    for gid, node in (top["ring_groups"].mapping() if "ring_groups" in top else {}).items():
+        if not ID_RE.match(gid):
+            raise node.fail("a ring group number must be letters, digits, '.' or '-' (at most 32)")
+        fields = node.mapping(("strategy", "members", "leg_timeout", "timeout", "fallback"))
+        strategy = fields["strategy"].raw() if "strategy" in fields else "simultaneous"
+        if strategy not in RING_STRATEGIES:
+            raise fields["strategy"].fail(f"expected one of {', '.join(RING_STRATEGIES)}")
+        if "members" not in fields:
+            raise node.fail("members is required")
+        members = tuple(_member(item, seats) for item in fields["members"].seq())
+        if not members:
+            raise fields["members"].fail("a ring group needs at least one member")
+        groups[gid] = RingGroup(
+            id=gid,
+            strategy=strategy,
+            members=members,
+            leg_timeout=fields["leg_timeout"].integer(1, 600) if "leg_timeout" in fields else 20,
+            timeout=fields["timeout"].integer(1, 3600) if "timeout" in fields else 60,
+            fallback=_target(fields["fallback"]) if "fallback" in fields else "",
+        )
+    return Config(path=path, hotlines=hotlines, seats=seats, ring_groups=groups, **values)
+
+
+_ENDPOINT_RE = re.compile(
+    r"(user/[A-Za-z0-9._+-]+(@[A-Za-z0-9.-]+)?|sofia/[A-Za-z0-9._-]+/[A-Za-z0-9._@:+*#-]+|loopback/[0-9A-Za-z/]+)\Z"
+)
+_TARGET_RE = re.compile(r"[A-Za-z0-9*#+._-]+( [A-Za-z0-9_]+( [A-Za-z0-9_.-]+)?)?\Z")
+
+
+def _target(node: _Node) -> str:
+    value = node.text(200)
+    if value and not _TARGET_RE.match(value):
+        raise node.fail("a transfer target is '<extension> [<dialplan> [<context>]]', e.g. '9999 XML default'")
+    return value
+
+
+def _member(node: _Node, seats: Dict[str, SeatConf]) -> Member:
+    if isinstance(node.node, yaml.ScalarNode):
+        fields = {"target": node}
+    else:
+        fields = node.mapping(("target", "timeout", "delay"))
+        if "target" not in fields:
+            raise node.fail("a member needs a target: a seat id or an endpoint such as user/1002")
+    target = fields["target"].raw()
+    timeout = fields["timeout"].integer(1, 600) if "timeout" in fields else 0
+    delay = fields["delay"].integer(0, 600) if "delay" in fields else 0
+    if target in seats:
+        return Member(seat=target, timeout=timeout, delay=delay)
+    if _ENDPOINT_RE.match(target):
+        return Member(endpoint=target, timeout=timeout, delay=delay)
+    raise fields["target"].fail(f"{target!r} is neither a seat nor an endpoint (user/<ext>, sofia/gateway/<gw>/<number>)")
 
 
 _cache: Dict[str, Tuple[Tuple[int, int, int], Any]] = {}

@@ -95,7 +95,9 @@ class Switch:
         """``python cti.<command> <args>`` from fs_cli."""
         return self.cli(f"python cti.{command} {args}".rstrip())
 
-    def dial(self, command: str, args: str = "", user: Optional[str] = None, **variables: str) -> freeswitch.Session:
+    def dial(
+        self, command: str, args: str = "", user: Optional[str] = None, customer: str = "", **variables: str
+    ) -> freeswitch.Session:
         """``<action application="python" data="cti.<command> <args>"/>`` on a channel of ``user``
         (a live inbound leg from that user's phone, answered, as a feature code runs)."""
         import importlib
@@ -108,11 +110,48 @@ class Switch:
             leg.answered, leg.callstate = True, "ACTIVE"
             self.core.channels[leg.uuid] = leg
             session = freeswitch.Session(variables, channel=leg)
+        elif customer:  # a caller from outside, answered by the dialplan
+            leg = Channel(self.core, f"sofia/external/{customer}", "inbound", dest=args)
+            leg.answered, leg.callstate = True, "ACTIVE"
+            leg.variables["caller_id_number"] = customer
+            self.core.channels[leg.uuid] = leg
+            session = freeswitch.Session(variables, channel=leg)
         else:
             session = freeswitch.Session(variables)
         module = importlib.reload(importlib.import_module(f"cti.{command}"))
         module.handler(session, args)
         return session
+
+    def dial_bg(self, command: str, args: str = "", **kwargs: str):
+        """``dial`` on a thread of its own (a dialplan thread that waits in a bridge or queue).
+        Returns (thread, box): ``box["session"]`` once the application returned."""
+        import threading
+
+        box: Dict[str, object] = {}
+
+        def run() -> None:
+            box["session"] = self.dial(command, args, **kwargs)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread, box
+
+    def wait_for(self, predicate, seconds: float = 3.0) -> None:
+        import time
+
+        deadline = time.perf_counter() + seconds
+        while not predicate():
+            assert time.perf_counter() < deadline, "timed out"
+            time.sleep(0.001)
+
+    def bridged_to(self, cid: str):
+        """The live outbound leg bridged to the customer whose number is ``cid``, if any."""
+        for ch in list(self.core.channels.values()):
+            partner = self.core.channels.get(ch.partner or "")
+            if ch.direction == "outbound" and ch.answered and partner is not None:
+                if partner.variables.get("caller_id_number") == cid:
+                    return ch
+        return None
 
     # -- the call watcher, run synchronously over the events the shim has queued ------------------
     def watch(self) -> None:
@@ -121,7 +160,9 @@ class Switch:
         self._consumer = freeswitch.EventConsumer()
         for name in (*events.EVENTS, "SHUTDOWN", "MODULE_UNLOAD"):
             self._consumer.bind(name)
-        self._legs: Dict[str, str] = {}
+        from cti.domain.tracker import WatchState
+
+        self._memory = WatchState()
         wiring.beat()
 
     def pump(self) -> int:
@@ -134,7 +175,7 @@ class Switch:
             if ev is None:
                 break
             n += 1
-            events.handle(events.headers(ev), self._legs)
+            events.handle(events.headers(ev), self._memory)
         wiring.beat()
         return n
 
@@ -150,13 +191,15 @@ class Switch:
         return customer, agent
 
     def record(self, seat: str) -> Dict[str, str]:
-        import json
+        from dataclasses import asdict
 
+        from cti.domain.model import SeatState
         from cti.switch.api import Switch as FsSwitch
         from cti.switch.store import SwitchStore
 
         text = SwitchStore(FsSwitch(), "db" if self.core.db else "hash", "cti").get(f"seat.{seat}")
-        return json.loads(text) if text else {}
+        state = SeatState.decode(text) if text else None
+        return asdict(state) if state else {}
 
     def snapshot(self) -> Dict[str, object]:
         return {"hash": dict(self.core.hash), "db": dict(self.core.db)}
@@ -176,6 +219,7 @@ def switch(tmp_path: Path) -> Switch:
     core.globals["conf_dir"] = str(conf)
     core.phones.update({ext: "ring" for ext in ("101", "102", "103", "104", "105", "201", "202")})
     wiring.forget()
+    wiring.clock = core.clock
     sw = Switch(core, conf / "cti.yaml")
     sw.write_config(config_text())
     return sw

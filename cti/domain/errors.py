@@ -10,6 +10,7 @@ CODES = {
     "config": "the configuration file is missing or invalid: <file>:<line>: <what is wrong>",
     "no_such_seat": "the seat is not in the configuration",
     "no_such_hotline": "the hotline is not in the configuration",
+    "no_such_group": "the ring group is not in the configuration",
     "bad_password": "the password does not match the seat's",
     "not_allowed": "the seat may not sign in to that hotline",
     "not_supervisor": "the seat may not act as a supervisor (or an agent acted on another seat)",

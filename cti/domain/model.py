@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Dict, FrozenSet, Optional
 
 from cti.domain.errors import CtiError
@@ -122,6 +122,11 @@ class SeatState:
     customer: str = ""  # that leg's partner
     prior: str = ""  # the status to return to after the call (idle, busy)
     prior_reason: str = ""
+    answered: int = 0  # calls answered since sign-in
+    talk: float = 0.0  # seconds talked since sign-in
+    answered_at: float = 0.0  # when the current call was answered
+    last_end: float = 0.0  # when the last call ended
+    misses: int = 0  # offers not answered in a row
 
     @property
     def phone_obj(self) -> Phone:
@@ -154,7 +159,9 @@ class SeatState:
         )
 
     def encode(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        """Compact JSON: fields still at their default are left out (a db piece is 250 bytes)."""
+        data = {k: v for k, v in asdict(self).items() if _DEFAULTS.get(k, _REQUIRED) != v}
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def decode(cls, text: str) -> Optional[SeatState]:
@@ -164,3 +171,7 @@ class SeatState:
             return cls(**data)
         except (ValueError, TypeError):
             return None
+
+
+_REQUIRED = object()
+_DEFAULTS = {f.name: f.default for f in fields(SeatState) if f.default is not MISSING}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import unicodedata
+from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from cti.config import Config, SeatConf
@@ -107,6 +108,8 @@ class Seats:
         self.events = events
         self.locks = locks
         self._clock = clock
+        # called with a hotline when one of its seats may have become free (the queue's cue)
+        self.on_available: Callable[[str], None] = lambda hotline: None
 
     def now(self) -> float:
         return self._clock()
@@ -185,12 +188,15 @@ class Seats:
     def after_call(self, state: SeatState) -> SeatState:
         """The seat once its call ended: wrap-up after a talk when the hotline has one, else
         back to what it was before the call (idle, or busy with its reason)."""
-        wrap = self.config.hotlines[state.hotline].wrap_up if state.hotline in self.config.hotlines else 0
-        status = WRAP_UP if state.status == IN_CALL and wrap > 0 else (state.prior or IDLE)
+        hotline = self.config.hotlines.get(state.hotline)
+        now = self._clock()
+        talked = state.status == IN_CALL
+        status = WRAP_UP if talked and hotline is not None and hotline.wrap_up > 0 else (state.prior or IDLE)
         reason = "" if status == WRAP_UP else state.prior_reason
-        return state.moved(
-            status, self._clock(), reason=reason, operator=state.seat, call="", customer="", prior="", prior_reason=""
-        )
+        after = state.moved(status, now, reason=reason, operator=state.seat, call="", customer="", prior="", prior_reason="")
+        if talked:
+            after = replace(after, talk=state.talk + max(0.0, now - state.answered_at), last_end=now)
+        return after
 
     # -- use cases ------------------------------------------------------------------------
     def checkin(self, hotline: str, seat: str, password: str, phone: Phone, role_word: str = "agent") -> str:
@@ -239,6 +245,8 @@ class Seats:
             if current is not None and current.phone_obj != phone:
                 self.repo.release_phone(current.phone_obj, seat)
         self._fire("checkin", state, previous, seat)
+        if state.status == IDLE:
+            self.on_available(hotline)
         return f"+OK {seat} signed in to {hotline} as {role} on {phone.dial_string(self.config.gateway)}, {state.status}"
 
     def checkout(self, seat: str, operator: str = "") -> str:
@@ -264,13 +272,17 @@ class Seats:
             changed = state.status != target or state.reason != reason
             if changed:
                 new = state.moved(target, self._clock(), reason=reason, operator=by)
+                if target == IDLE:
+                    new = replace(new, misses=0)
                 self.repo.save(new)
         if changed:
             self._fire(action, new, state.status, by)
+            if target == IDLE:
+                self.on_available(new.hotline)
         return f"+OK {seat} {target}" + (f" ({reason})" if reason else "")
 
     # -- status ---------------------------------------------------------------------------
-    def status(self, target: str = "", as_json: bool = False, sessions: Sequence[Any] = ()) -> str:
+    def status(self, target: str = "", as_json: bool = False, sessions: Sequence[Any] = (), waiting: Sequence[Any] = ()) -> str:
         cfg = self.config
         if not target:
             seats = list(cfg.seats)
@@ -306,13 +318,27 @@ class Seats:
                     "supervision": watching.get(seat) or ", ".join(watched.get(seat, [])),
                 }
             )
+        queue = [
+            {
+                "caller": w.uuid,
+                "priority": w.priority,
+                "seconds": int(max(0.0, now - w.since)),
+                "offered": w.offering or bool(w.reserved),
+            }
+            for w in waiting
+        ]
         if as_json:
-            return json.dumps(
-                {"store": cfg.store, "persistent": cfg.persistent, "seats": rows},
-                ensure_ascii=False,
-                separators=(",", ":"),
+            data: Dict[str, object] = {"store": cfg.store, "persistent": cfg.persistent, "seats": rows}
+            if target in cfg.hotlines:
+                data["waiting"] = queue
+            return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        out = _table(rows)
+        if target in cfg.hotlines:
+            out += f"\nwaiting: {len(queue)}" + "".join(
+                f"\n  {q['caller']}  {_duration(q['seconds'])}" + (f"  priority {q['priority']}" if q["priority"] else "")
+                for q in queue
             )
-        return _table(rows) + "\n" + _store_note(cfg)
+        return out + "\n" + _store_note(cfg)
 
 
 def _store_note(cfg: Config) -> str:

@@ -9,23 +9,38 @@ a losing leg of a ring group may announce only its hangup); every handler tolera
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional
+import heapq
+from dataclasses import replace
+from typing import Dict, List, Mapping, Optional, Tuple
 
-from cti.domain.model import IDLE, IN_CALL, ON_A_CALL, RINGING, WRAP_UP, Phone, SeatState
+from cti.domain.model import BUSY, IDLE, IN_CALL, ON_A_CALL, RINGING, WRAP_UP, Phone, SeatState
 from cti.domain.ports import Calls
+from cti.domain.routing import MISSED
 from cti.domain.supervision import DIGIT_MODE, MODE_DIGIT, Session, Supervisors, sup_key, take_key
+
+
+class WatchState:
+    """What the watcher remembers between events: which legs are seats', wrap-up deadlines."""
+
+    def __init__(self) -> None:
+        self.legs: Dict[str, str] = {}
+        self.wraps: List[Tuple[float, str]] = []  # heap of (deadline, seat)
+
+    def next_deadline(self) -> Optional[float]:
+        return self.wraps[0][0] if self.wraps else None
+
 
 H = Mapping[str, str]
 
 
 class Tracker:
-    def __init__(self, supervisors: Supervisors, calls: Calls, leg_seat: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, supervisors: Supervisors, calls: Calls, memory: Optional[WatchState] = None) -> None:
         self.sup = supervisors
         self.seats = supervisors.seats
         self.repo = self.seats.repo
         self.calls = calls
-        # legs known to belong to a seat: the watcher's own memory, kept across events
-        self.leg_seat: Dict[str, str] = {} if leg_seat is None else leg_seat
+        self.memory = memory or WatchState()
+        self.leg_seat = self.memory.legs  # legs known to belong to a seat, kept across events
 
     def handle(self, h: H) -> None:
         name = h.get("Event-Name", "")
@@ -89,7 +104,7 @@ class Tracker:
         with self.seats.locks.hold(seat):
             state = self.repo.get(seat)
             if state is not None and state.call == uuid and state.status != IN_CALL:
-                self._save("answered", state, state.moved(IN_CALL, self.seats.now(), operator=seat))
+                self._save("answered", state, self._answered(state))
 
     def _on_channel_bridge(self, h: H) -> None:
         a, b = h.get("Bridge-A-Unique-ID", ""), h.get("Bridge-B-Unique-ID", "")
@@ -100,7 +115,8 @@ class Tracker:
             with self.seats.locks.hold(seat):
                 state = self.repo.get(seat)
                 if state is not None and state.call == leg and (state.customer != other or state.status != IN_CALL):
-                    self._save("answered", state, state.moved(IN_CALL, self.seats.now(), operator=seat, customer=other))
+                    answered = self._answered(state) if state.status != IN_CALL else state
+                    self._save("answered", state, replace(answered, customer=other))
         sup = h.get("variable_cti_supervision")
         if sup:
             session = self.sup.session(sup)
@@ -115,12 +131,47 @@ class Tracker:
         if sup:
             self._supervisor_gone(sup, uuid, cause)
         seat = self.leg_seat.pop(uuid, None) or self._seat_of(h)
+        freed = ""
         if seat is not None:
             with self.seats.locks.hold(seat):
                 state = self.repo.get(seat)
                 if state is not None and state.call == uuid:
-                    self._save("hangup", state, self.seats.after_call(state), cause)
+                    after = self.seats.after_call(state)
+                    action = "hangup"
+                    if state.status == RINGING and h.get("variable_cti_offer") and cause in MISSED:
+                        after = replace(after, misses=state.misses + 1)
+                        hotline = self.seats.config.hotlines.get(state.hotline)
+                        if hotline is not None and hotline.max_no_answer and after.misses >= hotline.max_no_answer:
+                            after = after.moved(BUSY, self.seats.now(), reason="no-answer", operator=seat)
+                            action = "no-answer"
+                    self._save(action, state, after, cause)
+                    if after.status == WRAP_UP:
+                        wrap = self.seats.config.hotlines[after.hotline].wrap_up
+                        heapq.heappush(self.memory.wraps, (after.since + wrap, seat))
+                    elif after.status == IDLE:
+                        freed = after.hotline
         self._call_gone(uuid)
+        if freed:
+            self.seats.on_available(freed)
+
+    def _answered(self, state: SeatState) -> SeatState:
+        now = self.seats.now()
+        return replace(state.moved(IN_CALL, now, operator=state.seat), answered=state.answered + 1, answered_at=now, misses=0)
+
+    def tick(self, now: float) -> None:
+        """Wrap-up that has run its time: back to idle (the watcher's clock, no thread per seat)."""
+        while self.memory.wraps and self.memory.wraps[0][0] <= now:
+            _, seat = heapq.heappop(self.memory.wraps)
+            with self.seats.locks.hold(seat):
+                state = self.repo.get(seat)
+                if state is None or state.status != WRAP_UP:
+                    continue  # ended early (cti.idle), or signed out
+                hotline = self.seats.config.hotlines.get(state.hotline)
+                if hotline is not None and state.since + hotline.wrap_up > now:
+                    heapq.heappush(self.memory.wraps, (state.since + hotline.wrap_up, seat))
+                    continue
+                self._save("wrap_up_end", state, state.moved(IDLE, now, operator=seat))
+            self.seats.on_available(state.hotline)
 
     def _on_dtmf(self, h: H) -> None:
         sup = h.get("variable_cti_supervision")

@@ -52,3 +52,9 @@ class SessionChannel:
 
     def execute(self, app: str, data: str) -> None:
         self._session.execute(app, data)
+
+    def ready(self) -> bool:
+        return bool(self._session.ready())
+
+    def get_var(self, name: str) -> str:
+        return self._session.getVariable(name) or ""

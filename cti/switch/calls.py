@@ -65,3 +65,12 @@ class SwitchCalls:
 
     def send_dtmf(self, uuid: str, digits: str) -> bool:
         return self._sw.api(f"uuid_recv_dtmf {uuid} {digits}").startswith("+OK")
+
+    def wake(self, uuid: str) -> None:
+        self._sw.api(f"uuid_break {uuid} all")
+
+    def wake_later(self, uuid: str, seconds: int) -> None:
+        self._sw.api(f"sched_api +{max(1, seconds)} cti-wait-{uuid} uuid_break {uuid} all")
+
+    def cancel_wake(self, uuid: str) -> None:
+        self._sw.api(f"sched_del cti-wait-{uuid}")

@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional
 import freeswitch
 
 from cti import app
-from cti.domain.tracker import Tracker
+from cti.domain.tracker import Tracker, WatchState
 from cti.switch.api import Switch
 from cti.switch.calls import SwitchCalls
 
@@ -41,6 +41,7 @@ HEADERS = (
     "variable_cti_seat",
     "variable_cti_customer",
     "variable_cti_supervision",
+    "variable_cti_offer",
 )
 
 
@@ -64,9 +65,14 @@ def stops(h: Dict[str, str]) -> bool:
     return name == "SHUTDOWN"
 
 
-def handle(h: Dict[str, str], legs: Dict[str, str]) -> None:
-    """One event through the tracker, with the current config."""
-    Tracker(app.supervisors(), SwitchCalls(Switch.here()), legs).handle(h)
+def tracker(memory: WatchState) -> Tracker:
+    """A tracker with the current config, and the watcher's memory."""
+    return Tracker(app.supervisors(), SwitchCalls(Switch.here()), memory)
+
+
+def handle(h: Dict[str, str], memory: WatchState) -> None:
+    """One event through the tracker."""
+    tracker(memory).handle(h)
 
 
 def run(max_events: Optional[int] = None) -> None:
@@ -80,13 +86,22 @@ def run(max_events: Optional[int] = None) -> None:
     for name in (*EVENTS, "SHUTDOWN", "MODULE_UNLOAD"):
         consumer.bind(name)
     consumer.bind("CUSTOM", CONTROL)
-    legs: Dict[str, str] = {}
+    memory = WatchState()
     sw.log("NOTICE", "cti: call watcher started")
     seen = 0
     try:
         while max_events is None or seen < max_events:
             app.beat()
-            event = consumer.pop(1, 1000)
+            deadline = memory.next_deadline()
+            now = app.clock()
+            if deadline is not None and deadline <= now:
+                try:
+                    tracker(memory).tick(now)
+                except Exception:
+                    sw.log("ERR", f"cti: call watcher: wrap-up timer failed: {traceback.format_exc()}")
+                continue
+            wait = 1000 if deadline is None else max(1, min(1000, int((deadline - now) * 1000) + 1))
+            event = consumer.pop(1, wait)
             if event is None:
                 continue
             seen += 1
@@ -94,7 +109,7 @@ def run(max_events: Optional[int] = None) -> None:
                 h = headers(event)
                 if stops(h):
                     break
-                handle(h, legs)
+                handle(h, memory)
             except Exception:  # a bad event (or a store hiccup) must not stop the watcher
                 sw.log("ERR", f"cti: call watcher skipped an event: {traceback.format_exc()}")
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import uuid as uuidlib
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -33,7 +34,22 @@ CAUSES = {
 }
 CAUSE_BY_NUMBER = {v: k for k, v in CAUSES.items()}
 DOMAIN = "10.0.0.10"
-ORIGINATE_USAGE = "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"  # noqa: E501 (the recorded text)
+ORIGINATE_USAGE = "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"
+
+
+def _split(data: str, sep: str) -> List[str]:
+    """Split a dial string at ``sep``, but not inside ``[...]``/``{...}`` variable blocks."""
+    out, depth, cur = [], 0, []
+    for ch in data:
+        depth += ch in "[{"
+        depth -= ch in "]}"
+        if ch == sep and depth == 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return out
 
 
 class Channel:
@@ -56,6 +72,10 @@ class Channel:
         self.pending: Optional[Tuple[str, str, str]] = None  # (app, data, job uuid) run on answer
         self.bridge_to: List[str] = []  # legs this customer leg is ringing (bridge)
         self.created = core.now
+        self.sequence: List[str] = []  # members still to ring one after the other (|)
+        self.woken = threading.Event()  # uuid_break / hangup end a blocking app (playback)
+        self.settled = threading.Event()  # a bridge from this leg answered or failed
+        self.over = threading.Event()  # this leg's bridged call ended
 
     def row(self) -> Dict[str, str]:
         return {
@@ -101,6 +121,8 @@ class CallsMixin:
         self.consumers: List[Any] = []
         self.jobs: Dict[str, str] = {}
         self.blocking_originates = 0
+        self.scheduled: List[Tuple[float, str, str]] = []  # (when, group, command)
+        self.most_legs: Dict[str, int] = {}  # the most legs ever ringing/up at once to one phone
         self.commands.update(
             {
                 "originate": self._originate,
@@ -112,6 +134,9 @@ class CallsMixin:
                 "uuid_bridge": self._uuid_bridge,
                 "uuid_transfer": self._uuid_transfer,
                 "uuid_recv_dtmf": self._uuid_recv_dtmf,
+                "uuid_break": self._uuid_break,
+                "sched_api": self._sched_api,
+                "sched_del": self._sched_del,
                 "show": self._show,
             }
         )
@@ -163,7 +188,7 @@ class CallsMixin:
             customer.application, customer.application_data = "bridge", to
             self.channels[customer.uuid] = customer
             self.emit("CHANNEL_CREATE", customer)
-            for target in re.split(r"[,|]", to):
+            for target in _split(to.replace("|", ","), ","):
                 leg = self._new_leg(target.strip(), customer)
                 if leg is not None:
                     customer.bridge_to.append(leg.uuid)
@@ -200,6 +225,9 @@ class CallsMixin:
             leg.partner = customer.uuid
             leg.variables["cti_customer"] = customer.uuid
         self.channels[leg.uuid] = leg
+        if presence:
+            live = sum(1 for c in self.channels.values() if c.presence_id == presence and c.direction == "outbound")
+            self.most_legs[ext] = max(self.most_legs.get(ext, 0), live)
         self.emit("CHANNEL_CREATE", leg)
         if behaviour == "busy":
             self._hangup(leg, "USER_BUSY")
@@ -245,6 +273,8 @@ class CallsMixin:
 
     # -- internals ---------------------------------------------------------------------------
     def _bridge(self, a: Channel, b: Channel) -> None:
+        a.variables["originate_disposition"] = "SUCCESS"
+        a.settled.set()
         a.partner, b.partner = b.uuid, a.uuid
         b.state = a.state = "CS_EXCHANGE_MEDIA"
         for ch in (a, b):
@@ -257,6 +287,11 @@ class CallsMixin:
             return
         del self.channels[ch.uuid]
         ch.cause, ch.callstate, ch.state = cause, "HANGUP", "CS_HANGUP"
+        ch.woken.set()
+        ch.settled.set()
+        ch.over.set()
+        if ch.partner in self.channels:
+            self.channels[ch.partner].over.set()
         self.gone[ch.uuid] = ch
         partner = self.channels.get(ch.partner or "")
         bridged = partner is not None and partner.partner == ch.uuid and partner.answered and ch.answered
@@ -274,10 +309,14 @@ class CallsMixin:
                 self._hangup(partner, "ORIGINATOR_CANCEL")  # the caller gave up: stop ringing
             elif ch.direction == "outbound" and ch.uuid in partner.bridge_to:
                 partner.bridge_to.remove(ch.uuid)
-                if not partner.bridge_to and not partner.answered:
-                    partner.variables["originate_disposition"] = cause
-                    partner.variables["last_bridge_hangup_cause"] = cause
-                    partner.application = "bridge-failed"
+                if not partner.bridge_to and partner.partner is None:
+                    if partner.sequence:  # sequential ring: the next member rings in the same tick
+                        self._ring_next(partner)
+                    else:
+                        partner.variables["originate_disposition"] = cause
+                        partner.variables["last_bridge_hangup_cause"] = cause
+                        partner.application = "bridge-failed"
+                        partner.settled.set()
         for other in list(self.channels.values()):  # eavesdroppers of this leg stop
             if other.eavesdrop and other.eavesdrop[0] == ch.uuid:
                 self._hangup(other, "NORMAL_CLEARING")
@@ -311,6 +350,103 @@ class CallsMixin:
             self._bridge(ch, keep)
         elif app == "park":
             pass
+        elif app == "bridge":
+            self._start_bridge(ch, data)
+        elif app == "transfer":
+            ch.variables["transferred_to"] = data
+
+    # -- bridge with a dial string ------------------------------------------------------------
+    def _start_bridge(self, customer: Channel, data: str) -> None:
+        glob: Dict[str, str] = {}
+        m = re.match(r"^\{([^}]*)\}(.*)$", data)
+        if m:
+            glob = dict(p.split("=", 1) for p in m.group(1).split(",") if "=" in p)
+            data = m.group(2)
+        customer.variables.update({k: v for k, v in glob.items() if k.startswith("cti_")})
+        customer.settled.clear()
+        customer.over.clear()
+        customer.partner = None
+        customer.bridge_to = []
+        if "|" in data or ":_:" in data:
+            customer.sequence = [d for d in _split(data.replace(":_:", "|"), "|") if d]
+            self._ring_next(customer)
+        else:
+            for target in _split(data, ","):
+                leg = self._new_leg(target.strip(), customer)
+                if leg is not None and leg.uuid in self.channels:
+                    customer.bridge_to.append(leg.uuid)
+            self._settle_now(customer)
+
+    def _ring_next(self, customer: Channel) -> None:
+        while customer.sequence:
+            target = customer.sequence.pop(0)
+            leg = self._new_leg(target.strip(), customer)
+            if leg is not None and leg.uuid in self.channels:
+                customer.bridge_to = [leg.uuid]
+                self._settle_now(customer)
+                return
+        customer.variables.setdefault("originate_disposition", "NO_ANSWER")
+        customer.application = "bridge-failed"
+        customer.settled.set()
+
+    def _settle_now(self, customer: Channel) -> None:
+        """Phones scripted to answer or not answer do so at once (in member order)."""
+        for uuid in list(customer.bridge_to):
+            leg = self.channels.get(uuid)
+            if leg is None or customer.partner is not None:
+                continue
+            behaviour = self.phones.get(leg.dest)
+            if behaviour == "answer":
+                self.answer(uuid)
+                return
+        for uuid in list(customer.bridge_to):
+            leg = self.channels.get(uuid)
+            if leg is not None and customer.partner is None and self.phones.get(leg.dest) == "noanswer":
+                timed = "leg_timeout" in leg.variables and bool(customer.sequence or customer.bridge_to == [uuid])
+                self._hangup(leg, "ALLOTTED_TIMEOUT" if timed and customer.sequence else "NO_ANSWER")
+
+    def wait_bridge(self, customer: Channel, timeout: float = 5.0) -> None:
+        """What ``bridge`` does to the dialplan thread: wait until answered or failed."""
+        if not customer.settled.wait(timeout):
+            raise AssertionError("bridge still ringing: a test must answer or ring_out a leg")
+        if customer.variables.get("originate_disposition") == "SUCCESS" and customer.uuid in self.channels:
+            # like the real bridge app: back to the dialplan when the call is over
+            if not customer.over.wait(timeout):
+                raise AssertionError("bridged call still up: a test must hang it up")
+
+    def _uuid_break(self, arg: str) -> str:
+        ch = self.channels.get(arg.split()[0] if arg.split() else "")
+        if ch is None:
+            return "-ERR No such channel!\n"
+        ch.woken.set()
+        return "+OK\n"
+
+    def _sched_api(self, arg: str) -> str:
+        m = re.match(r"^\+(\d+)\s+(\S+)\s+(.*)$", arg.strip())
+        if not m:
+            return "-ERR Invalid syntax\n"
+        self.scheduled.append((self.now + int(m.group(1)), m.group(2), m.group(3)))
+        return f"+OK Added: {len(self.scheduled)}\n"
+
+    def _sched_del(self, arg: str) -> str:
+        before = len(self.scheduled)
+        self.scheduled = [t for t in self.scheduled if t[1] != arg.strip()]
+        return "+OK\n" if len(self.scheduled) < before else "-ERR no such id\n"
+
+    def clock(self) -> float:
+        """The switch's time: moves a millisecond each time it is read, and with ``advance``."""
+        with self.lock:
+            self.now += 0.001
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        """The clock moves; scheduled API commands whose time came run."""
+        self.now += seconds
+        due = [t for t in self.scheduled if t[0] <= self.now]
+        self.scheduled = [t for t in self.scheduled if t[0] > self.now]
+        for _, _, command in due:
+            name, _, rest = command.partition(" ")
+            self.api(name, rest)
 
     def _job_done(self, job: str, body: str) -> None:
         if not job:

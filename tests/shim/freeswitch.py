@@ -357,10 +357,23 @@ class Session:
         return self.uuid
 
     def execute(self, app: str, data: str = "") -> None:
+        """Runs ``app`` on the channel. ``bridge`` returns once answered or failed (the real one
+        returns when the call is over); ``endless_playback``/``playback`` block until
+        ``uuid_break`` or hangup; ``eavesdrop``/``intercept`` return at once (their end is
+        seen through events)."""
         self.executed.append((app, data))
-        if self.channel is not None and self.channel.uuid in CORE.channels:
-            with CORE.lock:
-                CORE._run_app(self.channel, app, data)
+        ch = self.channel
+        if ch is None or ch.uuid not in CORE.channels:
+            return
+        if app in ("endless_playback", "playback"):
+            ch.woken.clear()
+            ch.application, ch.application_data = app, data
+            ch.woken.wait(5.0)
+            return
+        with CORE.lock:
+            CORE._run_app(ch, app, data)
+        if app == "bridge":
+            CORE.wait_bridge(ch)
 
     def answer(self) -> None:
         self.executed.append(("answer", ""))

@@ -1,0 +1,348 @@
+"""Ringing and distribution: ring groups (同振 / 顺振), hotline routing, the queue.
+
+Ring groups are dial strings: ``,`` rings all members at once (the first to answer wins, the
+others end ``LOSE_RACE``), ``|`` one after the other (``leg_timeout`` ends a member with
+``ALLOTTED_TIMEOUT``), ``:_:`` the enterprise form. Seat members are dialed on their current
+phone and only while idle; each leg is tagged ``cti_seat`` so the watcher knows whose it is.
+
+Hotline routing offers a caller to one idle seat at a time, chosen by the hotline's strategy,
+after claiming the seat (``offer.<seat>``, insert-if-empty): two callers are never offered the
+same seat. When no seat is free the caller waits in the queue with music on hold; a seat that
+becomes free is reserved for the first caller in the queue at once, by the event that freed
+it (no polling), and the caller is woken (``uuid_break``).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Set, Tuple
+
+from cti.config import RING_STRATEGIES, Hotline, RingGroup
+from cti.domain.errors import CtiError
+from cti.domain.model import BUSY, IDLE, SeatState
+from cti.domain.ports import Calls
+from cti.domain.seats import Seats
+
+MISSED = frozenset({"NO_ANSWER", "ALLOTTED_TIMEOUT", "NO_USER_RESPONSE", "USER_BUSY", "CALL_REJECTED"})
+
+
+def offer_key(seat: str) -> str:
+    return f"offer.{seat}"
+
+
+def rr_key(hotline: str) -> str:
+    return f"rr.{hotline}"
+
+
+# -- strategies: pure ranking of idle seats --------------------------------------------------
+def rank(
+    strategy: str, idle: Sequence[SeatState], order: Dict[str, int], last: str = "", rng: Callable[[], float] = random.random
+) -> List[str]:
+    """The idle seats in the order the strategy offers them. ``order`` is the config's seat
+    order; ``last`` the seat round-robin offered last. O(n log n) in the idle seats."""
+    if strategy == "top-down" or strategy == "ring-all":
+        return sorted((s.seat for s in idle), key=order.__getitem__)
+    if strategy == "longest-idle":
+        # idle since the last call ended, or since sign-in when it had none
+        return [s.seat for s in sorted(idle, key=lambda s: (s.last_end or s.signed_in_at, order[s.seat]))]
+    if strategy == "fewest-calls":
+        return [s.seat for s in sorted(idle, key=lambda s: (s.answered, s.last_end or s.signed_in_at, order[s.seat]))]
+    if strategy == "round-robin":
+        seats = sorted((s.seat for s in idle), key=order.__getitem__)
+        pivot = order.get(last, -1)
+        after = [s for s in seats if order[s] > pivot]
+        return after + [s for s in seats if order[s] <= pivot]
+    if strategy == "random":
+        return [s.seat for s in sorted(idle, key=lambda s: rng())]
+    raise ValueError(strategy)
+
+
+def leg(dial: str, variables: Dict[str, str]) -> str:
+    return ("[" + ",".join(f"{k}={v}" for k, v in variables.items()) + "]" if variables else "") + dial
+
+
+def group_dial_string(group: RingGroup, states: Dict[str, SeatState], gateway: str) -> Tuple[str, List[str]]:
+    """(dial string, members skipped and why) for a ring group."""
+    legs, skipped = [], []
+    for member in group.members:
+        variables = {"leg_timeout": str(member.timeout or group.leg_timeout)}
+        if member.delay:
+            variables["leg_delay_start"] = str(member.delay)
+        if member.seat:
+            st = states.get(member.seat)
+            if st is None or st.status != IDLE:
+                skipped.append(f"{member.seat}:{st.status if st else 'signed_out'}")
+                continue
+            variables["cti_seat"] = member.seat
+            dial = st.phone_obj.dial_string(gateway)
+        else:
+            dial = member.endpoint
+        legs.append(leg(dial, variables))
+    head = f"{{ignore_early_media=true,call_timeout={group.timeout},cti_ring_group={group.id}}}"
+    return head + RING_STRATEGIES[group.strategy].join(legs), skipped
+
+
+# -- the queue ---------------------------------------------------------------------------------
+@dataclass
+class Waiter:
+    uuid: str
+    hotline: str
+    priority: int
+    since: float
+    reserved: str = ""  # a seat claimed for this caller by the seat that freed
+    offering: bool = False  # being offered a seat right now
+    tried: Set[str] = field(default_factory=set)
+
+
+class Queues:
+    """Callers waiting per hotline, in this switch (their channels are here). In memory."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._waiting: Dict[str, List[Waiter]] = {}
+
+    def join(self, waiter: Waiter) -> None:
+        with self.lock:
+            line = self._waiting.setdefault(waiter.hotline, [])
+            line.append(waiter)
+            line.sort(key=lambda w: (-w.priority, w.since))
+
+    def leave(self, uuid: str) -> Optional[Waiter]:
+        with self.lock:
+            for line in self._waiting.values():
+                for w in line:
+                    if w.uuid == uuid:
+                        line.remove(w)
+                        return w
+        return None
+
+    def waiting(self, hotline: str) -> List[Waiter]:
+        with self.lock:
+            return list(self._waiting.get(hotline, ()))
+
+    def first_free(self, hotline: str) -> Optional[Waiter]:
+        with self.lock:
+            for w in self._waiting.get(hotline, ()):
+                if not w.reserved and not w.offering:
+                    return w
+        return None
+
+
+class RouteChannel(Protocol):
+    """The caller's channel while cti.route runs on it (the dialplan thread)."""
+
+    uuid: str
+
+    def ready(self) -> bool: ...
+
+    def get_var(self, name: str) -> str: ...
+
+    def execute(self, app: str, data: str) -> None: ...
+
+
+class Router:
+    def __init__(
+        self,
+        seats: Seats,
+        calls: Calls,
+        queues: Queues,
+        hold_music: Callable[[str], str],
+        rng: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.seats = seats
+        self.store = seats.repo.store
+        self.calls = calls
+        self.queues = queues
+        self._music = hold_music
+        self._rng = rng
+        self._clock = clock
+
+    def hotline(self, hotline: str) -> Hotline:
+        conf = self.seats.config.hotlines.get(hotline)
+        if conf is None:
+            raise CtiError("no_such_hotline", f"no hotline {hotline!r} in {self.seats.config.path}")
+        return conf
+
+    # -- choosing and claiming a seat ---------------------------------------------------------
+    def idle_seats(self, hotline: str) -> List[SeatState]:
+        allowed = [s for s, c in self.seats.config.seats.items() if hotline in c.hotlines]
+        states = self.seats.repo.get_many(allowed)
+        return [st for st in states.values() if st.hotline == hotline and st.status == IDLE]
+
+    def ranked(self, conf: Hotline, exclude: Iterable[str] = ()) -> List[str]:
+        skip = set(exclude)
+        idle = [s for s in self.idle_seats(conf.id) if s.seat not in skip]
+        last = self.store.get(rr_key(conf.id)) or "" if conf.strategy == "round-robin" else ""
+        order = {s: i for i, s in enumerate(self.seats.config.seats)}
+        return rank(conf.strategy, idle, order, last, self._rng)
+
+    def reserve(self, conf: Hotline, caller: str, exclude: Iterable[str] = (), many: bool = False) -> List[str]:
+        """Claim the next seat(s) for ``caller``: one, or all idle ones for ring-all."""
+        got: List[str] = []
+        for seat in self.ranked(conf, exclude):
+            if self.store.claim(offer_key(seat), caller) is not None:
+                continue  # offered to another caller right now
+            state = self.seats.repo.get(seat)
+            if state is None or state.status != IDLE or state.hotline != conf.id:
+                self.store.release(offer_key(seat), caller)  # changed since we looked
+                continue
+            got.append(seat)
+            if not many:
+                break
+        if got and conf.strategy == "round-robin":
+            self.store.put(rr_key(conf.id), got[-1])
+        return got
+
+    def release(self, seats: Iterable[str], caller: str) -> None:
+        for seat in seats:
+            self.store.release(offer_key(seat), caller)
+
+    def dispatch(self, hotline: str) -> None:
+        """A seat of ``hotline`` may have become free: hand it to the first waiting caller."""
+        conf = self.seats.config.hotlines.get(hotline)
+        if conf is None:
+            return
+        with self.queues.lock:
+            while True:
+                waiter = self.queues.first_free(hotline)
+                if waiter is None:
+                    return
+                got = self.reserve(conf, waiter.uuid, waiter.tried, many=conf.strategy == "ring-all")
+                if not got:
+                    return
+                waiter.reserved = ",".join(got)
+                self.calls.wake(waiter.uuid)
+
+    # -- ring groups ----------------------------------------------------------------------------
+    def group(self, number: str) -> Tuple[RingGroup, str, List[str]]:
+        group = self.seats.config.ring_groups.get(number)
+        if group is None:
+            raise CtiError("no_such_group", f"no ring group {number!r} in {self.seats.config.path}")
+        seats = [m.seat for m in group.members if m.seat]
+        dial, skipped = group_dial_string(group, self.seats.repo.get_many(seats), self.seats.config.gateway)
+        return group, dial, skipped
+
+    def ring(self, number: str, channel: RouteChannel) -> str:
+        group, dial, skipped = self.group(number)
+        if "/" not in dial.split("}", 1)[1]:  # nobody to ring
+            return self._fallback(channel, group.fallback, f"ring group {number}: nobody free ({' '.join(skipped)})")
+        channel.execute("bridge", dial)
+        if channel.get_var("originate_disposition") == "SUCCESS":
+            return f"+OK ring group {number} answered"
+        cause = channel.get_var("originate_disposition") or "NO_ANSWER"
+        return self._fallback(channel, group.fallback, f"ring group {number}: {cause}")
+
+    def _fallback(self, channel: RouteChannel, target: str, why: str) -> str:
+        if target and channel.ready():
+            channel.execute("transfer", target)
+            return f"+OK {why}; transferred to {target}"
+        return f"+OK {why}"
+
+    # -- hotline routing ------------------------------------------------------------------------
+    def route(self, hotline: str, channel: RouteChannel) -> str:
+        conf = self.hotline(hotline)
+        caller = channel.uuid
+        try:
+            priority = int(channel.get_var("cti_priority") or 0)
+        except ValueError:
+            priority = 0
+        start = self._clock()
+        waiter = Waiter(caller, hotline, priority, start)
+        queued = False
+        try:
+            while channel.ready():
+                seats = self._next_seats(conf, waiter, queued)
+                if not seats:
+                    waited = self._clock() - start
+                    if waited >= conf.max_wait:
+                        self._queue_event("overflow", conf, waiter)
+                        return self._fallback(channel, conf.overflow, f"hotline {hotline}: no seat in {int(waited)}s")
+                    if not queued:
+                        self.queues.join(waiter)
+                        queued = True
+                        self._queue_event("queued", conf, waiter)
+                        self.calls.wake_later(caller, int(conf.max_wait - waited) + 1)
+                    channel.execute("endless_playback", self._music(conf.moh))
+                    continue
+                if self._offer(conf, channel, seats, waiter):
+                    self._queue_event("answered", conf, waiter, seat=",".join(seats))
+                    return f"+OK hotline {hotline} answered by {','.join(seats)}"
+            self._queue_event("abandoned", conf, waiter)
+            return f"+OK hotline {hotline}: the caller hung up"
+        finally:
+            if queued:
+                self.queues.leave(caller)
+                self.calls.cancel_wake(caller)
+                with self.queues.lock:
+                    unused, waiter.reserved = waiter.reserved, ""
+                if unused:  # a seat was reserved for a caller who went away
+                    self.release(unused.split(","), caller)
+                self.dispatch(hotline)  # what this caller held may serve the next one
+
+    def _next_seats(self, conf: Hotline, waiter: Waiter, queued: bool) -> List[str]:
+        with self.queues.lock:
+            if waiter.reserved:
+                seats, waiter.reserved = waiter.reserved.split(","), ""
+                return seats
+            ahead = self.queues.first_free(conf.id)
+            if ahead is not None and ahead is not waiter:
+                return []  # earlier callers first
+            seats = self.reserve(conf, waiter.uuid, waiter.tried, many=conf.strategy == "ring-all")
+            if not seats and waiter.tried and not queued:
+                waiter.tried.clear()
+            return seats
+
+    def _offer(self, conf: Hotline, channel: RouteChannel, seats: List[str], waiter: Waiter) -> bool:
+        waiter.offering = True
+        try:
+            states = self.seats.repo.get_many(seats)
+            legs = [
+                leg(
+                    st.phone_obj.dial_string(self.seats.config.gateway),
+                    {"leg_timeout": str(conf.ring_timeout), "cti_seat": st.seat, "cti_offer": waiter.uuid},
+                )
+                for st in (states[s] for s in seats if s in states)
+            ]
+            for seat in seats:
+                self._queue_event("offered", conf, waiter, seat=seat)
+            answered = False
+            channel.execute("bridge", f"{{ignore_early_media=true,cti_hotline={conf.id}}}" + ",".join(legs))
+            answered = channel.get_var("originate_disposition") == "SUCCESS"
+        finally:
+            if answered:
+                self.queues.leave(waiter.uuid)  # served: out of the queue before its seat is handed on
+            waiter.offering = False
+            self.release(seats, waiter.uuid)
+        if not answered:
+            waiter.tried.update(seats)
+        # The seat may have gone idle while this caller still held its claim (the watcher saw
+        # the hangup first): whoever releases a claim hands the seat on, or a waiter would sleep.
+        if self.queues.waiting(conf.id):
+            self.dispatch(conf.id)
+        return answered
+
+    def _queue_event(self, action: str, conf: Hotline, waiter: Waiter, seat: str = "") -> None:
+        self.seats.events.fire(
+            "cti::queue",
+            {
+                "CTI-Action": action,
+                "CTI-Hotline": conf.id,
+                "CTI-Caller": waiter.uuid,
+                "CTI-Seat": seat,
+                "CTI-Priority": str(waiter.priority),
+                "CTI-Waited": f"{self._clock() - waiter.since:.3f}",
+                "CTI-Waiting": str(len(self.queues.waiting(conf.id))),
+                "CTI-Timestamp": f"{self._clock():.3f}",
+            },
+        )
+
+    # -- after an offer was missed ----------------------------------------------------------------
+    def missed(self, state: SeatState, conf: Hotline) -> Optional[str]:
+        """The status a seat goes to after missing an offer: busy (no-answer) after too many."""
+        if conf.max_no_answer and state.misses >= conf.max_no_answer:
+            return BUSY
+        return None
