@@ -66,3 +66,27 @@ def test_prefixes_come_from_the_config():
     xml = dialplan.render(codes)
     [(_, expression, _)] = [e for e in _extensions(xml) if e[0] == "cti_monitor"]
     assert re.match(expression, "#771001") and not re.match(expression, "*311001")
+
+
+def test_the_ringing_examples():
+    ext = {
+        name: (expression, actions)
+        for name, expression, actions in _extensions((ROOT / "dialplan" / "ring_examples.xml").read_text())
+    }
+    expression, actions = ext["ring_simultaneous_22222"]
+    assert re.match(expression, "22222")
+    [bridge] = [d for a, d in actions if a == "bridge"]
+    assert bridge.split("}", 1)[1] == "[leg_timeout=20]user/1002,[leg_timeout=20]user/1003"
+    expression, actions = ext["ring_sequential_11111"]
+    assert re.match(expression, "11111")
+    [bridge] = [d for a, d in actions if a == "bridge"]
+    assert bridge.split("}", 1)[1] == "[leg_timeout=15]user/1002|[leg_timeout=15]user/1003"
+    for name in ("ring_simultaneous_22222", "ring_sequential_11111"):
+        apps = [a for a, _ in ext[name][1]]
+        assert apps.index("bridge") < apps.index("transfer"), "fallback after the bridge fails"
+        assert ("set", "continue_on_fail=true") in ext[name][1]
+    expression, actions = ext["cti_ring_group"]
+    m = re.match(expression, "33333")
+    assert m and dict(actions)["python"].replace("$1", m.group(1)) == "cti.ring 33333"
+    expression, actions = ext["cti_hotline_8001"]
+    assert re.match(expression, "8001") and ("python", "cti.route 8001") in actions

@@ -365,3 +365,25 @@ def test_wrap_up_returns_the_seat_to_idle_on_the_watchers_clock(switch):
     assert sw.events()[-1]["CTI-Action"] == "wrap_up_end"
     routed(sw, 1)
     assert sw.cti("idle", "101") == "+OK 101 idle\n", "the agent may end wrap-up early"
+
+
+def test_a_free_seat_takes_back_to_back_calls(switch):
+    sw = floor(switch, "top-down", max_wait=60)
+    sw.cti("checkout", "102")
+    sw.cti("checkout", "104")
+    first = start_caller(sw, "13900000001", {})
+    wait_for(lambda: sw.bridged_to("13900000001") is not None)
+    sw.pump()
+    results = {}
+    second = start_caller(sw, "13900000002", results)
+    wait_for(lambda: "waiting: 1" in sw.cti("status", "8001"))
+    started = time.perf_counter()
+    sw.core.hangup(sw.bridged_to("13900000001").uuid)
+    sw.pump()  # the watcher sees the hang-up: 101 is idle, and the waiting caller is offered 101
+    wait_for(lambda: sw.bridged_to("13900000002") is not None)
+    assert time.perf_counter() - started < 0.05
+    assert sw.bridged_to("13900000002").dest == "101"
+    sw.core.hangup(sw.bridged_to("13900000002").uuid)
+    first.join(2)
+    second.join(2)
+    assert results["13900000002"].variables["cti_result"] == "+OK hotline 8001 answered by 101"
