@@ -29,6 +29,10 @@ class Store(Protocol):
         """Delete ``key`` only if it still holds ``value``."""
         ...
 
+    def scan(self, prefix: str) -> Dict[str, str]:
+        """Every key starting with ``prefix`` and its value (a listing: for recovery, not hot paths)."""
+        ...
+
 
 class Events(Protocol):
     def fire(self, subclass: str, headers: Mapping[str, str]) -> None: ...

@@ -244,7 +244,7 @@ class Seats:
                 raise
             if current is not None and current.phone_obj != phone:
                 self.repo.release_phone(current.phone_obj, seat)
-        self._fire("checkin", state, previous, seat)
+            self._fire("checkin", state, previous, seat)  # under the seat's lock: events in commit order
         if state.status == IDLE:
             self.on_available(hotline)
         return f"+OK {seat} signed in to {hotline} as {role} on {phone.dial_string(self.config.gateway)}, {state.status}"
@@ -257,8 +257,8 @@ class Seats:
             self._check_transition("checkout", state)
             self.repo.remove(seat)
             self.repo.release_phone(state.phone_obj, seat)
-        gone = state.moved(SIGNED_OUT, self._clock(), operator=by)
-        self._fire("checkout", gone, state.status, by)
+            gone = state.moved(SIGNED_OUT, self._clock(), operator=by)
+            self._fire("checkout", gone, state.status, by)
         return f"+OK {seat} signed out" + (f" by {by}" if by != seat else "")
 
     def set_status(self, action: str, seat: str, reason: str = "", operator: str = "") -> str:
@@ -275,10 +275,9 @@ class Seats:
                 if target == IDLE:
                     new = replace(new, misses=0)
                 self.repo.save(new)
-        if changed:
-            self._fire(action, new, state.status, by)
-            if target == IDLE:
-                self.on_available(new.hotline)
+                self._fire(action, new, state.status, by)
+        if changed and target == IDLE:
+            self.on_available(new.hotline)
         return f"+OK {seat} {target}" + (f" ({reason})" if reason else "")
 
     # -- status ---------------------------------------------------------------------------

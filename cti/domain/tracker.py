@@ -158,6 +158,36 @@ class Tracker:
         now = self.seats.now()
         return replace(state.moved(IN_CALL, now, operator=state.seat), answered=state.answered + 1, answered_at=now, misses=0)
 
+    def recover(self) -> Dict[str, int]:
+        """After a restart (the db store keeps state; the calls are gone): end the calls seats
+        still hold, drop supervision sessions and claims whose legs are gone, re-arm wrap-up."""
+        done = {"calls": 0, "sessions": 0, "claims": 0}
+        now = self.seats.now()
+        for seat, state in self.repo.get_many(list(self.seats.config.seats)).items():
+            with self.seats.locks.hold(seat):
+                state = self.repo.get(seat) or state
+                if state.call and not self.calls.exists(state.call):
+                    after = self.seats.after_call(state)
+                    self._save("recovered", state, after, "the call ended while cti was down")
+                    done["calls"] += 1
+                    state = after
+                if state.status == WRAP_UP:
+                    wrap = self.seats.config.hotlines[state.hotline].wrap_up if state.hotline in self.seats.config.hotlines else 0
+                    heapq.heappush(self.memory.wraps, (max(state.since + wrap, now), seat))
+        for session in self.sup.sessions():
+            if not self.calls.exists(session.leg):
+                self.sup.store.delete(sup_key(session.supervisor))
+                done["sessions"] += 1
+        for key in self.sup.store.scan("take."):
+            if not self.calls.exists(key[len("take.") :]):
+                self.sup.store.delete(key)
+                done["claims"] += 1
+        for key, caller in self.sup.store.scan("offer.").items():
+            if not self.calls.exists(caller):
+                self.sup.store.release(key, caller)
+                done["claims"] += 1
+        return done
+
     def tick(self, now: float) -> None:
         """Wrap-up that has run its time: back to idle (the watcher's clock, no thread per seat)."""
         while self.memory.wraps and self.memory.wraps[0][0] <= now:

@@ -70,6 +70,11 @@ def tracker(memory: WatchState) -> Tracker:
     return Tracker(app.supervisors(), SwitchCalls(Switch.here()), memory)
 
 
+def recover(memory: Optional[WatchState] = None) -> Dict[str, int]:
+    """Reconcile the store with the switch's live calls (run when the watcher starts)."""
+    return tracker(memory or WatchState()).recover()
+
+
 def handle(h: Dict[str, str], memory: WatchState) -> None:
     """One event through the tracker."""
     tracker(memory).handle(h)
@@ -87,7 +92,11 @@ def run(max_events: Optional[int] = None) -> None:
         consumer.bind(name)
     consumer.bind("CUSTOM", CONTROL)
     memory = WatchState()
-    sw.log("NOTICE", "cti: call watcher started")
+    try:
+        done = recover(memory)
+        sw.log("NOTICE", f"cti: call watcher started; recovered {done}")
+    except Exception:  # no config yet, or the store is not loaded: follow events all the same
+        sw.log("WARNING", f"cti: call watcher started; could not recover: {traceback.format_exc(limit=1)}")
     seen = 0
     try:
         while max_events is None or seen < max_events:

@@ -161,6 +161,23 @@ class SwitchStore:
                     out[key] = value
         return out
 
+    def scan(self, prefix: str) -> Dict[str, str]:
+        want = encode_key(prefix)
+        if self.kind == "hash":
+            dump = self._dump()
+            keys = [k for k in dump if k.startswith(want) and "~" not in k]
+            return {unquote(k): v for k in keys if (v := self._read(k, dump[k], dump)) is not None}
+        reply = self._sw.api(f"db list/{self.realm}")
+        if reply.startswith(("!err!", "INVALID COMMAND")):
+            raise self._fail("list", reply)
+        out = {}
+        for k in reply.split(","):
+            if k.startswith(want) and "~" not in k:
+                value = self._read(k, self._select(k))
+                if value is not None:
+                    out[unquote(k)] = value
+        return out
+
     def put(self, key: str, value: str) -> None:
         self._write(encode_key(key), value)
 
