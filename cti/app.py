@@ -28,6 +28,7 @@ _queues = Queues()  # callers waiting in this switch, per hotline
 _music: Dict[str, str] = {}
 _path: Tuple[float, str] = (0.0, "")
 _stores: Dict[Tuple[int, str, str], SwitchStore] = {}
+_seats: Dict[Tuple[int, int], Seats] = {}
 _guard = threading.Lock()
 
 
@@ -49,6 +50,7 @@ def forget() -> None:
     _queues = Queues()
     _beat = 0.0
     _stores.clear()
+    _seats.clear()
     _music.clear()
 
 
@@ -62,10 +64,18 @@ def store_for(sw: Switch, kind: str, realm: str) -> SwitchStore:
 
 
 def seats() -> Seats:
+    """The seat use cases for this call: built once per (switch thread, config), then reused."""
     sw = Switch.here()
     cfg = config.load(config_path(sw))
-    s = Seats(cfg, store_for(sw, cfg.store, cfg.realm), sw, sw, _locks, lambda: clock())
-    s.on_available = lambda hotline: _dispatch(s, hotline)
+    key = (id(sw), id(cfg))
+    s = _seats.get(key)
+    if s is None or s.config is not cfg:
+        s = Seats(cfg, store_for(sw, cfg.store, cfg.realm), sw, sw, _locks, lambda: clock())
+        s.on_available = lambda hotline, s=s: _dispatch(s, hotline)  # type: ignore[misc]
+        with _guard:
+            if len(_seats) > 64:
+                _seats.clear()
+            _seats[key] = s
     return s
 
 

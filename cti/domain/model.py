@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import MISSING, asdict, dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields
 from typing import Dict, FrozenSet, Optional
 
 from cti.domain.errors import CtiError
@@ -145,22 +145,30 @@ class SeatState:
     ) -> SeatState:
         """This seat in ``status``; what is not given stays (the reason: kept only while the
         status stays the same)."""
-        since = self.since if status == self.status else now
-        return replace(
-            self,
-            status=status,
-            since=since,
-            reason=(self.reason if status == self.status else "") if reason is None else reason,
-            operator=operator,
-            call=self.call if call is None else call,
-            customer=self.customer if customer is None else customer,
-            prior=self.prior if prior is None else prior,
-            prior_reason=self.prior_reason if prior_reason is None else prior_reason,
-        )
+        same = status == self.status
+        changes = {
+            "status": status,
+            "since": self.since if same else now,
+            "reason": (self.reason if same else "") if reason is None else reason,
+            "operator": operator,
+        }
+        for name, value in (("call", call), ("customer", customer), ("prior", prior), ("prior_reason", prior_reason)):
+            if value is not None:
+                changes[name] = value
+        return self.evolve(changes)
+
+    def evolve(self, changes: Dict[str, object]) -> SeatState:
+        """A copy with ``changes`` (known field names only): what dataclasses.replace does,
+        without running the frozen __init__ again. Seat changes are on every hot path."""
+        new = object.__new__(SeatState)
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
 
     def encode(self) -> str:
         """Compact JSON: fields still at their default are left out (a db piece is 250 bytes)."""
-        data = {k: v for k, v in asdict(self).items() if _DEFAULTS.get(k, _REQUIRED) != v}
+        get = self.__dict__.get
+        data = {k: get(k) for k in _NAMES if _DEFAULTS.get(k, _REQUIRED) != get(k)}
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
@@ -168,10 +176,18 @@ class SeatState:
         """None for a record this version cannot read (logged by the caller)."""
         try:
             data = json.loads(text)
-            return cls(**data)
-        except (ValueError, TypeError):
+        except ValueError:
             return None
+        if not isinstance(data, dict) or not data.keys() >= _REQUIRED_NAMES or not data.keys() <= _NAME_SET:
+            return None
+        state = object.__new__(cls)
+        state.__dict__.update(_DEFAULTS)
+        state.__dict__.update(data)
+        return state
 
 
 _REQUIRED = object()
 _DEFAULTS = {f.name: f.default for f in fields(SeatState) if f.default is not MISSING}
+_NAMES = tuple(f.name for f in fields(SeatState))
+_NAME_SET = frozenset(_NAMES)
+_REQUIRED_NAMES = frozenset(n for n in _NAMES if n not in _DEFAULTS)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
-from typing import Dict, Iterator, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Protocol, Sequence, Tuple
 
 
 class Store(Protocol):
@@ -91,11 +90,10 @@ class KeyedLocks:
         self._guard = threading.Lock()
         self._locks: Dict[str, threading.Lock] = {}
 
-    @contextmanager
-    def hold(self, key: str) -> Iterator[None]:
+    def hold(self, key: str) -> threading.Lock:
+        """The seat's lock, to use in a ``with`` statement."""
         lock = self._locks.get(key)
         if lock is None:
             with self._guard:
                 lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            yield
+        return lock

@@ -173,7 +173,9 @@ class Seats:
             "CTI-Reason": state.reason,
             "CTI-Timestamp": f"{self._clock():.3f}",
         }
-        self.events.fire("cti::seat", dict(headers, **(extra or {})))
+        if extra:
+            headers.update(extra)
+        self.events.fire("cti::seat", headers)
 
     def fire_call(self, action: str, state: SeatState, previous: str, cause: str = "") -> None:
         """A seat's call rang, was answered or ended (the watcher)."""
@@ -273,7 +275,7 @@ class Seats:
             if changed:
                 new = state.moved(target, self._clock(), reason=reason, operator=by)
                 if target == IDLE:
-                    new = replace(new, misses=0)
+                    new = new.evolve({"misses": 0})
                 self.repo.save(new)
                 self._fire(action, new, state.status, by)
         if changed and target == IDLE:

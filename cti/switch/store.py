@@ -12,6 +12,7 @@ Keys are escaped too: mod_hash names an entry ``<realm>_<key>``, so ``_`` and ``
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import Dict, List, Optional, Sequence
 from urllib.parse import unquote
@@ -32,8 +33,11 @@ def decode_value(raw: str) -> str:
     return unquote(raw[1:], errors="strict")
 
 
+_KEY_OK = re.compile(r"[A-Za-z0-9.:@+*#=-]*\Z")
+
+
 def encode_key(key: str) -> str:
-    if all(c in _KEY_SAFE for c in key):
+    if _KEY_OK.match(key):
         return key
     return "".join(c if c in _KEY_SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in key)
 

@@ -1,0 +1,26 @@
+"""The benchmark command runs, and what it proves stays true: lookup is flat in channels."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_the_benchmark_runs_and_lookup_does_not_grow_with_channels(tmp_path):
+    out = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    results = json.loads(out.read_text())
+    assert "× no-op" in run.stdout and results["machine"]
+    assert abs(results["growth"]["call lookup vs channels"]) < 0.3, "finding a call must not scan"
+    assert results["growth"]["scan fallback vs channels"] > 0.7, "the scan it avoids does grow"
+    assert results["routing_decision_ms"]["1000"]["longest-idle"] < 1.0
+    assert results["commands"]["busy ⇄ idle"]["store_round_trips"] == 2
