@@ -122,6 +122,20 @@ def test_after_a_restart_the_db_store_keeps_seats_and_reconciles_calls(db_switch
     assert sw.cti("checkin", "8001 104 p104 101").startswith("-ERR phone_in_use"), "phone ownership survived"
 
 
+def test_recovery_without_db_list_still_reconciles_seats(db_switch):
+    from cti.switch import events
+
+    sw = db_switch
+    sw.watch()
+    sw.cti("checkin", "8001 101 p101 101")
+    sw.call("101")
+    restart(sw)
+    real = sw.core.commands["db"]
+    sw.core.commands["db"] = lambda arg: "!err!" if arg.startswith("list") else real(arg)  # an older mod_db
+    assert events.recover()["calls"] == 1
+    assert sw.record("101")["status"] == "idle"
+
+
 def test_the_watcher_recovers_when_it_starts(db_switch):
     from cti.switch import events
 

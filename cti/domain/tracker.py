@@ -13,6 +13,7 @@ import heapq
 from dataclasses import replace
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from cti.domain.errors import CtiError
 from cti.domain.model import BUSY, IDLE, IN_CALL, ON_A_CALL, RINGING, WRAP_UP, Phone, SeatState
 from cti.domain.ports import Calls
 from cti.domain.routing import MISSED
@@ -178,11 +179,15 @@ class Tracker:
             if not self.calls.exists(session.leg):
                 self.sup.store.delete(sup_key(session.supervisor))
                 done["sessions"] += 1
-        for key in self.sup.store.scan("take."):
+        try:  # needs a listing (`db list`, which older mod_db builds lack): seats come first
+            takes, offers = self.sup.store.scan("take."), self.sup.store.scan("offer.")
+        except CtiError:
+            return done
+        for key in takes:
             if not self.calls.exists(key[len("take.") :]):
                 self.sup.store.delete(key)
                 done["claims"] += 1
-        for key, caller in self.sup.store.scan("offer.").items():
+        for key, caller in offers.items():
             if not self.calls.exists(caller):
                 self.sup.store.release(key, caller)
                 done["claims"] += 1
