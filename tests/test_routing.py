@@ -26,6 +26,9 @@ ring_groups:
     leg_timeout: 15
     timeout: 30
     fallback: "voicemail"
+  "44444":
+    members: ["101", "104"]
+    fallback: "9999 XML default"
 """
 
 
@@ -387,3 +390,14 @@ def test_a_free_seat_takes_back_to_back_calls(switch):
     first.join(2)
     second.join(2)
     assert results["13900000002"].variables["cti_result"] == "+OK hotline 8001 answered by 101"
+
+
+def test_a_ring_group_with_no_free_seat_goes_straight_to_the_fallback(groups):
+    groups.cti("checkin", "8001 101 p101 101")
+    groups.cti("busy", "101")  # 104 is signed out
+    s = groups.dial("ring", "44444", customer="13900000000")
+    assert (
+        s.variables["cti_result"]
+        == "+OK ring group 44444: nobody free (101:busy 104:signed_out); transferred to 9999 XML default"
+    )
+    assert [app for app, _ in s.executed] == ["transfer"], "nothing rang"

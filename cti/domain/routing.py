@@ -22,7 +22,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Protocol, Sequence,
 
 from cti.config import RING_STRATEGIES, Hotline, RingGroup
 from cti.domain.errors import CtiError
-from cti.domain.model import BUSY, IDLE, SeatState
+from cti.domain.model import IDLE, SeatState
 from cti.domain.ports import Calls
 from cti.domain.seats import Seats
 
@@ -228,7 +228,7 @@ class Router:
 
     def ring(self, number: str, channel: RouteChannel) -> str:
         group, dial, skipped = self.group(number)
-        if "/" not in dial.split("}", 1)[1]:  # nobody to ring
+        if len(skipped) == len(group.members):  # every member is a seat that is not free
             return self._fallback(channel, group.fallback, f"ring group {number}: nobody free ({' '.join(skipped)})")
         channel.execute("bridge", dial)
         if channel.get_var("originate_disposition") == "SUCCESS":
@@ -298,6 +298,7 @@ class Router:
 
     def _offer(self, conf: Hotline, channel: RouteChannel, seats: List[str], waiter: Waiter) -> bool:
         waiter.offering = True
+        answered = False
         try:
             states = self.seats.repo.get_many(seats)
             legs = [
@@ -309,7 +310,6 @@ class Router:
             ]
             for seat in seats:
                 self._queue_event("offered", conf, waiter, seat=seat)
-            answered = False
             channel.execute("bridge", f"{{ignore_early_media=true,cti_hotline={conf.id}}}" + ",".join(legs))
             answered = channel.get_var("originate_disposition") == "SUCCESS"
         finally:
@@ -321,8 +321,7 @@ class Router:
             waiter.tried.update(seats)
         # The seat may have gone idle while this caller still held its claim (the watcher saw
         # the hangup first): whoever releases a claim hands the seat on, or a waiter would sleep.
-        if self.queues.waiting(conf.id):
-            self.dispatch(conf.id)
+        self.dispatch(conf.id)
         return answered
 
     def _queue_event(self, action: str, conf: Hotline, waiter: Waiter, seat: str = "") -> None:
@@ -339,10 +338,3 @@ class Router:
                 "CTI-Timestamp": f"{self._clock():.3f}",
             },
         )
-
-    # -- after an offer was missed ----------------------------------------------------------------
-    def missed(self, state: SeatState, conf: Hotline) -> Optional[str]:
-        """The status a seat goes to after missing an offer: busy (no-answer) after too many."""
-        if conf.max_no_answer and state.misses >= conf.max_no_answer:
-            return BUSY
-        return None

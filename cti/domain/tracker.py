@@ -147,8 +147,7 @@ class Tracker:
                             action = "no-answer"
                     self._save(action, state, after, cause)
                     if after.status == WRAP_UP:
-                        wrap = self.seats.config.hotlines[after.hotline].wrap_up
-                        heapq.heappush(self.memory.wraps, (after.since + wrap, seat))
+                        self._arm_wrap_up(after)
                     elif after.status == IDLE:
                         freed = after.hotline
         self._call_gone(uuid)
@@ -163,18 +162,18 @@ class Tracker:
         """After a restart (the db store keeps state; the calls are gone): end the calls seats
         still hold, drop supervision sessions and claims whose legs are gone, re-arm wrap-up."""
         done = {"calls": 0, "sessions": 0, "claims": 0}
-        now = self.seats.now()
-        for seat, state in self.repo.get_many(list(self.seats.config.seats)).items():
+        for seat in self.seats.config.seats:
             with self.seats.locks.hold(seat):
-                state = self.repo.get(seat) or state
+                state = self.repo.get(seat)
+                if state is None:
+                    continue
                 if state.call and not self.calls.exists(state.call):
                     after = self.seats.after_call(state)
                     self._save("recovered", state, after, "the call ended while cti was down")
                     done["calls"] += 1
                     state = after
                 if state.status == WRAP_UP:
-                    wrap = self.seats.config.hotlines[state.hotline].wrap_up if state.hotline in self.seats.config.hotlines else 0
-                    heapq.heappush(self.memory.wraps, (max(state.since + wrap, now), seat))
+                    self._arm_wrap_up(state)  # an expired one ends at the watcher's next look
         for session in self.sup.sessions():
             if not self.calls.exists(session.leg):
                 self.sup.store.delete(sup_key(session.supervisor))
@@ -193,6 +192,13 @@ class Tracker:
                 done["claims"] += 1
         return done
 
+    def _wrap_up_until(self, state: SeatState) -> float:
+        hotline = self.seats.config.hotlines.get(state.hotline)
+        return state.since + (hotline.wrap_up if hotline is not None else 0)
+
+    def _arm_wrap_up(self, state: SeatState) -> None:
+        heapq.heappush(self.memory.wraps, (self._wrap_up_until(state), state.seat))
+
     def tick(self, now: float) -> None:
         """Wrap-up that has run its time: back to idle (the watcher's clock, no thread per seat)."""
         while self.memory.wraps and self.memory.wraps[0][0] <= now:
@@ -201,9 +207,8 @@ class Tracker:
                 state = self.repo.get(seat)
                 if state is None or state.status != WRAP_UP:
                     continue  # ended early (cti.idle), or signed out
-                hotline = self.seats.config.hotlines.get(state.hotline)
-                if hotline is not None and state.since + hotline.wrap_up > now:
-                    heapq.heappush(self.memory.wraps, (state.since + hotline.wrap_up, seat))
+                if self._wrap_up_until(state) > now:  # wrap-up began again since this was armed
+                    self._arm_wrap_up(state)
                     continue
                 self._save("wrap_up_end", state, state.moved(IDLE, now, operator=seat))
             self.seats.on_available(state.hotline)
@@ -216,7 +221,7 @@ class Tracker:
             return
         mode = "ended" if digit == "*" else DIGIT_MODE.get(digit)
         if mode is not None and mode != session.mode:
-            new = Session(**{**session.__dict__, "mode": mode})
+            new = replace(session, mode=mode)
             self.sup.store.put(sup_key(sup or ""), new.encode())
             self.sup.audit(new, mode, "switched", f"dtmf {digit}")
 
@@ -242,7 +247,7 @@ class Tracker:
             self.calls.kill(uuid, "NORMAL_CLEARING")
             self._end_session(session, "failed", "the call ended before the supervisor answered")
             return
-        active = Session(**{**session.__dict__, "state": "active"})
+        active = replace(session, state="active")
         self.sup.store.put(sup_key(sup), active.encode())
         if session.app == "eavesdrop" and session.mode != session.start_mode and session.mode in MODE_DIGIT:
             self.calls.send_dtmf(uuid, MODE_DIGIT[session.mode])
