@@ -249,8 +249,9 @@ class _Watcher:
     def command(args: str) -> str:
         word = (args or "").strip()
         if word == "stop":
-            events.stop()
-            return "+OK stopping the call watcher\n"
+            if events.stop():
+                return "+OK stopping the call watcher\n"
+            return "+OK call watcher not running\n"
         if word in ("", "status"):
             if wiring.watcher_alive():
                 return "+OK call watcher running\n"

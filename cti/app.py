@@ -1,12 +1,21 @@
-"""Wiring: the switch, the config and the store for one call. Not reloaded by mod_python3,
-so what it caches (the parsed config, the seat locks) lives until the switch restarts."""
+"""The process-wide runtime: the switch, the config, the stores, the locks, the queue and the
+call watcher's heartbeat. Not reloaded by mod_python3, so what it holds lives until the switch
+restarts (or ``cti.upgrade`` drops it).
+
+mod_python3 runs every call in a fresh Python thread state and runs ``pyrun`` /
+``startup-script`` on switch threads that Python sees as ``_DummyThread`` (FACTS.md §9). So
+nothing here is keyed by a per-call object, a thread or a thread name: each thing is built
+once and found in a plain module global. Every cache is bounded by the configuration (one
+store per store kind and realm, one Seats per config, one lock per seat).
+"""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
-from typing import Dict, Tuple
+import uuid as uuidlib
+from typing import Dict, Optional, Tuple
 
 from cti import config
 from cti.domain.ports import KeyedLocks
@@ -17,65 +26,73 @@ from cti.switch.api import Switch
 from cti.switch.calls import SwitchCalls
 from cti.switch.store import SwitchStore
 
-PATH_TTL = 5.0  # seconds a resolved config path is trusted (two global_getvar calls)
 WATCHER_SILENCE = 3.0  # a watcher that has not looked for events for this long is not running
 
-_beat = 0.0
 clock = time.time  # the one clock of seat times, queues and timers (tests use the shim's)
 
+_guard = threading.Lock()
 _locks = KeyedLocks()
 _queues = Queues()  # callers waiting in this switch, per hotline
 _music: Dict[str, str] = {}
-_path: Tuple[float, str] = (0.0, "")
-_stores: Dict[Tuple[int, str, str], SwitchStore] = {}
-_seats: Dict[Tuple[int, int], Seats] = {}
-_guard = threading.Lock()
+_path = ""
+_stores: Dict[Tuple[str, str], SwitchStore] = {}
+_seats: Optional[Seats] = None
+
+# the call watcher: at most one runs; it owns the token and beats at least once a second
+_watch_token = ""
+_beat = 0.0
+_loops = 0  # watcher loops still inside run() (their thread may outlive the token)
 
 
 def config_path(sw: Switch) -> str:
-    """``$${cti_config}``, else ``$${conf_dir}/cti.yaml``."""
+    """``$${cti_config}``, else ``$${conf_dir}/cti.yaml``: asked once per process."""
     global _path
-    now = time.monotonic()
-    if now < _path[0]:
-        return _path[1]
-    path = sw.global_var("cti_config") or os.path.join(sw.global_var("conf_dir") or ".", "cti.yaml")
-    _path = (now + PATH_TTL, path)
-    return path
+    if not _path:
+        _path = sw.global_var("cti_config") or os.path.join(sw.global_var("conf_dir") or ".", "cti.yaml")
+    return _path
 
 
 def forget() -> None:
-    """Drop cached look-ups (tests; a changed ``cti_config`` takes effect at once)."""
-    global _path, _beat, _queues
-    _path = (0.0, "")
-    _queues = Queues()
-    _beat = 0.0
-    _stores.clear()
-    _seats.clear()
-    _music.clear()
+    """Drop everything built (tests, ``cti.reload``): the next call builds it afresh."""
+    global _path, _queues, _seats, _watch_token, _beat, _locks
+    with _guard:
+        _path = ""
+        _queues = Queues()
+        _locks = KeyedLocks()
+        _seats = None
+        _watch_token, _beat = "", 0.0
+        _stores.clear()
+        _music.clear()
+    config.forget()
+    Switch.forget()
+
+
+def reload() -> None:
+    """Read the config path and the file again on the next call (``cti.reload``)."""
+    global _path
+    _path = ""
+    config.forget()
 
 
 def store_for(sw: Switch, kind: str, realm: str) -> SwitchStore:
-    key = (id(sw), kind, realm)
-    store = _stores.get(key)
+    store = _stores.get((kind, realm))
     if store is None:
         with _guard:
-            store = _stores.setdefault(key, SwitchStore(sw, kind, realm))
+            store = _stores.setdefault((kind, realm), SwitchStore(sw, kind, realm))
     return store
 
 
 def seats() -> Seats:
-    """The seat use cases for this call: built once per (switch thread, config), then reused."""
+    """The seat use cases, built once per configuration and shared by every call."""
+    global _seats
     sw = Switch.here()
     cfg = config.load(config_path(sw))
-    key = (id(sw), id(cfg))
-    s = _seats.get(key)
+    s = _seats
     if s is None or s.config is not cfg:
         s = Seats(cfg, store_for(sw, cfg.store, cfg.realm), sw, sw, _locks, lambda: clock())
         s.on_available = lambda hotline, s=s: _dispatch(s, hotline)  # type: ignore[misc]
-        with _guard:
-            if len(_seats) > 64:
-                _seats.clear()
-            _seats[key] = s
+        s.leg_alive = SwitchCalls(sw).exists
+        _seats = s
     return s
 
 
@@ -103,16 +120,56 @@ def queues() -> Queues:
     return _queues
 
 
-def beat() -> None:
-    """The call watcher is alive (it calls this at least once a second)."""
-    global _beat
-    _beat = time.monotonic()
-
-
-def watcher_alive() -> bool:
-    return time.monotonic() - _beat < WATCHER_SILENCE
-
-
 def supervisors() -> Supervisors:
     sw = Switch.here()
     return Supervisors(seats(), SwitchCalls(sw), sw, watcher_alive, lambda: clock())
+
+
+# -- the call watcher's lifecycle ------------------------------------------------------------------
+def watcher_claim() -> Optional[str]:
+    """A starting watcher asks to be the one: its token, or None while another one beats."""
+    global _watch_token, _beat, _loops
+    with _guard:
+        if _watch_token and time.monotonic() - _beat < WATCHER_SILENCE:
+            return None
+        _watch_token = uuidlib.uuid4().hex
+        _beat = time.monotonic()
+        _loops += 1
+        return _watch_token
+
+
+def watcher_current(token: str) -> bool:
+    """Is ``token`` still the watcher's (False once stopped, or superseded after a hang)?"""
+    return token == _watch_token
+
+
+def watcher_done(token: str) -> None:
+    global _watch_token, _loops
+    with _guard:
+        _loops -= 1
+        if _watch_token == token:
+            _watch_token = ""
+
+
+def watcher_release() -> bool:
+    """``cti.watcher stop``: the running watcher's token is withdrawn; it ends at its next look."""
+    global _watch_token
+    with _guard:
+        had, _watch_token = bool(_watch_token), ""
+    return had
+
+
+def watcher_loops() -> int:
+    """Watcher loops still running (an upgrade waits for 0 before it drops the code they run)."""
+    return _loops
+
+
+def beat(token: str = "") -> None:
+    """The call watcher is alive (it calls this at least once a second)."""
+    global _beat
+    if not token or token == _watch_token:
+        _beat = time.monotonic()
+
+
+def watcher_alive() -> bool:
+    return bool(_watch_token) and time.monotonic() - _beat < WATCHER_SILENCE

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -42,6 +43,7 @@ class Hotline:
     strategy: str = "longest-idle"
     ring_timeout: int = 20  # seconds one seat is offered a call
     max_no_answer: int = 3  # missed offers in a row before the seat is set busy (0: never)
+    retry_delay: int = 5  # seconds before a seat that missed a caller is offered that caller again
     max_wait: int = 120  # seconds a caller waits in the queue before overflow
     overflow: str = ""  # transfer target after max_wait: "<exten> [<dialplan> [<context>]]"; "" hangs up
     moh: str = ""  # music on hold while queued; "": local_stream://moh if the switch has music, else a tone
@@ -61,7 +63,7 @@ class RingGroup:
     strategy: str
     members: Tuple[Member, ...]
     leg_timeout: int = 20
-    timeout: int = 60  # call_timeout: the whole group
+    timeout: int = 60  # originate_timeout: the whole group
     fallback: str = ""
 
 
@@ -235,9 +237,17 @@ def parse(path: str, text: str) -> Config:
     for hid, node in (top["hotlines"].mapping() if "hotlines" in top else {}).items():
         if not ID_RE.match(hid):
             raise node.fail("a hotline id must be letters, digits, '.' or '-' (at most 32)")
-        fields = node.mapping(("name", "wrap_up", "strategy", "ring_timeout", "max_no_answer", "max_wait", "overflow", "moh"))
+        fields = node.mapping(
+            ("name", "wrap_up", "strategy", "ring_timeout", "max_no_answer", "retry_delay", "max_wait", "overflow", "moh")
+        )
         hot: Dict[str, Any] = {"id": hid, "name": fields["name"].text(64) if "name" in fields else hid}
-        for key, low, high in (("wrap_up", 0, 3600), ("ring_timeout", 1, 600), ("max_no_answer", 0, 100), ("max_wait", 0, 86400)):
+        for key, low, high in (
+            ("wrap_up", 0, 3600),
+            ("ring_timeout", 1, 600),
+            ("max_no_answer", 0, 100),
+            ("retry_delay", 0, 3600),
+            ("max_wait", 0, 86400),
+        ):
             if key in fields:
                 hot[key] = fields[key].integer(low, high)
         if "strategy" in fields:
@@ -331,31 +341,45 @@ def _member(node: _Node, seats: Dict[str, SeatConf]) -> Member:
     raise fields["target"].fail(f"{target!r} is neither a seat nor an endpoint (user/<ext>, sofia/gateway/<gw>/<number>)")
 
 
-_cache: Dict[str, Tuple[Tuple[int, int, int], Any]] = {}
+CHECK_EVERY = 1.0  # seconds: how often a call may stat the file to see whether it changed
+
+_cache: Dict[str, Tuple[Tuple[int, int, int], Any, float]] = {}
 _cache_lock = threading.Lock()
 
 
 def load(path: str) -> Config:
-    """The config at ``path``, parsed again only when the file changed (one stat per call)."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise CtiError("config", f"{path}:0: cannot read: {exc.strerror}") from None
-    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    """The config at ``path``. The file is looked at (one ``stat``) at most once per
+    ``CHECK_EVERY`` seconds and parsed again only when it changed, so a command on the hot
+    path costs one dict look-up and a clock read."""
+    now = time.monotonic()
     hit = _cache.get(path)
-    if hit is not None and hit[0] == stamp:
+    if hit is not None and now - hit[2] < CHECK_EVERY:
         result = hit[1]
     else:
         try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-            result = parse(path, text)
-        except CtiError as exc:
-            result = exc
-        except (OSError, UnicodeDecodeError) as exc:
-            result = CtiError("config", f"{path}:0: cannot read: {exc}")
+            st = os.stat(path)
+        except OSError as exc:
+            raise CtiError("config", f"{path}:0: cannot read: {exc.strerror}") from None
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if hit is not None and hit[0] == stamp:
+            result = hit[1]
+        else:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    text = fh.read()
+                result = parse(path, text)
+            except CtiError as exc:
+                result = exc
+            except (OSError, UnicodeDecodeError) as exc:
+                result = CtiError("config", f"{path}:0: cannot read: {exc}")
         with _cache_lock:
-            _cache[path] = (stamp, result)
+            _cache[path] = (stamp, result, now)
     if isinstance(result, CtiError):
         raise result
     return result
+
+
+def forget() -> None:
+    """Look at the files again on the next call (``cti.reload``, tests)."""
+    with _cache_lock:
+        _cache.clear()

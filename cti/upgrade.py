@@ -1,30 +1,47 @@
 """`python cti.upgrade`: make the running switch use the cti code now on disk, no restart.
 
 mod_python3 keeps imported modules until the switch restarts (FACTS.md §7). This stops the
-call watcher (it runs the old code), drops every loaded cti module, and starts the watcher
-again from the new code. The installer runs it after copying a new version."""
+call watcher (it runs the old code) and waits until its loop has left, drops every loaded cti
+module, and starts the watcher again from the new code. The installer runs it after copying a
+new version. It uses only what every cti version has: a running watcher is told to stop by a
+CUSTOM ``cti::control`` event, and is known to have stopped when its heartbeat goes quiet."""
 
 import sys
-import threading
 import time
 
 import freeswitch
 
 
+def _watcher(app):
+    """(running, loops still inside the watcher) from the loaded (old) ``cti.app``."""
+    if app is None:
+        return False, 0
+    alive = getattr(app, "watcher_alive", lambda: False)()
+    loops = getattr(app, "watcher_loops", None)
+    if loops is not None:
+        return alive, loops()
+    return alive, 1 if alive else 0  # an old version: only its heartbeat tells
+
+
 def fsapi(session, stream, env, args):
-    watching = [t for t in threading.enumerate() if t.name == "cti-watcher" and t.is_alive()]
-    if watching:
-        stop = freeswitch.Event("CUSTOM", "cti::control")
-        stop.addHeader("CTI-Command", "stop")
-        stop.fire()
-        deadline = time.monotonic() + 2.5  # the watcher wakes at least once a second
-        while any(t.is_alive() for t in watching) and time.monotonic() < deadline:
-            time.sleep(0.05)
+    old = sys.modules.get("cti.app")
+    running, loops = _watcher(old)
+    if loops:
+        events = sys.modules.get("cti.switch.events")
+        if events is not None and hasattr(events, "stop"):
+            events.stop()
+        else:
+            stop = freeswitch.Event("CUSTOM", "cti::control")
+            stop.addHeader("CTI-Command", "stop")
+            stop.fire()
+        deadline = time.monotonic() + 3.0  # the watcher looks at least once a second
+        while time.monotonic() < deadline and _watcher(old)[1] and time.monotonic() - getattr(old, "_beat", 0.0) < 1.5:
+            time.sleep(0.02)
     names = [n for n in list(sys.modules) if n == "cti" or n.startswith("cti.")]
     for name in names:
         del sys.modules[name]
     note = ""
-    if watching:
+    if running or loops:
         freeswitch.API().executeString("pyrun cti.watcher")
         note = "; call watcher restarted"
     stream.write(f"+OK dropped {len(names)} cti modules; the next call loads the installed code{note}\n")

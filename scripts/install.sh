@@ -51,7 +51,12 @@ fs_change() {  # an fs_cli command that changes the switch
 status=$(fs status 2>&1) || die "FreeSWITCH is not answering fs_cli ($FS): $(echo "$status" | head -n1)"
 case "$status" in UP*) ;; *) die "FreeSWITCH is not answering fs_cli ($FS): $(echo "$status" | head -n1)" ;; esac
 
-getvar() { fs "global_getvar $1" | tr -d '\r\n'; }
+getvar() {  # a global variable; "" when unset (fs_cli prints "-ERR no reply" for an empty reply)
+  local v
+  v=$(fs "global_getvar $1" | tr -d '\r\n')
+  case "$v" in -ERR*|-USAGE*) v="" ;; esac
+  printf '%s' "$v"
+}
 SCRIPT_DIR=$(getvar script_dir)
 CONF_DIR=$(getvar conf_dir)
 [ -n "$SCRIPT_DIR" ] && [ -d "$SCRIPT_DIR" ] || die "the switch's script_dir '$SCRIPT_DIR' is not a directory here"

@@ -15,7 +15,12 @@ sys.path.insert(0, str(HERE / "shim"))
 import freeswitch  # noqa: E402  (the shim)
 
 from cti import app as wiring  # noqa: E402
+from cti import config as cti_config  # noqa: E402
 from cti.domain import passwords  # noqa: E402
+
+# A test rewrites cti.yaml and acts at once; the switch looks at the file at most once a
+# second (tests/test_config.py checks that with the real interval).
+cti_config.CHECK_EVERY = 0.0
 
 ROOT = HERE.parent
 SHARED = ROOT.parent / "shared" / "freeswitch"
@@ -163,7 +168,8 @@ class Switch:
         from cti.domain.tracker import WatchState
 
         self._memory = WatchState()
-        wiring.beat()
+        self._token = wiring.watcher_claim()
+        assert self._token is not None, "another watcher runs"
 
     def pump(self) -> int:
         """Hand every queued channel event to the watcher's handler; how many there were."""
@@ -176,7 +182,7 @@ class Switch:
                 break
             n += 1
             events.handle(events.headers(ev), self._memory)
-        wiring.beat()
+        wiring.beat(self._token)
         return n
 
     def call(self, seat_ext: str, cid: str = "13900000000", answer: bool = True):

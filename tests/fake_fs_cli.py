@@ -25,7 +25,7 @@ if state.get("down"):
 if name == "status":
     print("UP 0 years, 0 days, 0 hours, 1 minute, 28 seconds, 687 milliseconds")
 elif name == "global_getvar":
-    print(state["globals"].get(arg, ""))
+    print(state["globals"].get(arg) or "-ERR no reply\n")
 elif name == "module_exists":
     print("true" if arg in state["loaded"] else "false")
 elif name == "load":

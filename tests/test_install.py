@@ -167,10 +167,14 @@ def test_upgrade_drops_the_old_modules_so_the_new_code_runs(switch):
         assert reply.startswith("+OK dropped ") and reply.endswith("; call watcher restarted\n")
         watcher.join(0.1)
         assert not watcher.is_alive(), "the old watcher stopped"
-        time.sleep(0.1)
-        assert [t for t in threading.enumerate() if t.name == "cti-watcher"], "a new one runs the new code"
-        switch.cli("python cti.watcher stop")
-        time.sleep(0.1)
+        # a new watcher runs the new code (on a switch thread, which imports it afresh)
+        switch.wait_for(lambda: getattr(sys.modules.get("cti.app"), "watcher_alive", lambda: False)(), 1.0)
+        new = sys.modules["cti.app"]
+        assert new is not saved["cti.app"]
+        assert switch.cli("python cti.watcher") == "+OK call watcher running\n"
+        assert switch.cli("python cti.watcher stop") == "+OK stopping the call watcher\n"
+        switch.wait_for(lambda: new.watcher_loops() == 0, 1.5)
+        assert switch.cli("python cti.watcher").startswith("+OK call watcher not running")
         assert switch.cli("python cti.status").startswith("seat")
         assert sys.modules["cti._entry"] is not saved["cti._entry"], "loaded afresh"
     finally:

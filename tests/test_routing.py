@@ -49,10 +49,10 @@ def test_ring_group_api_answers_the_dial_string(groups):
     reply = groups.cti("ring", "22222")
     assert (
         reply
-        == "+OK {ignore_early_media=true,call_timeout=60,cti_ring_group=22222}[leg_timeout=20]user/1002,[leg_timeout=20]user/1003\n"
+        == "+OK {ignore_early_media=true,originate_timeout=60,cti_ring_group=22222}[leg_timeout=20]user/1002,[leg_timeout=20]user/1003\n"
     )
     assert groups.cti("ring", "11111") == (
-        "+OK {ignore_early_media=true,call_timeout=60,cti_ring_group=11111}[leg_timeout=3]user/1003|[leg_timeout=20]user/1002\n"
+        "+OK {ignore_early_media=true,originate_timeout=60,cti_ring_group=11111}[leg_timeout=3]user/1003|[leg_timeout=20]user/1002\n"
     )
 
 
@@ -97,7 +97,7 @@ def test_seat_members_ring_only_while_idle_and_on_their_current_phone(groups):
     sw.cti("busy", "101 lunch")  # 104 is signed out
     reply = sw.cti("ring", "33333")
     assert reply == (
-        "+OK {ignore_early_media=true,call_timeout=30,cti_ring_group=33333}"
+        "+OK {ignore_early_media=true,originate_timeout=30,cti_ring_group=33333}"
         "[leg_timeout=15,cti_seat=103]sofia/gateway/carrier1/+8613800138000,[leg_timeout=15]user/1002"
         " (skipped 101:busy 104:signed_out)\n"
     )
@@ -257,8 +257,9 @@ def test_a_queued_caller_gets_the_next_freed_seat_within_50ms(switch):
     wait_for(lambda: "waiting: 1" in sw.cti("status", "8001"))
     status = json.loads(sw.cti("status", "8001 json"))
     assert status["waiting"][0]["seconds"] >= 0 and len(status["waiting"]) == 1
-    queued = [ch for ch in sw.core.channels.values() if ch.application == "endless_playback"]
-    assert queued and queued[0].application_data.startswith("tone_stream://"), "no music files: a tone"
+    wait_for(lambda: any(ch.playing for ch in sw.core.channels.values()))
+    queued = [ch for ch in sw.core.channels.values() if ch.playing]
+    assert queued[0].playing.startswith("tone_stream://"), "no music files: a tone"
     started = time.perf_counter()
     assert sw.cti("idle", "104") == "+OK 104 idle\n"
     wait_for(lambda: sw.core.agent_leg("104") is not None)
@@ -321,7 +322,8 @@ def test_a_caller_who_hangs_up_leaves_the_queue_at_once(switch):
     results = {}
     t = start_caller(sw, "13900000001", results)
     wait_for(lambda: "waiting: 1" in sw.cti("status", "8001"))
-    caller = next(ch for ch in sw.core.channels.values() if ch.application == "endless_playback")
+    wait_for(lambda: any(ch.playing for ch in sw.core.channels.values()))
+    caller = next(ch for ch in sw.core.channels.values() if ch.playing)
     sw.core.hangup(caller.uuid)
     t.join(2)
     assert "waiting: 0" in sw.cti("status", "8001")

@@ -103,7 +103,9 @@ def test_robcall_from_fs_cli(floor):
     assert sw.core.leg(agent.uuid).cause == "PICKED_OFF"
     assert sw.record("101")["status"] == "idle"
     rec102 = sw.record("102")
-    assert (rec102["status"], rec102["customer"]) == ("in_call", customer.uuid)
+    # the supervisor's call-back leg is not a call of its seat: no ringing, in_call or answered count
+    assert (rec102["status"], rec102["call"], rec102["answered"]) == ("idle", "", 0)
+    assert [e["CTI-Action"] for e in sw.events() if e["CTI-Seat"] == "102"] == ["checkin"]
     assert sup_events(sw) == [
         ("robcall", "102", "101", "ringing"),
         ("robcall", "102", "101", "started"),

@@ -14,6 +14,7 @@ it (no polling), and the caller is woken (``uuid_break``).
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -64,9 +65,13 @@ def leg(dial: str, variables: Dict[str, str]) -> str:
     return ("[" + ",".join(f"{k}={v}" for k, v in variables.items()) + "]" if variables else "") + dial
 
 
-def group_dial_string(group: RingGroup, states: Dict[str, SeatState], gateway: str) -> Tuple[str, List[str]]:
-    """(dial string, members skipped and why) for a ring group."""
+def group_dial_string(
+    group: RingGroup, states: Dict[str, SeatState], gateway: str, taken: Iterable[str] = ()
+) -> Tuple[str, List[str]]:
+    """(dial string, members skipped and why) for a ring group. ``taken``: seats offered to
+    another caller right now (their claim is held elsewhere)."""
     legs, skipped = [], []
+    held = set(taken)
     for member in group.members:
         variables = {"leg_timeout": str(member.timeout or group.leg_timeout)}
         if member.delay:
@@ -76,12 +81,16 @@ def group_dial_string(group: RingGroup, states: Dict[str, SeatState], gateway: s
             if st is None or st.status != IDLE:
                 skipped.append(f"{member.seat}:{st.status if st else 'signed_out'}")
                 continue
+            if member.seat in held:
+                skipped.append(f"{member.seat}:offered")
+                continue
             variables["cti_seat"] = member.seat
             dial = st.phone_obj.dial_string(gateway)
         else:
             dial = member.endpoint
         legs.append(leg(dial, variables))
-    head = f"{{ignore_early_media=true,call_timeout={group.timeout},cti_ring_group={group.id}}}"
+    # the total ring time in {} is originate_timeout; call_timeout there is ignored (FACTS.md §9)
+    head = f"{{ignore_early_media=true,originate_timeout={group.timeout},cti_ring_group={group.id}}}"
     return head + RING_STRATEGIES[group.strategy].join(legs), skipped
 
 
@@ -94,15 +103,25 @@ class Waiter:
     since: float
     reserved: str = ""  # a seat claimed for this caller by the seat that freed
     offering: bool = False  # being offered a seat right now
-    tried: Set[str] = field(default_factory=set)
+    tried: Dict[str, float] = field(default_factory=dict)  # seat -> when it missed this caller
+    answered: bool = False  # the `answered` queue event was fired
+
+    def avoid(self, now: float, retry: float) -> Set[str]:
+        """Seats that missed this caller less than ``retry`` seconds ago (not offered again yet)."""
+        return {seat for seat, when in self.tried.items() if now - when < retry}
+
+    def retry_at(self, retry: float) -> Optional[float]:
+        return min(self.tried.values()) + retry if self.tried else None
 
 
 class Queues:
-    """Callers waiting per hotline, in this switch (their channels are here). In memory."""
+    """Callers waiting per hotline, in this switch (their channels are here). In memory.
+    ``offers`` holds every caller being offered a seat right now, queued or not."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self._waiting: Dict[str, List[Waiter]] = {}
+        self.offers: Dict[str, Waiter] = {}
 
     def join(self, waiter: Waiter) -> None:
         with self.lock:
@@ -112,10 +131,12 @@ class Queues:
 
     def leave(self, uuid: str) -> Optional[Waiter]:
         with self.lock:
-            for line in self._waiting.values():
+            for hotline, line in self._waiting.items():
                 for w in line:
                     if w.uuid == uuid:
                         line.remove(w)
+                        if not line:
+                            del self._waiting[hotline]
                         return w
         return None
 
@@ -123,12 +144,14 @@ class Queues:
         with self.lock:
             return list(self._waiting.get(hotline, ()))
 
-    def first_free(self, hotline: str) -> Optional[Waiter]:
+    def free(self, hotline: str) -> List[Waiter]:
+        """Waiting callers not yet holding or being offered a seat, first in line first."""
         with self.lock:
-            for w in self._waiting.get(hotline, ()):
-                if not w.reserved and not w.offering:
-                    return w
-        return None
+            return [w for w in self._waiting.get(hotline, ()) if not w.reserved and not w.offering]
+
+    def first_free(self, hotline: str) -> Optional[Waiter]:
+        free = self.free(hotline)
+        return free[0] if free else None
 
 
 class RouteChannel(Protocol):
@@ -140,7 +163,14 @@ class RouteChannel(Protocol):
 
     def get_var(self, name: str) -> str: ...
 
+    def set_var(self, name: str, value: str) -> None: ...
+
     def execute(self, app: str, data: str) -> None: ...
+
+    def play(self, source: str) -> None:
+        """Play until the source ends, the caller hangs up or the leg is woken (``Calls.wake``);
+        a wake that lands just before it starts is not lost."""
+        ...
 
 
 class Router:
@@ -184,57 +214,97 @@ class Router:
         """Claim the next seat(s) for ``caller``: one, or all idle ones for ring-all."""
         got: List[str] = []
         for seat in self.ranked(conf, exclude):
-            if self.store.claim(offer_key(seat), caller) is not None:
-                continue  # offered to another caller right now
-            state = self.seats.repo.get(seat)
-            if state is None or state.status != IDLE or state.hotline != conf.id:
-                self.store.release(offer_key(seat), caller)  # changed since we looked
-                continue
-            got.append(seat)
-            if not many:
-                break
+            if self._claim(seat, caller, conf.id):
+                got.append(seat)
+                if not many:
+                    break
         if got and conf.strategy == "round-robin":
             self.store.put(rr_key(conf.id), got[-1])
         return got
+
+    def _claim(self, seat: str, caller: str, hotline: str = "") -> bool:
+        """Claim ``seat`` for ``caller`` (``offer.<seat>``, insert-if-empty): then it is offered
+        to nobody else, by a hotline or a ring group, until released."""
+        if self.store.claim(offer_key(seat), caller) is not None:
+            return False  # offered to another caller right now
+        state = self.seats.repo.get(seat)
+        if state is None or state.status != IDLE or (hotline and state.hotline != hotline):
+            self.store.release(offer_key(seat), caller)  # changed since we looked
+            return False
+        return True
 
     def release(self, seats: Iterable[str], caller: str) -> None:
         for seat in seats:
             self.store.release(offer_key(seat), caller)
 
     def dispatch(self, hotline: str) -> None:
-        """A seat of ``hotline`` may have become free: hand it to the first waiting caller."""
+        """A seat of ``hotline`` may have become free: hand it to the first waiting caller it
+        may serve (a caller it missed a moment ago is passed over), and wake that caller."""
         conf = self.seats.config.hotlines.get(hotline)
         if conf is None:
             return
         with self.queues.lock:
-            while True:
-                waiter = self.queues.first_free(hotline)
-                if waiter is None:
-                    return
-                got = self.reserve(conf, waiter.uuid, waiter.tried, many=conf.strategy == "ring-all")
+            now = self._clock()
+            for waiter in self.queues.free(hotline):
+                got = self.reserve(conf, waiter.uuid, waiter.avoid(now, conf.retry_delay), many=conf.strategy == "ring-all")
                 if not got:
-                    return
+                    if not waiter.tried:
+                        return  # no seat free for anyone
+                    continue  # only seats this caller just missed: the next caller may take them
                 waiter.reserved = ",".join(got)
                 self.calls.wake(waiter.uuid)
 
     # -- ring groups ----------------------------------------------------------------------------
     def group(self, number: str) -> Tuple[RingGroup, str, List[str]]:
-        group = self.seats.config.ring_groups.get(number)
-        if group is None:
-            raise CtiError("no_such_group", f"no ring group {number!r} in {self.seats.config.path}")
+        group = self._group(number)
         seats = [m.seat for m in group.members if m.seat]
         dial, skipped = group_dial_string(group, self.seats.repo.get_many(seats), self.seats.config.gateway)
         return group, dial, skipped
 
+    def _group(self, number: str) -> RingGroup:
+        group = self.seats.config.ring_groups.get(number)
+        if group is None:
+            raise CtiError("no_such_group", f"no ring group {number!r} in {self.seats.config.path}")
+        return group
+
     def ring(self, number: str, channel: RouteChannel) -> str:
-        group, dial, skipped = self.group(number)
-        if len(skipped) == len(group.members):  # every member is a seat that is not free
-            return self._fallback(channel, group.fallback, f"ring group {number}: nobody free ({' '.join(skipped)})")
-        channel.execute("bridge", dial)
-        if channel.get_var("originate_disposition") == "SUCCESS":
+        """Ring the group from the caller's channel. Its idle seats are claimed like a hotline
+        offer first, so no seat is rung by a group and a hotline at once."""
+        group = self._group(number)
+        caller = channel.uuid
+        seats = [m.seat for m in group.members if m.seat]
+        states = self.seats.repo.get_many(seats)
+        idle = [s for s in dict.fromkeys(seats) if s in states and states[s].status == IDLE]
+        claimed = [s for s in idle if self._claim(s, caller)]
+        try:
+            taken = [s for s in idle if s not in claimed]
+            dial, skipped = group_dial_string(group, states, self.seats.config.gateway, taken)
+            if len(skipped) == len(group.members):  # every member is a seat that is not free
+                return self._fallback(channel, group.fallback, f"ring group {number}: nobody free ({' '.join(skipped)})")
+            cause = self._bridge(channel, dial)
+        finally:
+            self.release(claimed, caller)
+        for hotline in {states[s].hotline for s in claimed if s in states}:
+            self.seats.on_available(hotline)  # a waiting hotline caller may take a seat the group held
+        if cause == "SUCCESS":
             return f"+OK ring group {number} answered"
-        cause = channel.get_var("originate_disposition") or "NO_ANSWER"
         return self._fallback(channel, group.fallback, f"ring group {number}: {cause}")
+
+    def _bridge(self, channel: RouteChannel, dial: str) -> str:
+        """``bridge`` that never hangs the caller up when it fails: without continue_on_fail the
+        switch ends the calling channel for every cause but NO_ANSWER, NO_USER_RESPONSE and
+        ORIGINATOR_CANCEL (switch_channel_handle_cause). The caller's own value is put back."""
+        mine = channel.get_var("continue_on_fail")
+        channel.set_var("continue_on_fail", "true")
+        try:
+            channel.execute("bridge", dial)
+        finally:
+            if channel.ready():
+                channel.set_var("continue_on_fail", mine)
+        disposition = channel.get_var("originate_disposition")
+        if disposition == "SUCCESS":
+            return disposition
+        return channel.get_var("last_bridge_hangup_cause") or disposition or "NO_ANSWER"
 
     def _fallback(self, channel: RouteChannel, target: str, why: str) -> str:
         if target and channel.ready():
@@ -253,11 +323,13 @@ class Router:
         start = self._clock()
         waiter = Waiter(caller, hotline, priority, start)
         queued = False
+        woken_at = 0.0  # when the pending timed wake-up is due (0: none)
         try:
             while channel.ready():
                 seats = self._next_seats(conf, waiter, queued)
                 if not seats:
-                    waited = self._clock() - start
+                    now = self._clock()
+                    waited = now - start
                     if waited >= conf.max_wait:
                         self._queue_event("overflow", conf, waiter)
                         return self._fallback(channel, conf.overflow, f"hotline {hotline}: no seat in {int(waited)}s")
@@ -265,18 +337,27 @@ class Router:
                         self.queues.join(waiter)
                         queued = True
                         self._queue_event("queued", conf, waiter)
-                        self.calls.wake_later(caller, int(conf.max_wait - waited) + 1)
-                    channel.execute("endless_playback", self._music(conf.moh))
+                    # a timed wake-up: max_wait, or when a seat that missed this caller may be retried
+                    due = start + conf.max_wait
+                    retry = waiter.retry_at(conf.retry_delay)
+                    if retry is not None and retry > now:
+                        due = min(due, retry)
+                    if due != woken_at:
+                        if woken_at:
+                            self.calls.cancel_wake(caller)
+                        self.calls.wake_later(caller, max(1, math.ceil(due - now)))
+                        woken_at = due
+                    channel.play(self._music(conf.moh))
                     continue
                 if self._offer(conf, channel, seats, waiter):
-                    self._queue_event("answered", conf, waiter, seat=",".join(seats))
                     return f"+OK hotline {hotline} answered by {','.join(seats)}"
             self._queue_event("abandoned", conf, waiter)
             return f"+OK hotline {hotline}: the caller hung up"
         finally:
+            if woken_at:
+                self.calls.cancel_wake(caller)
             if queued:
                 self.queues.leave(caller)
-                self.calls.cancel_wake(caller)
                 with self.queues.lock:
                     unused, waiter.reserved = waiter.reserved, ""
                 if unused:  # a seat was reserved for a caller who went away
@@ -291,13 +372,13 @@ class Router:
             ahead = self.queues.first_free(conf.id)
             if ahead is not None and ahead is not waiter:
                 return []  # earlier callers first
-            seats = self.reserve(conf, waiter.uuid, waiter.tried, many=conf.strategy == "ring-all")
-            if not seats and waiter.tried and not queued:
-                waiter.tried.clear()
-            return seats
+            avoid = waiter.avoid(self._clock(), conf.retry_delay)
+            return self.reserve(conf, waiter.uuid, avoid, many=conf.strategy == "ring-all")
 
     def _offer(self, conf: Hotline, channel: RouteChannel, seats: List[str], waiter: Waiter) -> bool:
-        waiter.offering = True
+        with self.queues.lock:
+            waiter.offering = True
+            self.queues.offers[waiter.uuid] = waiter
         answered = False
         try:
             states = self.seats.repo.get_many(seats)
@@ -310,21 +391,39 @@ class Router:
             ]
             for seat in seats:
                 self._queue_event("offered", conf, waiter, seat=seat)
-            channel.execute("bridge", f"{{ignore_early_media=true,cti_hotline={conf.id}}}" + ",".join(legs))
-            answered = channel.get_var("originate_disposition") == "SUCCESS"
+            cause = self._bridge(channel, f"{{ignore_early_media=true,cti_hotline={conf.id}}}" + ",".join(legs))
+            answered = cause == "SUCCESS"
         finally:
-            if answered:
-                self.queues.leave(waiter.uuid)  # served: out of the queue before its seat is handed on
-            waiter.offering = False
+            with self.queues.lock:
+                if answered:
+                    self.queues.leave(waiter.uuid)  # served: out of the queue before its seat is handed on
+                self.queues.offers.pop(waiter.uuid, None)
+                waiter.offering = False
             self.release(seats, waiter.uuid)
-        if not answered:
-            waiter.tried.update(seats)
+        if answered:
+            self.answered(waiter.uuid, ",".join(seats), waiter)  # if the watcher did not see the bridge
+        else:
+            now = self._clock()
+            waiter.tried.update((seat, now) for seat in seats)
         # The seat may have gone idle while this caller still held its claim (the watcher saw
         # the hangup first): whoever releases a claim hands the seat on, or a waiter would sleep.
         self.dispatch(conf.id)
         return answered
 
+    def answered(self, caller: str, seat: str, waiter: Optional[Waiter] = None) -> None:
+        """The caller's offer was answered (the watcher calls this at the bridge): the
+        ``answered`` queue event, once, with the wait up to the answer."""
+        with self.queues.lock:
+            w = waiter or self.queues.offers.get(caller)
+            if w is None or w.answered:
+                return
+            w.answered = True
+        conf = self.seats.config.hotlines.get(w.hotline)
+        if conf is not None:
+            self._queue_event("answered", conf, w, seat=seat)
+
     def _queue_event(self, action: str, conf: Hotline, waiter: Waiter, seat: str = "") -> None:
+        now = self._clock()
         self.seats.events.fire(
             "cti::queue",
             {
@@ -333,8 +432,8 @@ class Router:
                 "CTI-Caller": waiter.uuid,
                 "CTI-Seat": seat,
                 "CTI-Priority": str(waiter.priority),
-                "CTI-Waited": f"{self._clock() - waiter.since:.3f}",
+                "CTI-Waited": f"{now - waiter.since:.3f}",
                 "CTI-Waiting": str(len(self.queues.waiting(conf.id))),
-                "CTI-Timestamp": f"{self._clock():.3f}",
+                "CTI-Timestamp": f"{now:.3f}",
             },
         )

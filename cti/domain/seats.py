@@ -110,6 +110,8 @@ class Seats:
         self._clock = clock
         # called with a hotline when one of its seats may have become free (the queue's cue)
         self.on_available: Callable[[str], None] = lambda hotline: None
+        # is this leg still up? (a seat whose hangup was never seen is reconciled on sight)
+        self.leg_alive: Callable[[str], bool] = lambda uuid: True
 
     def now(self) -> float:
         return self._clock()
@@ -151,8 +153,18 @@ class Seats:
             )
         return operator
 
-    @staticmethod
-    def _check_transition(action: str, state: SeatState) -> None:
+    def settled(self, state: SeatState) -> SeatState:
+        """``state``, or, when it holds a call whose leg is gone (a hangup nobody saw: the
+        watcher was down or its queue overflowed), the seat after that call, saved. Call with
+        the seat's lock held."""
+        if state.status not in ON_A_CALL or not state.call or self.leg_alive(state.call):
+            return state
+        after = self.after_call(state)
+        self.repo.save(after)
+        self.fire_call("recovered", after, state.status, "the call ended unseen")
+        return after
+
+    def _check_transition(self, action: str, state: SeatState) -> None:
         if state.status not in TRANSITIONS[action]:
             if state.status in ON_A_CALL:
                 raise CtiError("seat_in_call", f"seat {state.seat} is {state.status}; {action} waits for the call to end")
@@ -220,6 +232,8 @@ class Seats:
             raise CtiError("no_gateway", f"external phone {phone.number} needs 'gateway' in {self.config.path}")
         with self.locks.hold(seat):
             current = self.repo.get(seat)
+            if current is not None:
+                current = self.settled(current)
             previous = current.status if current else SIGNED_OUT
             if current is not None:
                 self._check_transition("checkin", current)
@@ -254,7 +268,7 @@ class Seats:
     def checkout(self, seat: str, operator: str = "") -> str:
         self.seat_conf(seat)
         with self.locks.hold(seat):
-            state = self._signed_in(seat)
+            state = self.settled(self._signed_in(seat))
             by = self.check_operator(state, operator)
             self._check_transition("checkout", state)
             self.repo.remove(seat)
@@ -268,7 +282,7 @@ class Seats:
         target = BUSY if action == "busy" else IDLE
         self.seat_conf(seat)
         with self.locks.hold(seat):
-            state = self._signed_in(seat)
+            state = self.settled(self._signed_in(seat))
             by = self.check_operator(state, operator)
             self._check_transition(action, state)
             changed = state.status != target or state.reason != reason

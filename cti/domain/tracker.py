@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import replace
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from cti.domain.errors import CtiError
 from cti.domain.model import BUSY, IDLE, IN_CALL, ON_A_CALL, RINGING, WRAP_UP, Phone, SeatState
 from cti.domain.ports import Calls
 from cti.domain.routing import MISSED
 from cti.domain.supervision import DIGIT_MODE, MODE_DIGIT, Session, Supervisors, sup_key, take_key
+
+RECONCILE_EVERY = 5.0  # seconds between the watcher's sweeps of seats whose call may be gone
 
 
 class WatchState:
@@ -26,22 +28,37 @@ class WatchState:
     def __init__(self) -> None:
         self.legs: Dict[str, str] = {}
         self.wraps: List[Tuple[float, str]] = []  # heap of (deadline, seat)
+        self.armed: Dict[str, float] = {}  # seat -> its deadline in the heap
+        self.swept = 0.0  # monotonic time of the last reconcile sweep
 
     def next_deadline(self) -> Optional[float]:
         return self.wraps[0][0] if self.wraps else None
+
+    def sweep_due(self, now: float) -> bool:
+        if now - self.swept < RECONCILE_EVERY:
+            return False
+        self.swept = now
+        return True
 
 
 H = Mapping[str, str]
 
 
 class Tracker:
-    def __init__(self, supervisors: Supervisors, calls: Calls, memory: Optional[WatchState] = None) -> None:
+    def __init__(
+        self,
+        supervisors: Supervisors,
+        calls: Calls,
+        memory: Optional[WatchState] = None,
+        on_bridged: Callable[[str, str], None] = lambda caller, seat: None,
+    ) -> None:
         self.sup = supervisors
         self.seats = supervisors.seats
         self.repo = self.seats.repo
         self.calls = calls
         self.memory = memory or WatchState()
         self.leg_seat = self.memory.legs  # legs known to belong to a seat, kept across events
+        self._on_bridged = on_bridged  # (caller leg, seat): a hotline offer was answered
 
     def handle(self, h: H) -> None:
         name = h.get("Event-Name", "")
@@ -54,19 +71,20 @@ class Tracker:
         uuid = h.get("Unique-ID", "")
         if uuid in self.leg_seat:
             return self.leg_seat[uuid]
-        if h.get("Call-Direction") != "outbound":
-            return None
+        if h.get("Call-Direction") != "outbound" or h.get("variable_cti_supervision"):
+            return None  # a supervisor's call-back leg is not a call of the supervisor's seat
         tagged = h.get("variable_cti_seat")
         if tagged:
             return tagged if tagged in self.seats.config.seats else None
-        presence = h.get("Channel-Presence-ID", "")
-        if presence:
-            phone = Phone(presence.split("@")[0])
+        if h.get("variable_sip_gateway_name"):
+            # a gateway leg is named sofia/<the gateway's profile>/<number> (FACTS.md §9)
+            number = h.get("Channel-Name", "").rsplit("/", 1)[-1].split("@")[0]
+            phone = Phone(number, "external")
         else:
-            name = h.get("Channel-Name", "")
-            if not name.startswith("sofia/gateway/"):
+            presence = h.get("Channel-Presence-ID", "")
+            if not presence:
                 return None
-            phone = Phone(name.rsplit("/", 1)[-1], "external")
+            phone = Phone(presence.split("@")[0])
         return self.seats.seat_on_phone(phone)
 
     def _save(self, action: str, old: SeatState, new: SeatState, cause: str = "") -> None:
@@ -118,6 +136,7 @@ class Tracker:
                 if state is not None and state.call == leg and (state.customer != other or state.status != IN_CALL):
                     answered = self._answered(state) if state.status != IN_CALL else state
                     self._save("answered", state, replace(answered, customer=other))
+            self._on_bridged(other, seat)
         sup = h.get("variable_cti_supervision")
         if sup:
             session = self.sup.session(sup)
@@ -161,19 +180,7 @@ class Tracker:
     def recover(self) -> Dict[str, int]:
         """After a restart (the db store keeps state; the calls are gone): end the calls seats
         still hold, drop supervision sessions and claims whose legs are gone, re-arm wrap-up."""
-        done = {"calls": 0, "sessions": 0, "claims": 0}
-        for seat in self.seats.config.seats:
-            with self.seats.locks.hold(seat):
-                state = self.repo.get(seat)
-                if state is None:
-                    continue
-                if state.call and not self.calls.exists(state.call):
-                    after = self.seats.after_call(state)
-                    self._save("recovered", state, after, "the call ended while cti was down")
-                    done["calls"] += 1
-                    state = after
-                if state.status == WRAP_UP:
-                    self._arm_wrap_up(state)  # an expired one ends at the watcher's next look
+        done = {"calls": self.reconcile(), "sessions": 0, "claims": 0}
         for session in self.sup.sessions():
             if not self.calls.exists(session.leg):
                 self.sup.store.delete(sup_key(session.supervisor))
@@ -192,17 +199,48 @@ class Tracker:
                 done["claims"] += 1
         return done
 
+    def reconcile(self) -> int:
+        """Seats whose call is gone although no hangup was seen (the watcher was down, or its
+        event queue overflowed) end that call now: one listing, then one ``uuid_exists`` per
+        seat on a call. Every wrap-up gets its timer (a seat a command reconciled, the
+        watcher's start)."""
+        ended = 0
+        states = self.repo.get_many(list(self.seats.config.seats))
+        for seat, seen in states.items():
+            if not (seen.call or seen.status == WRAP_UP):
+                continue
+            with self.seats.locks.hold(seat):
+                state = self.repo.get(seat)
+                if state is None:
+                    continue
+                if state.call and not self.calls.exists(state.call):
+                    after = self.seats.after_call(state)
+                    self._save("recovered", state, after, "the call ended unseen")
+                    ended += 1
+                    state = after
+                if state.status == WRAP_UP:
+                    self._arm_wrap_up(state)  # an expired one ends at the watcher's next look
+            if state.status == IDLE and seen.status != IDLE:
+                self.seats.on_available(state.hotline)
+        return ended
+
     def _wrap_up_until(self, state: SeatState) -> float:
         hotline = self.seats.config.hotlines.get(state.hotline)
         return state.since + (hotline.wrap_up if hotline is not None else 0)
 
     def _arm_wrap_up(self, state: SeatState) -> None:
-        heapq.heappush(self.memory.wraps, (self._wrap_up_until(state), state.seat))
+        deadline = self._wrap_up_until(state)
+        if self.memory.armed.get(state.seat) == deadline:
+            return
+        self.memory.armed[state.seat] = deadline
+        heapq.heappush(self.memory.wraps, (deadline, state.seat))
 
     def tick(self, now: float) -> None:
         """Wrap-up that has run its time: back to idle (the watcher's clock, no thread per seat)."""
         while self.memory.wraps and self.memory.wraps[0][0] <= now:
-            _, seat = heapq.heappop(self.memory.wraps)
+            deadline, seat = heapq.heappop(self.memory.wraps)
+            if self.memory.armed.get(seat) == deadline:
+                del self.memory.armed[seat]
             with self.seats.locks.hold(seat):
                 state = self.repo.get(seat)
                 if state is None or state.status != WRAP_UP:
@@ -214,7 +252,9 @@ class Tracker:
             self.seats.on_available(state.hotline)
 
     def _on_dtmf(self, h: H) -> None:
-        sup = h.get("variable_cti_supervision")
+        # DTMF events carry no channel variables (FACTS.md §9): ask the leg who it is
+        uuid = h.get("Unique-ID", "")
+        sup = self.calls.get_var(uuid, "cti_supervision") if uuid else None
         digit = h.get("DTMF-Digit", "")
         session = self.sup.session(sup) if sup else None
         if session is None or session.leg != h.get("Unique-ID") or session.app != "eavesdrop":

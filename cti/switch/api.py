@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Mapping, Optional
 
 import freeswitch  # provided by mod_python3 (the tests install a shim)
 
-_local = threading.local()
+_one: Optional[Switch] = None
 
 
 class Switch:
-    """API commands, CUSTOM events and log lines. One per thread (``Switch.here()``)."""
+    """API commands, CUSTOM events and log lines. One per process (``Switch.here()``).
+
+    mod_python3 gives every call a fresh Python thread state (FACTS.md §9), so nothing here is
+    per thread: one ``freeswitch.API`` object serves every call. That is safe because
+    ``executeString`` holds the GIL for the whole command and its reply is copied into a Python
+    string before the GIL is released."""
 
     def __init__(self) -> None:
         self._api: Any = freeswitch.API()
 
     @classmethod
     def here(cls) -> Switch:
-        sw: Optional[Switch] = getattr(_local, "switch", None)
-        if sw is None or sw._api.__class__ is not freeswitch.API:
-            sw = _local.switch = cls()
+        global _one
+        sw = _one
+        if sw is None:
+            sw = _one = cls()
         return sw
+
+    @classmethod
+    def forget(cls) -> None:
+        global _one
+        _one = None
 
     def api(self, command: str) -> str:
         """The raw reply body, as Python sees it inside the switch (``''`` for an empty one)."""
@@ -52,6 +62,15 @@ class SessionChannel:
 
     def execute(self, app: str, data: str) -> None:
         self._session.execute(app, data)
+
+    def play(self, source: str) -> None:
+        """Play ``source`` until it ends, the channel hangs up or ``uuid_break`` breaks it.
+
+        ``streamFile`` runs switch_ivr_play_file directly, not as an application: nothing clears
+        the channel's break flag first, so a break that lands just before it makes it return at
+        once (``execute("playback")`` would clear that flag and lose the wake-up, and
+        ``endless_playback`` restarts on a break; FACTS.md §9)."""
+        self._session.streamFile(source, 0)
 
     def ready(self) -> bool:
         return bool(self._session.ready())

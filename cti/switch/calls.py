@@ -41,9 +41,19 @@ class SwitchCalls:
                 continue
             presence = row.get("presence_id", "")
             name = row.get("name", "")
-            if presence.split("@")[0] == ext or (not presence and name.startswith("sofia/gateway/") and name.endswith("/" + ext)):
+            # a gateway leg is sofia/<profile>/<number> with no presence (FACTS.md §9)
+            if presence.split("@")[0] == ext or (
+                not presence and name.startswith("sofia/") and name.split("@")[0].endswith("/" + ext)
+            ):
                 return row.get("uuid"), len(rows)
         return None, len(rows)
+
+    def get_var(self, uuid: str, name: str) -> Optional[str]:
+        """A channel variable of a live leg; None when unset or the leg is gone."""
+        reply = self._sw.api(f"uuid_getvar {uuid} {name}")
+        if not reply or reply == "_undef_" or reply.startswith("-ERR"):
+            return None
+        return reply
 
     def kill(self, uuid: str, cause: str) -> bool:
         return self._sw.api(f"uuid_kill {uuid} {cause}").startswith("+OK")

@@ -8,7 +8,7 @@ so the loop stalls no other Python call (CALLS.md §6). It stops on ``python cti
 
 from __future__ import annotations
 
-import threading
+import time
 import traceback
 from typing import Any, Dict, Optional
 
@@ -21,7 +21,6 @@ from cti.switch.calls import SwitchCalls
 
 EVENTS = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_HANGUP_COMPLETE", "DTMF", "BACKGROUND_JOB")
 CONTROL = "cti::control"
-THREAD_NAME = "cti-watcher"
 # the only headers cti reads: asking for them by name is cheaper than serialising the event
 HEADERS = (
     "Event-Name",
@@ -39,7 +38,7 @@ HEADERS = (
     "CTI-Command",
     "key",
     "variable_cti_seat",
-    "variable_cti_customer",
+    "variable_sip_gateway_name",
     "variable_cti_supervision",
     "variable_cti_offer",
 )
@@ -67,7 +66,8 @@ def stops(h: Dict[str, str]) -> bool:
 
 def tracker(memory: WatchState) -> Tracker:
     """A tracker with the current config, and the watcher's memory."""
-    return Tracker(app.supervisors(), SwitchCalls(Switch.here()), memory)
+    sup = app.supervisors()
+    return Tracker(sup, SwitchCalls(Switch.here()), memory, lambda caller, seat: app.router(sup.seats).answered(caller, seat))
 
 
 def recover(memory: Optional[WatchState] = None) -> Dict[str, int]:
@@ -81,16 +81,24 @@ def handle(h: Dict[str, str], memory: WatchState) -> None:
 
 
 def run(max_events: Optional[int] = None) -> None:
-    """Watch until told to stop. ``max_events`` bounds the loop (tests)."""
+    """Watch until told to stop. ``max_events`` bounds the loop (tests).
+
+    At most one watcher runs: a second one started while the first beats exits at once. The
+    watcher is known by its token and heartbeat in ``cti.app``, never by its thread (a
+    ``startup-script``/``pyrun`` thread is a ``_DummyThread`` that looks alive forever)."""
     sw = Switch.here()
-    if running():
+    token = app.watcher_claim()
+    if token is None:
         sw.log("WARNING", "cti: a call watcher is already running; this one exits")
         return
-    threading.current_thread().name = THREAD_NAME
-    consumer = freeswitch.EventConsumer()
-    for name in (*EVENTS, "SHUTDOWN", "MODULE_UNLOAD"):
-        consumer.bind(name)
-    consumer.bind("CUSTOM", CONTROL)
+    try:
+        consumer = freeswitch.EventConsumer()
+        for name in (*EVENTS, "SHUTDOWN", "MODULE_UNLOAD"):
+            consumer.bind(name)
+        consumer.bind("CUSTOM", CONTROL)
+    except BaseException:
+        app.watcher_done(token)
+        raise
     memory = WatchState()
     try:
         done = recover(memory)
@@ -98,11 +106,19 @@ def run(max_events: Optional[int] = None) -> None:
     except Exception:  # no config yet, or the store is not loaded: follow events all the same
         sw.log("WARNING", f"cti: call watcher started; could not recover: {traceback.format_exc(limit=1)}")
     seen = 0
+    why = "stopped"
     try:
         while max_events is None or seen < max_events:
-            app.beat()
-            deadline = memory.next_deadline()
+            if not app.watcher_current(token):
+                break
+            app.beat(token)
             now = app.clock()
+            if memory.sweep_due(time.monotonic()):
+                try:
+                    tracker(memory).reconcile()
+                except Exception:
+                    sw.log("ERR", f"cti: call watcher: reconcile failed: {traceback.format_exc()}")
+            deadline = memory.next_deadline()
             if deadline is not None and deadline <= now:
                 try:
                     tracker(memory).tick(now)
@@ -117,20 +133,29 @@ def run(max_events: Optional[int] = None) -> None:
             try:
                 h = headers(event)
                 if stops(h):
+                    why = f"stopped ({h.get('Event-Name')})"
+                    if app.watcher_current(token):
+                        app.watcher_release()
+                    break
+                if not app.watcher_current(token):
                     break
                 handle(h, memory)
             except Exception:  # a bad event (or a store hiccup) must not stop the watcher
                 sw.log("ERR", f"cti: call watcher skipped an event: {traceback.format_exc()}")
     finally:
+        app.watcher_done(token)
         consumer.cleanup()
-        sw.log("NOTICE", "cti: call watcher stopped")
+        sw.log("NOTICE", f"cti: call watcher {why}")
 
 
-def stop() -> None:
+def stop() -> bool:
+    """Withdraw the watcher's token and wake it with a control event: it ends at once."""
+    had = app.watcher_release()
     event = freeswitch.Event("CUSTOM", CONTROL)
     event.addHeader("CTI-Command", "stop")
     event.fire()
+    return had
 
 
 def running() -> bool:
-    return any(t.name == THREAD_NAME and t.is_alive() for t in threading.enumerate())
+    return app.watcher_alive()

@@ -68,12 +68,14 @@ class Channel:
         self.application_data = ""
         self.cause = ""
         self.eavesdrop: Optional[Tuple[str, str]] = None  # (target uuid, mode digit)
+        self.inherit: Dict[str, str] = {}  # the {} variables of the bridge this leg is running
+        self.playing = ""  # what streamFile / playback plays to this leg right now
         self.dtmf_switching = True
         self.pending: Optional[Tuple[str, str, str]] = None  # (app, data, job uuid) run on answer
         self.bridge_to: List[str] = []  # legs this customer leg is ringing (bridge)
         self.created = core.now
         self.sequence: List[str] = []  # members still to ring one after the other (|)
-        self.woken = threading.Event()  # uuid_break / hangup end a blocking app (playback)
+        self.woken = threading.Event()  # the break flag (uuid_break; hangup): ends playback, streamFile
         self.settled = threading.Event()  # a bridge from this leg answered or failed
         self.over = threading.Event()  # this leg's bridged call ended
 
@@ -143,6 +145,8 @@ class CallsMixin:
 
     # -- events ------------------------------------------------------------------------------
     def emit(self, name: str, ch: Optional[Channel] = None, **headers: str) -> None:
+        """An event about ``ch``: its channel headers and, but on DTMF, every channel variable
+        (DTMF events carry no ``variable_*`` header on the real switch, FACTS.md §9)."""
         from freeswitch import Event
 
         ev = Event(name)
@@ -160,8 +164,9 @@ class CallsMixin:
             )
             if ch.partner:
                 ev.headers["Other-Leg-Unique-ID"] = ch.partner
-            for k, v in ch.variables.items():
-                ev.headers[f"variable_{k}"] = v
+            if name != "DTMF":
+                for k, v in ch.variables.items():
+                    ev.headers[f"variable_{k}"] = v
         ev.headers.update(headers)
         self.deliver(ev)
 
@@ -205,14 +210,16 @@ class CallsMixin:
         if dial.startswith("user/"):
             return variables, dial[5:].split("@")[0], f"sofia/internal/{dial[5:].split('@')[0]}@{DOMAIN}"
         m = re.match(r"^sofia/gateway/([^/]+)/(.+)$", dial)
-        if m:
-            return variables, m.group(2), dial
+        if m:  # named after the gateway's profile, the gateway in a variable (FACTS.md §9)
+            variables["sip_gateway_name"] = m.group(1)
+            return variables, m.group(2), f"sofia/external/{m.group(2)}"
         if dial.startswith("loopback/"):
             return variables, dial.split("/")[1], dial + "-a"
         return variables, "", dial
 
-    def _new_leg(self, dial: str, customer: Optional[Channel]) -> Optional[Channel]:
+    def _new_leg(self, dial: str, customer: Optional[Channel], inherit: Optional[Dict[str, str]] = None) -> Optional[Channel]:
         variables, ext, name = self._endpoint(dial)
+        variables = {**(inherit or {}), **variables}  # a dial string's {} goes to every leg, [] to one
         behaviour = self.phones.get(ext)
         if behaviour in (None, "unregistered"):
             if customer is not None:
@@ -223,7 +230,6 @@ class CallsMixin:
         leg.variables.update(variables)
         if customer is not None:
             leg.partner = customer.uuid
-            leg.variables["cti_customer"] = customer.uuid
         self.channels[leg.uuid] = leg
         if presence:
             live = sum(1 for c in self.channels.values() if c.presence_id == presence and c.direction == "outbound")
@@ -313,10 +319,7 @@ class CallsMixin:
                     if partner.sequence:  # sequential ring: the next member rings in the same tick
                         self._ring_next(partner)
                     else:
-                        partner.variables["originate_disposition"] = cause
-                        partner.variables["last_bridge_hangup_cause"] = cause
-                        partner.application = "bridge-failed"
-                        partner.settled.set()
+                        self._bridge_failed(partner, cause)
         for other in list(self.channels.values()):  # eavesdroppers of this leg stop
             if other.eavesdrop and other.eavesdrop[0] == ch.uuid:
                 self._hangup(other, "NORMAL_CLEARING")
@@ -362,32 +365,61 @@ class CallsMixin:
         if m:
             glob = dict(p.split("=", 1) for p in m.group(1).split(",") if "=" in p)
             data = m.group(2)
-        customer.variables.update({k: v for k, v in glob.items() if k.startswith("cti_")})
         customer.settled.clear()
         customer.over.clear()
         customer.partner = None
         customer.bridge_to = []
+        customer.inherit = glob
+        for name in ("originate_disposition", "last_bridge_hangup_cause"):
+            customer.variables.pop(name, None)
         if "|" in data or ":_:" in data:
             customer.sequence = [d for d in _split(data.replace(":_:", "|"), "|") if d]
             self._ring_next(customer)
         else:
             for target in _split(data, ","):
-                leg = self._new_leg(target.strip(), customer)
+                leg = self._new_leg(target.strip(), customer, glob)
                 if leg is not None and leg.uuid in self.channels:
                     customer.bridge_to.append(leg.uuid)
-            self._settle_now(customer)
+            if not customer.bridge_to and customer.partner is None:  # no leg could be made
+                self._bridge_failed(customer, customer.variables.get("last_bridge_hangup_cause") or "USER_BUSY")
+            else:
+                self._settle_now(customer)
 
     def _ring_next(self, customer: Channel) -> None:
         while customer.sequence:
             target = customer.sequence.pop(0)
-            leg = self._new_leg(target.strip(), customer)
+            leg = self._new_leg(target.strip(), customer, customer.inherit)
             if leg is not None and leg.uuid in self.channels:
                 customer.bridge_to = [leg.uuid]
                 self._settle_now(customer)
                 return
-        customer.variables.setdefault("originate_disposition", "NO_ANSWER")
+        self._bridge_failed(customer, customer.variables.get("last_bridge_hangup_cause") or "NO_ANSWER")
+
+    def _bridge_failed(self, customer: Channel, cause: str) -> None:
+        customer.variables["originate_disposition"] = cause
+        customer.variables["last_bridge_hangup_cause"] = cause
         customer.application = "bridge-failed"
         customer.settled.set()
+
+    def handle_cause(self, ch: Channel) -> None:
+        """switch_channel_handle_cause after a failed bridge: the calling channel hangs up with
+        the cause, unless continue_on_fail says go on (true, or a list naming the cause); with
+        no continue_on_fail only NO_ANSWER, NO_USER_RESPONSE and ORIGINATOR_CANCEL go on."""
+        disposition = ch.variables.get("originate_disposition", "")
+        if disposition == "SUCCESS" or ch.uuid not in self.channels:
+            return
+        cause = ch.variables.get("last_bridge_hangup_cause") or disposition or "NO_ANSWER"
+        flag = ch.variables.get("continue_on_fail")
+        if flag is not None:
+            if flag.lower() in ("true", "yes", "on", "1", "enabled", "active", "allow"):
+                return
+            names = {c.strip().upper() for c in flag.split(",")}
+            if cause in names or str(CAUSES.get(cause, "")) in names:
+                return
+        elif cause in ("NO_ANSWER", "NO_USER_RESPONSE", "ORIGINATOR_CANCEL"):
+            return
+        with self.lock:
+            self._hangup(ch, cause)
 
     def _settle_now(self, customer: Channel) -> None:
         """Phones scripted to answer or not answer do so at once (in member order)."""

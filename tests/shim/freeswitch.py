@@ -10,6 +10,7 @@ mod_hash runs under its rwlock, so ``insert_ifempty`` / ``delete_ifmatch`` are a
 
 from __future__ import annotations
 
+import _thread
 import collections
 import importlib
 import sys
@@ -50,6 +51,26 @@ def _field(text: str) -> str:
         out.append(ch)
         i += 1
     return "".join(out)
+
+
+def on_switch_thread(fn: Callable[[], None], wait: bool) -> None:
+    """Run ``fn`` as mod_python3 runs Python: on a thread the switch made, with a fresh thread
+    state. Python sees such a thread as a ``threading._DummyThread``, which stays in
+    ``threading._active`` looking alive after it returned (FACTS.md §9); ``threading.local``
+    is empty on each call."""
+    done = _thread.allocate_lock()
+    done.acquire()
+
+    def body() -> None:
+        try:
+            threading.current_thread()  # registers the _DummyThread, as the real switch's threads do
+            fn()
+        finally:
+            done.release()
+
+    _thread.start_new_thread(body, ())
+    if wait:
+        done.acquire()
 
 
 class Core(CallsMixin):
@@ -185,18 +206,22 @@ class Core(CallsMixin):
             return ""
         module_name, _, func = target.partition("::")
         stream = Stream()
-        try:
-            module = importlib.import_module(module_name)
-            module = importlib.reload(module)
-            fn = getattr(module, func or "fsapi")
-            env = Event("API")
-            env.addHeader("API-Command", "python")
-            env.addHeader("API-Command-Argument", arg)
-            fn("na", stream, env, args)
-        except Exception as exc:
-            self.log("ERR", "mod_python3.c:334 Error calling python script\n")
-            self.log("ERR", f'Python Error by calling script "{module_name}": {type(exc)} Message: {exc}\n')
-            self.log("ERR", traceback.format_exc())
+
+        def call() -> None:
+            try:
+                module = importlib.import_module(module_name)
+                module = importlib.reload(module)
+                fn = getattr(module, func or "fsapi")
+                env = Event("API")
+                env.addHeader("API-Command", "python")
+                env.addHeader("API-Command-Argument", arg)
+                fn("na", stream, env, args)
+            except Exception as exc:
+                self.log("ERR", "mod_python3.c:334 Error calling python script\n")
+                self.log("ERR", f'Python Error by calling script "{module_name}": {type(exc)} Message: {exc}\n')
+                self.log("ERR", traceback.format_exc())
+
+        on_switch_thread(call, wait=True)
         return stream.read()
 
     def _pyrun(self, arg: str) -> str:
@@ -208,7 +233,7 @@ class Core(CallsMixin):
             except Exception:
                 self.log("ERR", traceback.format_exc())
 
-        threading.Thread(target=run, daemon=True).start()
+        on_switch_thread(run, wait=False)
         return "OK\n"
 
     # -- events and logs ---------------------------------------------------------------------------
@@ -335,6 +360,14 @@ class EventConsumer:
             self._core.consumers.remove(self)
 
 
+PLAY_LIMIT = 20.0  # seconds a shim playback may block before the test is told it hangs
+
+
+def _wait_break(ch: Channel) -> None:
+    if not ch.woken.wait(PLAY_LIMIT):
+        raise AssertionError(f"{ch.name} is still playing {ch.playing!r}: nothing broke it or hung it up")
+
+
 class Session:
     """A dialplan channel for ``handler(session, args)``: variables, executed apps.
 
@@ -359,23 +392,50 @@ class Session:
         return self.uuid
 
     def execute(self, app: str, data: str = "") -> None:
-        """Runs ``app`` on the channel. ``bridge`` returns once answered or failed (the real one
-        returns when the call is over); ``endless_playback``/``playback`` block until
-        ``uuid_break`` or hangup; ``eavesdrop``/``intercept`` return at once (their end is
-        seen through events)."""
+        """Runs ``app`` on the channel the way the switch does. Every application starts by
+        clearing the channel's break flag (switch_core_session_exec), so a ``uuid_break`` sent
+        between two applications is lost. ``bridge`` returns when the bridged call is over (or
+        failed: then switch_channel_handle_cause may hang the caller up); ``playback`` returns
+        on a break; ``endless_playback`` plays again after a break and returns only when the
+        channel hangs up; ``eavesdrop``/``intercept`` return at once (their end is seen
+        through events)."""
         self.executed.append((app, data))
         ch = self.channel
         if ch is None or ch.uuid not in CORE.channels:
             return
+        ch.woken.clear()
         if app in ("endless_playback", "playback"):
-            ch.woken.clear()
             ch.application, ch.application_data = app, data
-            ch.woken.wait(5.0)
-            return
+            ch.playing = data
+            try:
+                while True:
+                    _wait_break(ch)
+                    if app == "playback" or ch.uuid not in CORE.channels:
+                        return
+                    ch.woken.clear()
+            finally:
+                ch.playing = ""
         with CORE.lock:
             CORE._run_app(ch, app, data)
         if app == "bridge":
             CORE.wait_bridge(ch)
+            CORE.handle_cause(ch)
+
+    def streamFile(self, file: str, starting_sample_count: int = 0) -> int:
+        """switch_ivr_play_file, called directly (no application starts, so the break flag is
+        not cleared first): returns at once when a break is pending, else on a break or a
+        hangup. The sources cti plays never end by themselves."""
+        self.executed.append(("streamFile", file))
+        ch = self.channel
+        if ch is None or ch.uuid not in CORE.channels:
+            return 0
+        ch.playing = file
+        try:
+            _wait_break(ch)
+        finally:
+            ch.playing = ""
+        ch.woken.clear()
+        return 1
 
     def answer(self) -> None:
         self.executed.append(("answer", ""))
