@@ -126,15 +126,16 @@ def supervisors() -> Supervisors:
 
 
 # -- the call watcher's lifecycle ------------------------------------------------------------------
-def watcher_claim() -> Optional[str]:
-    """A starting watcher asks to be the one: its token, or None while another one beats."""
+def watcher_claim(loop: bool = True) -> Optional[str]:
+    """A starting watcher asks to be the one: its token, or None while another one beats.
+    ``loop``: it runs a loop that ends with ``watcher_done`` (tests drive one by hand)."""
     global _watch_token, _beat, _loops
     with _guard:
         if _watch_token and time.monotonic() - _beat < WATCHER_SILENCE:
             return None
         _watch_token = uuidlib.uuid4().hex
         _beat = time.monotonic()
-        _loops += 1
+        _loops += loop
         return _watch_token
 
 

@@ -168,7 +168,7 @@ class Switch:
         from cti.domain.tracker import WatchState
 
         self._memory = WatchState()
-        self._token = wiring.watcher_claim()
+        self._token = wiring.watcher_claim(loop=False)
         assert self._token is not None, "another watcher runs"
 
     def pump(self) -> int:

@@ -411,22 +411,17 @@ def test_the_watcher_thread_follows_calls_survives_bad_events_and_stops(switch, 
     switch.cti("checkin", "8001 101 p101 101")
     thread = threading.Thread(target=events.run, daemon=True)
     thread.start()
-    deadline = time.time() + 2
-    while not switch.core.consumers and time.time() < deadline:
-        time.sleep(0.01)
+    # ready once it has bound its events and recovered (it logs that): no guessing with sleeps
+    switch.wait_for(lambda: any("call watcher started" in m for _, m in switch.core.logs), 2.0)
     assert switch.cli("python cti.watcher") == "+OK call watcher running\n"
     real = events.handle
-    boom = mocker.patch.object(events, "handle", side_effect=[RuntimeError("bad event"), *[None] * 0])
+    boom = mocker.patch.object(events, "handle", side_effect=RuntimeError("bad event"))
     switch.core.emit("CHANNEL_CREATE")  # a malformed event
-    time.sleep(0.1)
+    switch.wait_for(lambda: any(lvl == "ERR" and "skipped an event" in m for lvl, m in switch.core.logs), 2.0)
     assert boom.call_count == 1
     mocker.patch.object(events, "handle", side_effect=real)
     switch.core.incoming("user/101")
-    deadline = time.time() + 2
-    while switch.record("101").get("status") != "ringing" and time.time() < deadline:
-        time.sleep(0.01)
-    assert switch.record("101")["status"] == "ringing"
-    assert [m for lvl, m in switch.core.logs if lvl == "ERR" and "skipped an event" in m]
+    switch.wait_for(lambda: switch.record("101").get("status") == "ringing", 2.0)
     assert switch.cli("python cti.watcher stop") == "+OK stopping the call watcher\n"
     thread.join(1.5)
     assert not thread.is_alive()

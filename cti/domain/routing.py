@@ -299,8 +299,7 @@ class Router:
         try:
             channel.execute("bridge", dial)
         finally:
-            if channel.ready():
-                channel.set_var("continue_on_fail", mine)
+            channel.set_var("continue_on_fail", mine)
         disposition = channel.get_var("originate_disposition")
         if disposition == "SUCCESS":
             return disposition

@@ -75,15 +75,15 @@ class SeatRepo:
     def owner_of(self, phone: Phone) -> Optional[str]:
         return self.store.get(phone_key(phone))
 
-    def claim_phone(self, phone: Phone, seat: str) -> Optional[str]:
-        """Claim ``phone`` for ``seat``; the other seat that holds it, or None."""
+    def claim_phone(self, phone: Phone, seat: str, uses: Callable[[str, Phone], bool]) -> Optional[str]:
+        """Claim ``phone`` for ``seat``; the other seat that holds it, or None. ``uses(holder,
+        phone)`` tells whether the holder really uses it (asked under the holder's lock)."""
         for _ in range(2):
             holder = self.store.claim(phone_key(phone), seat)
             if holder is None or holder == seat:
                 return None
             # A claim whose holder no longer uses the phone (a crash between two steps) is stale.
-            current = self.get(holder)
-            if current is not None and current.phone_obj == phone:
+            if uses(holder, phone):
                 return holder
             self._log.log("WARNING", f"cti: phone {phone.key} was claimed by {holder}, who does not use it; freed")
             self.store.release(phone_key(phone), holder)
@@ -213,6 +213,18 @@ class Seats:
         return after
 
     # -- use cases ------------------------------------------------------------------------
+    def _uses(self, seat: str, phone: Phone) -> bool:
+        """Does ``seat`` use ``phone``? Asked under its lock: a sign-in holds the phone's claim
+        before its record is saved, and must not be taken for a stale claim meanwhile."""
+        lock = self.locks.hold(seat)
+        if not lock.acquire(timeout=2.0):  # that seat is busy changing: its claim stands
+            return True
+        try:
+            current = self.repo.get(seat)
+            return current is not None and current.phone_obj == phone
+        finally:
+            lock.release()
+
     def checkin(self, hotline: str, seat: str, password: str, phone: Phone, role_word: str = "agent") -> str:
         conf = self.seat_conf(seat)
         if not passwords.verify(conf.password, password):
@@ -237,7 +249,7 @@ class Seats:
             previous = current.status if current else SIGNED_OUT
             if current is not None:
                 self._check_transition("checkin", current)
-            holder = self.repo.claim_phone(phone, seat)
+            holder = self.repo.claim_phone(phone, seat, self._uses)
             if holder is not None:
                 raise CtiError("phone_in_use", f"phone {phone.number} is in use by seat {holder}")
             now = self._clock()

@@ -385,8 +385,11 @@ class Session:
     def getVariable(self, name: str) -> Optional[str]:
         return self.variables.get(name)
 
-    def setVariable(self, name: str, value: str) -> None:
-        self.variables[name] = value
+    def setVariable(self, name: str, value: Optional[str]) -> None:
+        if value:
+            self.variables[name] = value
+        else:  # the switch unsets a variable set to "" (switch_channel_set_variable)
+            self.variables.pop(name, None)
 
     def get_uuid(self) -> str:
         return self.uuid
