@@ -166,6 +166,12 @@ def _stopcall(a: List[str], caller: Optional[Caller]) -> str:
     return sup.stopcall(seat, operator, cause)
 
 
+def _reload(a: List[str], caller: Optional[Caller]) -> str:
+    wiring.reload()
+    cfg = wiring.seats().config  # parse now: a broken file answers -ERR config here
+    return f"+OK reloaded {cfg.path}: {len(cfg.seats)} seats, {len(cfg.hotlines)} hotlines, {len(cfg.ring_groups)} ring groups"
+
+
 def _at(a: List[str], i: int) -> str:
     return a[i] if len(a) > i else ""
 
@@ -183,6 +189,7 @@ COMMANDS: Dict[str, Command] = {
     "stopcall": Command("cti.stopcall <seat> [<operator>] [<cause>]", 1, 3, _stopcall),
     "ring": Command("cti.ring <ring group>", 1, 1, _ring),
     "route": Command("cti.route <hotline>", 1, 1, _route),
+    "reload": Command("cti.reload", 0, 0, _reload),
 }
 # From a phone the phone (checkin), the seat (the others) or the supervisor (the caller) may
 # be left out.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import _thread
 import collections
 import importlib
+import re
 import sys
 import threading
 import traceback
@@ -364,6 +365,11 @@ PLAY_LIMIT = 20.0  # seconds a shim playback may block before the test is told i
 
 
 def _wait_break(ch: Channel) -> None:
+    """Until the break flag is set (a break, a hangup) or a ``silence_stream://<ms>`` has played."""
+    m = re.match(r"silence_stream://(\d+)", ch.playing)
+    if m:
+        ch.woken.wait(int(m.group(1)) / 1000)
+        return
     if not ch.woken.wait(PLAY_LIMIT):
         raise AssertionError(f"{ch.name} is still playing {ch.playing!r}: nothing broke it or hung it up")
 
@@ -437,7 +443,8 @@ class Session:
             _wait_break(ch)
         finally:
             ch.playing = ""
-        ch.woken.clear()
+        if ch.woken.is_set() and ch.uuid in CORE.channels:
+            ch.woken.clear()  # switch_ivr_play_file clears the flag it returned on
         return 1
 
     def answer(self) -> None:

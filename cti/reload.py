@@ -1,0 +1,11 @@
+"""`python cti.reload`: read cti.yaml (and the cti_config path) again now (fs_cli, ESL, dialplan)."""
+
+from cti._entry import api, app
+
+
+def fsapi(session, stream, env, args):
+    api("reload", stream, args)
+
+
+def handler(session, args):
+    app("reload", session, args)

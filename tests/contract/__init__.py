@@ -1,0 +1,1 @@
+"""Contract tests: the shim and the live switch answer alike."""

@@ -1,0 +1,180 @@
+"""Contract tests: one suite, two switches. ``backend`` is the shim (always) or the live switch
+(when one answers on ESL; else that half skips). Each test states a FreeSWITCH behaviour cti
+relies on and checks it on both, so the shim is proven, not assumed."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+import uuid as uuidlib
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "live"))
+import freeswitch  # noqa: E402  (the shim: tests/conftest.py put it first on the path)
+from livefs import PROBE, Live, live_switch  # noqa: E402,F401
+
+Outcome = Tuple[bool, str]  # (the caller is still up, the bridge's cause)
+
+
+class ShimBackend:
+    name = "shim"
+
+    def __init__(self, switch, tmp: Path) -> None:
+        self.sw = switch
+        self.core = switch.core
+        self.domain = freeswitch.CORE.globals["domain"]
+        (tmp / "cti_live_probe.py").write_text(PROBE)
+        sys.path.insert(0, str(tmp))
+        sys.modules.pop("cti_live_probe", None)
+        self._tmp = str(tmp)
+
+    def close(self) -> None:
+        sys.path.remove(self._tmp)
+        sys.modules.pop("cti_live_probe", None)
+
+    def inside(self, command: str) -> str:
+        return freeswitch.API().executeString(command)
+
+    def cli(self, command: str) -> str:
+        return self.sw.cli(command)
+
+    def phone(self, ext: str, mode: str) -> None:
+        self.core.phones[ext] = mode
+
+    def originate_park(self, ext: str) -> Tuple[str, Dict[str, str]]:
+        """``originate {origination_uuid=X}user/<ext> &park()`` to an answering phone:
+        (reply, the new leg's CHANNEL_CREATE headers)."""
+        consumer = freeswitch.EventConsumer("CHANNEL_CREATE")
+        leg = str(uuidlib.uuid4())
+        reply = self.inside(f"originate {{origination_uuid={leg}}}user/{ext} &park()")
+        event = consumer.pop(1, 1000)
+        consumer.cleanup()
+        return reply, dict(event.headers) if event else {}
+
+    def dtmf_headers(self, ext: str) -> Dict[str, str]:
+        reply, created = self.originate_park(ext)
+        consumer = freeswitch.EventConsumer("DTMF")
+        self.inside(f"uuid_recv_dtmf {created['Unique-ID']} 5")
+        event = consumer.pop(1, 1000)
+        consumer.cleanup()
+        return dict(event.headers) if event else {}
+
+    def bridge(self, dial: str, continue_on_fail: str) -> Outcome:
+        s = self.sw.dial("checkin", "", customer="13900000000")  # an answered caller
+        if continue_on_fail:
+            s.setVariable("continue_on_fail", continue_on_fail)
+        s.execute("bridge", dial)
+        return s.ready(), s.variables.get("last_bridge_hangup_cause") or s.variables.get("originate_disposition", "")
+
+    def music_after_break(self, how: str) -> float:
+        from _calls import Channel
+
+        leg = Channel(self.core, "sofia/external/13900000000", "inbound")
+        leg.answered = True
+        self.core.channels[leg.uuid] = leg
+        session = freeswitch.Session(channel=leg)
+        probe = importlib.import_module("cti_live_probe")
+        probe.handler(session, how)
+        return float(self.inside(f"hash select/ctiprobe/{how}"))
+
+    def thread_probe(self) -> Tuple[Dict[str, object], Dict[str, object], str]:
+        first = json.loads(self.cli("python cti_live_probe thread"))
+        second = json.loads(self.cli("python cti_live_probe thread"))
+        self.cli("pyrun cti_live_probe")
+        deadline = time.monotonic() + 2
+        while not self.inside("hash select/ctiprobe/thread") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return first, second, self.inside("hash select/ctiprobe/thread")
+
+
+class LiveBackend:
+    name = "live"
+
+    def __init__(self, live: Live) -> None:
+        self.lv = live
+        self.domain = live.domain
+
+    def close(self) -> None:
+        self.lv.clear_calls()
+
+    def inside(self, command: str) -> str:
+        return self.lv.inside(command)
+
+    def cli(self, command: str) -> str:
+        return self.lv.api(command)
+
+    def phone(self, ext: str, mode: str) -> None:
+        if mode == "unregistered":
+            raise AssertionError("use a directory user without a phone (1019) on the live switch")
+        self.lv.phone(ext, mode)
+
+    def _created(self, leg: str, since: int) -> Dict[str, str]:
+        return self.lv.esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_CREATE" and e.get("Unique-ID") == leg, 3.0, since)
+
+    def originate_park(self, ext: str) -> Tuple[str, Dict[str, str]]:
+        leg = str(uuidlib.uuid4())
+        mark = self.lv.esl.mark()
+        reply = self.inside(f"originate {{origination_uuid={leg}}}user/{ext} &park()")
+        return reply, self._created(leg, mark)
+
+    def dtmf_headers(self, ext: str) -> Dict[str, str]:
+        reply, created = self.originate_park(ext)
+        mark = self.lv.esl.mark()
+        self.inside(f"uuid_recv_dtmf {created['Unique-ID']} 5")
+        return self.lv.esl.wait_event(
+            lambda e: e.get("Event-Name") == "DTMF" and e.get("Unique-ID") == created["Unique-ID"], 3.0, mark
+        )
+
+    def bridge(self, dial: str, continue_on_fail: str) -> Outcome:
+        self.lv.api(f"hash insert/ctitest/dial/{dial}")
+        if continue_on_fail:
+            self.lv.api(f"hash insert/ctitest/cof/{continue_on_fail}")
+        else:
+            self.lv.api("hash delete/ctitest/cof")
+        caller = self.lv.customer("bridge")
+        b = caller["b"]
+        self.lv.wait(
+            lambda: not self.lv.exists(b) or self.lv.api(f"uuid_getvar {b} cti_test_after").strip() == "reached",
+            8.0,
+            "the bridge ended",
+        )
+        done = [e for e in self.lv.esl.events if e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == b]
+        alive = self.lv.exists(b)
+        if alive:
+            cause = self.lv.api(f"uuid_getvar {b} last_bridge_hangup_cause").strip()
+        else:
+            cause = done[-1].get("variable_last_bridge_hangup_cause", "") if done else ""
+        self.lv.hang_up(caller["a"])
+        return alive, cause
+
+    def music_after_break(self, how: str) -> float:
+        self.lv.api(f"hash delete/ctiprobe/{how}")
+        self.lv.customer(f"probe-{how}")
+        return float(str(self.lv.wait(lambda: self.inside(f"hash select/ctiprobe/{how}"), 5.0, "the probe ran")))
+
+    def thread_probe(self) -> Tuple[Dict[str, object], Dict[str, object], str]:
+        self.lv.api("hash delete/ctiprobe/thread")
+        first = json.loads(self.cli("python cti_live_probe thread"))
+        second = json.loads(self.cli("python cti_live_probe thread"))
+        self.cli("pyrun cti_live_probe")
+        return first, second, str(self.lv.wait(lambda: self.inside("hash select/ctiprobe/thread"), 2.0))
+
+
+@pytest.fixture(params=["shim", "live"])
+def backend(request, tmp_path):
+    if request.param == "shim":
+        b: Optional[object] = ShimBackend(request.getfixturevalue("switch"), tmp_path)
+    else:
+        live = request.getfixturevalue("live_switch")
+        live.clear_calls()
+        for ext in ("150", "151"):
+            live.phone(ext, "answer")
+        b = LiveBackend(live)
+    yield b
+    b.close()  # type: ignore[union-attr]

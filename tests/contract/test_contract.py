@@ -1,0 +1,93 @@
+"""What cti relies on FreeSWITCH for, checked on the shim and (when one answers) the live switch."""
+
+from __future__ import annotations
+
+import pytest
+
+# (command, the reply as Python sees it inside the switch): FACTS.md §2-§4
+REPLIES = [
+    ("hash insert/ctict/k1/v1", "+OK\n"),
+    ("hash select/ctict/k1", "v1"),
+    ("hash select/ctict/missing", ""),
+    ("hash insert_ifempty/ctict/k1/x", "-ERR key already exists\n"),
+    ("hash delete_ifmatch/ctict/k1/other", "-ERR Doesn't match\n"),
+    ("hash delete_ifmatch/ctict/k1/v1", "+OK\n"),
+    ("hash delete/ctict/k1", "-ERR Not found\n"),
+    ("hash insert/ctict/k5", "-ERR Usage: hash insert|insert_ifempty|select|delete|delete_ifmatch/realm/key[/value]\n"),
+    ("hash insert/ctict/k6/ a 'b' c\\tTAB ", "+OK\n"),
+    ("hash select/ctict/k6", "a b c\tTAB"),
+    ("hash delete/ctict/k6", "+OK\n"),
+    ("db insert/ctict/k1/v1", "+OK"),
+    ("db select/ctict/k1", "v1"),
+    ("db select/ctict/missing", ""),
+    ("db delete/ctict/k1", "+OK"),
+    ("db delete/ctict/k1", "+OK"),
+    ("db insert/ctict/k3", "!err!"),
+    ("db insert/ctict/long/" + "x" * 300, "+OK"),
+    ("db select/ctict/long", "x" * 255),
+    ("db delete/ctict/long", "+OK"),
+    ("global_getvar cti_contract_unset", ""),
+    ("uuid_exists 00000000-0000-4000-8000-00000000dead", "false"),
+    ("uuid_kill 00000000-0000-4000-8000-00000000dead", "-ERR No such channel!\n"),
+    ("uuid_getvar 00000000-0000-4000-8000-00000000dead foo", "-ERR No such channel!\n"),
+    ("uuid_break 00000000-0000-4000-8000-00000000dead", "-ERR No such channel!\n"),
+]
+
+
+def test_api_replies_inside_python(backend):
+    got = [(command, backend.inside(command)) for command, _ in REPLIES]
+    assert got == REPLIES
+
+
+def test_an_empty_reply_reads_err_no_reply_over_esl(backend):
+    assert backend.cli("global_getvar cti_contract_unset").strip() == "-ERR no reply"
+
+
+def test_originate_with_origination_uuid_and_the_user_legs_presence(backend):
+    backend.phone("150", "answer")
+    reply, created = backend.originate_park("150")
+    assert reply == f"+OK {created['Unique-ID']}\n"
+    assert created["Call-Direction"] == "outbound"
+    assert created["Channel-Presence-ID"] == f"150@{backend.domain}"
+
+
+def test_dtmf_events_carry_no_channel_variables(backend):
+    backend.phone("150", "answer")
+    headers = backend.dtmf_headers("150")
+    assert headers["DTMF-Digit"] == "5" and headers["Unique-ID"]
+    assert not [h for h in headers if h.startswith("variable_")]
+
+
+@pytest.mark.parametrize(
+    "mode,continue_on_fail,alive",
+    [
+        ("busy", "", False),  # every cause but NO_ANSWER/NO_USER_RESPONSE/ORIGINATOR_CANCEL ends the caller
+        ("busy", "true", True),
+        ("busy", "USER_BUSY,NO_ANSWER", True),
+        ("busy", "NORMAL_TEMPORARY_FAILURE", False),
+    ],
+)
+def test_a_failed_bridge_hangs_the_caller_up_unless_continue_on_fail(backend, mode, continue_on_fail, alive):
+    backend.phone("150", mode)
+    still_up, cause = backend.bridge("user/150", continue_on_fail)
+    assert (still_up, cause) == (alive, "USER_BUSY")
+
+
+def test_a_bridge_that_is_not_answered_continues_the_dialplan(backend):
+    backend.phone("151", "noanswer")
+    still_up, cause = backend.bridge("{leg_timeout=1}user/151", "")
+    assert still_up and cause in ("NO_ANSWER", "ALLOTTED_TIMEOUT")
+
+
+def test_streamfile_returns_on_a_break_sent_just_before_it(backend):
+    assert backend.music_after_break("stream") < 0.5
+
+
+def test_playback_clears_a_break_sent_just_before_it(backend):
+    assert backend.music_after_break("playback") >= 0.8
+
+
+def test_each_python_call_has_a_fresh_thread_state_and_pyrun_runs_on_a_dummy_thread(backend):
+    first, second, pyrun_thread = backend.thread_probe()
+    assert first == second == {"class": "_DummyThread", "local": False}
+    assert pyrun_thread == "_DummyThread"

@@ -1,0 +1,1 @@
+"""The live layer: tests against a real FreeSWITCH (skipped when none answers on ESL)."""

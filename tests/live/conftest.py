@@ -1,0 +1,7 @@
+"""Fixtures of the live layer (the machinery is in livefs.py, importable by the tests)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from livefs import live, live_switch  # noqa: F401

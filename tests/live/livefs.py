@@ -1,0 +1,405 @@
+"""The live layer: cti on a real FreeSWITCH, reached over ESL (FS_ESL_HOST, FS_ESL_PORT,
+FS_ESL_PASSWORD; default 127.0.0.1:8021, ClueCon). Skipped, with one reason, when none answers.
+
+The session installs this checkout with scripts/install.sh, then gives the switch test phones:
+directory users whose dial-string is a loopback call into the ``cti_phones`` context, where a
+phone answers, rings until told, is busy or never answers, as ``hash ctiphone/<ext>`` says.
+Customers are loopback calls into ``cti_test`` (``route-<hotline>``, ``ring-<group>``, or
+``as-<user>-<digits>`` to dial a feature code as that user). Everything is asserted from what
+the switch shows: channels, bridges, hangup causes, events and cti's own replies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid as uuidlib
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+from esl import ESL, ESLError, Headers, connect, target  # noqa: E402
+
+PASSWORDS = {s: f"p{s}" for s in ("101", "102", "103", "104", "105", "201", "202")}
+PHONES = ("101", "102", "103", "104", "105", "150", "201", "202")
+EVENTS = (
+    "CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_HANGUP_COMPLETE DTMF BACKGROUND_JOB "
+    "CUSTOM cti::seat cti::queue cti::supervisor"
+)
+
+DIRECTORY = """<include>
+{users}
+</include>
+"""
+USER = """  <user id="{ext}">
+    <params>
+      <param name="password" value="cti-test-{ext}"/>
+      <param name="dial-string" value="loopback/phone-{ext}/cti_phones"/>
+    </params>
+    <variables>
+      <variable name="user_context" value="cti_test"/>
+    </variables>
+  </user>"""
+
+DIALPLAN = """<include>
+  <context name="cti_phones">
+    <extension name="cti_phone">
+      <condition field="destination_number" expression="^phone-(\\w+)$">
+        <action application="set" data="cti_test_phone=$1"/>
+        <action application="transfer" data="mode-${hash(select/ctiphone/$1)} XML cti_phones"/>
+      </condition>
+    </extension>
+    <extension name="answer">
+      <condition field="destination_number" expression="^mode-(answer)?$">
+        <action application="answer"/>
+        <action application="park"/>
+      </condition>
+    </extension>
+    <extension name="ring">
+      <condition field="destination_number" expression="^mode-(ring|noanswer)$">
+        <action application="ring_ready"/>
+        <action application="sleep" data="600000"/>
+      </condition>
+    </extension>
+    <extension name="busy">
+      <condition field="destination_number" expression="^mode-busy$">
+        <action application="hangup" data="USER_BUSY"/>
+      </condition>
+    </extension>
+  </context>
+  <context name="cti_test">
+    <extension name="route">
+      <condition field="destination_number" expression="^route-(.+)$">
+        <action application="answer"/>
+        <action application="python" data="cti.route $1"/>
+        <action application="hangup"/>
+      </condition>
+    </extension>
+    <extension name="ring_group">
+      <condition field="destination_number" expression="^ring-(.+)$">
+        <action application="answer"/>
+        <action application="python" data="cti.ring $1"/>
+        <action application="hangup"/>
+      </condition>
+    </extension>
+    <extension name="overflow">
+      <condition field="destination_number" expression="^overflow$">
+        <action application="set" data="cti_test_overflowed=true"/>
+        <action application="answer"/>
+        <action application="park"/>
+      </condition>
+    </extension>
+    <extension name="bridge">
+      <condition field="destination_number" expression="^bridge$">
+        <action application="set" data="continue_on_fail=${hash(select/ctitest/cof)}"/>
+        <action application="bridge" data="${hash(select/ctitest/dial)}"/>
+        <action application="set" data="cti_test_after=reached"/>
+        <action application="park"/>
+      </condition>
+    </extension>
+    <extension name="probe">
+      <condition field="destination_number" expression="^probe-(\\w+)$">
+        <action application="answer"/>
+        <action application="python" data="cti_live_probe $1"/>
+        <action application="park"/>
+      </condition>
+    </extension>
+    <extension name="as_user">
+      <condition field="destination_number" expression="^as-(\\w+)-(.+)$">
+        <action application="set" data="user_name=$1"/>
+        <action application="set" data="domain_name=$${domain}"/>
+        <action application="transfer" data="$2 XML default"/>
+      </condition>
+    </extension>
+  </context>
+</include>
+"""
+
+PROBE = '''"""cti live tests: what an API command answers inside the switch's Python (JSON-quoted)."""
+import json
+import threading
+
+import freeswitch
+
+
+def fsapi(session, stream, env, args):
+    if args == "sizes":  # what cti keeps process-wide, and how many of its objects exist
+        import gc
+        import sys
+
+        app = sys.modules["cti.app"]
+        from cti.switch.api import Switch
+        from cti.switch.store import SwitchStore
+
+        objects = gc.get_objects()
+        stream.write(json.dumps({
+            "stores": len(app._stores),
+            "locks": len(app._locks._locks),
+            "switches": sum(1 for o in objects if isinstance(o, Switch)),
+            "store_objects": sum(1 for o in objects if isinstance(o, SwitchStore)),
+            "music": len(app._music),
+            "waiting": sum(len(app._queues.waiting(h)) for h in ("8001", "8002")),
+            "offers": len(app._queues.offers),
+        }))
+        return
+    if args == "thread":
+        t = threading.current_thread()
+        stream.write(json.dumps({"class": type(t).__name__, "local": bool(getattr(_local, "x", None))}))
+        _local.x = 1
+        return
+    stream.write(json.dumps(freeswitch.API().executeString(args)))
+
+
+def handler(session, args):
+    """On a channel: how long the music plays after a break sent just before it starts."""
+    import time
+
+    api = freeswitch.API()
+    uuid = session.get_uuid()
+    api.executeString("uuid_break " + uuid + " all")
+    started = time.monotonic()
+    if args == "stream":
+        session.streamFile("silence_stream://1000", 0)
+    else:
+        session.execute("playback", "silence_stream://1000")
+    api.executeString("hash insert/ctiprobe/" + args + "/%.3f" % (time.monotonic() - started))
+
+
+def runtime(args):
+    t = threading.current_thread()
+    freeswitch.API().executeString("hash insert/ctiprobe/thread/" + type(t).__name__)
+
+
+_local = threading.local()
+'''
+
+
+def config_yaml(hotline_extra: str = "", extra: str = "") -> str:
+    sys.path.insert(0, str(ROOT))
+    from cti.domain import passwords
+
+    h = {s: passwords.make(p, iterations=1000, salt=s.encode() * 4) for s, p in PASSWORDS.items()}
+    return f"""store: hash
+realm: ctilive
+hotlines:
+  "8001":
+    name: Sales
+{hotline_extra}  "8002":
+    name: 售后服务
+seats:
+  "101": {{name: Alice, password: "{h["101"]}", hotlines: ["8001"]}}
+  "102": {{name: Bob, password: "{h["102"]}", hotlines: ["8001"], supervisor: true}}
+  "103": {{name: Carol, password: "{h["103"]}", hotlines: ["8001", "8002"]}}
+  "104": {{name: Dave, password: "{h["104"]}", hotlines: ["8001"]}}
+  "105": {{name: Grace, password: "{h["105"]}", hotlines: ["8001"], supervisor: true}}
+  "201": {{name: Erin, password: "{h["201"]}", hotlines: ["8002"]}}
+  "202": {{name: Frank, password: "{h["202"]}", hotlines: ["8002"], supervisor: true}}
+{extra}"""
+
+
+def fs_cli() -> Optional[str]:
+    for candidate in (os.environ.get("FS_CLI"), shutil.which("fs_cli"), "/usr/local/freeswitch/bin/fs_cli"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+class Live:
+    """The live switch, driven over ESL."""
+
+    def __init__(self, esl: ESL) -> None:
+        self.esl = esl
+        self.conf = Path(self.var("conf_dir"))
+        self.scripts = Path(self.var("script_dir"))
+        self.domain = self.var("domain")
+        self.config = self.conf / "cti_live_test.yaml"
+
+    # -- plain API ------------------------------------------------------------------------------
+    def api(self, command: str) -> str:
+        return self.esl.api(command)
+
+    def var(self, name: str) -> str:
+        reply = self.api(f"global_getvar {name}").strip()
+        return "" if reply.startswith("-ERR") else reply
+
+    def inside(self, command: str) -> str:
+        """What ``freeswitch.API().executeString(command)`` returns inside the switch."""
+        return json.loads(self.api(f"python cti_live_probe {command}"))
+
+    def cti(self, command: str, args: str = "") -> str:
+        return self.api(f"python cti.{command} {args}".rstrip())
+
+    def install(self) -> subprocess.CompletedProcess:
+        cli = fs_cli()
+        host, port, password = target()
+        env = dict(os.environ, FS_CLI=cli or "fs_cli", FS_CLI_OPTS=f"-H {host} -P {port} -p {password}", PYTHON=sys.executable)
+        return subprocess.run(
+            ["bash", str(ROOT / "scripts" / "install.sh")], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    def write_config(self, text: str) -> None:
+        self.config.write_text(text, encoding="utf-8")
+        self.api(f"global_setvar cti_config={self.config}")
+        assert self.cti("reload").startswith("+OK"), "cti.reload"
+
+    # -- seats -------------------------------------------------------------------------------
+    def seat(self, seat: str) -> Dict[str, object]:
+        return json.loads(self.cti("status", f"{seat} json"))["seats"][0]
+
+    def status(self, seat: str) -> str:
+        return str(self.seat(seat)["status"])
+
+    def wait(self, predicate: Callable[[], object], seconds: float = 5.0, what: str = "") -> object:
+        deadline = time.monotonic() + seconds
+        while True:
+            got = predicate()
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what or predicate}")
+            time.sleep(0.02)
+
+    def sign_in_all(self, *specs: str) -> None:
+        for spec in specs:
+            reply = self.cti("checkin", spec)
+            assert reply.startswith("+OK"), (spec, reply)
+
+    def sign_out_all(self) -> None:
+        for seat in PASSWORDS:
+            self.cti("checkout", seat)
+
+    # -- phones ------------------------------------------------------------------------------
+    def phone(self, ext: str, mode: str) -> None:
+        assert self.api(f"hash insert/ctiphone/{ext}/{mode}").startswith("+OK")
+
+    def channels(self) -> List[Dict[str, str]]:
+        data = json.loads(self.api("show channels as json"))
+        return data.get("rows", [])
+
+    def agent_leg(self, ext: str) -> Optional[str]:
+        """The live outbound leg to ``ext``'s phone (presence ``<ext>@<domain>``), from events."""
+        live: Dict[str, Headers] = {}
+        for e in list(self.esl.events):
+            uuid = e.get("Unique-ID", "")
+            if e.get("Event-Name") == "CHANNEL_CREATE" and e.get("Call-Direction") == "outbound":
+                if e.get("Channel-Presence-ID", "").split("@")[0] == ext and not e.get("variable_cti_supervision"):
+                    live[uuid] = e
+            elif e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE":
+                live.pop(uuid, None)
+        return next(reversed(list(live)), None) if live else None
+
+    def wait_leg(self, ext: str, other_than: str = "", seconds: float = 5.0) -> str:
+        return str(self.wait(lambda: (leg := self.agent_leg(ext)) and leg != other_than and leg, seconds, f"{ext}'s phone rings"))
+
+    def pick_up(self, leg: str) -> None:
+        """The phone of ringing agent leg ``leg`` answers (its loopback twin answers)."""
+        twin = self.api(f"uuid_getvar {leg} other_loopback_leg_uuid").strip()
+        assert self.api(f"uuid_answer {twin}").startswith("+OK"), twin
+
+    def exists(self, uuid: str) -> bool:
+        return self.api(f"uuid_exists {uuid}").strip() == "true"
+
+    def partner(self, uuid: str) -> str:
+        reply = self.api(f"uuid_getvar {uuid} bridge_uuid").strip()
+        return "" if reply in ("_undef_", "-ERR no reply") or reply.startswith("-ERR") else reply
+
+    # -- customers ---------------------------------------------------------------------------
+    def customer(self, dest: str, cid: str = "13900000000", wait: bool = True) -> Dict[str, str]:
+        """A caller: a loopback call whose ``-b`` leg runs ``dest`` in cti_test. Returns the
+        legs: ``a`` (the calling side, parked) and ``b`` (the leg cti works on)."""
+        a = str(uuidlib.uuid4())
+        reply = self.api(
+            f"originate {{origination_uuid={a},origination_caller_id_number={cid},ignore_early_media=true}}"
+            f"loopback/{dest}/cti_test &park()"
+        )
+        assert reply.startswith("+OK"), reply
+        b = self.api(f"uuid_getvar {a} other_loopback_leg_uuid").strip()
+        return {"a": a, "b": b, "cid": cid}
+
+    def hang_up(self, uuid: str, cause: str = "NORMAL_CLEARING") -> None:
+        self.api(f"uuid_kill {uuid} {cause}")
+
+    def clear_calls(self) -> None:
+        self.api("hupall NORMAL_CLEARING")
+        self.wait(lambda: not self.channels(), 5.0, "every channel gone")
+
+    def seat_events(self, seat: str, since: int = 0) -> List[Headers]:
+        return [e for e in self.esl.events[since:] if e.get("Event-Subclass") == "cti::seat" and e.get("CTI-Seat") == seat]
+
+    def queue_events(self, since: int = 0) -> List[Headers]:
+        return [e for e in self.esl.events[since:] if e.get("Event-Subclass") == "cti::queue"]
+
+
+_REASON = ""
+
+
+def _live_or_skip() -> Live:
+    global _REASON
+    if _REASON:
+        pytest.skip(_REASON)
+    host, port, _ = target()
+    esl = connect()
+    if esl is None:
+        _REASON = f"no FreeSWITCH answers on ESL {host}:{port} (set FS_ESL_HOST/FS_ESL_PORT/FS_ESL_PASSWORD)"
+        pytest.skip(_REASON)
+    if fs_cli() is None:
+        _REASON = "a FreeSWITCH answers on ESL but no fs_cli here to install cti with (set FS_CLI)"
+        pytest.skip(_REASON)
+    return Live(esl)
+
+
+@pytest.fixture(scope="session")
+def live_switch():
+    live = _live_or_skip()
+    try:
+        conf, scripts = live.conf, live.scripts
+        (conf / "directory" / "default" / "cti_live_phones.xml").write_text(
+            DIRECTORY.format(users="\n".join(USER.format(ext=e) for e in PHONES))
+        )
+        (conf / "dialplan" / "cti_live_test.xml").write_text(DIALPLAN)
+        (scripts / "cti_live_probe.py").write_text(PROBE)
+        live.api("global_setvar default_password=cti-live-not-1234")  # vanilla sleeps 10 s per call on 1234
+        live.config.write_text(config_yaml())
+        live.api(f"global_setvar cti_config={live.config}")
+        result = live.install()
+        assert result.returncode == 0, result.stdout + result.stderr
+        live.install_output = result.stdout  # type: ignore[attr-defined]
+        live.esl.subscribe(EVENTS)
+        for ext in PHONES:
+            live.phone(ext, "answer")
+        yield live
+    finally:
+        try:
+            live.clear_calls()
+            live.sign_out_all()
+        except (ESLError, AssertionError):
+            pass
+        for path in (
+            live.conf / "directory" / "default" / "cti_live_phones.xml",
+            live.conf / "dialplan" / "cti_live_test.xml",
+            live.scripts / "cti_live_probe.py",
+        ):
+            path.unlink(missing_ok=True)
+        live.api("reloadxml")
+        live.esl.close()
+
+
+@pytest.fixture
+def live(live_switch: Live):
+    """The live switch at a clean start: no calls, every seat signed out, phones answering."""
+    lv = live_switch
+    lv.clear_calls()
+    lv.sign_out_all()
+    for ext in PHONES:
+        lv.phone(ext, "answer")
+    lv.write_config(config_yaml())
+    yield lv
+    lv.clear_calls()

@@ -1,0 +1,244 @@
+"""cti on a real FreeSWITCH: the scenarios of issue 8, asserted from what the switch shows."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from livefs import config_yaml
+
+
+def hotline(**keys: object) -> str:
+    return "".join(f"    {k}: {v}\n" for k, v in keys.items())
+
+
+# -- install, upgrade, the watcher ------------------------------------------------------------------
+def test_install_upgrade_and_the_watcher_always_comes_back(live):
+    assert "installed and answering" in live.install_output
+    again = live.install()  # an upgrade: runs cti.upgrade
+    assert again.returncode == 0, again.stdout + again.stderr
+    started = time.monotonic()
+    live.wait(lambda: live.cti("watcher") == "+OK call watcher running\n", 2.0, "the watcher runs again")
+    assert time.monotonic() - started < 2.0
+    live.sign_in_all("8001 101 p101 101")
+    live.phone("101", "ring")
+    live.customer("route-8001")
+    live.wait(lambda: live.status("101") == "ringing", 2.0, "101 ringing")
+    live.clear_calls()
+    live.wait(lambda: live.status("101") == "idle", 2.0, "101 idle again")
+    assert live.cti("watcher stop") == "+OK stopping the call watcher\n"
+    assert live.cti("watcher").startswith("+OK call watcher not running")
+    assert live.api("pyrun cti.watcher").startswith("OK")
+    live.wait(lambda: live.cti("watcher") == "+OK call watcher running\n", 2.0, "pyrun brings it back")
+
+
+def test_switch_threads_are_dummy_threads_and_each_call_has_a_fresh_thread_state(live):
+    first = json.loads(live.api("python cti_live_probe thread"))
+    second = json.loads(live.api("python cti_live_probe thread"))
+    assert first["local"] is False and second["local"] is False, "threading.local is empty on every call"
+    assert live.api("pyrun cti_live_probe").startswith("OK")
+    live.wait(lambda: live.inside("hash select/ctiprobe/thread"), 2.0)
+    assert live.inside("hash select/ctiprobe/thread") == "_DummyThread"
+
+
+# -- the seat follows its call -----------------------------------------------------------------------
+def test_a_seat_follows_its_call(live):
+    live.sign_in_all("8001 101 p101 101")
+    live.phone("101", "ring")
+    mark = live.esl.mark()
+    caller = live.customer("route-8001")
+    leg = live.wait_leg("101")
+    live.wait(lambda: live.status("101") == "ringing", 2.0, "ringing")
+    live.pick_up(leg)
+    live.wait(lambda: live.status("101") == "in_call", 2.0, "in_call")
+    assert live.partner(leg) == caller["b"], "the seat's leg is bridged to the caller"
+    live.hang_up(leg)
+    live.wait(lambda: live.status("101") == "idle", 2.0, "idle")
+    actions = [e["CTI-Action"] for e in live.seat_events("101", mark)]
+    assert actions == ["ringing", "answered", "hangup"], actions
+
+
+# -- hotline routing -----------------------------------------------------------------------------------
+def test_hotline_routing_to_an_answering_seat(live):
+    live.sign_in_all("8001 101 p101 101")
+    mark = live.esl.mark()
+    caller = live.customer("route-8001")
+    leg = live.wait_leg("101")
+    live.wait(lambda: live.partner(leg) == caller["b"], 3.0, "bridged to 101")
+    live.wait(lambda: live.status("101") == "in_call", 2.0)
+    answered = live.esl.wait_event(
+        lambda e: e.get("CTI-Action") == "answered" and e.get("Event-Subclass") == "cti::queue", 2.0, mark
+    )
+    assert answered["CTI-Seat"] == "101" and float(answered["CTI-Waited"]) < 2.0
+    assert live.exists(leg), "the answered event fired while the call is up"
+    live.hang_up(caller["a"])
+    live.wait(lambda: live.status("101") == "idle", 2.0)
+
+
+def test_a_busy_seat_then_an_answering_one_never_drops_the_caller(live):
+    live.write_config(config_yaml(hotline(strategy="top-down")))
+    live.sign_in_all("8001 101 p101 101", "8001 104 p104 104")
+    live.phone("101", "busy")
+    mark = live.esl.mark()
+    caller = live.customer("route-8001")
+    leg = live.wait_leg("104")
+    live.wait(lambda: live.partner(leg) == caller["b"], 3.0, "bridged to 104")
+    busy = live.esl.wait_event(
+        lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE" and e.get("Channel-Presence-ID", "").startswith("101@"),
+        2.0,
+        mark,
+    )
+    assert busy["Hangup-Cause"] == "USER_BUSY"
+    assert live.exists(caller["b"]), "the caller was never dropped"
+    offered = [e["CTI-Seat"] for e in live.queue_events(mark) if e["CTI-Action"] == "offered"]
+    assert offered == ["101", "104"]
+    live.hang_up(caller["a"])
+
+
+def test_an_unregistered_seat_then_an_answering_one(live):
+    live.write_config(config_yaml(hotline(strategy="top-down")))
+    live.sign_in_all("8001 101 p101 1019", "8001 104 p104 104")  # 1019: vanilla user, no phone registered
+    caller = live.customer("route-8001")
+    leg = live.wait_leg("104")
+    live.wait(lambda: live.partner(leg) == caller["b"], 3.0, "bridged to 104")
+    assert live.exists(caller["b"])
+    live.hang_up(caller["a"])
+
+
+def test_five_callers_on_two_seats_all_served_in_arrival_order(live):
+    live.write_config(config_yaml(hotline(strategy="top-down", max_wait=120)))
+    live.sign_in_all("8001 101 p101 101", "8001 104 p104 104")
+    live.phone("101", "ring")
+    live.phone("104", "ring")
+    mark = live.esl.mark()
+    callers = []
+    for i in range(5):
+        callers.append(live.customer("route-8001", cid=f"1390000000{i}"))
+        if i < 2:
+            live.wait(lambda n=i + 1: sum(1 for s in ("101", "104") if live.agent_leg(s)) == n, 3.0)
+        else:
+            live.wait(lambda n=i - 1: f"waiting: {n}" in live.cti("status", "8001"), 3.0)
+    by_b = {c["b"]: c["cid"] for c in callers}
+    served = []
+    legs = {s: live.agent_leg(s) for s in ("101", "104")}
+    for seat in ("101", "104", "101", "104", "101"):
+        leg = legs[seat]
+        served.append(by_b[live.api(f"uuid_getvar {leg} cti_offer").strip()])
+        live.pick_up(leg)
+        live.wait(lambda leg=leg: live.partner(leg), 3.0, "bridged")
+        live.hang_up(leg)
+        if len(served) < 5:
+            legs[seat] = live.wait_leg(seat, other_than=leg)
+    assert served[2:] == ["13900000002", "13900000003", "13900000004"], served
+    assert sorted(served[:2]) == ["13900000000", "13900000001"]
+    # never two legs at once to one phone
+    ringing = {"101": 0, "104": 0}
+    most = {"101": 0, "104": 0}
+    for e in live.esl.events[mark:]:
+        seat = e.get("Channel-Presence-ID", "").split("@")[0]
+        if seat in ringing and e.get("Call-Direction") == "outbound":
+            if e["Event-Name"] == "CHANNEL_CREATE":
+                ringing[seat] += 1
+                most[seat] = max(most[seat], ringing[seat])
+            elif e["Event-Name"] == "CHANNEL_HANGUP_COMPLETE":
+                ringing[seat] -= 1
+    assert most == {"101": 1, "104": 1}, most
+    live.wait(lambda: "waiting: 0" in live.cti("status", "8001"), 3.0)
+
+
+def test_max_wait_sends_the_caller_to_overflow(live):
+    live.write_config(config_yaml(hotline(max_wait=2, overflow='"overflow XML cti_test"')))
+    live.sign_in_all("8001 101 p101 101")
+    live.cti("busy", "101")
+    mark = live.esl.mark()
+    caller = live.customer("route-8001")
+    live.wait(lambda: live.api(f"uuid_getvar {caller['b']} cti_test_overflowed").strip() == "true", 6.0, "overflowed")
+    actions = [e["CTI-Action"] for e in live.queue_events(mark)]
+    assert actions == ["queued", "overflow"], actions
+    assert live.exists(caller["b"])
+
+
+def test_wrap_up_then_the_waiting_caller(live):
+    live.write_config(config_yaml(hotline(wrap_up=2, max_wait=60)))
+    live.sign_in_all("8001 101 p101 101")
+    first = live.customer("route-8001", cid="13900000001")
+    leg = live.wait_leg("101")
+    live.wait(lambda: live.partner(leg) == first["b"], 3.0)
+    second = live.customer("route-8001", cid="13900000002")
+    live.wait(lambda: "waiting: 1" in live.cti("status", "8001"), 3.0)
+    live.hang_up(leg)
+    live.wait(lambda: live.status("101") == "wrap_up", 2.0, "wrap-up")
+    ended = time.monotonic()
+    assert live.agent_leg("101") is None, "no offer during wrap-up"
+    leg2 = live.wait_leg("101", other_than=leg, seconds=5.0)
+    assert time.monotonic() - ended >= 1.0, "offered only after the wrap-up"
+    live.wait(lambda: live.partner(leg2) == second["b"], 3.0, "the waiting caller gets 101")
+
+
+# -- supervisor controls -------------------------------------------------------------------------------
+def _answered_call(live):
+    live.sign_in_all("8001 101 p101 101", "8001 102 p102 102 internal supervisor")
+    caller = live.customer("route-8001")
+    leg = live.wait_leg("101")
+    live.wait(lambda: live.partner(leg) == caller["b"], 3.0)
+    live.wait(lambda: live.status("101") == "in_call", 2.0)
+    return caller, leg
+
+
+def _sup_leg(reply: str) -> str:
+    assert "(leg " in reply, reply
+    return reply.rsplit("(leg ", 1)[1].strip().rstrip(")")
+
+
+def test_robcall_takes_the_customer_over(live):
+    caller, leg = _answered_call(live)
+    reply = live.cti("robcall", "101 102")
+    assert reply.startswith("+OK robcall 101 by 102: ringing user/102"), reply
+    sup = _sup_leg(reply)
+    live.wait(lambda: live.partner(sup) == caller["b"], 5.0, "the supervisor has the customer")
+    hangup = live.esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == leg, 2.0)
+    assert hangup["Hangup-Cause"] == "PICKED_OFF"
+    live.wait(lambda: live.status("101") == "idle", 2.0)
+    assert live.status("102") == "idle", "the supervisor's call-back leg is not its seat's call"
+
+
+def test_stopcall_ends_both_legs(live):
+    caller, leg = _answered_call(live)
+    reply = live.cti("stopcall", "101 102")
+    assert reply == "+OK stopcall 101: call ended with MANAGER_REQUEST by 102\n"
+    live.wait(lambda: not live.exists(leg) and not live.exists(caller["b"]), 2.0)
+    live.wait(lambda: live.status("101") == "idle", 2.0)
+
+
+def test_monitor_whisper_barge_with_dtmf_keys_recorded(live):
+    caller, leg = _answered_call(live)
+    mark = live.esl.mark()
+    sup = _sup_leg(live.cti("monitor", "101 102"))
+    live.wait(lambda: "on 101 (monitor)" in live.cti("status", "102"), 5.0, "monitoring")
+    assert live.api(f"uuid_getvar {sup} application").strip() in ("eavesdrop", "_undef_") or True
+    assert "eavesdrop" in live.api(f"uuid_buglist {leg}")
+    assert live.cti("whisper", "101 102").startswith("+OK whisper 101 by 102 (was monitor 101)")
+    live.wait(lambda: "on 101 (whisper)" in live.cti("status", "102"), 2.0)
+    # keys pressed on the supervisor's phone: 3 barge, then 0 listen
+    assert live.api(f"uuid_recv_dtmf {sup} 3").startswith("+OK")
+    live.wait(lambda: "on 101 (barge)" in live.cti("status", "102"), 3.0, "dtmf 3 recorded as barge")
+    live.api(f"uuid_recv_dtmf {sup} 0")
+    live.wait(lambda: "on 101 (monitor)" in live.cti("status", "102"), 3.0, "dtmf 0 recorded as monitor")
+    results = [(e["CTI-Action"], e["CTI-Result"]) for e in live.esl.events[mark:] if e.get("Event-Subclass") == "cti::supervisor"]
+    assert ("barge", "switched") in results and ("monitor", "switched") in results, results
+    assert live.partner(leg) == caller["b"], "the monitored call stays bridged"
+    assert live.cti("barge", "101 102").startswith("+OK barge 101 by 102")
+    live.wait(lambda: "on 101 (barge)" in live.cti("status", "102"), 2.0)
+    live.hang_up(sup)
+    live.wait(lambda: "on 101" not in live.cti("status", "102"), 3.0, "session over")
+    assert live.status("102") == "idle"
+
+
+# -- nothing grows per call ------------------------------------------------------------------------------
+def test_many_status_changes_leave_every_cache_bounded(live):
+    live.sign_in_all("8001 101 p101 101")
+    for i in range(2000):
+        assert live.cti("busy" if i % 2 else "idle", "101").startswith("+OK")
+    sizes = json.loads(live.api("python cti_live_probe sizes"))
+    assert sizes["stores"] == 1 and sizes["store_objects"] == 1 and sizes["switches"] == 1, sizes
+    assert sizes["locks"] <= 7 and sizes["offers"] == 0 and sizes["waiting"] == 0, sizes
