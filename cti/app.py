@@ -20,7 +20,7 @@ from typing import Dict, Optional, Tuple
 from cti import config
 from cti.domain.ports import KeyedLocks
 from cti.domain.routing import Queues, Router
-from cti.domain.seats import Seats
+from cti.domain.seats import SeatRepo, Seats
 from cti.domain.supervision import Supervisors
 from cti.switch.api import Switch
 from cti.switch.calls import SwitchCalls
@@ -36,6 +36,7 @@ _queues = Queues()  # callers waiting in this switch, per hotline
 _music: Dict[str, str] = {}
 _path = ""
 _stores: Dict[Tuple[str, str], SwitchStore] = {}
+_repos: Dict[Tuple[str, str], SeatRepo] = {}  # one per store: its decoded records outlive a config change
 _seats: Optional[Seats] = None
 
 # the call watcher: at most one runs; it owns the token and beats at least once a second
@@ -62,6 +63,7 @@ def forget() -> None:
         _seats = None
         _watch_token, _beat = "", 0.0
         _stores.clear()
+        _repos.clear()
         _music.clear()
     config.forget()
     Switch.forget()
@@ -89,7 +91,11 @@ def seats() -> Seats:
     cfg = config.load(config_path(sw))
     s = _seats
     if s is None or s.config is not cfg:
-        s = Seats(cfg, store_for(sw, cfg.store, cfg.realm), sw, sw, _locks, lambda: clock())
+        store = store_for(sw, cfg.store, cfg.realm)
+        repo = _repos.get((cfg.store, cfg.realm))
+        if repo is None:
+            repo = _repos[(cfg.store, cfg.realm)] = SeatRepo(store, sw)
+        s = Seats(cfg, store, sw, sw, _locks, lambda: clock(), repo)
         s.on_available = lambda hotline, s=s: _dispatch(s, hotline)  # type: ignore[misc]
         s.leg_alive = SwitchCalls(sw).exists
         _seats = s

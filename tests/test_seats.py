@@ -248,10 +248,9 @@ def test_external_phone_without_a_gateway(switch):
 
 
 def test_a_seat_in_a_call_cannot_sign_out_or_go_idle(busy_floor):
-    from cti.switch.api import Switch
-    from cti.switch.store import SwitchStore
+    from cti import app
 
-    store = SwitchStore(Switch(), "hash", "cti")
+    store = app.seats().repo.store  # the process-wide store: its cache is written through
     record = json.loads(store.get("seat.103"))
     record["status"] = "in_call"
     store.put("seat.103", json.dumps(record))

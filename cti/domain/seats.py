@@ -10,7 +10,7 @@ import json
 import time
 import unicodedata
 from dataclasses import replace
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from cti.config import Config, SeatConf
 from cti.domain import passwords
@@ -45,6 +45,9 @@ class SeatRepo:
     def __init__(self, store: Store, log: Log) -> None:
         self.store = store
         self._log = log
+        # seat -> (the record's text, its SeatState): a record read again unchanged is not
+        # decoded again (SeatState is immutable, so sharing it is safe). One entry per seat.
+        self._decoded: Dict[str, Tuple[str, SeatState]] = {}
 
     def get(self, seat: str) -> Optional[SeatState]:
         return self._decode(seat, self.store.get(seat_key(seat)))
@@ -61,13 +64,20 @@ class SeatRepo:
     def _decode(self, seat: str, text: Optional[str]) -> Optional[SeatState]:
         if text is None:
             return None
+        known = self._decoded.get(seat)
+        if known is not None and known[0] == text:
+            return known[1]
         state = SeatState.decode(text)
         if state is None:
             self._log.log("WARNING", f"cti: seat {seat}: unreadable record {text[:80]!r}; treated as signed out")
+            return None
+        self._decoded[seat] = (text, state)
         return state
 
     def save(self, state: SeatState) -> None:
-        self.store.put(seat_key(state.seat), state.encode())
+        text = state.encode()
+        self.store.put(seat_key(state.seat), text)
+        self._decoded[state.seat] = (text, state)
 
     def remove(self, seat: str) -> None:
         self.store.delete(seat_key(seat))
@@ -102,9 +112,10 @@ class Seats:
         log: Log,
         locks: KeyedLocks,
         clock: Callable[[], float] = time.time,
+        repo: Optional[SeatRepo] = None,
     ) -> None:
         self.config = config
-        self.repo = SeatRepo(store, log)
+        self.repo = repo if repo is not None and repo.store is store else SeatRepo(store, log)
         self.events = events
         self.locks = locks
         self._clock = clock

@@ -59,16 +59,26 @@ def _pieces(text: str, limit: int) -> List[str]:
 
 
 class SwitchStore:
-    """Exact round-trips of any string through ``hash`` or ``db`` in one realm."""
+    """Exact round-trips of any string through ``hash`` or ``db`` in one realm.
+
+    ``hash`` is write-through cached: mod_hash lives in this switch's memory and cti, through
+    this one process-wide object, is the only writer of its realm, so what was read or written
+    once is known without asking again. Every write (and every claim, which the switch decides
+    atomically) still goes to the switch, and updates the cache under one lock together with
+    its API call, so the cache never runs behind the switch. ``db`` is not cached: another
+    switch may share its database."""
 
     def __init__(self, switch: Switch, kind: str, realm: str) -> None:
         assert kind in ("hash", "db") and realm.isalnum()
         self.kind = kind
         self.persistent = kind == "db"
+        self.cacheable = kind == "hash"
         self.realm = realm
         self._sw = switch
         self._limit = PIECE_BYTES if kind == "db" else 0
         self._claims = threading.Lock()  # mod_db has no insert-if-empty
+        self._mutex = threading.Lock()  # a hash API call and its cache update, together
+        self._cache: Dict[str, Optional[str]] = {}  # encoded key -> value, None: known absent
 
     # -- raw commands -----------------------------------------------------------------------
     def _cmd(self, verb: str, key: str, value: Optional[str] = None) -> str:
@@ -138,17 +148,41 @@ class SwitchStore:
     # -- the Store port ---------------------------------------------------------------------
     def get(self, key: str) -> Optional[str]:
         k = encode_key(key)
-        return self._read(k, self._select(k))
+        if not self.cacheable:
+            return self._read(k, self._select(k))
+        try:
+            return self._cache[k]
+        except KeyError:
+            pass
+        with self._mutex:
+            value = self._read(k, self._select(k))
+            self._cache[k] = value
+        return value
 
     def get_many(self, keys: Sequence[str]) -> Dict[str, str]:
-        if self.kind == "hash" and len(keys) > 2:
-            dump = self._dump()
-            out = {}
-            for key in keys:
-                k = encode_key(key)
-                value = self._read(k, dump.get(k), dump)
-                if value is not None:
-                    out[key] = value
+        if self.cacheable:
+            cache = self._cache
+            out: Dict[str, str] = {}
+            try:
+                for key in keys:
+                    value = cache[encode_key(key)]
+                    if value is not None:
+                        out[key] = value
+                return out
+            except KeyError:
+                pass
+            if len(keys) <= 2:
+                found = {key: self.get(key) for key in keys}
+                return {k: v for k, v in found.items() if v is not None}
+            with self._mutex:
+                dump = self._dump()
+                out = {}
+                for key in keys:
+                    k = encode_key(key)
+                    value = self._read(k, dump.get(k), dump)
+                    cache[k] = value
+                    if value is not None:
+                        out[key] = value
             return out
         found = {key: self.get(key) for key in keys}
         return {k: v for k, v in found.items() if v is not None}
@@ -183,10 +217,23 @@ class SwitchStore:
         return out
 
     def put(self, key: str, value: str) -> None:
-        self._write(encode_key(key), value)
+        k = encode_key(key)
+        if not self.cacheable:
+            self._write(k, value)
+            return
+        with self._mutex:
+            self._cache.pop(k, None)  # unknown until the switch said yes
+            self._write(k, value)
+            self._cache[k] = value
 
     def delete(self, key: str) -> None:
         k = encode_key(key)
+        if self.cacheable:
+            with self._mutex:
+                self._cache.pop(k, None)
+                self._delete(k)
+                self._cache[k] = None
+            return
         old = self._select(k) if self._limit else None
         self._delete(k)
         if old is not None and old.startswith("*"):
@@ -203,16 +250,21 @@ class SwitchStore:
                     self._insert(k, raw)
                     return None
                 return decode_value(held)
-        for _ in range(3):
-            reply = self._cmd("insert_ifempty", k, raw)
-            if reply == "+OK\n":
-                return None
-            if not reply.startswith("-ERR key already exists"):
-                raise self._fail("insert_ifempty", reply)
-            held = self._select(k)
-            if held is not None:
-                return decode_value(held)
-            # released between our two calls: try again
+        with self._mutex:
+            self._cache.pop(k, None)
+            for _ in range(3):
+                reply = self._cmd("insert_ifempty", k, raw)
+                if reply == "+OK\n":
+                    self._cache[k] = value
+                    return None
+                if not reply.startswith("-ERR key already exists"):
+                    raise self._fail("insert_ifempty", reply)
+                held = self._select(k)
+                if held is not None:
+                    holder = decode_value(held)
+                    self._cache[k] = holder
+                    return holder
+                # released between our two calls: try again
         raise CtiError("store", f"could not claim {key}: it keeps changing")
 
     def release(self, key: str, value: str) -> bool:
@@ -223,7 +275,11 @@ class SwitchStore:
                     return False
                 self._delete(k)
                 return True
-        reply = self._cmd("delete_ifmatch", k, raw)
-        if reply.startswith(("INVALID COMMAND", "-ERR Usage")):
-            raise self._fail("delete_ifmatch", reply)
-        return reply == "+OK\n"
+        with self._mutex:
+            self._cache.pop(k, None)
+            reply = self._cmd("delete_ifmatch", k, raw)
+            if reply.startswith(("INVALID COMMAND", "-ERR Usage")):
+                raise self._fail("delete_ifmatch", reply)
+            if reply == "+OK\n" or reply.startswith("-ERR Not found"):
+                self._cache[k] = None
+            return reply == "+OK\n"

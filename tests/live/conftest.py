@@ -5,3 +5,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from livefs import live, live_switch  # noqa: F401
+
+
+def pytest_terminal_summary(terminalreporter):
+    import livefs
+
+    if livefs._REASON:
+        terminalreporter.write_line(f"live layer skipped: {livefs._REASON}")
