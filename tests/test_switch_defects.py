@@ -225,6 +225,23 @@ def test_max_wait_overflows_from_the_music(switch):
     assert not any(app == "endless_playback" for app, _ in results["13900000001"].executed)
 
 
+def test_a_wake_up_the_scheduler_fires_early_does_not_overflow_before_max_wait(switch):
+    sw = floor(switch, "top-down", max_wait=10, overflow='"8002 XML default"')
+    for seat in ("101", "102", "104"):
+        sw.cti("busy", seat)
+    sw.core.now = int(sw.core.now) + 0.9  # 0.9 s into a second: `sched_api +10` fires after 9.1 s
+    results = {}
+    t = start_caller(sw, "13900000001", results)
+    wait_for(lambda: any(ch.playing for ch in sw.core.channels.values()))
+    sw.core.advance(9.2)
+    wait_for(lambda: len([c for c in sw.core.api_log if c.startswith("sched_api")]) == 2)  # woken early: armed again
+    assert t.is_alive() and "waiting: 1" in sw.cti("status", "8001")
+    wait_for(lambda: any(ch.playing for ch in sw.core.channels.values()))
+    sw.core.advance(1.0)
+    t.join(2)
+    assert results["13900000001"].executed[-1] == ("transfer", "8002 XML default")
+
+
 # -- failed offers never drop the caller -------------------------------------------------------------
 def test_a_busy_seat_then_an_answering_one_the_caller_is_never_dropped(switch):
     sw = floor(switch, "top-down")

@@ -322,7 +322,7 @@ class Router:
         start = self._clock()
         waiter = Waiter(caller, hotline, priority, start)
         queued = False
-        woken_at = 0.0  # when the pending timed wake-up is due (0: none)
+        armed = False  # a timed wake-up is scheduled
         try:
             while channel.ready():
                 seats = self._next_seats(conf, waiter, queued)
@@ -336,16 +336,17 @@ class Router:
                         self.queues.join(waiter)
                         queued = True
                         self._queue_event("queued", conf, waiter)
-                    # a timed wake-up: max_wait, or when a seat that missed this caller may be retried
+                    # a timed wake-up: max_wait, or when a seat that missed this caller may be
+                    # retried. Armed afresh after every wake: the switch's scheduler counts whole
+                    # seconds and may fire early, and a wake by a freed seat leaves it pending.
                     due = start + conf.max_wait
                     retry = waiter.retry_at(conf.retry_delay)
                     if retry is not None and retry > now:
                         due = min(due, retry)
-                    if due != woken_at:
-                        if woken_at:
-                            self.calls.cancel_wake(caller)
-                        self.calls.wake_later(caller, max(1, math.ceil(due - now)))
-                        woken_at = due
+                    if armed:
+                        self.calls.cancel_wake(caller)
+                    self.calls.wake_later(caller, max(1, math.ceil(due - now)))
+                    armed = True
                     channel.play(self._music(conf.moh))
                     continue
                 if self._offer(conf, channel, seats, waiter):
@@ -353,7 +354,7 @@ class Router:
             self._queue_event("abandoned", conf, waiter)
             return f"+OK hotline {hotline}: the caller hung up"
         finally:
-            if woken_at:
+            if armed:
                 self.calls.cancel_wake(caller)
             if queued:
                 self.queues.leave(caller)

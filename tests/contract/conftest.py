@@ -144,12 +144,12 @@ class LiveBackend:
             8.0,
             "the bridge ended",
         )
-        done = [e for e in self.lv.esl.events if e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == b]
         alive = self.lv.exists(b)
         if alive:
             cause = self.lv.api(f"uuid_getvar {b} last_bridge_hangup_cause").strip()
-        else:
-            cause = done[-1].get("variable_last_bridge_hangup_cause", "") if done else ""
+        else:  # the caller ended with the bridge's cause
+            done = self.lv.esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == b)
+            cause = done.get("Hangup-Cause", "")
         self.lv.hang_up(caller["a"])
         return alive, cause
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 from esl import ESL, ESLError, Headers, connect, target  # noqa: E402
 
 PASSWORDS = {s: f"p{s}" for s in ("101", "102", "103", "104", "105", "201", "202")}
-PHONES = ("101", "102", "103", "104", "105", "150", "201", "202")
+PHONES = ("101", "102", "103", "104", "105", "150", "151", "201", "202")
 EVENTS = (
     "CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_HANGUP_COMPLETE DTMF BACKGROUND_JOB "
     "CUSTOM cti::seat cti::queue cti::supervisor"
@@ -99,6 +99,8 @@ DIALPLAN = """<include>
     </extension>
     <extension name="bridge">
       <condition field="destination_number" expression="^bridge$">
+        <action application="answer"/>
+        <action application="sleep" data="200"/>  <!-- originate returns before the bridge fails -->
         <action application="set" data="continue_on_fail=${hash(select/ctitest/cof)}"/>
         <action application="bridge" data="${hash(select/ctitest/dial)}"/>
         <action application="set" data="cti_test_after=reached"/>
@@ -367,6 +369,7 @@ def live_switch():
         (conf / "dialplan" / "cti_live_test.xml").write_text(DIALPLAN)
         (scripts / "cti_live_probe.py").write_text(PROBE)
         live.api("global_setvar default_password=cti-live-not-1234")  # vanilla sleeps 10 s per call on 1234
+        live.api("fsctl sps 5000")  # vanilla refuses more than 30 new channels a second (FACTS.md §7)
         live.config.write_text(config_yaml())
         live.api(f"global_setvar cti_config={live.config}")
         result = live.install()

@@ -38,7 +38,9 @@ def test_switch_threads_are_dummy_threads_and_each_call_has_a_fresh_thread_state
     assert first["local"] is False and second["local"] is False, "threading.local is empty on every call"
     assert live.api("pyrun cti_live_probe").startswith("OK")
     live.wait(lambda: live.inside("hash select/ctiprobe/thread"), 2.0)
-    assert live.inside("hash select/ctiprobe/thread") == "_DummyThread"
+    # a switch thread: a _DummyThread, or even _MainThread when the OS reuses the ident of the
+    # thread that started Python; never a threading.Thread that Python started and can follow
+    assert live.inside("hash select/ctiprobe/thread") in ("_DummyThread", "_MainThread")
 
 
 # -- the seat follows its call -----------------------------------------------------------------------
@@ -51,7 +53,7 @@ def test_a_seat_follows_its_call(live):
     live.wait(lambda: live.status("101") == "ringing", 2.0, "ringing")
     live.pick_up(leg)
     live.wait(lambda: live.status("101") == "in_call", 2.0, "in_call")
-    assert live.partner(leg) == caller["b"], "the seat's leg is bridged to the caller"
+    live.wait(lambda: live.partner(leg) == caller["b"], 2.0, "the seat's leg is bridged to the caller")
     live.hang_up(leg)
     live.wait(lambda: live.status("101") == "idle", 2.0, "idle")
     actions = [e["CTI-Action"] for e in live.seat_events("101", mark)]
@@ -121,14 +123,16 @@ def test_five_callers_on_two_seats_all_served_in_arrival_order(live):
     by_b = {c["b"]: c["cid"] for c in callers}
     served = []
     legs = {s: live.agent_leg(s) for s in ("101", "104")}
+    offered = 2
     for seat in ("101", "104", "101", "104", "101"):
         leg = legs[seat]
         served.append(by_b[live.api(f"uuid_getvar {leg} cti_offer").strip()])
         live.pick_up(leg)
         live.wait(lambda leg=leg: live.partner(leg), 3.0, "bridged")
         live.hang_up(leg)
-        if len(served) < 5:
+        if offered < 5:  # the seat just freed takes the next caller in line
             legs[seat] = live.wait_leg(seat, other_than=leg)
+            offered += 1
     assert served[2:] == ["13900000002", "13900000003", "13900000004"], served
     assert sorted(served[:2]) == ["13900000000", "13900000001"]
     # never two legs at once to one phone

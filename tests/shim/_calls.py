@@ -457,7 +457,8 @@ class CallsMixin:
         m = re.match(r"^\+(\d+)\s+(\S+)\s+(.*)$", arg.strip())
         if not m:
             return "-ERR Invalid syntax\n"
-        self.scheduled.append((self.now + int(m.group(1)), m.group(2), m.group(3)))
+        # the switch's scheduler counts whole epoch seconds: a task fires up to 1 s early
+        self.scheduled.append((int(self.now) + int(m.group(1)), m.group(2), m.group(3)))
         return f"+OK Added: {len(self.scheduled)}\n"
 
     def _sched_del(self, arg: str) -> str:
