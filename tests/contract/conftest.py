@@ -57,6 +57,15 @@ class ShimBackend:
         consumer.cleanup()
         return reply, dict(event.headers) if event else {}
 
+    def gateway_leg(self, number: str) -> Dict[str, str]:
+        """The CHANNEL_CREATE of a call through gateway ``ctitestgw`` (which rejects it)."""
+        self.core.phones[number] = "busy"
+        consumer = freeswitch.EventConsumer("CHANNEL_CREATE")
+        self.inside(f"originate sofia/gateway/ctitestgw/{number} &park()")
+        event = consumer.pop(1, 1000)
+        consumer.cleanup()
+        return dict(event.headers) if event else {}
+
     def dtmf_headers(self, ext: str) -> Dict[str, str]:
         reply, created = self.originate_park(ext)
         consumer = freeswitch.EventConsumer("DTMF")
@@ -122,6 +131,12 @@ class LiveBackend:
         mark = self.lv.esl.mark()
         reply = self.inside(f"originate {{origination_uuid={leg}}}user/{ext} &park()")
         return reply, self._created(leg, mark)
+
+    def gateway_leg(self, number: str) -> Dict[str, str]:
+        leg = str(uuidlib.uuid4())
+        mark = self.lv.esl.mark()
+        self.inside(f"originate {{origination_uuid={leg}}}sofia/gateway/ctitestgw/{number} &park()")
+        return self._created(leg, mark)
 
     def dtmf_headers(self, ext: str) -> Dict[str, str]:
         reply, created = self.originate_park(ext)

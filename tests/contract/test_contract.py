@@ -51,6 +51,13 @@ def test_originate_with_origination_uuid_and_the_user_legs_presence(backend):
     assert created["Channel-Presence-ID"] == f"150@{backend.domain}"
 
 
+def test_a_gateway_leg_is_named_after_the_gateways_profile(backend):
+    created = backend.gateway_leg("1234")
+    assert created["Channel-Name"] == "sofia/external/1234"
+    assert created["variable_sip_gateway_name"] == "ctitestgw"
+    assert created["Call-Direction"] == "outbound" and not created.get("Channel-Presence-ID")
+
+
 def test_dtmf_events_carry_no_channel_variables(backend):
     backend.phone("150", "answer")
     headers = backend.dtmf_headers("150")

@@ -125,6 +125,14 @@ DIALPLAN = """<include>
 </include>
 """
 
+GATEWAY = """<include>
+  <gateway name="ctitestgw">
+    <param name="proxy" value="127.0.0.1:5060"/>
+    <param name="register" value="false"/>
+  </gateway>
+</include>
+"""
+
 PROBE = '''"""cti live tests: what an API command answers inside the switch's Python (JSON-quoted)."""
 import json
 import threading
@@ -368,6 +376,7 @@ def live_switch():
         )
         (conf / "dialplan" / "cti_live_test.xml").write_text(DIALPLAN)
         (scripts / "cti_live_probe.py").write_text(PROBE)
+        (conf / "sip_profiles" / "external" / "cti_live_gw.xml").write_text(GATEWAY)
         live.api("global_setvar default_password=cti-live-not-1234")  # vanilla sleeps 10 s per call on 1234
         live.api("fsctl sps 5000")  # vanilla refuses more than 30 new channels a second (FACTS.md §7)
         live.config.write_text(config_yaml())
@@ -375,6 +384,7 @@ def live_switch():
         result = live.install()
         assert result.returncode == 0, result.stdout + result.stderr
         live.install_output = result.stdout  # type: ignore[attr-defined]
+        live.api("sofia profile external rescan")  # the test gateway (a call to it is rejected at once)
         live.esl.subscribe(EVENTS)
         for ext in PHONES:
             live.phone(ext, "answer")
@@ -389,9 +399,11 @@ def live_switch():
             live.conf / "directory" / "default" / "cti_live_phones.xml",
             live.conf / "dialplan" / "cti_live_test.xml",
             live.scripts / "cti_live_probe.py",
+            live.conf / "sip_profiles" / "external" / "cti_live_gw.xml",
         ):
             path.unlink(missing_ok=True)
         live.api("reloadxml")
+        live.api("sofia profile external killgw ctitestgw")
         live.esl.close()
 
 

@@ -246,3 +246,51 @@ def test_many_status_changes_leave_every_cache_bounded(live):
     sizes = json.loads(live.api("python cti_live_probe sizes"))
     assert sizes["stores"] == 1 and sizes["store_objects"] == 1 and sizes["switches"] == 1, sizes
     assert sizes["locks"] <= 7 and sizes["offers"] == 0 and sizes["waiting"] == 0, sizes
+
+
+# -- ring groups ------------------------------------------------------------------------------------------
+GROUPS = """ring_groups:
+  "7001":
+    strategy: sequential
+    members:
+      - {target: "user/150", timeout: 5}
+      - {target: "user/151", timeout: 5}
+    timeout: 2
+    fallback: "overflow XML cti_test"
+  "7002":
+    members: ["101", "104"]
+"""
+
+
+def test_a_ring_groups_total_timeout_takes_effect(live):
+    live.write_config(config_yaml(extra=GROUPS))
+    live.phone("150", "noanswer")
+    live.phone("151", "noanswer")
+    started = time.monotonic()
+    caller = live.customer("ring-7001")
+    live.wait(lambda: live.api(f"uuid_getvar {caller['b']} cti_test_overflowed").strip() == "true", 6.0, "fallback")
+    assert time.monotonic() - started < 3.9, "the group gave up after its 2 s, not its members' 5 s"
+    assert live.exists(caller["b"]), "the caller went to the fallback, not hung up"
+
+
+def test_a_ring_group_never_rings_a_seat_a_hotline_is_offering(live):
+    live.write_config(config_yaml(extra=GROUPS))
+    live.sign_in_all("8001 101 p101 101", "8001 104 p104 104")
+    live.cti("busy", "104")
+    live.phone("101", "ring")
+    live.phone("104", "ring")
+    hot = live.customer("route-8001", cid="13900000001")
+    leg101 = live.wait_leg("101")
+    live.cti("idle", "104")
+    mark = live.esl.mark()
+    group = live.customer("ring-7002", cid="13900000002")
+    leg104 = live.wait_leg("104")
+    assert live.api(f"uuid_getvar {leg104} cti_ring_group").strip() == "7002"
+    time.sleep(0.3)
+    created = [
+        e
+        for e in live.esl.events[mark:]
+        if e.get("Event-Name") == "CHANNEL_CREATE" and e.get("Channel-Presence-ID", "").startswith("101@")
+    ]
+    assert created == [], "101 is being offered by the hotline: the group skipped it"
+    assert live.exists(leg101) and live.exists(hot["b"]) and live.exists(group["b"])
