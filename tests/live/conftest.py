@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from livefs import live, live_switch  # noqa: F401
+from livefs import live, live_switch, sip_phones  # noqa: F401
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -49,6 +49,13 @@ USER = """  <user id="{ext}">
     </variables>
   </user>"""
 
+SIP_USER = """  <user id="{ext}">
+    <params>
+      <param name="password" value="cti-test-{ext}"/>
+      <param name="dial-string" value="{{absolute_codec_string=PCMU}}sofia/internal/{ext}@{phones}"/>
+    </params>
+  </user>"""
+
 DIALPLAN = """<include>
   <context name="cti_phones">
     <extension name="cti_phone">
@@ -88,6 +95,19 @@ DIALPLAN = """<include>
         <action application="answer"/>
         <action application="python" data="cti.ring $1"/>
         <action application="hangup"/>
+      </condition>
+    </extension>
+    <extension name="callcenter">
+      <condition field="destination_number" expression="^mcc-(.+)$">
+        <action application="answer"/>
+        <action application="callcenter" data="$1"/>
+        <action application="hangup"/>
+      </condition>
+    </extension>
+    <extension name="parked">
+      <condition field="destination_number" expression="^parked$">
+        <action application="answer"/>
+        <action application="park"/>
       </condition>
     </extension>
     <extension name="overflow">
@@ -366,44 +386,121 @@ def _live_or_skip() -> Live:
     return Live(esl)
 
 
+FILES = (
+    "directory/default/cti_live_phones.xml",
+    "dialplan/cti_live_test.xml",
+    "sip_profiles/external/cti_live_gw.xml",
+)
+
+
+SIP_PHONES = {"161": "127.0.0.1:5090", "162": "127.0.0.1:5091"}  # SIPp: answers; answers 486 Busy
+BUSY_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="cti live test: a SIP phone that is busy">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+SIP/2.0 486 Busy Here
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+  ]]></send>
+  <recv request="ACK"/>
+</scenario>
+"""
+
+
+def prepare(live: Live, sip_phones: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    """Test phones, the test dialplan, the probe and gateway; then install this checkout.
+    ``sip_phones``: extension -> address of a real SIP user agent (SIPp) that is its phone."""
+    conf = live.conf
+    sip = {**SIP_PHONES, **(sip_phones or {})}
+    users = [USER.format(ext=e) for e in PHONES] + [SIP_USER.format(ext=e, phones=at) for e, at in sip.items()]
+    files = (
+        DIRECTORY.format(users="\n".join(users)),
+        DIALPLAN,
+        GATEWAY,
+    )
+    for name, text in zip(FILES, files):
+        (conf / name).write_text(text)
+    (live.scripts / "cti_live_probe.py").write_text(PROBE)
+    live.api("global_setvar default_password=cti-live-not-1234")  # vanilla sleeps 10 s per call on 1234
+    live.api("fsctl sps 5000")  # vanilla refuses more than 30 new channels a second (FACTS.md §7)
+    live.api("fsctl max_sessions 5000")  # and more than 1,000 at once
+    live.config.write_text(config_yaml())
+    live.api(f"global_setvar cti_config={live.config}")
+    result = live.install()
+    live.api("sofia profile external rescan")  # the test gateway (a call to it is rejected at once)
+    live.esl.subscribe(EVENTS)
+    return result
+
+
+def cleanup(live: Live) -> None:
+    try:
+        live.clear_calls()
+        live.sign_out_all()
+    except (ESLError, AssertionError):
+        pass
+    for name in FILES:
+        (live.conf / name).unlink(missing_ok=True)
+    (live.scripts / "cti_live_probe.py").unlink(missing_ok=True)
+    live.api("reloadxml")
+    live.api("sofia profile external killgw ctitestgw")
+
+
+class SipPhones:
+    """SIPp user agents on loopback: one answers every call, one answers 486 Busy Here."""
+
+    def __init__(self, tmp: Path) -> None:
+        scenario = tmp / "cti_busy_uas.xml"
+        scenario.write_text(BUSY_UAS)
+        self.procs = []
+        sipp = shutil.which("sipp")
+        if sipp is None:
+            return
+        for port, scen in ((5090, ["-sn", "uas"]), (5091, ["-sf", str(scenario)])):
+            self.procs.append(
+                subprocess.Popen(
+                    [sipp, *scen, "-i", "127.0.0.1", "-p", str(port), "-nostdin", "-nd"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.procs) and all(p.poll() is None for p in self.procs)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.terminate()
+            p.wait(5)
+
+
+@pytest.fixture(scope="session")
+def sip_phones(live_switch, tmp_path_factory):
+    phones = SipPhones(tmp_path_factory.mktemp("sipp"))
+    time.sleep(0.3)
+    if not phones.ok:
+        pytest.skip("no SIPp here (Debian sip-tester) to play real SIP phones")
+    yield phones
+    phones.stop()
+
+
 @pytest.fixture(scope="session")
 def live_switch():
     live = _live_or_skip()
     try:
-        conf, scripts = live.conf, live.scripts
-        (conf / "directory" / "default" / "cti_live_phones.xml").write_text(
-            DIRECTORY.format(users="\n".join(USER.format(ext=e) for e in PHONES))
-        )
-        (conf / "dialplan" / "cti_live_test.xml").write_text(DIALPLAN)
-        (scripts / "cti_live_probe.py").write_text(PROBE)
-        (conf / "sip_profiles" / "external" / "cti_live_gw.xml").write_text(GATEWAY)
-        live.api("global_setvar default_password=cti-live-not-1234")  # vanilla sleeps 10 s per call on 1234
-        live.api("fsctl sps 5000")  # vanilla refuses more than 30 new channels a second (FACTS.md §7)
-        live.config.write_text(config_yaml())
-        live.api(f"global_setvar cti_config={live.config}")
-        result = live.install()
+        result = prepare(live)
         assert result.returncode == 0, result.stdout + result.stderr
         live.install_output = result.stdout  # type: ignore[attr-defined]
-        live.api("sofia profile external rescan")  # the test gateway (a call to it is rejected at once)
-        live.esl.subscribe(EVENTS)
         for ext in PHONES:
             live.phone(ext, "answer")
         yield live
     finally:
-        try:
-            live.clear_calls()
-            live.sign_out_all()
-        except (ESLError, AssertionError):
-            pass
-        for path in (
-            live.conf / "directory" / "default" / "cti_live_phones.xml",
-            live.conf / "dialplan" / "cti_live_test.xml",
-            live.scripts / "cti_live_probe.py",
-            live.conf / "sip_profiles" / "external" / "cti_live_gw.xml",
-        ):
-            path.unlink(missing_ok=True)
-        live.api("reloadxml")
-        live.api("sofia profile external killgw ctitestgw")
+        cleanup(live)
         live.esl.close()
 
 

@@ -1,0 +1,325 @@
+"""cti measured on a live FreeSWITCH, side by side with mod_callcenter on the same switch.
+
+    python3 benchmarks/live.py [--quick] [--calls 100000] [--json benchmarks/results/live.json]
+
+Reaches the switch as the live tests do (FS_ESL_HOST, FS_ESL_PORT, FS_ESL_PASSWORD), installs
+this checkout with scripts/install.sh and gives the switch loopback phones (tests/live/livefs.py).
+Every figure is a ratio of two things measured in the same run, interleaved: cti's commands
+against a no-op entry module and against mod_callcenter's status change; routing at 1,000 seats
+against mod_callcenter at 1,000 agents, from event timestamps (microseconds, the switch's clock);
+robcall and stopcall with 10 and 2,000 other channels; the switch's RSS before and after many
+status changes. Nothing here is estimated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "live"))
+from livefs import Live, cleanup, config_yaml, connect, prepare  # noqa: E402
+
+SEATS = [str(3000 + i) for i in range(1000)]
+QUEUE = "support@default"
+SIPP_PORT = 5092  # mod_callcenter's vanilla queue: longest-idle-agent
+
+
+def median_ms(samples: List[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def interleaved(lv: Live, calls: Dict[str, Callable[[], str]], rounds: int) -> Dict[str, float]:
+    """Median ms of each call, the calls taken in turn round after round (same conditions)."""
+    times: Dict[str, List[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            t = time.perf_counter()
+            reply = fn()
+            times[name].append(time.perf_counter() - t)
+            assert not reply.startswith("-ERR"), (name, reply)
+    return {name: median_ms(samples) for name, samples in times.items()}
+
+
+def status_changes(lv: Live, rounds: int) -> Dict[str, float]:
+    lv.api("callcenter_config agent add ctibench callback")
+    lv.api("callcenter_config agent set status ctibench Available")
+    lv.sign_in_all("8001 101 p101 101")
+    noop = Path(lv.scripts) / "cti_bench_noop.py"
+    noop.write_text((ROOT / "benchmarks" / "noop_entry.py").read_text())
+    try:
+        got = interleaved(
+            lv,
+            {
+                "no-op python module": lambda: lv.api("python cti_bench_noop"),
+                "cti.busy": lambda: lv.cti("busy", "101"),
+                "cti.idle": lambda: lv.cti("idle", "101"),
+                "mod_callcenter On Break": lambda: lv.api("callcenter_config agent set status ctibench 'On Break'"),
+                "mod_callcenter Available": lambda: lv.api("callcenter_config agent set status ctibench Available"),
+            },
+            rounds,
+        )
+    finally:
+        noop.unlink()
+        lv.api("callcenter_config agent del ctibench")
+        lv.sign_out_all()
+    return got
+
+
+def _stamp(e: Dict[str, str]) -> int:
+    return int(e["Event-Date-Timestamp"])
+
+
+def route_times(lv: Live, dest: str, n: int) -> Tuple[List[float], List[float]]:
+    """(caller created -> agent leg created, caller created -> bridged), ms, one call at a time."""
+    to_leg, to_bridge = [], []
+    for i in range(n):
+        mark = lv.esl.mark()
+        caller = lv.customer(dest, cid=f"1380000{i:04d}")
+        b = caller["b"]
+        created = lv.esl.wait_event(lambda e, b=b: e.get("Event-Name") == "CHANNEL_CREATE" and e.get("Unique-ID") == b, 5, mark)
+        agent = lv.esl.wait_event(
+            lambda e: (
+                e.get("Event-Name") == "CHANNEL_CREATE"
+                and e.get("Call-Direction") == "outbound"
+                and e.get("Channel-Presence-ID", "").split("@")[0] in SEATS
+            ),
+            5,
+            mark,
+        )
+        bridged = lv.esl.wait_event(
+            lambda e, b=b: (
+                e.get("Event-Name") == "CHANNEL_BRIDGE" and b in (e.get("Bridge-A-Unique-ID"), e.get("Bridge-B-Unique-ID"))
+            ),
+            5,
+            mark,
+        )
+        to_leg.append((_stamp(agent) - _stamp(created)) / 1e6)
+        to_bridge.append((_stamp(bridged) - _stamp(created)) / 1e6)
+        lv.hang_up(caller["a"])
+        lv.wait(lambda b=b: not lv.exists(b), 5.0)
+        time.sleep(0.05)
+    return to_leg, to_bridge
+
+
+def routing(lv: Live, n: int) -> Dict[str, Dict[str, float]]:
+    seats = "\n".join(f'  "{s}": {{password: "{_hash()}", hotlines: ["8001"]}}' for s in SEATS)
+    text = config_yaml().replace("seats:\n", "seats:\n" + seats + "\n")
+    lv.write_config(text)
+    for s in SEATS:
+        assert lv.cti("checkin", f"8001 {s} pw {s}").startswith("+OK")
+    for s in SEATS:
+        lv.api(f"callcenter_config agent add a{s} callback")
+        lv.api(f"callcenter_config agent set contact a{s} user/{s}")
+        lv.api(f"callcenter_config agent set wrap_up_time a{s} 0")
+        lv.api(f"callcenter_config agent set status a{s} Available")
+        lv.api(f"callcenter_config tier add {QUEUE} a{s} 1 1")
+    lv.api(f"callcenter_config queue load {QUEUE}")
+    try:
+        cti_leg, cti_bridge, mcc_leg, mcc_bridge = [], [], [], []
+        for _ in range(n):  # interleaved: one cti call, one mod_callcenter call
+            a, b = route_times(lv, "route-8001", 1)
+            cti_leg += a
+            cti_bridge += b
+            a, b = route_times(lv, f"mcc-{QUEUE}", 1)
+            mcc_leg += a
+            mcc_bridge += b
+    finally:
+        for s in SEATS:
+            lv.api(f"callcenter_config agent del a{s}")
+            lv.cti("checkout", s)
+    return {
+        "to agent leg": {"cti": median_ms(cti_leg), "mod_callcenter": median_ms(mcc_leg)},
+        "to bridged": {"cti": median_ms(cti_bridge), "mod_callcenter": median_ms(mcc_bridge)},
+    }
+
+
+_HASHED = ""
+
+
+def _hash() -> str:
+    global _HASHED
+    if not _HASHED:
+        sys.path.insert(0, str(ROOT))
+        from cti.domain import passwords
+
+        _HASHED = passwords.make("pw", iterations=1000)
+    return _HASHED
+
+
+def back_to_back(lv: Live, n: int) -> float:
+    """One free seat, callers waiting: ms from a call's hangup to the next caller's agent leg."""
+    lv.write_config(config_yaml())
+    lv.sign_in_all("8001 101 p101 101")
+    gaps = []
+    callers = [lv.customer("route-8001", cid=f"1370000{i:04d}") for i in range(n + 1)]
+    leg = lv.wait_leg("101")
+    for _ in range(n):
+        mark = lv.esl.mark()
+        lv.hang_up(leg)
+        gone = lv.esl.wait_event(
+            lambda e, leg=leg: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == leg, 5, mark
+        )
+        nxt = lv.esl.wait_event(
+            lambda e: (
+                e.get("Event-Name") == "CHANNEL_CREATE"
+                and e.get("Call-Direction") == "outbound"
+                and e.get("Channel-Presence-ID", "").startswith("101@")
+            ),
+            5,
+            mark,
+        )
+        gaps.append((_stamp(nxt) - _stamp(gone)) / 1e6)
+        leg = nxt["Unique-ID"]
+    del callers
+    lv.clear_calls()
+    lv.cti("checkout", "101")
+    return median_ms(gaps)
+
+
+def supervisor_commands(lv: Live, others: int, n: int) -> Dict[str, float]:
+    """ms that robcall and stopcall take to answer, with ``others`` other channels up."""
+    lv.write_config(config_yaml())
+    # other calls: SIP legs to the SIPp phone, parked (a loopback pair would burn a media
+    # thread each and measure the machine's CPU, not cti)
+    for i in range(others):
+        lv.esl.bgapi(
+            f"originate {{absolute_codec_string=PCMU}}sofia/internal/{SEATS[i % len(SEATS)]}@127.0.0.1:{SIPP_PORT} &park()"
+        )
+    lv.wait(lambda: len(lv.channels()) >= others, 120.0, f"{others} other channels")
+    lv.sign_in_all("8001 101 p101 101", "8001 102 p102 102 internal supervisor")
+    lv.cti("busy", "102")  # not offered the hotline's callers
+    lv.phone("102", "ring")  # the supervisor's phone rings: robcall answers at once all the same
+    out: Dict[str, List[float]] = {"robcall": [], "stopcall": []}
+    for i in range(n):
+        for command in ("robcall", "stopcall"):
+            caller = lv.customer("route-8001", cid=f"1350000{i:04d}")
+            leg = lv.wait_leg("101")
+            lv.wait(lambda leg=leg: lv.partner(leg), 5.0)
+            lv.wait(lambda: lv.status("101") == "in_call", 5.0)
+            t = time.perf_counter()
+            reply = lv.cti(command, "101 102")
+            out[command].append(time.perf_counter() - t)
+            assert reply.startswith("+OK"), reply
+            for uuid in (caller["a"], leg):
+                lv.hang_up(uuid)
+            lv.api("hupall NORMAL_CLEARING cti_supervision 102")
+            lv.wait(lambda: lv.status("101") == "idle" and lv.agent_leg("101") is None, 5.0)
+    lv.clear_calls()
+    lv.phone("102", "answer")
+    lv.sign_out_all()
+    return {k: median_ms(v) for k, v in out.items()}
+
+
+def rss_kb() -> int:
+    pid = Path("/usr/local/freeswitch/run/freeswitch.pid")
+    pids = [pid.read_text().strip()] if pid.exists() else []
+    if not pids:
+        pids = [p for p in os.listdir("/proc") if p.isdigit() and Path(f"/proc/{p}/comm").read_text().strip() == "freeswitch"]
+    for line in Path(f"/proc/{pids[0]}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def memory(lv: Live, calls: int) -> Dict[str, float]:
+    lv.write_config(config_yaml())
+    lv.sign_in_all("8001 101 p101 101")
+    for i in range(2000):  # warm up: imports, caches
+        lv.cti("busy" if i % 2 else "idle", "101")
+    before = rss_kb()
+    t = time.perf_counter()
+    for i in range(calls):
+        lv.cti("busy" if i % 2 else "idle", "101")
+    seconds = time.perf_counter() - t
+    after = rss_kb()
+    sizes = json.loads(lv.api("python cti_live_probe sizes"))
+    lv.sign_out_all()
+    return {
+        "calls": calls,
+        "rss_before_kb": before,
+        "rss_after_kb": after,
+        "growth_mb": (after - before) / 1024,
+        "seconds": seconds,
+        **sizes,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--calls", type=int, default=100_000, help="status changes for the memory figure")
+    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "live.json"))
+    opts = parser.parse_args()
+    esl = connect()
+    if esl is None:
+        print("no FreeSWITCH answers on ESL (FS_ESL_HOST/FS_ESL_PORT/FS_ESL_PASSWORD): nothing measured")
+        return 2
+    lv = Live(esl)
+    # the 1,000 seats' (and agents') phones are one real SIP user agent that answers every call
+    sipp = subprocess.Popen(
+        ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(SIPP_PORT), "-nostdin", "-nd"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    result = prepare(lv, {s: f"127.0.0.1:{SIPP_PORT}" for s in SEATS})
+    assert result.returncode == 0, result.stdout + result.stderr
+    try:
+        rounds, routed, others = (60, 5, 400) if opts.quick else (200, 20, 2000)
+        version = lv.api("version").strip()
+        machine = f"{platform.machine()} {os.cpu_count()} cores, {platform.platform(terse=True)}"
+        out: Dict[str, object] = {"switch": version, "machine": machine}
+        status = status_changes(lv, rounds)
+        out["status_ms"] = status
+        print("status changes measured", file=sys.stderr)
+        out["routing_ms"] = routing(lv, routed)
+        print("routing measured", file=sys.stderr)
+        out["back_to_back_ms"] = back_to_back(lv, 5 if opts.quick else 10)
+        out["supervisor_ms"] = {"10": supervisor_commands(lv, 10, 5), str(others): supervisor_commands(lv, others, 5)}
+        print("supervisor commands measured", file=sys.stderr)
+        out["memory"] = memory(lv, 10_000 if opts.quick else opts.calls)
+    finally:
+        cleanup(lv)
+        sipp.terminate()
+        sipp.wait(5)
+    noop = status["no-op python module"]
+    mcc = (status["mod_callcenter On Break"] + status["mod_callcenter Available"]) / 2
+    print(f"cti on a live switch: {out['switch']}\n{out['machine']}\n")
+    print(f"{'status change':<28}{'ms':>8}{'× no-op':>9}{'× mod_callcenter':>18}   target")
+    for name in ("cti.busy", "cti.idle"):
+        print(f"{name:<28}{status[name]:>8.3f}{status[name] / noop:>9.2f}{status[name] / mcc:>18.2f}   ≤ 1.25× no-op")
+    print(f"{'no-op python module':<28}{noop:>8.3f}\n{'mod_callcenter (mean)':<28}{mcc:>8.3f}")
+    r = out["routing_ms"]
+    assert isinstance(r, dict)
+    print(f"\nrouting, 1,000 seats / agents{'':<6}{'cti ms':>8}{'mcc ms':>9}{'cti/mcc':>9}")
+    for name, row in r.items():
+        print(f"  caller → {name:<25}{row['cti']:>8.2f}{row['mod_callcenter']:>9.2f}{row['cti'] / row['mod_callcenter']:>9.3f}")
+    print(f"\nback-to-back gap, one seat: {out['back_to_back_ms']:.1f} ms (target < 100)")
+    sup = out["supervisor_ms"]
+    assert isinstance(sup, dict)
+    for command in ("robcall", "stopcall"):
+        few, many = sup["10"][command], sup[str(others)][command]
+        print(f"{command}: {few:.2f} ms at 10 channels, {many:.2f} ms at {others}: {many / few:.2f}× (target ≤ 1.2×)")
+    mem = out["memory"]
+    assert isinstance(mem, dict)
+    print(
+        f"\nRSS after {mem['calls']:,} status changes: {mem['rss_before_kb'] / 1024:.1f} → {mem['rss_after_kb'] / 1024:.1f} MB "
+        f"({mem['growth_mb']:+.2f} MB; target < 5 MB); caches: stores {mem['stores']}, locks {mem['locks']}, "
+        f"Switch objects {mem['switches']}"
+    )
+    Path(opts.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(opts.json).write_text(json.dumps(out, indent=2, ensure_ascii=False))
+    print(f"\nJSON in {opts.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
