@@ -110,8 +110,10 @@ class Waiter:
         """Seats that missed this caller less than ``retry`` seconds ago (not offered again yet)."""
         return {seat for seat, when in self.tried.items() if now - when < retry}
 
-    def retry_at(self, retry: float) -> Optional[float]:
-        return min(self.tried.values()) + retry if self.tried else None
+    def retry_at(self, now: float, retry: float) -> Optional[float]:
+        """When the next seat this caller is avoiding may be offered it again."""
+        due = [when + retry for when in self.tried.values() if when + retry > now]
+        return min(due) if due else None
 
 
 class Queues:
@@ -246,9 +248,10 @@ class Router:
         with self.queues.lock:
             now = self._clock()
             for waiter in self.queues.free(hotline):
-                got = self.reserve(conf, waiter.uuid, waiter.avoid(now, conf.retry_delay), many=conf.strategy == "ring-all")
+                avoid = waiter.avoid(now, conf.retry_delay)
+                got = self.reserve(conf, waiter.uuid, avoid, many=conf.strategy == "ring-all")
                 if not got:
-                    if not waiter.tried:
+                    if not avoid:
                         return  # no seat free for anyone
                     continue  # only seats this caller just missed: the next caller may take them
                 waiter.reserved = ",".join(got)
@@ -325,7 +328,7 @@ class Router:
         armed = False  # a timed wake-up is scheduled
         try:
             while channel.ready():
-                seats = self._next_seats(conf, waiter, queued)
+                seats = self._next_seats(conf, waiter)
                 if not seats:
                     now = self._clock()
                     waited = now - start
@@ -340,8 +343,8 @@ class Router:
                     # retried. Armed afresh after every wake: the switch's scheduler counts whole
                     # seconds and may fire early, and a wake by a freed seat leaves it pending.
                     due = start + conf.max_wait
-                    retry = waiter.retry_at(conf.retry_delay)
-                    if retry is not None and retry > now:
+                    retry = waiter.retry_at(now, conf.retry_delay)
+                    if retry is not None:
                         due = min(due, retry)
                     if armed:
                         self.calls.cancel_wake(caller)
@@ -364,7 +367,7 @@ class Router:
                     self.release(unused.split(","), caller)
                 self.dispatch(hotline)  # what this caller held may serve the next one
 
-    def _next_seats(self, conf: Hotline, waiter: Waiter, queued: bool) -> List[str]:
+    def _next_seats(self, conf: Hotline, waiter: Waiter) -> List[str]:
         with self.queues.lock:
             if waiter.reserved:
                 seats, waiter.reserved = waiter.reserved.split(","), ""

@@ -16,6 +16,7 @@ import importlib
 import re
 import sys
 import threading
+import time
 import traceback
 from typing import Callable, Deque, Dict, List, Optional, Tuple
 
@@ -114,7 +115,7 @@ class Core(CallsMixin):
             module = self.module_of.get(name)
             if handler is None or (module is not None and module not in self.modules):
                 return "INVALID COMMAND!\n"
-        if name in ("python", "pyrun"):  # runs Python: not under the core lock
+        if name in ("python", "pyrun", "db"):  # Python; mod_db's own SQL steps (below): not under the core lock
             return handler(arg)
         with self.lock:
             return handler(arg)
@@ -169,9 +170,18 @@ class Core(CallsMixin):
             return "!err!"
         verb = argv[0].lower()
         if verb == "insert" and len(argv) >= 4:
-            self.db.pop((argv[1], argv[2]), None)
-            self.db[(argv[1], argv[2])] = argv[3]
+            # mod_db's insert is two SQL statements, a delete then an insert: a reader in
+            # between finds no value, and two inserts interleave (FACTS.md §4)
+            with self.lock:
+                self.db.pop((argv[1], argv[2]), None)
+            time.sleep(0)
+            with self.lock:
+                self.db[(argv[1], argv[2])] = argv[3]
             return "+OK"
+        with self.lock:
+            return self._db_read(verb, argv)
+
+    def _db_read(self, verb: str, argv: List[str]) -> str:
         if verb == "delete" and len(argv) >= 2:
             self.db.pop((argv[1], argv[2] if len(argv) > 2 else ""), None)
             return "+OK"
