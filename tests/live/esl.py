@@ -88,6 +88,7 @@ class ESL:
                 kind = head.get("Content-Type", "")
                 if kind == "text/event-plain":
                     event = _parse_event(body)
+                    event["_received"] = repr(time.perf_counter())  # when this client got it
                     with self._cond:
                         self.events.append(event)
                         self._cond.notify_all()
