@@ -74,6 +74,33 @@ class ShimBackend:
         consumer.cleanup()
         return dict(event.headers) if event else {}
 
+    def answered_call(self, ext: str) -> Tuple[str, str]:
+        """A caller bridged to ``ext``'s answered phone: (customer leg, agent leg)."""
+        self.core.phones[ext] = "ring"
+        customer = self.core.incoming(f"user/{ext}")
+        agent = self.core.agent_leg(ext)
+        assert agent is not None
+        self.core.answer(agent.uuid)
+        return customer.uuid, agent.uuid
+
+    def supervise(self, ext: str, app: str) -> str:
+        """``originate {origination_uuid=X}user/<ext> '&<app>'`` to an answering phone: X."""
+        self.core.phones[ext] = "answer"
+        leg = str(uuidlib.uuid4())
+        reply = self.inside(f"originate {{origination_uuid={leg}}}user/{ext} '&{app}'")
+        assert reply == f"+OK {leg}\n", reply
+        return leg
+
+    def partner(self, uuid: str) -> str:
+        reply = self.inside(f"uuid_getvar {uuid} bridge_uuid")
+        return "" if reply.startswith("-ERR") or reply == "_undef_" else reply
+
+    def cause(self, uuid: str) -> str:
+        return self.core.leg(uuid).cause if uuid not in self.core.channels else ""
+
+    def hang_up(self, uuid: str) -> None:
+        self.inside(f"uuid_kill {uuid}")
+
     def bridge(self, dial: str, continue_on_fail: str) -> Outcome:
         s = self.sw.dial("checkin", "", customer="13900000000")  # an answered caller
         if continue_on_fail:
@@ -145,6 +172,34 @@ class LiveBackend:
         return self.lv.esl.wait_event(
             lambda e: e.get("Event-Name") == "DTMF" and e.get("Unique-ID") == created["Unique-ID"], 3.0, mark
         )
+
+    def answered_call(self, ext: str) -> Tuple[str, str]:
+        self.lv.phone(ext, "answer")
+        self.lv.api(f"hash insert/ctitest/dial/user/{ext}")
+        self.lv.api("hash delete/ctitest/cof")
+        caller = self.lv.customer("bridge")
+        agent = self.lv.wait_leg(ext)
+        self.lv.wait(lambda: self.lv.partner(agent) == caller["b"], 3.0, "bridged")
+        return caller["b"], agent
+
+    def supervise(self, ext: str, app: str) -> str:
+        self.lv.phone(ext, "answer")
+        leg = str(uuidlib.uuid4())
+        reply = self.inside(f"originate {{origination_uuid={leg}}}user/{ext} '&{app}'")
+        assert reply == f"+OK {leg}\n", reply
+        return leg
+
+    def partner(self, uuid: str) -> str:
+        return self.lv.partner(uuid)
+
+    def cause(self, uuid: str) -> str:
+        if self.lv.exists(uuid):
+            return ""
+        done = self.lv.esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == uuid)
+        return done.get("Hangup-Cause", "")
+
+    def hang_up(self, uuid: str) -> None:
+        self.lv.hang_up(uuid)
 
     def bridge(self, dial: str, continue_on_fail: str) -> Outcome:
         self.lv.api(f"hash insert/ctitest/dial/{dial}")

@@ -98,3 +98,30 @@ def test_each_python_call_has_a_fresh_thread_state_and_pyrun_runs_on_a_dummy_thr
     first, second, pyrun_thread = backend.thread_probe()
     assert first["local"] is False and second["local"] is False, "threading.local is empty on every call"
     assert pyrun_thread in ("_DummyThread", "_MainThread"), "a switch thread Python did not start"
+
+
+def _wait(predicate, seconds=3.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_intercept_of_the_customer_drops_the_agent_with_picked_off_and_bridges_the_customer(backend):
+    """What robcall runs (``intercept <customer leg>``, the same as ``intercept -bleg <agent leg>``)."""
+    customer, agent = backend.answered_call("150")
+    sup = backend.supervise("151", f"intercept({customer})")
+    _wait(lambda: backend.partner(sup) == customer)
+    _wait(lambda: backend.cause(agent) != "")
+    assert backend.cause(agent) == "PICKED_OFF"
+
+
+def test_eavesdrop_leaves_the_call_bridged_and_ends_with_its_target(backend):
+    customer, agent = backend.answered_call("150")
+    sup = backend.supervise("151", f"eavesdrop({agent})")
+    assert backend.partner(agent) == customer and backend.partner(sup) == "", "the listener is not bridged"
+    backend.hang_up(agent)
+    _wait(lambda: backend.cause(sup) != "")
+    assert backend.cause(sup) == "NORMAL_CLEARING"
