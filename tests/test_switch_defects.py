@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import threading
 import time
 
@@ -440,16 +438,3 @@ def test_config_changes_are_seen_within_a_second_without_a_stat_per_call(switch,
     assert sw.cti("busy", "101").startswith("+OK")
     mocker.patch.object(config.time, "monotonic", return_value=time.monotonic() + 1.5)
     assert sw.cti("busy", "101").startswith("-ERR config ")
-
-
-def test_status_json_still_lists_the_queue(switch):
-    sw = floor(switch, "top-down", max_wait=60)
-    for seat in ("101", "102", "104"):
-        sw.cti("busy", seat)
-    results = {}
-    t = start_caller(sw, "13900000001", results)
-    wait_for(lambda: "waiting: 1" in sw.cti("status", "8001"))
-    assert len(json.loads(sw.cti("status", "8001 json"))["waiting"]) == 1
-    sw.core.hangup(next(ch.uuid for ch in sw.core.channels.values() if ch.playing))
-    t.join(2)
-    assert sys.modules["cti.app"].queues().waiting("8001") == []

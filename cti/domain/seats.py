@@ -305,7 +305,9 @@ class Seats:
         target = BUSY if action == "busy" else IDLE
         self.seat_conf(seat)
         with self.locks.hold(seat):
-            state = self.settled(self._signed_in(seat))
+            seen = self._signed_in(seat)
+            state = self.settled(seen)
+            freed = state is not seen and state.status == IDLE  # its unseen hangup freed it
             by = self.check_operator(state, operator)
             self._check_transition(action, state)
             changed = state.status != target or state.reason != reason
@@ -315,8 +317,8 @@ class Seats:
                     new = new.evolve({"misses": 0})
                 self.repo.save(new)
                 self._fire(action, new, state.status, by)
-        if changed and target == IDLE:
-            self.on_available(new.hotline)
+        if (changed and target == IDLE) or freed:
+            self.on_available(state.hotline)
         return f"+OK {seat} {target}" + (f" ({reason})" if reason else "")
 
     # -- status ---------------------------------------------------------------------------

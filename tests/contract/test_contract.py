@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from test_routing import wait_for as _wait
 
 # (command, the reply as Python sees it inside the switch): FACTS.md §2-§4
 REPLIES = [
@@ -98,15 +99,6 @@ def test_each_python_call_has_a_fresh_thread_state_and_pyrun_runs_on_a_dummy_thr
     first, second, pyrun_thread = backend.thread_probe()
     assert first["local"] is False and second["local"] is False, "threading.local is empty on every call"
     assert pyrun_thread in ("_DummyThread", "_MainThread"), "a switch thread Python did not start"
-
-
-def _wait(predicate, seconds=3.0):
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_intercept_of_the_customer_drops_the_agent_with_picked_off_and_bridges_the_customer(backend):
