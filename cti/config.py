@@ -212,8 +212,10 @@ def parse(path: str, text: str) -> Config:
         values["realm"] = realm
     if "gateway" in top:
         gateway = top["gateway"].text(64)
-        if "/" in gateway or " " in gateway:
-            raise top["gateway"].fail("a gateway name has no '/' or spaces")
+        if not _GATEWAY_RE.match(gateway):
+            # it is spliced into sofia/gateway/<gateway>/<number>: ',', '|', ':_:', quotes,
+            # '{}' or '[]' would fork legs or inject channel variables
+            raise top["gateway"].fail("a gateway name is letters, digits, '.', '_' or '-'")
         values["gateway"] = gateway
     if "checkin_status" in top:
         values["checkin_status"] = top["checkin_status"].raw()
@@ -221,7 +223,7 @@ def parse(path: str, text: str) -> Config:
             raise top["checkin_status"].fail("expected idle or busy")
     if "tones" in top:
         tones = top["tones"].mapping(("ok", "error"))
-        values["tones"] = Tones(**{k: v.text(500) for k, v in tones.items()})
+        values["tones"] = Tones(**{k: _media(v) for k, v in tones.items()})
     if "features" in top:
         codes = dict(FEATURE_DEFAULTS)
         for action, node in top["features"].mapping(tuple(FEATURE_DEFAULTS)).items():
@@ -256,7 +258,7 @@ def parse(path: str, text: str) -> Config:
                 raise fields["strategy"].fail(f"expected one of {', '.join(STRATEGIES)}")
         for key in ("overflow", "moh"):
             if key in fields:
-                hot[key] = _target(fields[key]) if key == "overflow" else fields[key].text(500)
+                hot[key] = _target(fields[key]) if key == "overflow" else _media(fields[key])
         hotlines[hid] = Hotline(**hot)
     seats: Dict[str, SeatConf] = {}
     for sid, node in (top["seats"].mapping() if "seats" in top else {}).items():
@@ -315,6 +317,29 @@ _ENDPOINT_RE = re.compile(
     r"(user/[A-Za-z0-9._+-]+(@[A-Za-z0-9.-]+)?|sofia/[A-Za-z0-9._-]+/[A-Za-z0-9._@:+*#-]+|loopback/[0-9A-Za-z/]+)\Z"
 )
 _TARGET_RE = re.compile(r"[A-Za-z0-9*#+._-]+( [A-Za-z0-9_]+( [A-Za-z0-9_.-]+)?)?\Z")
+
+
+_GATEWAY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+# What cti plays (hold music, tones): a sound source the switch knows, with nothing the switch
+# would expand or split: no ${...} / $${...}, no quotes, braces, brackets, '!' (file_string) or
+# spaces. Tone scripts keep their % ( ) , ; = characters.
+_MEDIA_RE = re.compile(
+    r"(local_stream://[A-Za-z0-9_.-]+"
+    r"|tone_stream://[A-Za-z0-9%(),;=.+-]+"
+    r"|silence_stream://-?[0-9]+(,[0-9]+)?"
+    r"|/[A-Za-z0-9_./-]+"
+    r"|[A-Za-z0-9_][A-Za-z0-9_./-]*\.(wav|mp3|ogg|flac|au|raw|gsm|sln|r8|r16|r32|r48|PCMU|PCMA|G722|opus))\Z"
+)
+
+
+def _media(node: _Node) -> str:
+    value = node.text(500)
+    if not _MEDIA_RE.match(value) or ".." in value:
+        raise node.fail(
+            "a sound is local_stream://<name>, tone_stream://<tones>, silence_stream://<ms>, or a sound file path"
+            " (no spaces, quotes, braces, '$' or '!')"
+        )
+    return value
 
 
 def _target(node: _Node) -> str:

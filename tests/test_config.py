@@ -46,6 +46,19 @@ BAD = [
     ("", 1, "the file is empty"),
     ("- a list\n", 1, "expected a mapping"),
     ("colour: red\n", 1, "colour: unknown key"),
+    # values that reach a dial string or an application cannot inject
+    ("gateway: 'gw,user/9999'\n", 1, "gateway: a gateway name is letters"),
+    ("gateway: 'gw|x'\n", 1, "gateway: a gateway name is letters"),
+    ("gateway: '{origination_caller_id_number=1}gw'\n", 1, "gateway: a gateway name is letters"),
+    ('gateway: "gw\'x"\n', 1, "gateway: a gateway name is letters"),
+    ("gateway: 'gw:_:x'\n", 1, "gateway: a gateway name is letters"),
+    ("hotlines:\n  '8001':\n    moh: '${system(id)}'\n", 3, "hotlines.8001.moh: a sound is"),
+    ("hotlines:\n  '8001':\n    moh: 'local_stream://moh,user/1000'\n", 3, "hotlines.8001.moh: a sound is"),
+    ("hotlines:\n  '8001':\n    moh: 'file_string://a.wav!b.wav'\n", 3, "hotlines.8001.moh: a sound is"),
+    ("hotlines:\n  '8001':\n    moh: '/etc/../x.wav'\n", 3, "hotlines.8001.moh: a sound is"),
+    ("tones:\n  ok: 'tone_stream://%(200,0,800)$${x}'\n", 2, "tones.ok: a sound is"),
+    ("tones:\n  error: \"say:'hi'\"\n", 2, "tones.error: a sound is"),
+    ("hotlines:\n  '8001':\n    overflow: '8002 XML default,user/1'\n", 3, "a transfer target is"),
 ]
 
 
@@ -107,3 +120,53 @@ def test_passwd_tool_makes_a_hash_that_verifies():
     ).stdout.strip()
     assert passwords.well_formed(out) and out.startswith("pbkdf2_sha256$1000$")
     assert passwords.verify(out, "s3cret") and not passwords.verify(out, "s3cret ")
+
+
+def test_hostile_values_either_load_safely_or_fail_with_their_line(tmp_path):
+    """A fuzz of the values that reach dial strings and applications."""
+    import random
+
+    from cti.domain.errors import CtiError
+
+    rng = random.Random(12)
+    alphabet = "abcXYZ019_-./:,|'\"{}[]$!%();=+*#@ \t&<>`\\"
+    splits = set(",|") | {":_:"}  # what forks a dial string
+    expands = set("'\"{}[]$!` \t&<>\\")  # what the switch expands, quotes or splits
+    danger = {"gateway": splits | expands, "moh": expands, "tone": expands, "overflow": splits | (expands - {" "})}
+    path = tmp_path / "cti.yaml"
+    outcomes = {"loaded": 0, "refused": 0}
+    for _ in range(400):
+        where = rng.choice(["gateway", "moh", "tone", "overflow"])
+        value = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 30)))
+        if rng.random() < 0.5:  # a valid value with a little something spliced in, or not
+            base = {"gateway": "gw1", "moh": "local_stream://moh", "tone": "tone_stream://%(200,0,800)", "overflow": "8002"}[
+                where
+            ]
+            value = base + "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 3)))
+        quoted = value.replace("'", "''")
+        if where == "gateway":
+            text, line = f"gateway: '{quoted}'\n", 1
+        elif where == "moh":
+            text, line = f"hotlines:\n  '8001':\n    moh: '{quoted}'\n", 3
+        elif where == "tone":
+            text, line = f"tones:\n  ok: '{quoted}'\n", 2
+        else:
+            text, line = f"hotlines:\n  '8001':\n    overflow: '{quoted}'\n", 3
+        path.write_text(text)
+        config.forget()
+        try:
+            cfg = config.load(str(path))
+        except CtiError as err:
+            assert err.code == "config" and err.message.startswith(f"{path}:{line}: "), (value, err.message)
+            outcomes["refused"] += 1
+            continue
+        outcomes["loaded"] += 1
+        loaded = {
+            "gateway": cfg.gateway,
+            "moh": cfg.hotlines["8001"].moh if "8001" in cfg.hotlines else "",
+            "tone": cfg.tones.ok,
+            "overflow": cfg.hotlines["8001"].overflow if "8001" in cfg.hotlines else "",
+        }[where]
+        bad = [d for d in danger[where] if d in loaded]
+        assert not bad, (where, value, bad)
+    assert outcomes["loaded"] > 20 and outcomes["refused"] > 200, outcomes
