@@ -166,6 +166,20 @@ def _stopcall(a: List[str], caller: Optional[Caller]) -> str:
     return sup.stopcall(seat, operator, cause)
 
 
+def _unlock(a: List[str], caller: Optional[Caller]) -> str:
+    seats = wiring.seats()
+    seat = check_id("seat", a[0])
+    if len(a) > 1:
+        operator = check_id("operator", a[1])
+    elif caller is not None:  # from a phone: its signed-in supervisor seat
+        operator = _caller_seat(seats, caller) or ""
+        if not operator:
+            raise CtiError("not_signed_in", "the calling phone has no signed-in supervisor seat")
+    else:
+        operator = ""  # fs_cli / ESL: the switch's console
+    return seats.unlock(seat, operator)
+
+
 def _reload(a: List[str], caller: Optional[Caller]) -> str:
     wiring.reload()
     cfg = wiring.seats().config  # parse now: a broken file answers -ERR config here
@@ -190,6 +204,7 @@ COMMANDS: Dict[str, Command] = {
     "ring": Command("cti.ring <ring group>", 1, 1, _ring),
     "route": Command("cti.route <hotline>", 1, 1, _route),
     "reload": Command("cti.reload", 0, 0, _reload),
+    "unlock": Command("cti.unlock <seat> [<supervisor>]", 1, 2, _unlock),
 }
 # From a phone the phone (checkin), the seat (the others) or the supervisor (the caller) may
 # be left out.

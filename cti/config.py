@@ -77,6 +77,14 @@ class SeatConf:
 
 
 @dataclass(frozen=True)
+class LockoutConf:
+    max_failures: int = 5  # wrong passwords for a seat, or from a phone, within window ...
+    window: int = 600  # ... seconds
+    duration: int = 600  # lock that long
+    checks_per_second: int = 20  # password checks (PBKDF2 runs) per second in the whole switch
+
+
+@dataclass(frozen=True)
 class Tones:
     ok: str = "tone_stream://%(200,0,800)"
     error: str = "tone_stream://%(500,500,480,620);loops=2"
@@ -103,6 +111,7 @@ class Config:
     gateway: str = ""
     checkin_status: str = IDLE
     tones: Tones = field(default_factory=Tones)
+    lockout: LockoutConf = field(default_factory=LockoutConf)
     features: Dict[str, str] = field(default_factory=lambda: dict(FEATURE_DEFAULTS))
     hotlines: Dict[str, Hotline] = field(default_factory=dict)
     seats: Dict[str, SeatConf] = field(default_factory=dict)
@@ -199,7 +208,9 @@ def parse(path: str, text: str) -> Config:
     root = doc.root()
     if root is None:
         raise doc.fail(1, "the file is empty")
-    top = root.mapping(("store", "realm", "gateway", "checkin_status", "tones", "features", "hotlines", "seats", "ring_groups"))
+    top = root.mapping(
+        ("store", "realm", "gateway", "checkin_status", "tones", "lockout", "features", "hotlines", "seats", "ring_groups")
+    )
     values: Dict[str, Any] = {}
     if "store" in top:
         values["store"] = top["store"].raw()
@@ -224,6 +235,11 @@ def parse(path: str, text: str) -> Config:
     if "tones" in top:
         tones = top["tones"].mapping(("ok", "error"))
         values["tones"] = Tones(**{k: _media(v) for k, v in tones.items()})
+    if "lockout" in top:
+        keys = ("max_failures", "window", "duration", "checks_per_second")
+        limits = {"max_failures": (1, 100), "window": (1, 86400), "duration": (1, 86400), "checks_per_second": (1, 1000)}
+        got = top["lockout"].mapping(keys)
+        values["lockout"] = LockoutConf(**{k: v.integer(*limits[k]) for k, v in got.items()})
     if "features" in top:
         codes = dict(FEATURE_DEFAULTS)
         for action, node in top["features"].mapping(tuple(FEATURE_DEFAULTS)).items():

@@ -218,7 +218,11 @@ def busy_floor(switch):
     return switch
 
 
-@pytest.mark.parametrize("command,args,code", BAD, ids=[f"{c}:{a[:30]}" for c, a, _ in BAD])
+# a wrong password is counted towards the lockout: tests/test_lockout.py
+UNCOUNTED = [b for b in BAD if b[2] != "bad_password"]
+
+
+@pytest.mark.parametrize("command,args,code", UNCOUNTED, ids=[f"{c}:{a[:30]}" for c, a, _ in UNCOUNTED])
 def test_bad_input_answers_one_err_line_and_changes_nothing(busy_floor, command, args, code):
     sw = busy_floor
     before, n_events = sw.snapshot(), len(sw.events())
@@ -230,7 +234,7 @@ def test_bad_input_answers_one_err_line_and_changes_nothing(busy_floor, command,
     assert sw.errors_logged() == []
 
 
-@pytest.mark.parametrize("command,args,code", [b for b in BAD if b[0] != "status"][:12], ids=str)
+@pytest.mark.parametrize("command,args,code", [b for b in UNCOUNTED if b[0] != "status"][:12], ids=str)
 def test_bad_input_from_a_phone_sets_the_code_and_changes_nothing(busy_floor, command, args, code):
     if code == "usage" and command == "checkin" and len(args.split()) == 3:
         code = "no_phone"  # from a phone the phone may be left out, but this channel has no user

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from cti.config import Config, SeatConf
 from cti.domain import passwords
 from cti.domain.errors import CtiError
+from cti.domain.lockout import Lockout
 from cti.domain.model import (
     BUSY,
     IDLE,
@@ -116,6 +117,8 @@ class Seats:
     ) -> None:
         self.config = config
         self.repo = repo if repo is not None and repo.store is store else SeatRepo(store, log)
+        self.lockout = Lockout(self.repo.store, config.lockout, clock, time.monotonic)
+        self._log = log
         self.events = events
         self.locks = locks
         self._clock = clock
@@ -236,10 +239,60 @@ class Seats:
         finally:
             lock.release()
 
+    def _password(self, conf: SeatConf, password: str, phone: Phone) -> None:
+        """The seat's password, or a refusal: while the seat or phone is locked at once (no
+        PBKDF2); a wrong one is counted, logged and announced, and may lock both."""
+        self.lockout.check(conf.id, phone.key)
+        ok = passwords.known(conf.password, password)
+        if not ok:
+            self.lockout.may_check()
+            ok = passwords.verify(conf.password, password)
+        if ok:
+            self.lockout.succeeded(conf.id, phone.key)
+            return
+        locked = self.lockout.failed(conf.id, phone.key)
+        lock = self.config.lockout
+        what = {"s": f"seat {conf.id}", "p": f"phone {phone.number}"}
+        note = "; " + " and ".join(what[k] for k in locked) + f" locked for {lock.duration}s" if locked else ""
+        self._log.log("WARNING", f"cti: wrong password for seat {conf.id} from phone {phone.number}{note}")
+        self._fire_security("bad_password", conf.id, phone, note[2:])
+        for kind in locked:
+            self._fire_security("locked", conf.id, phone, f"{what[kind]} after {lock.max_failures} wrong passwords")
+        raise CtiError("bad_password", f"wrong password for seat {conf.id}{note}")
+
+    def _fire_security(self, action: str, seat: str, phone: Phone, reason: str, operator: str = "") -> None:
+        self.events.fire(
+            "cti::seat",
+            {
+                "CTI-Action": action,
+                "CTI-Seat": seat,
+                "CTI-Phone": phone.dial_string(self.config.gateway) if phone.number else "",
+                "CTI-Operator": operator,
+                "CTI-Reason": reason,
+                "CTI-Timestamp": f"{self._clock():.3f}",
+            },
+        )
+
+    def unlock(self, seat: str, operator: str = "") -> str:
+        """``cti.unlock``: from fs_cli, or by a signed-in supervisor of one of the seat's hotlines."""
+        conf = self.seat_conf(seat)
+        if operator and operator != seat:
+            self.seat_conf(operator)
+            op = self.repo.get(operator)
+            if op is None:
+                raise CtiError("not_signed_in", f"operator {operator} is not signed in")
+            if op.role != SUPERVISOR or op.hotline not in conf.hotlines:
+                raise CtiError("not_supervisor", f"{operator} is not a signed-in supervisor of a hotline of seat {seat}")
+        elif operator == seat:
+            raise CtiError("not_supervisor", f"seat {seat} cannot unlock itself")
+        until = self.lockout.unlock(seat)
+        self._fire_security("unlocked", seat, Phone(""), "was locked" if until else "was not locked", operator)
+        self._log.log("NOTICE", f"cti: seat {seat} unlocked by {operator or 'the console'}")
+        return f"+OK {seat} unlocked" + ("" if until else " (it was not locked)")
+
     def checkin(self, hotline: str, seat: str, password: str, phone: Phone, role_word: str = "agent") -> str:
         conf = self.seat_conf(seat)
-        if not passwords.verify(conf.password, password):
-            raise CtiError("bad_password", f"wrong password for seat {seat}")
+        self._password(conf, password, phone)
         if hotline == "-":
             hotline = conf.hotlines[0]
         if hotline not in self.config.hotlines:

@@ -1,0 +1,94 @@
+"""Sign-in lockout (issue 12): wrong passwords are counted per seat and per phone, a locked seat
+or phone is refused at once without PBKDF2, a supervisor clears it, PBKDF2 runs are bounded."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import config_text
+
+from cti.domain import passwords
+
+
+@pytest.fixture
+def guarded(switch):
+    switch.write_config(config_text() + "lockout:\n  max_failures: 3\n  window: 60\n  duration: 120\n")
+    return switch
+
+
+def security_events(sw):
+    return [(e["CTI-Action"], e["CTI-Seat"]) for e in sw.events() if e["CTI-Action"] in ("bad_password", "locked", "unlocked")]
+
+
+def test_the_third_wrong_password_locks_the_seat_and_the_next_try_is_refused_at_once(guarded, mocker):
+    sw = guarded
+    for i in range(2):
+        assert sw.cti("checkin", f"8001 101 wrong{i} 101").startswith("-ERR bad_password wrong password for seat 101\n")
+    third = sw.cti("checkin", "8001 101 wrong2 101")
+    assert third == "-ERR bad_password wrong password for seat 101; seat 101 and phone 101 locked for 120s\n"
+    pbkdf2 = mocker.spy(passwords.hashlib, "pbkdf2_hmac")
+    started = time.perf_counter()
+    reply = sw.cti("checkin", "8001 101 p101 101")  # even the right password
+    assert time.perf_counter() - started < 0.005
+    assert reply.startswith("-ERR locked seat 101 is locked after wrong passwords for ")
+    assert pbkdf2.call_count == 0, "no PBKDF2 while locked"
+    assert security_events(sw) == [("bad_password", "101")] * 3 + [("locked", "101"), ("locked", "101")]
+    warnings = [m for lvl, m in sw.core.logs if lvl == "WARNING" and "wrong password for seat 101" in m]
+    assert len(warnings) == 3
+    assert sw.record("101") == {} and not [k for k in sw.core.hash if k.startswith("cti_phone.")], "nothing else changed"
+
+
+def test_the_phone_is_locked_too_whatever_seat_it_tries(guarded):
+    sw = guarded
+    for seat in ("101", "103", "104"):
+        sw.cti("checkin", f"8001 {seat} wrong 150")
+    assert sw.cti("checkin", "8001 105 p105 150").startswith("-ERR locked phone 150 is locked")
+    assert sw.cti("checkin", "8001 105 p105 151").startswith("+OK"), "another phone is fine"
+
+
+def test_failures_older_than_the_window_do_not_count_and_the_lock_expires(guarded):
+    sw = guarded
+    sw.cti("checkin", "8001 101 wrong 101")
+    sw.cti("checkin", "8001 101 wrong 101")
+    sw.core.advance(61)
+    assert sw.cti("checkin", "8001 101 wrong 101").startswith("-ERR bad_password wrong password for seat 101\n")
+    sw.cti("checkin", "8001 101 wrong 101")
+    assert "locked for 120s" in sw.cti("checkin", "8001 101 wrong 101")
+    sw.core.advance(121)
+    assert sw.cti("checkin", "8001 101 p101 101").startswith("+OK")
+
+
+def test_a_right_password_clears_the_count(guarded):
+    sw = guarded
+    sw.cti("checkin", "8001 101 wrong 101")
+    sw.cti("checkin", "8001 101 wrong 101")
+    assert sw.cti("checkin", "8001 101 p101 101").startswith("+OK")
+    sw.cti("checkout", "101")
+    sw.cti("checkin", "8001 101 wrong 101")
+    assert sw.cti("checkin", "8001 101 wrong 101") == "-ERR bad_password wrong password for seat 101\n"
+
+
+def test_a_supervisor_of_the_seats_hotline_unlocks_it_and_its_phone(guarded):
+    sw = guarded
+    assert sw.cti("checkin", "8001 102 p102 102 internal supervisor").startswith("+OK")
+    assert sw.cti("checkin", "8002 201 p201 201").startswith("+OK")
+    for _ in range(3):
+        sw.cti("checkin", "8001 101 wrong 101")
+    assert sw.cti("unlock", "101 201").startswith("-ERR not_supervisor ")
+    assert sw.cti("unlock", "101 101").startswith("-ERR not_supervisor ")
+    assert sw.cti("unlock", "999").startswith("-ERR no_such_seat ")
+    assert sw.cti("unlock", "101 102") == "+OK 101 unlocked\n"
+    assert sw.cti("checkin", "8001 101 p101 101").startswith("+OK"), "seat and phone are free again"
+    assert sw.cti("unlock", "104") == "+OK 104 unlocked (it was not locked)\n"
+    assert ("unlocked", "101") in security_events(sw)
+
+
+def test_password_checks_are_bounded_per_second(switch):
+    sw = switch
+    sw.write_config(config_text() + "lockout:\n  max_failures: 100\n  checks_per_second: 3\n")
+    replies = [sw.cti("checkin", f"8001 101 wrong{i} 15{i}") for i in range(5)]
+    assert [r.split()[1] for r in replies] == ["bad_password"] * 3 + ["locked"] * 2
+    assert "password checks this second" in replies[3]
+    time.sleep(1.01)  # the next second: checks run again
+    assert sw.cti("checkin", "8001 101 wrong 159").startswith("-ERR bad_password ")
