@@ -22,6 +22,7 @@ from cti.domain.ports import KeyedLocks
 from cti.domain.routing import Queues, Router
 from cti.domain.seats import SeatRepo, Seats
 from cti.domain.supervision import Supervisors
+from cti.domain.tags import Tags
 from cti.switch.api import Switch
 from cti.switch.calls import SwitchCalls
 from cti.switch.store import SwitchStore
@@ -38,6 +39,7 @@ _path = ""
 _stores: Dict[Tuple[str, str], SwitchStore] = {}
 _repos: Dict[Tuple[str, str], SeatRepo] = {}  # one per store: its decoded records outlive a config change
 _seats: Optional[Seats] = None
+_tag: Optional[Tuple[SwitchStore, Tags]] = None
 
 # the call watcher: at most one runs; it owns the token and beats at least once a second
 _watch_token = ""
@@ -55,12 +57,13 @@ def config_path(sw: Switch) -> str:
 
 def forget() -> None:
     """Drop everything built (tests, ``cti.reload``): the next call builds it afresh."""
-    global _path, _queues, _seats, _watch_token, _beat, _locks
+    global _path, _queues, _seats, _watch_token, _beat, _locks, _tag
     with _guard:
         _path = ""
         _queues = Queues()
         _locks = KeyedLocks()
         _seats = None
+        _tag = None
         _watch_token, _beat = "", 0.0
         _stores.clear()
         _repos.clear()
@@ -98,8 +101,24 @@ def seats() -> Seats:
         s = Seats(cfg, store, sw, sw, _locks, lambda: clock(), repo)
         s.on_available = lambda hotline, s=s: _dispatch(s, hotline)  # type: ignore[misc]
         s.leg_alive = SwitchCalls(sw).exists
+        s.tags = _tags(store)
         _seats = s
     return s
+
+
+def _tags(store: SwitchStore) -> Tags:
+    """The switch's tag secret: kept in its store (claimed once, insert-if-empty), so legs
+    tagged before an upgrade still verify after it."""
+    global _tag
+    if _tag is None or _tag[0] is not store:
+
+        def secret() -> bytes:
+            mine = os.urandom(32).hex()
+            held = store.claim("secret", mine)
+            return bytes.fromhex(held or mine)
+
+        _tag = (store, Tags(secret))
+    return _tag[1]
 
 
 def _dispatch(s: Seats, hotline: str) -> None:

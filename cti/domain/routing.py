@@ -26,6 +26,7 @@ from cti.domain.errors import CtiError
 from cti.domain.model import IDLE, SeatState
 from cti.domain.ports import Calls
 from cti.domain.seats import Seats
+from cti.domain.tags import Tags, new_leg
 
 MISSED = frozenset({"NO_ANSWER", "ALLOTTED_TIMEOUT", "NO_USER_RESPONSE", "USER_BUSY", "CALL_REJECTED"})
 
@@ -66,10 +67,11 @@ def leg(dial: str, variables: Dict[str, str]) -> str:
 
 
 def group_dial_string(
-    group: RingGroup, states: Dict[str, SeatState], gateway: str, taken: Iterable[str] = ()
+    group: RingGroup, states: Dict[str, SeatState], gateway: str, taken: Iterable[str] = (), tags: Optional[Tags] = None
 ) -> Tuple[str, List[str]]:
     """(dial string, members skipped and why) for a ring group. ``taken``: seats offered to
-    another caller right now (their claim is held elsewhere)."""
+    another caller right now (their claim is held elsewhere). With ``tags``, each seat's leg
+    gets its uuid and an unforgeable ``cti_seat``; without, the plain view (fs_cli)."""
     legs, skipped = [], []
     held = set(taken)
     for member in group.members:
@@ -84,7 +86,11 @@ def group_dial_string(
             if member.seat in held:
                 skipped.append(f"{member.seat}:offered")
                 continue
-            variables["cti_seat"] = member.seat
+            if tags is None:
+                variables["cti_seat"] = member.seat
+            else:
+                uuid = new_leg()
+                variables = {"origination_uuid": uuid, **variables, "cti_seat": tags.tag(uuid, "cti_seat", member.seat)}
             dial = st.phone_obj.dial_string(gateway)
         else:
             dial = member.endpoint
@@ -281,7 +287,7 @@ class Router:
         claimed = [s for s in idle if self._claim(s, caller)]
         try:
             taken = [s for s in idle if s not in claimed]
-            dial, skipped = group_dial_string(group, states, self.seats.config.gateway, taken)
+            dial, skipped = group_dial_string(group, states, self.seats.config.gateway, taken, self.seats.tags)
             if len(skipped) == len(group.members):  # every member is a seat that is not free
                 return self._fallback(channel, group.fallback, f"ring group {number}: nobody free ({' '.join(skipped)})")
             cause = self._bridge(channel, dial)
@@ -385,13 +391,16 @@ class Router:
         answered = False
         try:
             states = self.seats.repo.get_many(seats)
-            legs = [
-                leg(
-                    st.phone_obj.dial_string(self.seats.config.gateway),
-                    {"leg_timeout": str(conf.ring_timeout), "cti_seat": st.seat, "cti_offer": waiter.uuid},
-                )
-                for st in (states[s] for s in seats if s in states)
-            ]
+            tags, legs = self.seats.tags, []
+            for st in (states[s] for s in seats if s in states):
+                uuid = new_leg()  # cti names the leg, so its tags bind to it
+                variables = {
+                    "origination_uuid": uuid,
+                    "leg_timeout": str(conf.ring_timeout),
+                    "cti_seat": tags.tag(uuid, "cti_seat", st.seat),
+                    "cti_offer": tags.tag(uuid, "cti_offer", waiter.uuid),
+                }
+                legs.append(leg(st.phone_obj.dial_string(self.seats.config.gateway), variables))
             for seat in seats:
                 self._queue_event("offered", conf, waiter, seat=seat)
             cause = self._bridge(channel, f"{{ignore_early_media=true,cti_hotline={conf.id}}}" + ",".join(legs))

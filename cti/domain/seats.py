@@ -7,6 +7,7 @@ then performs its side effects as a short checklist: store, then event.
 from __future__ import annotations
 
 import json
+import os
 import time
 import unicodedata
 from dataclasses import replace
@@ -30,6 +31,7 @@ from cti.domain.model import (
     SeatState,
 )
 from cti.domain.ports import Events, KeyedLocks, Log, Store
+from cti.domain.tags import Tags
 
 
 def seat_key(seat: str) -> str:
@@ -118,6 +120,7 @@ class Seats:
         self.config = config
         self.repo = repo if repo is not None and repo.store is store else SeatRepo(store, log)
         self.lockout = Lockout(self.repo.store, config.lockout, clock, time.monotonic)
+        self.tags = Tags(lambda: os.urandom(32))  # the wiring gives it the switch's own secret
         self._log = log
         self.events = events
         self.locks = locks
@@ -129,6 +132,9 @@ class Seats:
 
     def now(self) -> float:
         return self._clock()
+
+    def log(self, level: str, message: str) -> None:
+        self._log.log(level, message)
 
     # -- look-ups -------------------------------------------------------------------------
     def seat_conf(self, seat: str) -> SeatConf:

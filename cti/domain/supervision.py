@@ -23,6 +23,7 @@ from cti.domain.errors import CtiError
 from cti.domain.model import CAUSES, ON_A_CALL, SUPERVISOR, SeatState
 from cti.domain.ports import Calls, Log
 from cti.domain.seats import Seats
+from cti.domain.tags import new_leg
 
 # eavesdrop DTMF with the agent leg as target (CALLS.md §4)
 MODE_DIGIT = {"monitor": "0", "whisper": "2", "barge": "3"}
@@ -176,10 +177,13 @@ class Supervisors:
         self, action: str, target: SeatState, sup: SeatState, agent: str, customer: str, channel: Optional[Channel]
     ) -> str:
         app, data, variables = start_app(action, agent, customer)
-        variables = dict(variables, cti_supervision=sup.seat, cti_action=action, cti_target=target.seat)
+        leg = channel.uuid if channel is not None else new_leg()  # cti names the leg it tags
+        tagged = self.seats.tags.tag(leg, "cti_supervision", sup.seat)
+        variables = dict(variables, cti_supervision=tagged, cti_action=action, cti_target=target.seat)
         now = self._clock()
         job = ""
         if channel is None:
+            variables = {"origination_uuid": leg, **variables}
             leg, job = self.calls.originate(
                 sup.phone_obj.dial_string(self.seats.config.gateway),
                 dict(variables, origination_caller_id_number=target.seat, origination_caller_id_name=f"cti-{action}"),

@@ -18,6 +18,7 @@ from cti.domain.model import BUSY, IDLE, IN_CALL, ON_A_CALL, RINGING, WRAP_UP, P
 from cti.domain.ports import Calls
 from cti.domain.routing import MISSED
 from cti.domain.supervision import DIGIT_MODE, MODE_DIGIT, Session, Supervisors, sup_key, take_key
+from cti.domain.tags import Forged
 
 RECONCILE_EVERY = 5.0  # seconds between the watcher's sweeps of seats whose call may be gone
 
@@ -60,6 +61,15 @@ class Tracker:
         self.leg_seat = self.memory.legs  # legs known to belong to a seat, kept across events
         self._on_bridged = on_bridged  # (caller leg, seat): a hotline offer was answered
 
+    def _var(self, h: H, name: str) -> Optional[str]:
+        """A cti variable of the event's leg, if cti put it there; a forged one is logged and
+        ignored (tags.py)."""
+        try:
+            return self.seats.tags.read(h.get("Unique-ID", ""), name, h.get(f"variable_{name}"))
+        except Forged as exc:
+            self.seats.log("WARNING", f"cti: ignored a forged channel variable: {exc}")
+            return None
+
     def handle(self, h: H) -> None:
         name = h.get("Event-Name", "")
         handler = getattr(self, "_on_" + name.lower(), None)
@@ -71,9 +81,9 @@ class Tracker:
         uuid = h.get("Unique-ID", "")
         if uuid in self.leg_seat:
             return self.leg_seat[uuid]
-        if h.get("Call-Direction") != "outbound" or h.get("variable_cti_supervision"):
+        if h.get("Call-Direction") != "outbound" or self._var(h, "cti_supervision"):
             return None  # a supervisor's call-back leg is not a call of the supervisor's seat
-        tagged = h.get("variable_cti_seat")
+        tagged = self._var(h, "cti_seat")
         if tagged:
             return tagged if tagged in self.seats.config.seats else None
         if h.get("variable_sip_gateway_name"):
@@ -114,7 +124,7 @@ class Tracker:
 
     def _on_channel_answer(self, h: H) -> None:
         uuid = h.get("Unique-ID", "")
-        sup = h.get("variable_cti_supervision")
+        sup = self._var(h, "cti_supervision")
         if sup:
             self._supervisor_answered(sup, uuid)
         seat = self.leg_seat.get(uuid)
@@ -137,7 +147,7 @@ class Tracker:
                     answered = self._answered(state) if state.status != IN_CALL else state
                     self._save("answered", state, replace(answered, customer=other))
             self._on_bridged(other, seat)
-        sup = h.get("variable_cti_supervision")
+        sup = self._var(h, "cti_supervision")  # the A leg's: the event's Unique-ID
         if sup:
             session = self.sup.session(sup)
             if session is not None and session.leg == a and session.app == "intercept":
@@ -147,7 +157,7 @@ class Tracker:
     def _on_channel_hangup_complete(self, h: H) -> None:
         uuid = h.get("Unique-ID", "")
         cause = h.get("Hangup-Cause", "")
-        sup = h.get("variable_cti_supervision")
+        sup = self._var(h, "cti_supervision")
         if sup:
             self._supervisor_gone(sup, uuid, cause)
         seat = self.leg_seat.pop(uuid, None) or self._seat_of(h)
@@ -158,7 +168,7 @@ class Tracker:
                 if state is not None and state.call == uuid:
                     after = self.seats.after_call(state)
                     action = "hangup"
-                    if state.status == RINGING and h.get("variable_cti_offer") and cause in MISSED:
+                    if state.status == RINGING and self._var(h, "cti_offer") and cause in MISSED:
                         after = replace(after, misses=state.misses + 1)
                         hotline = self.seats.config.hotlines.get(state.hotline)
                         if hotline is not None and hotline.max_no_answer and after.misses >= hotline.max_no_answer:
@@ -254,7 +264,14 @@ class Tracker:
     def _on_dtmf(self, h: H) -> None:
         # DTMF events carry no channel variables (FACTS.md §9): ask the leg who it is
         uuid = h.get("Unique-ID", "")
-        sup = self.calls.get_var(uuid, "cti_supervision") if uuid else None
+        sup = (
+            self._var(
+                {"Unique-ID": uuid, "variable_cti_supervision": self.calls.get_var(uuid, "cti_supervision") or ""},
+                "cti_supervision",
+            )
+            if uuid
+            else None
+        )
         digit = h.get("DTMF-Digit", "")
         session = self.sup.session(sup) if sup else None
         if session is None or session.leg != h.get("Unique-ID") or session.app != "eavesdrop":

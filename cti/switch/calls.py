@@ -64,8 +64,8 @@ class SwitchCalls:
     def originate(self, dial: str, variables: Mapping[str, str], app: str, data: str) -> Tuple[str, str]:
         """``bgapi originate {origination_uuid=...,...}<dial> '&app(data)'``: returns at once
         (a synchronous originate would hold the GIL for the whole ring time, FACTS.md §1)."""
-        leg = str(uuidlib.uuid4())
-        pairs = [f"origination_uuid={leg}"] + [f"{k}={_var_value(v)}" for k, v in variables.items()]
+        leg = variables.get("origination_uuid") or str(uuidlib.uuid4())
+        pairs = [f"origination_uuid={leg}"] + [f"{k}={_var_value(v)}" for k, v in variables.items() if k != "origination_uuid"]
         # the app data is quoted: unquoted, originate splits it at the space (CALLS.md §2)
         reply = self._sw.api(f"bgapi originate {{{','.join(pairs)}}}{dial} '&{app}({data})'")
         return leg, reply.strip().rpartition(" ")[2] if reply.startswith("+OK Job-UUID:") else ""

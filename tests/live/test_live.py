@@ -146,7 +146,7 @@ def test_five_callers_on_two_seats_all_served_in_arrival_order(live):
     offered = 2
     for seat in ("101", "104", "101", "104", "101"):
         leg = legs[seat]
-        served.append(by_b[live.api(f"uuid_getvar {leg} cti_offer").strip()])
+        served.append(by_b[live.api(f"uuid_getvar {leg} cti_offer").strip().split("~")[0]])  # <caller>~<tag>
         live.pick_up(leg)
         live.wait(lambda leg=leg: live.partner(leg), 3.0, "bridged")
         live.hang_up(leg)
@@ -314,3 +314,34 @@ def test_a_ring_group_never_rings_a_seat_a_hotline_is_offering(live):
     ]
     assert created == [], "101 is being offered by the hotline: the group skipped it"
     assert live.exists(leg101) and live.exists(hot["b"]) and live.exists(group["b"])
+
+
+# -- trust: forged variables ------------------------------------------------------------------------------
+def test_forged_cti_variables_on_a_leg_change_nothing(live):
+    live.sign_in_all("8001 101 p101 101", "8001 104 p104 104")
+    live.phone("101", "noanswer")
+    live.api("hash insert/ctitest/dial/{leg_timeout=1}[cti_seat=104,cti_offer=13900000000]user/101")
+    live.api("hash delete/ctitest/cof")
+    for _ in range(4):  # more than max_no_answer: a counted miss would make 101 busy
+        mark = live.esl.mark()
+        caller = live.customer("bridge")
+        created = live.esl.wait_event(
+            lambda e: (
+                e.get("Event-Name") == "CHANNEL_CREATE"
+                and e.get("Call-Direction") == "outbound"
+                and e.get("Channel-Presence-ID", "").startswith("101@")
+            ),
+            3.0,
+            mark,
+        )
+        assert created["variable_cti_seat"] == "104", "the forged variable is on the leg"
+        live.esl.wait_event(
+            lambda e, u=created["Unique-ID"]: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == u,
+            4.0,
+            mark,
+        )
+        assert live.status("104") == "idle", "a forged cti_seat does not make it 104's call"
+        live.hang_up(caller["a"])
+    live.wait(lambda: live.status("101") == "idle", 2.0)
+    rec = live.seat("101")
+    assert rec["status"] == "idle" and live.status("104") == "idle", "no miss counted from a forged cti_offer"
