@@ -67,11 +67,25 @@ def _target_and_operator(seats: Seats, seat: str, operator: str, caller: Optiona
     return seat, operator
 
 
+PIN_TIMEOUT_MS = 10_000
+
+
 def _checkin(a: List[str], caller: Optional[Caller]) -> str:
-    hotline, seat, password = a[0], a[1], a[2]
+    hotline, seat, password = a[0], a[1], _at(a, 2)
     if hotline != "-":
         check_id("hotline", hotline)
     check_id("seat", seat)
+    if caller is not None:
+        # From the dialplan the password is keyed after a tone, never an argument: the app's
+        # data is in every CHANNEL_EXECUTE event, the feature code in CDRs and `show channels`.
+        if password not in ("", "-"):
+            raise CtiError("usage", f"{APP_CHECKIN_USAGE}: from the dialplan the password is keyed after the tone, never given")
+        if caller.channel is None:
+            raise CtiError("no_phone", "no channel to ask the password on")
+        tone = wiring.seats().config.tones.password
+        password = caller.channel.ask_digits(tone, PASSWORD_MAX, PIN_TIMEOUT_MS)
+        if not password:
+            raise CtiError("bad_password", f"no password keyed for seat {seat}")
     if len(password) > PASSWORD_MAX:
         raise CtiError("too_long", f"password longer than {PASSWORD_MAX}")
     if len(a) >= 4:
@@ -208,7 +222,8 @@ COMMANDS: Dict[str, Command] = {
 }
 # From a phone the phone (checkin), the seat (the others) or the supervisor (the caller) may
 # be left out.
-APP_MIN_ARGS = {"checkin": 3, "checkout": 0, "busy": 0, "idle": 0, "monitor": 1, "whisper": 1, "barge": 1, "robcall": 1}
+APP_CHECKIN_USAGE = "cti.checkin <hotline> <seat> [- [<phone> [internal|external] [agent|supervisor]]]"
+APP_MIN_ARGS = {"checkin": 2, "checkout": 0, "busy": 0, "idle": 0, "monitor": 1, "whisper": 1, "barge": 1, "robcall": 1}
 
 
 def execute(name: str, args: str, caller: Optional[Caller]) -> str:

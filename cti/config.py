@@ -88,6 +88,7 @@ class LockoutConf:
 class Tones:
     ok: str = "tone_stream://%(200,0,800)"
     error: str = "tone_stream://%(500,500,480,620);loops=2"
+    password: str = "tone_stream://%(100,100,1400);loops=2"  # key the password now, then #
 
 
 FEATURE_DEFAULTS = {
@@ -233,7 +234,7 @@ def parse(path: str, text: str) -> Config:
         if values["checkin_status"] not in (IDLE, BUSY):
             raise top["checkin_status"].fail("expected idle or busy")
     if "tones" in top:
-        tones = top["tones"].mapping(("ok", "error"))
+        tones = top["tones"].mapping(("ok", "error", "password"))
         values["tones"] = Tones(**{k: _media(v) for k, v in tones.items()})
     if "lockout" in top:
         keys = ("max_failures", "window", "duration", "checks_per_second")

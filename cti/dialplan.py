@@ -17,7 +17,7 @@ from cti.config import FEATURE_DEFAULTS, load
 
 # action -> (pattern after the prefix, python data, comment)
 FEATURES = {
-    "checkin": (r"(\d+)\*(\d+)", "cti.checkin - $1 $2", "<seat>*<password>: sign in (签入) on this phone"),
+    "checkin": (r"(\d+)", "cti.checkin - $1", "<seat>: sign in (签入) on this phone; key the password after the tone, then #"),
     "checkout": (r"(\d*)", "cti.checkout $1", "[<seat>]: sign out (签出) this phone's seat, or as a supervisor that seat"),
     "busy": (r"(\d*)", "cti.busy $1", "[<seat>]: busy (示忙) this phone's seat, or as a supervisor that seat"),
     "idle": (r"(\d*)", "cti.idle $1", "[<seat>]: idle (示闲) this phone's seat, or as a supervisor that seat"),

@@ -101,10 +101,11 @@ class Switch:
         return self.cli(f"python cti.{command} {args}".rstrip())
 
     def dial(
-        self, command: str, args: str = "", user: Optional[str] = None, customer: str = "", **variables: str
+        self, command: str, args: str = "", user: Optional[str] = None, customer: str = "", keys: str = "", **variables: str
     ) -> freeswitch.Session:
         """``<action application="python" data="cti.<command> <args>"/>`` on a channel of ``user``
-        (a live inbound leg from that user's phone, answered, as a feature code runs)."""
+        (a live inbound leg from that user's phone, answered, as a feature code runs). ``keys``:
+        DTMF the phone sends (queued on the channel, as the switch queues it)."""
         import importlib
 
         from _calls import DOMAIN, Channel
@@ -122,7 +123,11 @@ class Switch:
             self.core.channels[leg.uuid] = leg
             session = freeswitch.Session(variables, channel=leg)
         else:
-            session = freeswitch.Session(variables)
+            leg = Channel(self.core, "sofia/internal/anonymous", "inbound", dest=args)
+            leg.answered, leg.callstate = True, "ACTIVE"
+            self.core.channels[leg.uuid] = leg
+            session = freeswitch.Session(variables, channel=leg)
+        leg.dtmf.extend(keys)
         module = importlib.reload(importlib.import_module(f"cti.{command}"))
         module.handler(session, args)
         return session

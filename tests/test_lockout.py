@@ -92,3 +92,34 @@ def test_password_checks_are_bounded_per_second(switch):
     assert "password checks this second" in replies[3]
     time.sleep(1.01)  # the next second: checks run again
     assert sw.cti("checkin", "8001 101 wrong 159").startswith("-ERR bad_password ")
+
+
+# -- the password never leaves the call -------------------------------------------------------------
+def test_a_feature_code_sign_in_keys_the_password_and_it_is_nowhere_else(switch):
+    from cti.domain import passwords as pw
+
+    sw = switch
+    sw.write_config(config_text().replace(passwords_of("101"), pw.make("7531", iterations=1000)))
+    s = sw.dial("checkin", "- 101", user="101", keys="7531#")  # *21101, then 7531 # after the tone
+    assert s.variables["cti_result"] == "+OK 101 signed in to 8001 as agent on user/101, idle"
+    assert ("streamFile", "tone_stream://%(100,100,1400);loops=2") in s.executed, "the tone asks for it"
+    seen = [str(s.executed), str(s.variables), str(sw.core.logs), str([e.headers for e in sw.core.events]), str(sw.core.api_log)]
+    assert not [text for text in seen if "7531" in text], "the password is in no app data, variable, log, event or API call"
+
+
+def test_from_the_dialplan_a_password_argument_is_refused(switch):
+    s = switch.dial("checkin", "8001 101 p101", user="101")
+    assert (s.variables["cti_ok"], s.variables["cti_code"]) == ("false", "usage")
+    assert "keyed after the tone" in s.variables["cti_result"]
+    assert switch.record("101") == {}
+
+
+def test_no_keys_is_a_wrong_password(switch):
+    s = switch.dial("checkin", "- 101", user="101", keys="#")
+    assert s.variables["cti_code"] == "bad_password"
+
+
+def passwords_of(seat):
+    from conftest import _HASHES
+
+    return _HASHES[seat]

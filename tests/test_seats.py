@@ -125,7 +125,7 @@ def test_status_json_for_programs(switch):
 
 # -- from a phone (dialplan application) --------------------------------------------------
 def test_checkin_from_a_phone_uses_the_authenticated_extension(switch):
-    s = switch.dial("checkin", "8001 101 p101", user="101", caller_id_number="999")
+    s = switch.dial("checkin", "8001 101", user="101", keys="p101#", caller_id_number="999")
     assert s.variables["cti_ok"] == "true"
     assert s.variables["cti_result"] == "+OK 101 signed in to 8001 as agent on user/101, idle"
     assert status_of(switch, "101")["phone"] == "user/101"
@@ -157,7 +157,7 @@ def test_a_phone_with_nobody_signed_in_cannot_act_on_a_seat(switch):
 
 
 def test_checkin_from_a_channel_without_a_user_needs_a_phone(switch):
-    s = switch.dial("checkin", "8001 101 p101")
+    s = switch.dial("checkin", "8001 101", keys="p101#")
     assert s.variables["cti_code"] == "no_phone"
 
 
@@ -239,7 +239,12 @@ def test_bad_input_from_a_phone_sets_the_code_and_changes_nothing(busy_floor, co
     if code == "usage" and command == "checkin" and len(args.split()) == 3:
         code = "no_phone"  # from a phone the phone may be left out, but this channel has no user
     before = busy_floor.snapshot()
-    s = busy_floor.dial(command, args)
+    keys = ""
+    if command == "checkin" and len(args.split()) >= 3:  # from a phone the password is keyed, not given
+        parts = args.split()
+        keys, parts[2] = parts[2] + "#", "-"
+        args = " ".join(parts)
+    s = busy_floor.dial(command, args, keys=keys)
     assert (s.variables["cti_ok"], s.variables["cti_code"]) == ("false", code), s.variables["cti_result"]
     assert busy_floor.snapshot() == before
 

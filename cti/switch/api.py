@@ -77,3 +77,10 @@ class SessionChannel:
 
     def get_var(self, name: str) -> str:
         return self._session.getVariable(name) or ""
+
+    def ask_digits(self, prompt: str, most: int, timeout_ms: int) -> str:
+        """Play ``prompt``, then collect keys up to ``#`` (or ``most`` of them, or the timeout).
+        ``getDigits`` hands them back to Python directly: they are in no channel variable, no
+        application's data and no event but the DTMF events themselves."""
+        self._session.streamFile(prompt, 0)
+        return self._session.getDigits(most, "#", timeout_ms) or ""

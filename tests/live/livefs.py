@@ -31,7 +31,7 @@ from esl import ESL, ESLError, Headers, connect, target  # noqa: E402
 PASSWORDS = {s: f"p{s}" for s in ("101", "102", "103", "104", "105", "201", "202")}
 PHONES = ("101", "102", "103", "104", "105", "150", "151", "201", "202")
 EVENTS = (
-    "CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_HANGUP_COMPLETE DTMF BACKGROUND_JOB "
+    "CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_EXECUTE CHANNEL_HANGUP_COMPLETE DTMF BACKGROUND_JOB "
     "CUSTOM cti::seat cti::queue cti::supervisor"
 )
 

@@ -70,6 +70,8 @@ class Channel:
         self.eavesdrop: Optional[Tuple[str, str]] = None  # (target uuid, mode digit)
         self.inherit: Dict[str, str] = {}  # the {} variables of the bridge this leg is running
         self.playing = ""  # what streamFile / playback plays to this leg right now
+        self.dtmf: List[str] = []  # keys received, not yet read (getDigits)
+        self.keys = threading.Condition()
         self.dtmf_switching = True
         self.pending: Optional[Tuple[str, str, str]] = None  # (app, data, job uuid) run on answer
         self.bridge_to: List[str] = []  # legs this customer leg is ringing (bridge)
@@ -619,6 +621,9 @@ class CallsMixin:
         """A DTMF digit on this leg (its phone's keypad, or uuid_recv_dtmf)."""
         ch = self.channels[uuid]
         self.emit("DTMF", ch, **{"DTMF-Digit": digit, "DTMF-Duration": "2000"})
+        with ch.keys:
+            ch.dtmf.append(digit)
+            ch.keys.notify_all()
         if ch.eavesdrop is not None and ch.dtmf_switching:
             if digit == "*":
                 ch.eavesdrop = None

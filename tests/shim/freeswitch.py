@@ -380,6 +380,8 @@ def _wait_break(ch: Channel) -> None:
     if m:
         ch.woken.wait(int(m.group(1)) / 1000)
         return
+    if ch.playing.startswith("tone_stream://") and "loops=-1" not in ch.playing:
+        return  # a finite tone (a prompt): over at once in the shim's time
     if not ch.woken.wait(PLAY_LIMIT):
         raise AssertionError(f"{ch.name} is still playing {ch.playing!r}: nothing broke it or hung it up")
 
@@ -456,6 +458,27 @@ class Session:
         if ch.woken.is_set() and ch.uuid in CORE.channels:
             ch.woken.clear()  # switch_ivr_play_file clears the flag it returned on
         return 1
+
+    def getDigits(self, maxdigits: int, terminators: str, timeout: int, interdigit: int = 0, abstimeout: int = 0) -> str:
+        """Keys from the channel's DTMF queue (pressed before or while it waits) up to a
+        terminator (not returned), ``maxdigits`` or ``timeout`` ms."""
+        ch = self.channel
+        if ch is None:
+            return ""
+        got = []
+        deadline = time.monotonic() + timeout / 1000
+        with ch.keys:
+            while len(got) < maxdigits:
+                if not ch.dtmf:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not ch.keys.wait(left):
+                        break
+                    continue
+                digit = ch.dtmf.pop(0)
+                if digit in terminators:
+                    break
+                got.append(digit)
+        return "".join(got)
 
     def answer(self) -> None:
         self.executed.append(("answer", ""))
