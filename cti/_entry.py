@@ -89,7 +89,7 @@ def _checkin(a: List[str], caller: Optional[Caller]) -> str:
     if len(password) > PASSWORD_MAX:
         raise CtiError("too_long", f"password longer than {PASSWORD_MAX}")
     if len(a) >= 4:
-        phone = Phone.parse(a[3], a[4] if len(a) >= 5 else "internal")
+        phone = Phone.parse(a[3], a[4] if len(a) >= 5 else "internal", wiring.default_domain())
     elif caller is not None and caller.phone is not None:
         phone = caller.phone
     else:
@@ -266,13 +266,17 @@ def app(name: str, session: Any, args: str) -> None:
 
 
 def _session_phone(session: Any) -> Optional[Phone]:
-    """The authenticated directory user (``user_name``), not the spoofable caller-id number."""
+    """The authenticated directory user (``user_name`` of ``domain_name``), not the spoofable
+    caller-id number."""
     try:
         user = session.getVariable("user_name") or ""
+        domain = session.getVariable("domain_name") or ""
     except Exception:
         return None
+    if not user:
+        return None
     try:
-        return Phone.parse(user) if user else None
+        return Phone.parse(f"{user}@{domain}" if domain else user, "internal", wiring.default_domain())
     except CtiError:
         return None
 

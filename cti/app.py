@@ -40,6 +40,7 @@ _stores: Dict[Tuple[str, str], SwitchStore] = {}
 _repos: Dict[Tuple[str, str], SeatRepo] = {}  # one per store: its decoded records outlive a config change
 _seats: Optional[Seats] = None
 _tag: Optional[Tuple[SwitchStore, Tags]] = None
+_domain: Optional[str] = None
 
 # the call watcher: at most one runs; it owns the token and beats at least once a second
 _watch_token = ""
@@ -57,13 +58,14 @@ def config_path(sw: Switch) -> str:
 
 def forget() -> None:
     """Drop everything built (tests, ``cti.reload``): the next call builds it afresh."""
-    global _path, _queues, _seats, _watch_token, _beat, _locks, _tag
+    global _path, _queues, _seats, _watch_token, _beat, _locks, _tag, _domain
     with _guard:
         _path = ""
         _queues = Queues()
         _locks = KeyedLocks()
         _seats = None
         _tag = None
+        _domain = None
         _watch_token, _beat = "", 0.0
         _stores.clear()
         _repos.clear()
@@ -102,8 +104,17 @@ def seats() -> Seats:
         s.on_available = lambda hotline, s=s: _dispatch(s, hotline)  # type: ignore[misc]
         s.leg_alive = SwitchCalls(sw).exists
         s.tags = _tags(store)
+        s.default_domain = default_domain()
         _seats = s
     return s
+
+
+def default_domain() -> str:
+    """The switch's default domain (``$${domain}``): a bare ``101`` is ``101@<it>``."""
+    global _domain
+    if _domain is None:
+        _domain = Switch.here().global_var("domain")
+    return _domain
 
 
 def _tags(store: SwitchStore) -> Tags:

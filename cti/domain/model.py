@@ -83,7 +83,10 @@ class Phone:
     type: str = INTERNAL
 
     @classmethod
-    def parse(cls, text: str, type_word: str = "internal") -> Phone:
+    def parse(cls, text: str, type_word: str = "internal", default_domain: str = "") -> Phone:
+        """``101``, ``user/101`` or ``101@domain`` (an extension), or a number (external). An
+        extension of the switch's default domain is kept as the bare ``101``: ``101`` and
+        ``101@<default domain>`` are one phone, ``101@a`` and ``101@b`` two (tenants)."""
         kind = PHONE_TYPES.get(type_word.lower())
         if kind is None:
             raise CtiError("bad_arg", f"phone type {type_word[:20]!r} is not internal|external|0|1")
@@ -91,7 +94,18 @@ class Phone:
         pattern = _INTERNAL_RE if kind == INTERNAL else _EXTERNAL_RE
         if not pattern.match(number):
             raise CtiError("bad_arg", f"{kind} phone {text[:40]!r} is malformed")
+        if kind == INTERNAL:
+            user, _, domain = number.partition("@")
+            return cls.extension(user, domain, default_domain)
         return cls(number, kind)
+
+    @classmethod
+    def extension(cls, user: str, domain: str, default_domain: str) -> Phone:
+        """The directory user ``user`` of ``domain`` (a caller's ``user_name``/``domain_name``,
+        a leg's presence ``user@domain``)."""
+        if not domain or domain.lower() == default_domain.lower():
+            return cls(user)
+        return cls(f"{user}@{domain.lower()}")
 
     @property
     def key(self) -> str:

@@ -121,6 +121,7 @@ class Seats:
         self.repo = repo if repo is not None and repo.store is store else SeatRepo(store, log)
         self.lockout = Lockout(self.repo.store, config.lockout, clock, time.monotonic)
         self.tags = Tags(lambda: os.urandom(32))  # the wiring gives it the switch's own secret
+        self.default_domain = ""  # the switch's: a bare extension belongs to it
         self._log = log
         self.events = events
         self.locks = locks

@@ -111,7 +111,11 @@ class Supervisors:
         watcher keeps; one scan of the channels only when the watcher is not running."""
         agent = state.call
         if not agent and not self._alive():
-            ext = state.phone.split("@")[0]
+            ext = (
+                state.phone
+                if "@" in state.phone or state.phone_type != "internal"
+                else f"{state.phone}@{self.seats.default_domain}"
+            )
             found, scanned = self.calls.scan_for(ext)
             self._log.log(
                 "WARNING",

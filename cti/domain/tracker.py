@@ -94,7 +94,8 @@ class Tracker:
             presence = h.get("Channel-Presence-ID", "")
             if not presence:
                 return None
-            phone = Phone(presence.split("@")[0])
+            user, _, domain = presence.partition("@")
+            phone = Phone.extension(user, domain, self.seats.default_domain)
         return self.seats.seat_on_phone(phone)
 
     def _save(self, action: str, old: SeatState, new: SeatState, cause: str = "") -> None:

@@ -41,10 +41,15 @@ class SwitchCalls:
                 continue
             presence = row.get("presence_id", "")
             name = row.get("name", "")
-            # a gateway leg is sofia/<profile>/<number> with no presence (FACTS.md §9)
-            if presence.split("@")[0] == ext or (
-                not presence and name.startswith("sofia/") and name.split("@")[0].endswith("/" + ext)
-            ):
+            # ext: "<user>@<domain>" for an extension ("<user>@" while the default domain is
+            # unknown), a number for an external phone, whose gateway leg is
+            # sofia/<profile>/<number> with no presence (FACTS.md §9)
+            user, at, domain = ext.partition("@")
+            if at:
+                found = presence.lower() == ext.lower() if domain else presence.split("@")[0] == user
+            else:
+                found = not presence and name.startswith("sofia/") and name.split("@")[0].endswith("/" + ext)
+            if found:
                 return row.get("uuid"), len(rows)
         return None, len(rows)
 

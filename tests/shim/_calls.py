@@ -209,8 +209,10 @@ class CallsMixin:
                 k, _, v = pair.partition("=")
                 variables[k.strip()] = v.strip()
             dial = m.group(2)
-        if dial.startswith("user/"):
-            return variables, dial[5:].split("@")[0], f"sofia/internal/{dial[5:].split('@')[0]}@{DOMAIN}"
+        if dial.startswith("user/"):  # user/<ext>[@<domain>]: presence <ext>@<domain>, the default one when bare
+            user, _, domain = dial[5:].partition("@")
+            variables.setdefault("presence_id", f"{user}@{domain or DOMAIN}")
+            return variables, user, f"sofia/internal/{user}@{domain or DOMAIN}"
         m = re.match(r"^sofia/gateway/([^/]+)/(.+)$", dial)
         if m:  # named after the gateway's profile, the gateway in a variable (FACTS.md §9)
             variables["sip_gateway_name"] = m.group(1)
@@ -227,7 +229,7 @@ class CallsMixin:
             if customer is not None:
                 customer.variables["last_bridge_hangup_cause"] = "USER_NOT_REGISTERED" if behaviour else "SUBSCRIBER_ABSENT"
             return None
-        presence = f"{ext}@{DOMAIN}" if dial.lstrip("{[").find("user/") >= 0 or name.startswith("sofia/internal/") else ""
+        presence = variables.pop("presence_id", "") or (f"{ext}@{DOMAIN}" if name.startswith("sofia/internal/") else "")
         leg = Channel(self, name, "outbound", presence=presence, dest=ext, uuid=variables.get("origination_uuid", ""))
         leg.variables.update(variables)
         if customer is not None:
