@@ -90,6 +90,9 @@ def _checkin(a: List[str], caller: Optional[Caller]) -> str:
         raise CtiError("too_long", f"password longer than {PASSWORD_MAX}")
     if len(a) >= 4:
         phone = Phone.parse(a[3], a[4] if len(a) >= 5 else "internal", wiring.default_domain())
+        conf = wiring.seats().config.seats.get(seat)
+        if conf is not None and conf.domain and phone.type == "internal" and "@" not in a[3]:
+            phone = Phone.extension(phone.number, conf.domain, wiring.default_domain())  # bare: the seat's domain
     elif caller is not None and caller.phone is not None:
         phone = caller.phone
     else:

@@ -47,6 +47,7 @@ class Hotline:
     max_wait: int = 120  # seconds a caller waits in the queue before overflow
     overflow: str = ""  # transfer target after max_wait: "<exten> [<dialplan> [<context>]]"; "" hangs up
     moh: str = ""  # music on hold while queued; "": local_stream://moh if the switch has music, else a tone
+    monitor_tone: str = ""  # played to agent and customer when a supervisor starts listening ("": none)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ class SeatConf:
     password: str  # a passwords.make() hash, never the password
     hotlines: Tuple[str, ...]
     supervisor: bool = False
+    domain: str = ""  # its phones' directory domain ("": the switch's default)
+    supervises: Tuple[str, ...] = ()  # a supervisor limited to these hotlines and seats (): all of its hotline
 
 
 @dataclass(frozen=True)
@@ -257,7 +260,18 @@ def parse(path: str, text: str) -> Config:
         if not ID_RE.match(hid):
             raise node.fail("a hotline id must be letters, digits, '.' or '-' (at most 32)")
         fields = node.mapping(
-            ("name", "wrap_up", "strategy", "ring_timeout", "max_no_answer", "retry_delay", "max_wait", "overflow", "moh")
+            (
+                "name",
+                "wrap_up",
+                "strategy",
+                "ring_timeout",
+                "max_no_answer",
+                "retry_delay",
+                "max_wait",
+                "overflow",
+                "moh",
+                "monitor_tone",
+            )
         )
         hot: Dict[str, Any] = {"id": hid, "name": fields["name"].text(64) if "name" in fields else hid}
         for key, low, high in (
@@ -273,17 +287,18 @@ def parse(path: str, text: str) -> Config:
             hot["strategy"] = fields["strategy"].raw()
             if hot["strategy"] not in STRATEGIES:
                 raise fields["strategy"].fail(f"expected one of {', '.join(STRATEGIES)}")
-        for key in ("overflow", "moh"):
+        for key in ("overflow", "moh", "monitor_tone"):
             if key in fields:
                 hot[key] = _target(fields[key]) if key == "overflow" else _media(fields[key])
         hotlines[hid] = Hotline(**hot)
     seats: Dict[str, SeatConf] = {}
+    scopes: List[List[Tuple[str, _Node]]] = []  # checked once every seat is known
     for sid, node in (top["seats"].mapping() if "seats" in top else {}).items():
         if not ID_RE.match(sid):
             raise node.fail("a seat id must be letters, digits, '.' or '-' (at most 32)")
         if sid in hotlines:
             raise node.fail(f"{sid!r} is a hotline too; `cti.status {sid}` must mean one thing")
-        fields = node.mapping(("name", "password", "hotlines", "supervisor"))
+        fields = node.mapping(("name", "password", "hotlines", "supervisor", "domain", "supervises"))
         if "password" not in fields:
             raise node.fail("password is required (make one with: python3 -m cti.passwd)")
         password = fields["password"].raw()
@@ -299,13 +314,24 @@ def parse(path: str, text: str) -> Config:
             allowed.append(hid)
         if not allowed:
             raise fields["hotlines"].fail("a seat needs at least one hotline")
+        domain = fields["domain"].text(64).lower() if "domain" in fields else ""
+        if domain and not _DOMAIN_RE.match(domain):
+            raise fields["domain"].fail("a domain is letters, digits, '.' and '-'")
+        scope = [(item.raw(), item) for item in fields["supervises"].seq()] if "supervises" in fields else []
+        scopes.append(scope)
         seats[sid] = SeatConf(
             id=sid,
             name=fields["name"].text(64) if "name" in fields else sid,
             password=password,
             hotlines=tuple(allowed),
             supervisor=fields["supervisor"].boolean() if "supervisor" in fields else False,
+            domain=domain,
+            supervises=tuple(name for name, _ in scope),
         )
+    for scope in scopes:
+        for name, item in scope:
+            if name not in hotlines and name not in seats:
+                raise item.fail(f"{name!r} is neither a hotline nor a seat")
     groups: Dict[str, RingGroup] = {}
     for gid, node in (top["ring_groups"].mapping() if "ring_groups" in top else {}).items():
         if not ID_RE.match(gid):
@@ -336,6 +362,7 @@ _ENDPOINT_RE = re.compile(
 _TARGET_RE = re.compile(r"[A-Za-z0-9*#+._-]+( [A-Za-z0-9_]+( [A-Za-z0-9_.-]+)?)?\Z")
 
 
+_DOMAIN_RE = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}\Z")
 _GATEWAY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 # What cti plays (hold music, tones): a sound source the switch knows, with nothing the switch
 # would expand or split: no ${...} / $${...}, no quotes, braces, brackets, '!' (file_string) or

@@ -69,6 +69,10 @@ class Calls(Protocol):
 
     def send_dtmf(self, uuid: str, digits: str) -> bool: ...
 
+    def broadcast(self, uuid: str, sound: str) -> bool:
+        """Play ``sound`` to the leg and its partner (both hear it)."""
+        ...
+
     def wake(self, uuid: str) -> None:
         """End what the leg is playing now (a queued caller's music), so its dialplan goes on."""
         ...

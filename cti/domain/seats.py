@@ -172,7 +172,23 @@ class Seats:
             raise CtiError(
                 "not_supervisor", f"supervisor {operator} is on hotline {op.hotline}; seat {state.seat} is on {state.hotline}"
             )
+        self.check_scope(operator, state)
         return operator
+
+    def check_scope(self, supervisor: str, state: SeatState) -> None:
+        """A supervisor limited in the config (``supervises``) acts only on those hotlines and seats."""
+        scope = self.config.seats[supervisor].supervises
+        if scope and state.hotline not in scope and state.seat not in scope:
+            raise CtiError("not_supervisor", f"supervisor {supervisor} supervises {', '.join(scope)}, not seat {state.seat}")
+
+    def seat_phone(self, conf: SeatConf, phone: Phone) -> Phone:
+        """A seat that names its domain signs in only with phones of that domain."""
+        if not conf.domain or phone.type != "internal":
+            return phone
+        wanted = Phone.extension(phone.number.split("@")[0], conf.domain, self.default_domain)
+        if phone != wanted:
+            raise CtiError("not_allowed", f"seat {conf.id} signs in with phones of {conf.domain}, not {phone.number}")
+        return phone
 
     def settled(self, state: SeatState) -> SeatState:
         """``state``, or, when it holds a call whose leg is gone (a hangup nobody saw: the
@@ -299,6 +315,7 @@ class Seats:
 
     def checkin(self, hotline: str, seat: str, password: str, phone: Phone, role_word: str = "agent") -> str:
         conf = self.seat_conf(seat)
+        self.seat_phone(conf, phone)
         self._password(conf, password, phone)
         if hotline == "-":
             hotline = conf.hotlines[0]

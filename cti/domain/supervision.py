@@ -147,7 +147,14 @@ class Supervisors:
             raise CtiError(
                 "not_supervisor", f"supervisor {supervisor} is on hotline {sup.hotline}; seat {seat} is on {target.hotline}"
             )
+        self.seats.check_scope(supervisor, target)
         return target, sup
+
+    def warn(self, hotline: str, agent: str) -> None:
+        """The hotline's monitor tone, to agent and customer, as a supervisor starts listening."""
+        conf = self.seats.config.hotlines.get(hotline)
+        if conf is not None and conf.monitor_tone:
+            self.calls.broadcast(agent, conf.monitor_tone)
 
     # -- monitor / whisper / barge / robcall --------------------------------------------------
     def supervise(self, action: str, seat: str, supervisor: str, channel: Optional[Channel] = None) -> str:
@@ -203,6 +210,7 @@ class Supervisors:
         if channel is not None:
             for name, value in variables.items():
                 channel.set_var(name, value)
+            self.warn(target.hotline, agent)
             channel.execute(app, data)  # blocks on a real switch until the supervisor is done
             return f"+OK {action} {target.seat} by {sup.seat}"
         dial = sup.phone_obj.dial_string(self.seats.config.gateway)

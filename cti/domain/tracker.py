@@ -307,6 +307,7 @@ class Tracker:
             return
         active = replace(session, state="active")
         self.sup.store.put(sup_key(sup), active.encode())
+        self.sup.warn(session.hotline, session.agent)
         if session.app == "eavesdrop" and session.mode != session.start_mode and session.mode in MODE_DIGIT:
             self.calls.send_dtmf(uuid, MODE_DIGIT[session.mode])
         self.sup.audit(active, session.mode, "started")

@@ -78,6 +78,9 @@ class SwitchCalls:
     def transfer_app(self, uuid: str, app: str, data: str) -> bool:
         return self._sw.api(f"uuid_transfer {uuid} {app}:{data} inline").startswith("+OK")
 
+    def broadcast(self, uuid: str, sound: str) -> bool:
+        return self._sw.api(f"uuid_broadcast {uuid} {sound} both").startswith("+OK")
+
     def send_dtmf(self, uuid: str, digits: str) -> bool:
         return self._sw.api(f"uuid_recv_dtmf {uuid} {digits}").startswith("+OK")
 

@@ -379,3 +379,32 @@ def test_a_feature_code_sign_in_keys_the_password_and_it_is_in_no_event_or_chann
         if not any(c in k for c in clock)
     ]
     assert not [v for v in values if "97531" in str(v)], "the password is in no event and no channel row"
+
+
+def test_the_sixth_wrong_password_answers_locked_at_once(live):
+    for i in range(5):
+        assert live.cti("checkin", f"8001 101 wrong{i} 101").startswith("-ERR bad_password ")
+    started = time.perf_counter()
+    reply = live.cti("checkin", "8001 101 wrong5 101")
+    took = time.perf_counter() - started
+    assert reply.startswith("-ERR locked seat 101 is locked"), reply
+    assert took < 0.005, f"{took * 1000:.2f} ms"
+    assert live.cti("unlock", "101") == "+OK 101 unlocked\n"
+    assert live.cti("checkin", "8001 101 p101 101").startswith("+OK")
+
+
+def test_a_monitor_tone_plays_to_both_parties(live):
+    live.write_config(config_yaml(hotline(monitor_tone="'tone_stream://%(300,0,1400)'")))
+    caller, leg = _answered_call(live)
+    mark = live.esl.mark()
+    sup = _sup_leg(live.cti("monitor", "101 102"))
+    played = live.esl.wait_event(
+        lambda e: (
+            e.get("Event-Name") == "CHANNEL_EXECUTE"
+            and e.get("Unique-ID") in (leg, caller["b"])
+            and "tone_stream://%(300,0,1400)" in e.get("Application-Data", "")
+        ),
+        5.0,
+        mark,
+    )
+    assert played and live.exists(sup)

@@ -126,6 +126,7 @@ class CallsMixin:
         self.jobs: Dict[str, str] = {}
         self.blocking_originates = 0
         self.scheduled: List[Tuple[float, str, str]] = []  # (when, group, command)
+        self.broadcasts: List[Tuple[str, List[str]]] = []  # (sound, the legs that hear it)
         self.most_legs: Dict[str, int] = {}  # the most legs ever ringing/up at once to one phone
         self.commands.update(
             {
@@ -139,6 +140,7 @@ class CallsMixin:
                 "uuid_transfer": self._uuid_transfer,
                 "uuid_recv_dtmf": self._uuid_recv_dtmf,
                 "uuid_break": self._uuid_break,
+                "uuid_broadcast": self._uuid_broadcast,
                 "sched_api": self._sched_api,
                 "sched_del": self._sched_del,
                 "show": self._show,
@@ -449,6 +451,16 @@ class CallsMixin:
             # like the real bridge app: back to the dialplan when the call is over
             if not customer.over.wait(timeout):
                 raise AssertionError("bridged call still up: a test must hang it up")
+
+    def _uuid_broadcast(self, arg: str) -> str:
+        """``uuid_broadcast <uuid> <path> [aleg|bleg|both]``: the sound plays to those legs."""
+        words = arg.split()
+        ch = self.channels.get(words[0] if words else "")
+        if ch is None or len(words) < 2:
+            return "-ERR Invalid UUID\n" if len(words) >= 2 else "-USAGE: <uuid> <path> [aleg|bleg|both]\n"
+        legs = [ch.uuid] + ([ch.partner] if (words[2:] or ["aleg"])[0] == "both" and ch.partner else [])
+        self.broadcasts.append((words[1], legs))
+        return "+OK Message sent\n"
 
     def _uuid_break(self, arg: str) -> str:
         ch = self.channels.get(arg.split()[0] if arg.split() else "")
