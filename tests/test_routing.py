@@ -307,11 +307,13 @@ def test_max_wait_sends_the_caller_to_overflow(switch):
         sw.cti("busy", seat)
     results = {}
     t = start_caller(sw, "13900000001", results)
-    wait_for(lambda: "waiting: 1" in sw.cti("status", "8001"))
+    wait_for(lambda: any(ch.playing for ch in sw.core.channels.values()))
+    assert any(cmd.startswith("sched_api +30 cti-wait-") for cmd in sw.core.api_log)
     sw.core.advance(31)  # the switch's scheduler fires uuid_break
     t.join(2)
     s = results["13900000001"]
     assert s.executed[-1] == ("transfer", "8002 XML default")
+    assert not any(app == "endless_playback" for app, _ in s.executed), "it waits in streamFile"
     assert [e["CTI-Action"] for e in sw.events("cti::queue")] == ["queued", "overflow"]
 
 

@@ -209,20 +209,6 @@ def test_a_seat_one_caller_missed_serves_the_next_caller_at_once(switch):
     a.join(2)
 
 
-def test_max_wait_overflows_from_the_music(switch):
-    sw = floor(switch, "top-down", max_wait=10, overflow='"8002 XML default"')
-    for seat in ("101", "102", "104"):
-        sw.cti("busy", seat)
-    results = {}
-    t = start_caller(sw, "13900000001", results)
-    wait_for(lambda: any(ch.playing for ch in sw.core.channels.values()))
-    assert any(cmd.startswith("sched_api +10 cti-wait-") for cmd in sw.core.api_log)
-    sw.core.advance(11)
-    t.join(2)
-    assert results["13900000001"].executed[-1] == ("transfer", "8002 XML default")
-    assert not any(app == "endless_playback" for app, _ in results["13900000001"].executed)
-
-
 def test_a_wake_up_the_scheduler_fires_early_does_not_overflow_before_max_wait(switch):
     sw = floor(switch, "top-down", max_wait=10, overflow='"8002 XML default"')
     for seat in ("101", "102", "104"):

@@ -181,14 +181,13 @@ class Seats:
         if scope and state.hotline not in scope and state.seat not in scope:
             raise CtiError("not_supervisor", f"supervisor {supervisor} supervises {', '.join(scope)}, not seat {state.seat}")
 
-    def seat_phone(self, conf: SeatConf, phone: Phone) -> Phone:
+    def check_domain(self, conf: SeatConf, phone: Phone) -> None:
         """A seat that names its domain signs in only with phones of that domain."""
         if not conf.domain or phone.type != "internal":
-            return phone
+            return
         wanted = Phone.extension(phone.number.split("@")[0], conf.domain, self.default_domain)
         if phone != wanted:
             raise CtiError("not_allowed", f"seat {conf.id} signs in with phones of {conf.domain}, not {phone.number}")
-        return phone
 
     def settled(self, state: SeatState) -> SeatState:
         """``state``, or, when it holds a call whose leg is gone (a hangup nobody saw: the
@@ -315,7 +314,7 @@ class Seats:
 
     def checkin(self, hotline: str, seat: str, password: str, phone: Phone, role_word: str = "agent") -> str:
         conf = self.seat_conf(seat)
-        self.seat_phone(conf, phone)
+        self.check_domain(conf, phone)
         self._password(conf, password, phone)
         if hotline == "-":
             hotline = conf.hotlines[0]

@@ -62,10 +62,14 @@ class Tracker:
         self._on_bridged = on_bridged  # (caller leg, seat): a hotline offer was answered
 
     def _var(self, h: H, name: str) -> Optional[str]:
-        """A cti variable of the event's leg, if cti put it there; a forged one is logged and
+        """A cti variable of the event's leg, if cti put it there (see ``_leg_var``)."""
+        return self._leg_var(h.get("Unique-ID", ""), name, h.get(f"variable_{name}"))
+
+    def _leg_var(self, leg: str, name: str, raw: Optional[str]) -> Optional[str]:
+        """``raw``, leg ``leg``'s value of ``name``, if cti tagged it; a forged one is logged and
         ignored (tags.py)."""
         try:
-            return self.seats.tags.read(h.get("Unique-ID", ""), name, h.get(f"variable_{name}"))
+            return self.seats.tags.read(leg, name, raw)
         except Forged as exc:
             self.seats.log("WARNING", f"cti: ignored a forged channel variable: {exc}")
             return None
@@ -265,14 +269,7 @@ class Tracker:
     def _on_dtmf(self, h: H) -> None:
         # DTMF events carry no channel variables (FACTS.md §9): ask the leg who it is
         uuid = h.get("Unique-ID", "")
-        sup = (
-            self._var(
-                {"Unique-ID": uuid, "variable_cti_supervision": self.calls.get_var(uuid, "cti_supervision") or ""},
-                "cti_supervision",
-            )
-            if uuid
-            else None
-        )
+        sup = self._leg_var(uuid, "cti_supervision", self.calls.get_var(uuid, "cti_supervision")) if uuid else None
         digit = h.get("DTMF-Digit", "")
         session = self.sup.session(sup) if sup else None
         if session is None or session.leg != h.get("Unique-ID") or session.app != "eavesdrop":
