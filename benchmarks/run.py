@@ -245,8 +245,7 @@ def bench_lookup(hashed: str) -> Dict[str, Dict[str, float]]:
         state = sup.seats.repo.get("104")
         from dataclasses import replace
 
-        state = replace(state, call=agent.uuid)
-        sup.seats.repo.save(state)
+        state = sup.seats.repo.save(replace(state, call=agent.uuid), state)
         out[str(channels)] = {
             "watcher (O(1))": per_call(lambda s=sup, st=state: s.call_of(st), 200) * 1e6,
             "scan (no watcher)": per_call(lambda s=sup: s.calls.scan_for("104"), 20 if channels > 100 else 200) * 1e6,

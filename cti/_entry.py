@@ -128,7 +128,8 @@ def _status(a: List[str], caller: Optional[Caller]) -> str:
     if target:
         check_id("seat or hotline", target)
     sup = wiring.supervisors()
-    live = [s for s in sup.sessions() if s.state == "ringing" or sup.calls.exists(s.leg)]
+    here = ("", sup.seats.node)  # another switch's sessions are that switch's to check
+    live = [s for s in sup.sessions() if s.state == "ringing" or s.node not in here or sup.calls.exists(s.leg)]
     waiting = wiring.queues().waiting(target) if target in sup.seats.config.hotlines else []
     return sup.seats.status(target, as_json, live, waiting)
 

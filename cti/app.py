@@ -15,10 +15,10 @@ import os
 import threading
 import time
 import uuid as uuidlib
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from cti import config
-from cti.domain.ports import KeyedLocks
+from cti.domain.ports import KeyedLocks, Store
 from cti.domain.routing import Queues, Router
 from cti.domain.seats import SeatRepo, Seats
 from cti.domain.supervision import Supervisors
@@ -36,10 +36,11 @@ _locks = KeyedLocks()
 _queues = Queues()  # callers waiting in this switch, per hotline
 _music: Dict[str, str] = {}
 _path = ""
-_stores: Dict[Tuple[str, str], SwitchStore] = {}
+_stores: Dict[Tuple[str, str], Store] = {}
+_cluster: Dict[Tuple[str, str], Cluster] = {}  # (redis url, realm) -> this node's cluster parts
 _repos: Dict[Tuple[str, str], SeatRepo] = {}  # one per store: its decoded records outlive a config change
 _seats: Optional[Seats] = None
-_tag: Optional[Tuple[SwitchStore, Tags]] = None
+_tag: Optional[Tuple[Store, Tags]] = None
 _domain: Optional[str] = None
 
 # the call watcher: at most one runs; it owns the token and beats at least once a second
@@ -68,6 +69,7 @@ def forget() -> None:
         _domain = None
         _watch_token, _beat = "", 0.0
         _stores.clear()
+        _cluster.clear()
         _repos.clear()
         _music.clear()
     config.forget()
@@ -81,12 +83,43 @@ def reload() -> None:
     config.forget()
 
 
-def store_for(sw: Switch, kind: str, realm: str) -> SwitchStore:
+def store_for(sw: Switch, kind: str, realm: str) -> Store:
     store = _stores.get((kind, realm))
     if store is None:
         with _guard:
             store = _stores.setdefault((kind, realm), SwitchStore(sw, kind, realm))
     return store
+
+
+class Cluster:
+    """This switch's part of a Redis cluster (``store: redis``): built once per url and realm."""
+
+    def __init__(self, sw: Switch, cfg: config.Config) -> None:
+        from cti.cluster.node import ClusterEvents, Node  # redis-py: imported only when configured
+        from cti.cluster.queue import ClusterQueues
+        from cti.cluster.store import RedisLocks, RedisStore, client
+
+        node = cfg.redis.node or sw.global_var("hostname") or os.uname().nodename
+        self.store = RedisStore(client(cfg.redis.url, cfg.redis.timeout_ms), cfg.realm, node)
+        self.locks = RedisLocks(self.store)
+        self.queues = ClusterQueues(self.store)
+        self.events = ClusterEvents(sw, self.store, cfg.redis.refire)
+        self.node = Node(self.store, cfg.redis.dead_after)
+        self.refire = cfg.redis.refire
+        self.listener: Any = None
+
+
+def cluster(cfg: config.Config) -> Optional[Cluster]:
+    if cfg.store != "redis":
+        return None
+    key = (cfg.redis.url, cfg.realm)
+    c = _cluster.get(key)
+    if c is None:
+        with _guard:
+            c = _cluster.get(key)
+            if c is None:
+                c = _cluster[key] = Cluster(Switch.here(), cfg)
+    return c
 
 
 def seats() -> Seats:
@@ -96,11 +129,16 @@ def seats() -> Seats:
     cfg = config.load(config_path(sw))
     s = _seats
     if s is None or s.config is not cfg:
-        store = store_for(sw, cfg.store, cfg.realm)
+        c = cluster(cfg)
+        store = c.store if c is not None else store_for(sw, cfg.store, cfg.realm)
         repo = _repos.get((cfg.store, cfg.realm))
-        if repo is None:
+        if repo is None or repo.store is not store:
             repo = _repos[(cfg.store, cfg.realm)] = SeatRepo(store, sw)
-        s = Seats(cfg, store, sw, sw, _locks, lambda: clock(), repo)
+        if c is None:
+            s = Seats(cfg, store, sw, sw, _locks, lambda: clock(), repo)
+        else:
+            s = Seats(cfg, store, c.events, sw, c.locks, lambda: clock(), repo)
+            s.node = c.store.node
         s.on_available = lambda hotline, s=s: _dispatch(s, hotline)  # type: ignore[misc]
         s.leg_alive = SwitchCalls(sw).exists
         s.tags = _tags(store)
@@ -117,7 +155,7 @@ def default_domain() -> str:
     return _domain
 
 
-def _tags(store: SwitchStore) -> Tags:
+def _tags(store: Store) -> Tags:
     """The switch's tag secret: kept in its store (claimed once, insert-if-empty), so legs
     tagged before an upgrade still verify after it."""
     global _tag
@@ -133,7 +171,7 @@ def _tags(store: SwitchStore) -> Tags:
 
 
 def _dispatch(s: Seats, hotline: str) -> None:
-    if _queues.waiting(hotline):  # nobody waiting: nothing to do, no store round trip
+    if queues_for(s).any_waiting(hotline):  # nobody waiting: nothing to do, no store round trip
         router(s).dispatch(hotline)
 
 
@@ -149,11 +187,16 @@ def hold_music(configured: str) -> str:
 
 
 def router(s: Seats) -> Router:
-    return Router(s, SwitchCalls(Switch.here()), _queues, hold_music, clock=lambda: clock())
+    return Router(s, SwitchCalls(Switch.here()), queues_for(s), hold_music, clock=lambda: clock())
+
+
+def queues_for(s: Seats) -> Queues:
+    c = cluster(s.config)
+    return _queues if c is None else c.queues
 
 
 def queues() -> Queues:
-    return _queues
+    return queues_for(seats())
 
 
 def supervisors() -> Supervisors:

@@ -24,7 +24,7 @@ try:  # libyaml when the system has it (Debian's python3-yaml does)
 except AttributeError:  # pragma: no cover - pure-Python PyYAML
     _Loader = yaml.SafeLoader
 
-STORES = ("hash", "db")
+STORES = ("hash", "db", "redis")
 _FEATURE_RE = re.compile(r"[*#][0-9]{1,6}\Z")
 _REALM_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
@@ -88,6 +88,20 @@ class LockoutConf:
 
 
 @dataclass(frozen=True)
+class RedisConf:
+    """``store: redis``: one Redis shared by several switches (cti/cluster)."""
+
+    url: str = "unix:///run/redis/redis-server.sock"  # or redis://[:password@]host:port/db
+    timeout_ms: int = 200  # a Redis command that takes longer fails with -ERR store
+    node: str = ""  # this switch's name in the cluster ("": its hostname)
+    refire: bool = True  # re-fire the other switches' cti::seat / cti::queue events here
+    dead_after: int = 5  # seconds without a heartbeat before the other switches clean up after it
+
+
+_REDIS_URL_RE = re.compile(r"(unix://)?/[A-Za-z0-9_./-]+(\?db=[0-9]{1,2})?\Z|rediss?://[^\s]{1,200}\Z")
+
+
+@dataclass(frozen=True)
 class Tones:
     ok: str = "tone_stream://%(200,0,800)"
     error: str = "tone_stream://%(500,500,480,620);loops=2"
@@ -120,10 +134,11 @@ class Config:
     hotlines: Dict[str, Hotline] = field(default_factory=dict)
     seats: Dict[str, SeatConf] = field(default_factory=dict)
     ring_groups: Dict[str, RingGroup] = field(default_factory=dict)
+    redis: RedisConf = field(default_factory=RedisConf)
 
     @property
     def persistent(self) -> bool:
-        return self.store == "db"
+        return self.store in ("db", "redis")
 
 
 class _Node:
@@ -213,13 +228,27 @@ def parse(path: str, text: str) -> Config:
     if root is None:
         raise doc.fail(1, "the file is empty")
     top = root.mapping(
-        ("store", "realm", "gateway", "checkin_status", "tones", "lockout", "features", "hotlines", "seats", "ring_groups")
+        (
+            "store",
+            "realm",
+            "gateway",
+            "checkin_status",
+            "tones",
+            "lockout",
+            "features",
+            "hotlines",
+            "seats",
+            "ring_groups",
+            "redis",
+        )
     )
     values: Dict[str, Any] = {}
     if "store" in top:
         values["store"] = top["store"].raw()
         if values["store"] not in STORES:
-            raise top["store"].fail("expected hash or db")
+            raise top["store"].fail("expected hash, db or redis")
+    if "redis" in top:
+        values["redis"] = _redis(top["redis"])
     if "realm" in top:
         realm = top["realm"].text(32)
         if not realm or not set(realm) <= _REALM_CHARS:
@@ -384,6 +413,26 @@ def _media(node: _Node) -> str:
             " (no spaces, quotes, braces, '$' or '!')"
         )
     return value
+
+
+def _redis(node: _Node) -> RedisConf:
+    got = node.mapping(("url", "timeout_ms", "node", "refire", "dead_after"))
+    values: Dict[str, Any] = {}
+    if "url" in got:
+        values["url"] = got["url"].text(240)
+        if not _REDIS_URL_RE.match(values["url"]):
+            raise got["url"].fail("a Redis address is unix:///path/redis.sock, redis://host:port/db or rediss://...")
+    if "timeout_ms" in got:
+        values["timeout_ms"] = got["timeout_ms"].integer(10, 10000)
+    if "node" in got:
+        values["node"] = got["node"].text(64)
+        if not ID_RE.match(values["node"]):
+            raise got["node"].fail("a node name is letters, digits, '.' or '-' (at most 32)")
+    if "refire" in got:
+        values["refire"] = got["refire"].boolean()
+    if "dead_after" in got:
+        values["dead_after"] = got["dead_after"].integer(2, 600)
+    return RedisConf(**values)
 
 
 def _target(node: _Node) -> str:

@@ -4,6 +4,13 @@
 # Arguments go to pytest:  scripts/test.sh -k robcall
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# store: redis is tested against a real redis-server (Debian's package): the cluster tests
+# start a private one on a unix socket and stop it when they end
+if ! command -v redis-server >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+fi
 if [ ! -x .venv/bin/python ]; then
   "${PYTHON:-python3}" -m venv .venv
 fi

@@ -28,7 +28,9 @@ def test_ids_stay_strings_as_written(tmp_path):
 
 
 BAD = [
-    ("store: redis\n", 1, "store: expected hash or db"),
+    ("store: memcache\n", 1, "store: expected hash, db or redis"),
+    ('store: redis\nredis: {url: "http://x"}\n', 2, "redis.url: a Redis address is"),
+    ('store: redis\nredis: {node: "a b"}\n', 2, "redis.node: a node name"),
     ("realm: c_ti\n", 1, "realm: letters and digits only"),
     ("hotlines:\n  '8001': {}\n  '8001': {}\n", 3, "duplicate key '8001' (first at line 2)"),
     ("hotlines:\n  '8001':\n    wrap_up: -1\n", 3, "hotlines.8001.wrap_up: expected a whole number from 0 to 3600"),

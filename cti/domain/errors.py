@@ -22,7 +22,9 @@ CODES = {
     "call_taken": "another supervisor is already taking that call over",
     "no_gateway": "an external phone needs a gateway in the configuration",
     "no_phone": "no phone given and the calling channel has no authenticated user",
-    "store": "FreeSWITCH's store (mod_hash / mod_db) did not answer as expected",
+    "store": "the store (mod_hash, mod_db or Redis) did not answer as expected, or in time",
+    "conflict": "another switch changed the seat at the same moment; nothing was changed, try again",
+    "other_switch": "the seat's call is on another switch of the cluster; act on it there",
     "internal": "an unexpected error; the traceback is in the FreeSWITCH log",
 }
 

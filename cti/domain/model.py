@@ -141,6 +141,8 @@ class SeatState:
     answered_at: float = 0.0  # when the current call was answered
     last_end: float = 0.0  # when the last call ended
     misses: int = 0  # offers not answered in a row
+    node: str = ""  # the switch holding the seat's current call (store: redis; "" for one switch)
+    rev: int = 0  # the record's revision: +1 on every save (a compare-and-set on shared stores)
 
     @property
     def phone_obj(self) -> Phone:

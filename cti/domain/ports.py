@@ -9,8 +9,9 @@ from typing import Dict, Mapping, Optional, Protocol, Sequence, Tuple
 class Store(Protocol):
     """A key-value store in which every string value round-trips exactly."""
 
-    kind: str  # "hash" | "db"
+    kind: str  # "hash" | "db" | "redis"
     persistent: bool
+    shared: bool  # several switches write it: records change by compare-and-set (``swap``)
 
     def get(self, key: str) -> Optional[str]: ...
 
@@ -20,8 +21,16 @@ class Store(Protocol):
 
     def delete(self, key: str) -> None: ...
 
-    def claim(self, key: str, value: str) -> Optional[str]:
-        """Set ``key`` to ``value`` if it is empty. None when claimed, else the holder's value."""
+    def claim(self, key: str, value: str, ttl: float = 0, node: str = "") -> Optional[str]:
+        """Set ``key`` to ``value`` if it is empty. None when claimed, else the holder's value.
+        ``ttl``: a claim of a call (an offer) that a shared store lets expire after that many
+        seconds, and releases when the switch of that call (``node``; "": this one) dies."""
+        ...
+
+    def swap(self, key: str, expected: Optional[str], value: Optional[str]) -> bool:
+        """Set (``value`` None: delete) ``key`` only if it still holds ``expected`` (None:
+        absent). A store with one writer, whose changes the seat locks serialise, may write
+        without comparing."""
         ...
 
     def release(self, key: str, value: str) -> bool:

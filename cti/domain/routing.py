@@ -19,7 +19,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Set, Tuple
+from typing import Callable, ContextManager, Dict, Iterable, List, Optional, Protocol, Sequence, Set, Tuple
 
 from cti.config import RING_STRATEGIES, Hotline, RingGroup
 from cti.domain.errors import CtiError
@@ -28,6 +28,7 @@ from cti.domain.ports import Calls
 from cti.domain.seats import Seats
 from cti.domain.tags import Tags, new_leg
 
+CLAIM_SLACK = 10  # seconds an offer's claim outlives its ring time on a shared store (then expires)
 MISSED = frozenset({"NO_ANSWER", "ALLOTTED_TIMEOUT", "NO_USER_RESPONSE", "USER_BUSY", "CALL_REJECTED"})
 
 
@@ -111,6 +112,7 @@ class Waiter:
     offering: bool = False  # being offered a seat right now
     tried: Dict[str, float] = field(default_factory=dict)  # seat -> when it missed this caller
     answered: bool = False  # the `answered` queue event was fired
+    node: str = ""  # the switch the caller's channel is on (store: redis)
 
     def avoid(self, now: float, retry: float) -> Set[str]:
         """Seats that missed this caller less than ``retry`` seconds ago (not offered again yet)."""
@@ -124,12 +126,43 @@ class Waiter:
 
 class Queues:
     """Callers waiting per hotline, in this switch (their channels are here). In memory.
-    ``offers`` holds every caller being offered a seat right now, queued or not."""
+    ``offers`` holds every caller of this switch being offered a seat right now, queued or not.
+    A waiter's changes (``reserve``, ``take_reserved``, ``offering``, ``missed``) are made
+    under ``guard(hotline)``. cti/cluster/queue.py keeps the same queue in Redis."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self._waiting: Dict[str, List[Waiter]] = {}
         self.offers: Dict[str, Waiter] = {}
+
+    def guard(self, hotline: str) -> ContextManager[object]:
+        return self.lock
+
+    def any_waiting(self, hotline: str) -> bool:
+        return hotline in self._waiting
+
+    def count(self, hotline: str) -> int:
+        return len(self._waiting.get(hotline, ()))
+
+    def reserve(self, waiter: Waiter, seats: List[str]) -> None:
+        waiter.reserved = ",".join(seats)
+
+    def take_reserved(self, waiter: Waiter) -> List[str]:
+        seats, waiter.reserved = waiter.reserved, ""
+        return seats.split(",") if seats else []
+
+    def offering(self, waiter: Waiter, on: bool) -> None:
+        waiter.offering = on
+        if on:
+            self.offers[waiter.uuid] = waiter
+        else:
+            self.offers.pop(waiter.uuid, None)
+
+    def missed(self, waiter: Waiter, seats: Iterable[str], now: float) -> None:
+        waiter.tried.update((seat, now) for seat in seats)
+
+    def wake(self, waiter: Waiter, calls: Calls) -> None:
+        calls.wake(waiter.uuid)
 
     def join(self, waiter: Waiter) -> None:
         with self.lock:
@@ -218,11 +251,12 @@ class Router:
         order = {s: i for i, s in enumerate(self.seats.config.seats)}
         return rank(conf.strategy, idle, order, last, self._rng)
 
-    def reserve(self, conf: Hotline, caller: str, exclude: Iterable[str] = (), many: bool = False) -> List[str]:
-        """Claim the next seat(s) for ``caller``: one, or all idle ones for ring-all."""
+    def reserve(self, conf: Hotline, caller: str, exclude: Iterable[str] = (), many: bool = False, node: str = "") -> List[str]:
+        """Claim the next seat(s) for ``caller`` (a call on switch ``node``; "": this one): one,
+        or all idle ones for ring-all."""
         got: List[str] = []
         for seat in self.ranked(conf, exclude):
-            if self._claim(seat, caller, conf.id):
+            if self._claim(seat, caller, conf.id, conf.ring_timeout + CLAIM_SLACK, node):
                 got.append(seat)
                 if not many:
                     break
@@ -230,10 +264,11 @@ class Router:
             self.store.put(rr_key(conf.id), got[-1])
         return got
 
-    def _claim(self, seat: str, caller: str, hotline: str = "") -> bool:
+    def _claim(self, seat: str, caller: str, hotline: str, ttl: float, node: str = "") -> bool:
         """Claim ``seat`` for ``caller`` (``offer.<seat>``, insert-if-empty): then it is offered
-        to nobody else, by a hotline or a ring group, until released."""
-        if self.store.claim(offer_key(seat), caller) is not None:
+        to nobody else, by a hotline or a ring group, until released (or, on a shared store,
+        ``ttl`` seconds later, or when the caller's switch dies)."""
+        if self.store.claim(offer_key(seat), caller, ttl, node) is not None:
             return False  # offered to another caller right now
         state = self.seats.repo.get(seat)
         if state is None or state.status != IDLE or (hotline and state.hotline != hotline):
@@ -251,17 +286,17 @@ class Router:
         conf = self.seats.config.hotlines.get(hotline)
         if conf is None:
             return
-        with self.queues.lock:
+        with self.queues.guard(hotline):
             now = self._clock()
             for waiter in self.queues.free(hotline):
                 avoid = waiter.avoid(now, conf.retry_delay)
-                got = self.reserve(conf, waiter.uuid, avoid, many=conf.strategy == "ring-all")
+                got = self.reserve(conf, waiter.uuid, avoid, conf.strategy == "ring-all", waiter.node)
                 if not got:
                     if not avoid:
                         return  # no seat free for anyone
                     continue  # only seats this caller just missed: the next caller may take them
-                waiter.reserved = ",".join(got)
-                self.calls.wake(waiter.uuid)
+                self.queues.reserve(waiter, got)
+                self.queues.wake(waiter, self.calls)
 
     # -- ring groups ----------------------------------------------------------------------------
     def group(self, number: str) -> Tuple[RingGroup, str, List[str]]:
@@ -284,7 +319,7 @@ class Router:
         seats = [m.seat for m in group.members if m.seat]
         states = self.seats.repo.get_many(seats)
         idle = [s for s in dict.fromkeys(seats) if s in states and states[s].status == IDLE]
-        claimed = [s for s in idle if self._claim(s, caller)]
+        claimed = [s for s in idle if self._claim(s, caller, "", group.timeout + CLAIM_SLACK)]
         try:
             taken = [s for s in idle if s not in claimed]
             dial, skipped = group_dial_string(group, states, self.seats.config.gateway, taken, self.seats.tags)
@@ -366,28 +401,27 @@ class Router:
             if armed:
                 self.calls.cancel_wake(caller)
             if queued:
-                self.queues.leave(caller)
-                with self.queues.lock:
-                    unused, waiter.reserved = waiter.reserved, ""
+                with self.queues.guard(hotline):
+                    unused = self.queues.take_reserved(waiter)
+                    self.queues.leave(caller)
                 if unused:  # a seat was reserved for a caller who went away
-                    self.release(unused.split(","), caller)
+                    self.release(unused, caller)
                 self.dispatch(hotline)  # what this caller held may serve the next one
 
     def _next_seats(self, conf: Hotline, waiter: Waiter) -> List[str]:
-        with self.queues.lock:
-            if waiter.reserved:
-                seats, waiter.reserved = waiter.reserved.split(","), ""
+        with self.queues.guard(conf.id):
+            seats = self.queues.take_reserved(waiter)
+            if seats:
                 return seats
             ahead = self.queues.first_free(conf.id)
-            if ahead is not None and ahead is not waiter:
+            if ahead is not None and ahead.uuid != waiter.uuid:
                 return []  # earlier callers first
             avoid = waiter.avoid(self._clock(), conf.retry_delay)
-            return self.reserve(conf, waiter.uuid, avoid, many=conf.strategy == "ring-all")
+            return self.reserve(conf, waiter.uuid, avoid, conf.strategy == "ring-all")
 
     def _offer(self, conf: Hotline, channel: RouteChannel, seats: List[str], waiter: Waiter) -> bool:
-        with self.queues.lock:
-            waiter.offering = True
-            self.queues.offers[waiter.uuid] = waiter
+        with self.queues.guard(conf.id):
+            self.queues.offering(waiter, True)
         answered = False
         try:
             states = self.seats.repo.get_many(seats)
@@ -406,17 +440,15 @@ class Router:
             cause = self._bridge(channel, f"{{ignore_early_media=true,cti_hotline={conf.id}}}" + ",".join(legs))
             answered = cause == "SUCCESS"
         finally:
-            with self.queues.lock:
+            with self.queues.guard(conf.id):
                 if answered:
                     self.queues.leave(waiter.uuid)  # served: out of the queue before its seat is handed on
-                self.queues.offers.pop(waiter.uuid, None)
-                waiter.offering = False
+                else:
+                    self.queues.missed(waiter, seats, self._clock())
+                self.queues.offering(waiter, False)
             self.release(seats, waiter.uuid)
         if answered:
             self.answered(waiter.uuid, ",".join(seats), waiter)  # if the watcher did not see the bridge
-        else:
-            now = self._clock()
-            waiter.tried.update((seat, now) for seat in seats)
         # The seat may have gone idle while this caller still held its claim (the watcher saw
         # the hangup first): whoever releases a claim hands the seat on, or a waiter would sleep.
         self.dispatch(conf.id)
@@ -425,7 +457,7 @@ class Router:
     def answered(self, caller: str, seat: str, waiter: Optional[Waiter] = None) -> None:
         """The caller's offer was answered (the watcher calls this at the bridge): the
         ``answered`` queue event, once, with the wait up to the answer."""
-        with self.queues.lock:
+        with self.queues.lock:  # this switch's offers (the watcher of the caller's switch sees the bridge)
             w = waiter or self.queues.offers.get(caller)
             if w is None or w.answered:
                 return
@@ -445,7 +477,7 @@ class Router:
                 "CTI-Seat": seat,
                 "CTI-Priority": str(waiter.priority),
                 "CTI-Waited": f"{now - waiter.since:.3f}",
-                "CTI-Waiting": str(len(self.queues.waiting(conf.id))),
+                "CTI-Waiting": str(self.queues.count(conf.id)),
                 "CTI-Timestamp": f"{now:.3f}",
             },
         )

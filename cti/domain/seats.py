@@ -77,13 +77,33 @@ class SeatRepo:
         self._decoded[seat] = (text, state)
         return state
 
-    def save(self, state: SeatState) -> None:
+    def save(self, state: SeatState, base: Optional[SeatState]) -> SeatState:
+        """Store ``state``, computed from ``base`` (the record as read under the seat's lock;
+        None: there was none), as the next revision; the state saved. On a shared store this
+        is a compare-and-set: if another switch changed the record since, nothing is written."""
+        state = state.evolve({"rev": base.rev + 1 if base is not None else 1})
         text = state.encode()
-        self.store.put(seat_key(state.seat), text)
+        if self.store.shared:
+            if not self.store.swap(seat_key(state.seat), self._text(base), text):
+                raise _conflict(state.seat)
+        else:
+            self.store.put(seat_key(state.seat), text)
         self._decoded[state.seat] = (text, state)
+        return state
 
-    def remove(self, seat: str) -> None:
-        self.store.delete(seat_key(seat))
+    def remove(self, base: SeatState) -> None:
+        """Delete the record ``base`` (read under the seat's lock)."""
+        if self.store.shared:
+            if not self.store.swap(seat_key(base.seat), self._text(base), None):
+                raise _conflict(base.seat)
+        else:
+            self.store.delete(seat_key(base.seat))
+
+    def _text(self, base: Optional[SeatState]) -> Optional[str]:
+        if base is None:
+            return None
+        known = self._decoded.get(base.seat)
+        return known[0] if known is not None and known[1] is base else base.encode()
 
     def owner_of(self, phone: Phone) -> Optional[str]:
         return self.store.get(phone_key(phone))
@@ -104,6 +124,10 @@ class SeatRepo:
 
     def release_phone(self, phone: Phone, seat: str) -> None:
         self.store.release(phone_key(phone), seat)
+
+
+def _conflict(seat: str) -> CtiError:
+    return CtiError("conflict", f"seat {seat} was changed on another switch at the same moment; nothing was changed, try again")
 
 
 class Seats:
@@ -130,6 +154,7 @@ class Seats:
         self.on_available: Callable[[str], None] = lambda hotline: None
         # is this leg still up? (a seat whose hangup was never seen is reconciled on sight)
         self.leg_alive: Callable[[str], bool] = lambda uuid: True
+        self.node = ""  # this switch's name in a cluster (store: redis): its calls are its own to follow
 
     def now(self) -> float:
         return self._clock()
@@ -193,12 +218,15 @@ class Seats:
         """``state``, or, when it holds a call whose leg is gone (a hangup nobody saw: the
         watcher was down or its queue overflowed), the seat after that call, saved. Call with
         the seat's lock held."""
-        if state.status not in ON_A_CALL or not state.call or self.leg_alive(state.call):
+        if state.status not in ON_A_CALL or not state.call or not self.mine(state) or self.leg_alive(state.call):
             return state
-        after = self.after_call(state)
-        self.repo.save(after)
+        after = self.repo.save(self.after_call(state), state)
         self.fire_call("recovered", after, state.status, "the call ended unseen")
         return after
+
+    def mine(self, state: SeatState) -> bool:
+        """Is the seat's call on this switch (so this switch can tell whether it still is)?"""
+        return state.node in ("", self.node)
 
     def _check_transition(self, action: str, state: SeatState) -> None:
         if state.status not in TRANSITIONS[action]:
@@ -223,6 +251,8 @@ class Seats:
         }
         if extra:
             headers.update(extra)
+        if self.repo.store.shared:  # several switches fire this seat's events: their order
+            headers["CTI-Revision"] = str(state.rev)
         self.events.fire("cti::seat", headers)
 
     def fire_call(self, action: str, state: SeatState, previous: str, cause: str = "") -> None:
@@ -244,6 +274,8 @@ class Seats:
         status = WRAP_UP if talked and hotline is not None and hotline.wrap_up > 0 else (state.prior or IDLE)
         reason = "" if status == WRAP_UP else state.prior_reason
         after = state.moved(status, now, reason=reason, operator=state.seat, call="", customer="", prior="", prior_reason="")
+        if after.node:
+            after = after.evolve({"node": ""})
         if talked:
             after = replace(after, talk=state.talk + max(0.0, now - state.answered_at), last_end=now)
         return after
@@ -352,7 +384,7 @@ class Seats:
                 operator=seat,
             )
             try:
-                self.repo.save(state)
+                state = self.repo.save(state, current)
             except Exception:
                 if current is None or current.phone_obj != phone:
                     self.repo.release_phone(phone, seat)
@@ -370,7 +402,7 @@ class Seats:
             state = self.settled(self._signed_in(seat))
             by = self.check_operator(state, operator)
             self._check_transition("checkout", state)
-            self.repo.remove(seat)
+            self.repo.remove(state)
             self.repo.release_phone(state.phone_obj, seat)
             gone = state.moved(SIGNED_OUT, self._clock(), operator=by)
             self._fire("checkout", gone, state.status, by)
@@ -391,7 +423,7 @@ class Seats:
                 new = state.moved(target, self._clock(), reason=reason, operator=by)
                 if target == IDLE:
                     new = new.evolve({"misses": 0})
-                self.repo.save(new)
+                new = self.repo.save(new, state)
                 self._fire(action, new, state.status, by)
         if (changed and target == IDLE) or freed:
             self.on_available(state.hotline)
@@ -440,6 +472,7 @@ class Seats:
                 "priority": w.priority,
                 "seconds": int(max(0.0, now - w.since)),
                 "offered": w.offering or bool(w.reserved),
+                **({"switch": w.node} if w.node else {}),
             }
             for w in waiting
         ]
@@ -451,13 +484,17 @@ class Seats:
         out = _table(rows)
         if target in cfg.hotlines:
             out += f"\nwaiting: {len(queue)}" + "".join(
-                f"\n  {q['caller']}  {_duration(q['seconds'])}" + (f"  priority {q['priority']}" if q["priority"] else "")
+                f"\n  {q['caller']}  {_duration(q['seconds'])}"
+                + (f"  priority {q['priority']}" if q["priority"] else "")
+                + (f"  on {q['switch']}" if "switch" in q else "")
                 for q in queue
             )
         return out + "\n" + _store_note(cfg)
 
 
 def _store_note(cfg: Config) -> str:
+    if cfg.store == "redis":
+        return f"store: redis ({cfg.redis.url}): seat state is shared by every switch of the cluster"
     if cfg.persistent:
         return "store: db (mod_db): seat state survives a FreeSWITCH restart"
     return "store: hash (mod_hash, in memory): seat state is lost when FreeSWITCH restarts"

@@ -53,6 +53,7 @@ class Session:
     since: float
     start_mode: str = ""  # the mode the app starts in (a change while ringing is applied on answer)
     job: str = ""  # the background job ringing the supervisor
+    node: str = ""  # the switch the call is on (store: redis)
 
     def encode(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
@@ -110,6 +111,8 @@ class Supervisors:
         """(agent leg, customer leg) of the seat's live call: O(1) from the seat record that the
         watcher keeps; one scan of the channels only when the watcher is not running."""
         agent = state.call
+        if agent and not self.seats.mine(state):
+            raise CtiError("other_switch", f"seat {state.seat}'s call is on switch {state.node}; supervise it there")
         if not agent and not self._alive():
             ext = (
                 state.phone
@@ -204,7 +207,9 @@ class Supervisors:
             state = "ringing"
         else:
             leg, state = channel.uuid, "active"
-        session = Session(sup.seat, target.seat, target.hotline, agent, customer, leg, action, app, state, now, action, job)
+        session = Session(
+            sup.seat, target.seat, target.hotline, agent, customer, leg, action, app, state, now, action, job, self.seats.node
+        )
         self.store.put(sup_key(sup.seat), session.encode())
         self.audit(session, action, "ringing" if channel is None else "started")
         if channel is not None:
@@ -254,7 +259,9 @@ class Supervisors:
         for leg in (customer, agent):  # the customer first: the agent leg follows it
             if leg:
                 self.calls.kill(leg, cause)
-        session = Session(by, seat, target.hotline, agent, customer, "", "stopcall", "uuid_kill", "active", self._clock())
+        session = Session(
+            by, seat, target.hotline, agent, customer, "", "stopcall", "uuid_kill", "active", self._clock(), node=self.seats.node
+        )
         self.audit(session, "stopcall", "stopped", cause)
         return f"+OK stopcall {seat}: call ended with {cause}" + (f" by {by}" if by != seat else "")
 

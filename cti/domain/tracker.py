@@ -102,9 +102,10 @@ class Tracker:
             phone = Phone.extension(user, domain, self.seats.default_domain)
         return self.seats.seat_on_phone(phone)
 
-    def _save(self, action: str, old: SeatState, new: SeatState, cause: str = "") -> None:
-        self.repo.save(new)
-        self.seats.fire_call(action, new, old.status, cause)
+    def _save(self, action: str, old: SeatState, new: SeatState, cause: str = "") -> SeatState:
+        saved = self.repo.save(new, old)
+        self.seats.fire_call(action, saved, old.status, cause)
+        return saved
 
     # -- channel events -------------------------------------------------------------------------
     def _on_channel_create(self, h: H) -> None:
@@ -116,7 +117,7 @@ class Tracker:
             state = self.repo.get(seat)
             if state is None:
                 return
-            if state.call and state.call != uuid and self.calls.exists(state.call):
+            if state.call and state.call != uuid and (not self.seats.mine(state) or self.calls.exists(state.call)):
                 return  # a second call to a seat already on one: the first one is its call
             self.leg_seat[uuid] = seat
             prior = state.prior or (state.status if state.status not in ON_A_CALL and state.status != WRAP_UP else IDLE)
@@ -125,6 +126,8 @@ class Tracker:
             new = state.moved(
                 RINGING, self.seats.now(), operator=seat, call=uuid, customer=customer, prior=prior, prior_reason=reason
             )
+            if self.seats.node:
+                new = new.evolve({"node": self.seats.node})
             self._save("ringing", state, new)
 
     def _on_channel_answer(self, h: H) -> None:
@@ -179,7 +182,7 @@ class Tracker:
                         if hotline is not None and hotline.max_no_answer and after.misses >= hotline.max_no_answer:
                             after = after.moved(BUSY, self.seats.now(), reason="no-answer", operator=seat)
                             action = "no-answer"
-                    self._save(action, state, after, cause)
+                    after = self._save(action, state, after, cause)
                     if after.status == WRAP_UP:
                         self._arm_wrap_up(after)
                     elif after.status == IDLE:
@@ -197,9 +200,11 @@ class Tracker:
         still hold, drop supervision sessions and claims whose legs are gone, re-arm wrap-up."""
         done = {"calls": self.reconcile(), "sessions": 0, "claims": 0}
         for session in self.sup.sessions():
-            if not self.calls.exists(session.leg):
+            if session.node in ("", self.seats.node) and not self.calls.exists(session.leg):
                 self.sup.store.delete(sup_key(session.supervisor))
                 done["sessions"] += 1
+        if self.sup.store.shared:  # the claims of other switches' calls are theirs (cluster/node.py)
+            return done
         try:  # needs a listing (`db list`, which older mod_db builds lack): seats come first
             takes, offers = self.sup.store.scan("take."), self.sup.store.scan("offer.")
         except CtiError:
@@ -228,15 +233,33 @@ class Tracker:
                 state = self.repo.get(seat)
                 if state is None:
                     continue
-                if state.call and not self.calls.exists(state.call):
+                if state.call and self.seats.mine(state) and not self.calls.exists(state.call):
                     after = self.seats.after_call(state)
-                    self._save("recovered", state, after, "the call ended unseen")
+                    state = self._save("recovered", state, after, "the call ended unseen")
                     ended += 1
-                    state = after
                 if state.status == WRAP_UP:
                     self._arm_wrap_up(state)  # an expired one ends at the watcher's next look
             if state.status == IDLE and seen.status != IDLE:
                 self.seats.on_available(state.hotline)
+        return ended
+
+    def end_calls_of(self, node: str) -> int:
+        """The seats whose call was on switch ``node``, which is gone: that call has ended."""
+        ended = 0
+        states = self.repo.get_many(list(self.seats.config.seats))
+        for seat, seen in states.items():
+            if seen.node != node:
+                continue
+            with self.seats.locks.hold(seat):
+                state = self.repo.get(seat)
+                if state is None or state.node != node:
+                    continue
+                after = self._save("recovered", state, self.seats.after_call(state), f"switch {node} is gone")
+                ended += 1
+                if after.status == WRAP_UP:
+                    self._arm_wrap_up(after)
+            if after.status == IDLE:
+                self.seats.on_available(after.hotline)
         return ended
 
     def _wrap_up_until(self, state: SeatState) -> float:

@@ -71,8 +71,49 @@ def tracker(memory: WatchState) -> Tracker:
 
 
 def recover(memory: Optional[WatchState] = None) -> Dict[str, int]:
-    """Reconcile the store with the switch's live calls (run when the watcher starts)."""
-    return tracker(memory or WatchState()).recover()
+    """Reconcile the store with the switch's live calls (run when the watcher starts). In a
+    cluster, only this switch's own calls, waiting callers and claims."""
+    t = tracker(memory or WatchState())
+    done = t.recover()
+    c = app.cluster(t.seats.config)
+    if c is not None:
+        from cti.cluster.node import cleanup
+
+        mine = cleanup(c.store.node, c.store, c.queues, list(t.seats.config.hotlines), lambda n: 0, t.calls.exists)
+        done.update({"waiting": mine["waiting"], "claims": done.get("claims", 0) + mine["claims"]})
+    return done
+
+
+def cluster_start(token: str) -> None:
+    """In a cluster: this node's heartbeat and its listener (wake-ups, the others' events)."""
+    c = app.cluster(app.seats().config)
+    if c is None:
+        return
+    from cti.cluster.node import listen
+
+    sw = Switch.here()
+    c.node.beat(time.monotonic(), force=True)
+    c.listener = listen(c.store, c.refire, SwitchCalls(sw).wake, sw.fire, lambda: app.watcher_current(token), sw.log)
+
+
+def cluster_tick(memory: WatchState) -> None:
+    """Beat; clean up after the nodes whose heartbeat expired (each by one surviving node)."""
+    s = app.seats()
+    c = app.cluster(s.config)
+    if c is None:
+        return
+    from cti.cluster.node import cleanup
+
+    now = time.monotonic()
+    c.node.beat(now)
+    for dead in c.node.dead(now):
+        if not c.node.take_cleanup(dead):
+            continue
+        done = cleanup(dead, c.store, c.queues, list(s.config.hotlines), tracker(memory).end_calls_of)
+        c.node.forget(dead)
+        Switch.here().log("NOTICE", f"cti: switch {dead} stopped beating; cleaned up after it: {done}")
+        for hotline in s.config.hotlines:
+            s.on_available(hotline)
 
 
 def handle(h: Dict[str, str], memory: WatchState) -> None:
@@ -105,6 +146,10 @@ def run(max_events: Optional[int] = None) -> None:
         sw.log("NOTICE", f"cti: call watcher started; recovered {done}")
     except Exception:  # no config yet, or the store is not loaded: follow events all the same
         sw.log("WARNING", f"cti: call watcher started; could not recover: {traceback.format_exc(limit=1)}")
+    try:
+        cluster_start(token)
+    except Exception:
+        sw.log("ERR", f"cti: call watcher: could not join the cluster: {traceback.format_exc(limit=1)}")
     seen = 0
     why = "stopped"
     try:
@@ -112,6 +157,10 @@ def run(max_events: Optional[int] = None) -> None:
             if not app.watcher_current(token):
                 break
             app.beat(token)
+            try:
+                cluster_tick(memory)
+            except Exception:  # Redis away: the commands say so; the watcher goes on
+                pass
             now = app.clock()
             if memory.sweep_due(time.monotonic()):
                 try:

@@ -72,6 +72,7 @@ class SwitchStore:
         assert kind in ("hash", "db") and realm.isalnum()
         self.kind = kind
         self.persistent = kind == "db"
+        self.shared = False  # one switch writes it (db shared by several switches is unsafe: README)
         self.cacheable = kind == "hash"
         self.realm = realm
         self._sw = switch
@@ -239,7 +240,16 @@ class SwitchStore:
         if old is not None and old.startswith("*"):
             self._drop_pieces(k, old)
 
-    def claim(self, key: str, value: str) -> Optional[str]:
+    def swap(self, key: str, expected: Optional[str], value: Optional[str]) -> bool:
+        """One switch writes this store and the seat locks serialise each record's changes,
+        so the record still holds ``expected``: written without comparing (no extra read)."""
+        if value is None:
+            self.delete(key)
+        else:
+            self.put(key, value)
+        return True
+
+    def claim(self, key: str, value: str, ttl: float = 0, node: str = "") -> Optional[str]:
         k, raw = encode_key(key), encode_value(value)
         if len(raw.encode()) > PIECE_BYTES:
             raise CtiError("too_long", f"claim value for {key} is longer than {PIECE_BYTES} bytes")

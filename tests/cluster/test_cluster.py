@@ -1,0 +1,344 @@
+"""Several switches, one Redis: two (or three) cti nodes, each a shim switch in a process of
+its own, against a real redis-server."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List
+
+import pytest
+from conftest import config_text
+from harness import Node, RedisServer
+
+from cti.domain import passwords
+
+EXTRA_SEATS = [str(3000 + i) for i in range(50)]  # the race's 50 seats (password "pw")
+_HASH = passwords.make("pw", iterations=1000, salt=b"cluster-seats-salt")
+
+
+def cluster_config(url: str, node: str, hotline: str = "", refire: bool = True, dead_after: int = 2) -> str:
+    seats = "".join(f'  "{s}":\n    password: "{_HASH}"\n    hotlines: ["8001"]\n' for s in EXTRA_SEATS)
+    text = config_text("redis", extra=seats)
+    text += (
+        f"redis:\n  url: {url}\n  node: {node}\n  timeout_ms: 200\n  refire: {str(refire).lower()}\n  dead_after: {dead_after}\n"
+    )
+    if hotline:
+        text = text.replace("    name: Sales\n", f"    name: Sales\n{hotline}")
+    return text
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def nodes(redis_server: RedisServer, tmp_path: Path) -> Iterator[Callable[..., List[Node]]]:
+    """``nodes("A", "B", hotline=...)``: started nodes sharing the module's Redis, emptied first."""
+    redis_server.client().flushall()
+    started: Dict[str, Node] = {}
+
+    def make(*names: str, **conf: object) -> List[Node]:
+        out = []
+        for name in names:
+            path = tmp_path / name / "cti.yaml"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(cluster_config(redis_server.url, name, **conf), encoding="utf-8")  # type: ignore[arg-type]
+            node = started[name] = Node(name, path).start()
+            node.run("core.phones.update({e: 'ring' for e in ('101','102','103','104','105','201','202')})")
+            out.append(node)
+        return out
+
+    yield make
+    for node in started.values():
+        node.kill()
+
+
+WATCH = """
+sw.api('pyrun cti.watcher')
+sw.wait_for(lambda: wiring.watcher_alive(), 5)
+c = wiring.cluster(wiring.seats().config)
+mine = c.store.channel('node.' + c.store.node)
+sw.wait_for(lambda: dict(c.store.r.pubsub_numsub(mine)).get(mine, 0) > 0, 5)  # the listener subscribed
+_ = True
+"""
+
+
+def watching(*nodes):
+    for n in nodes:
+        n.run(WATCH)
+
+
+def record(node, seat):
+    return node.run(f"_ = sw.cti('status', '{seat} json')")
+
+
+def seat_status(node, seat):
+    return json.loads(record(node, seat))["seats"][0]["status"]
+
+
+def test_every_switch_sees_the_same_seats(nodes):
+    a, b = nodes("A", "B")
+    assert a.cti("checkin 8001 101 p101 101").startswith("+OK 101 signed in")
+    assert b.cti("busy 101 lunch") == "+OK 101 busy (lunch)\n"
+    assert seat_status(a, "101") == "busy"
+    assert json.loads(record(a, "101")) == json.loads(record(b, "101"))
+    assert "store: redis" in a.cti("status 101")
+    # one phone, one seat, whichever switch asks
+    assert b.cti("checkin 8001 104 p104 101").startswith("-ERR phone_in_use phone 101 is in use by seat 101")
+
+
+def test_each_switch_fires_its_own_changes_and_refires_the_others(nodes):
+    a, b = nodes("A", "B")
+    watching(a, b)  # the listeners
+    a.cti("checkin 8001 101 p101 101")
+    b.cti("busy 101")
+    time.sleep(0.2)
+    got = a.run("_ = [(e.get('CTI-Action'), e.get('CTI-Node'), e.get('CTI-Revision')) for e in sw.events('cti::seat')]")
+    assert got == [["checkin", "A", "1"], ["busy", "B", "2"]]
+    assert b.run("_ = [e.get('CTI-Action') for e in sw.events('cti::seat')]") == ["checkin", "busy"]
+
+
+def test_a_refire_can_be_turned_off(nodes):
+    a, b = nodes("A", "B", refire=False)
+    watching(a, b)
+    b.cti("checkin 8001 101 p101 101")
+    time.sleep(0.2)
+    assert a.run("_ = len(sw.events('cti::seat'))") == 0
+
+
+RACE = """
+import random, threading, uuid
+import redis
+from cti.domain.routing import Router
+r = redis.Redis.from_url({url!r}, decode_responses=True)
+s = wiring.seats()
+router = wiring.router(s)
+conf = router.hotline('8001')
+seats = [str(3000 + i) for i in range(50)]
+stats = {{'won': 0, 'twice': 0, 'changes': 0, 'refused': 0}}
+guard = threading.Lock()
+def worker(n):
+    rnd = random.Random(n)
+    for i in range({per_thread}):
+        seat = rnd.choice(seats)
+        caller = uuid.uuid4().hex
+        if rnd.random() < 0.1:  # and seat changes racing the offers, from both switches
+            reply = sw.cti(rnd.choice(['busy', 'idle']), seat)
+            with guard:
+                stats['changes' if reply.startswith('+OK') else 'refused'] += 1
+            continue
+        if router._claim(seat, caller, '8001', 30):
+            held = r.incr('race:held:' + seat)
+            with guard:
+                stats['won'] += 1
+                stats['twice'] += held > 1
+            r.decr('race:held:' + seat)
+            router.release([seat], caller)
+threads = [threading.Thread(target=worker, args=(n,)) for n in range({threads})]
+[t.start() for t in threads]
+[t.join() for t in threads]
+_ = stats
+"""
+
+
+def test_10000_reservations_racing_from_two_switches_never_offer_a_seat_twice(nodes, redis_server):
+    a, b = nodes("A", "B")
+    for i, seat in enumerate(str(3000 + i) for i in range(50)):
+        node = a if i % 2 else b
+        assert node.cti(f"checkin 8001 {seat} pw 9{seat}").startswith("+OK"), seat
+    # both switches at once: each runs 5,000 reservations on 4 threads
+    code = RACE.format(url=redis_server.url, per_thread=1250, threads=4)
+    for n in (a, b):
+        n.proc.stdin.write(json.dumps(code) + "\n")
+        n.proc.stdin.flush()
+    results = [json.loads(n.proc.stdout.readline()) for n in (a, b)]
+    assert all("ok" in res for res in results), results
+    stats = [res["ok"] for res in results]
+    assert sum(s["twice"] for s in stats) == 0
+    assert sum(s["won"] for s in stats) > 1000  # they did race
+    assert all(s["refused"] == 0 for s in stats), stats  # a change waits for the other switch's lock
+    # every record is its last event: the highest revision fired for it, by either switch
+    events = {}
+    for n in (a, b):
+        for h in n.run("_ = [e for e in sw.events('cti::seat')]"):
+            if h.get("CTI-Node") == n.name:  # each change once: the switch that made it
+                key = (h["CTI-Seat"], int(h["CTI-Revision"]))
+                assert key not in events, f"revision {key} fired twice: a lost update"
+                events[key] = h
+    r = redis_server.client()
+    for i in range(50):
+        seat = str(3000 + i)
+        rec = json.loads(r.get(f"cti:cti:seat.{seat}"))
+        last = max(rev for s, rev in events if s == seat)
+        assert rec["rev"] == last
+        assert events[(seat, last)]["CTI-Status"] == rec["status"]
+        assert sorted(rev for s, rev in events if s == seat) == list(range(1, last + 1))  # none lost
+        assert r.get(f"cti:cti:offer.{seat}") is None  # every claim released
+
+
+PHONES = """
+import random, threading
+def worker(n):
+    rnd = random.Random(n * 7 + {salt})
+    for i in range(60):
+        seat = rnd.choice([str(3000 + i) for i in range(50)])
+        phone = str(500 + rnd.randrange(10))
+        sw.cti(rnd.choice(['checkin', 'checkin', 'checkout']), f'8001 {{seat}} pw {{phone}}' if True else seat)
+threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+_ = True
+"""
+
+
+def test_no_phone_is_owned_twice_when_both_switches_sign_seats_in_at_once(nodes, redis_server):
+    a, b = nodes("A", "B")
+    for salt, n in enumerate((a, b)):
+        n.proc.stdin.write(json.dumps(PHONES.format(salt=salt)) + "\n")
+        n.proc.stdin.flush()
+    for n in (a, b):
+        assert "ok" in json.loads(n.proc.stdout.readline())
+    r = redis_server.client()
+    owners = {}
+    for key in r.scan_iter("cti:cti:seat.*"):
+        rec = json.loads(r.get(key))
+        owners.setdefault(rec["phone"], []).append(rec["seat"])
+    assert owners and all(len(seats) == 1 for seats in owners.values()), owners
+    for phone, (seat,) in owners.items():
+        assert r.get(f"cti:cti:phone.i.{phone}") == seat
+    claimed = {k.rsplit(".", 1)[1] for k in r.scan_iter("cti:cti:phone.i.*")}
+    assert claimed == set(owners)  # no claim left without its seat
+
+
+HOTLINE = "    strategy: top-down\n    ring_timeout: 5\n"
+
+
+def test_a_seat_freed_on_b_serves_the_first_caller_waiting_on_a_in_arrival_order(nodes):
+    a, b = nodes("A", "B", hotline=HOTLINE)
+    watching(a, b)
+    b.cti("checkin 8001 101 p101 101")
+    b.cti("busy 101")
+    # two callers on A and one on B, arriving A1, B1, A2
+    a.run("box1 = sw.dial_bg('route', '8001', customer='13900000001')[1]; _ = True")
+    time.sleep(0.05)
+    b.run("box1 = sw.dial_bg('route', '8001', customer='13900000002')[1]; _ = True")
+    time.sleep(0.05)
+    a.run("box2 = sw.dial_bg('route', '8001', customer='13900000003')[1]; _ = True")
+    a.run("sw.wait_for(lambda: wiring.queues().count('8001') == 3, 3); _ = True")
+    status = a.cti("status 8001 json")
+    waiting = json.loads(status)["waiting"]
+    assert [w["switch"] for w in waiting] == ["A", "B", "A"]
+    assert json.loads(b.cti("status 8001 json"))["waiting"] == waiting
+    # 101 answers every call; freed on B, it serves A's first caller, within 50 ms
+    a.run("core.phones['101'] = 'answer'; _ = True")
+    b.run("t0 = time.time(); _ = sw.cti('idle', '101')")
+    took = a.run("sw.wait_for(lambda: sw.bridged_to('13900000001') is not None, 2); _ = time.time()")
+    t0 = b.run("_ = t0")
+    assert took - t0 < 0.05, f"{(took - t0) * 1000:.1f} ms"
+    # that call ends: the seat, freed on A, serves B's caller next, then A's second
+    a.run("core.hangup(sw.bridged_to('13900000001').uuid); _ = True")
+    b.run("core.phones['101'] = 'answer'; sw.wait_for(lambda: sw.bridged_to('13900000002') is not None, 3); _ = True")
+    b.run("core.hangup(sw.bridged_to('13900000002').uuid); _ = True")
+    a.run("sw.wait_for(lambda: sw.bridged_to('13900000003') is not None, 3); _ = True")
+    b.run("sw.wait_for(lambda: wiring.seats().repo.get('101').status == 'in_call', 3); _ = True")  # A's watcher saw it
+    rec = json.loads(b.run("_ = wiring.seats().repo.store.get('seat.101')"))
+    assert rec["node"] == "A"  # the call is A's: B leaves it alone
+    assert b.cti("stopcall 101").startswith("-ERR other_switch seat 101's call is on switch A")
+
+
+def test_node_a_restarting_leaves_node_bs_calls_and_seats_alone(nodes, redis_server):
+    a, b = nodes("A", "B", hotline=HOTLINE)
+    watching(a, b)
+    b.run("core.phones['101'] = 'answer'; _ = True")
+    b.cti("checkin 8001 101 p101 101")
+    b.cti("checkin 8001 104 p104 104")
+    b.cti("busy 104")
+    b.run("box = sw.dial_bg('route', '8001', customer='13900000001')[1]; _ = True")
+    b.run("sw.wait_for(lambda: sw.bridged_to('13900000001') is not None, 3); _ = True")
+    b.run("box2 = sw.dial_bg('route', '8001', customer='13900000002')[1]; _ = True")  # waits: 104 busy
+    b.run("sw.wait_for(lambda: wiring.queues().count('8001') == 1, 3); _ = True")
+    before = {k: v for k, v in _dump(redis_server).items() if not k.startswith(("cti:cti:node.", "cti:cti:lock."))}
+    a.kill()
+    (a,) = [a.start()]  # A starts again: its watcher recovers its own calls only
+    watching(a)
+    time.sleep(0.3)
+    after = {k: v for k, v in _dump(redis_server).items() if not k.startswith(("cti:cti:node.", "cti:cti:lock."))}
+    assert after == before
+    assert seat_status(a, "101") == "in_call"
+
+
+def _dump(redis_server):
+    r = redis_server.client()
+    out = {}
+    for key in r.scan_iter("cti:*"):
+        kind = r.type(key)
+        out[key] = (
+            r.get(key)
+            if kind == "string"
+            else repr(
+                sorted(r.zrange(key, 0, -1) if kind == "zset" else r.hgetall(key).items() if kind == "hash" else r.smembers(key))
+            )
+        )
+    return out
+
+
+def test_node_a_dying_is_cleaned_up_by_b_within_10_seconds(nodes, redis_server):
+    a, b = nodes("A", "B", hotline=HOTLINE)
+    watching(a, b)
+    a.run("core.phones['101'] = 'answer'; _ = True")
+    b.cti("checkin 8001 101 p101 101")
+    b.cti("checkin 8001 104 p104 104")
+    b.cti("busy 104")
+    a.run("box = sw.dial_bg('route', '8001', customer='13900000001')[1]; _ = True")
+    a.run("sw.wait_for(lambda: sw.bridged_to('13900000001') is not None, 3); _ = True")
+    a.run("box2 = sw.dial_bg('route', '8001', customer='13900000002')[1]; _ = True")
+    a.run("sw.wait_for(lambda: wiring.queues().count('8001') == 1, 3); _ = True")
+    assert seat_status(b, "101") == "in_call"
+    t0 = time.monotonic()
+    a.kill()  # its calls are gone with it
+    b.run(
+        "sw.wait_for(lambda: wiring.queues().count('8001') == 0 and wiring.seats().repo.get('101').status == 'idle', 10); _ = True"
+    )
+    took = time.monotonic() - t0
+    assert took < 10
+    r = redis_server.client()
+    assert not [k for k in r.scan_iter("cti:cti:offer.*")]
+    assert b.run("_ = [e['CTI-Hangup-Cause'] for e in sw.events('cti::seat') if e['CTI-Action'] == 'recovered']") == [
+        "switch A is gone"
+    ]
+    assert seat_status(b, "104") == "busy"  # B's own seats as they were
+
+
+def test_redis_stopped_mid_run_every_command_says_so_in_time_and_resumes(nodes, redis_server):
+    a, b = nodes("A", "B")
+    watching(a, b)
+    a.cti("checkin 8001 101 p101 101")
+    redis_server.pause()  # hung: nothing answers
+    try:
+        for node in (a, b):
+            took = node.run("t = time.perf_counter(); r = sw.cti('busy', '101'); _ = [r, time.perf_counter() - t]")
+            assert took[0].startswith("-ERR store redis: "), took
+            assert took[1] < 0.5, took  # 200 ms timeout (+ the lock's own attempt)
+    finally:
+        redis_server.resume()
+    assert b.cti("busy 101") == "+OK 101 busy\n"
+    assert seat_status(a, "101") == "busy"
+    # refused: the store unreachable (a stopped server): also at once
+    redis_server.stop()
+    try:
+        took = a.run("t = time.perf_counter(); r = sw.cti('idle', '101'); _ = [r, time.perf_counter() - t]")
+        assert took[0].startswith("-ERR store redis: ") and took[1] < 0.5, took
+    finally:
+        redis_server.start()
+    # a fresh Redis (its data gone: no persistence here); the nodes go on without a restart
+    assert a.cti("checkin 8001 101 p101 101").startswith("+OK")
+    time.sleep(1.2)  # the listener reconnects within its 0.5 s retry
+    b.run("_ = None")
+    assert b.cti("busy 101") == "+OK 101 busy\n"
+    time.sleep(0.2)
+    assert "busy" in [e for e in a.run("_ = [e.get('CTI-Action') for e in sw.events('cti::seat')]")]
