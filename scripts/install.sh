@@ -138,6 +138,9 @@ store=""
 if [ -f "$CONFIG" ]; then store=$(sed -n 's/^store:[[:space:]]*\([a-z]*\).*/\1/p' "$CONFIG" | head -n1); fi
 modules="mod_hash mod_python3"
 [ "$store" = db ] && modules="mod_hash mod_db mod_python3"
+if [ "$store" = redis ] && ! /usr/bin/python3 -c 'import redis' 2>/dev/null; then
+  say "store: redis needs redis-py in the switch's Python: apt-get install python3-redis"
+fi
 for mod in $modules; do
   if [ -f "$MODULES_XML" ] && ! grep -Eq "^[[:space:]]*<load module=\"$mod\"" "$MODULES_XML"; then
     if [ "$DRY" = 1 ]; then

@@ -93,17 +93,27 @@ def cluster_start(token: str) -> None:
 
     sw = Switch.here()
     c.node.beat(time.monotonic(), force=True)
-    c.listener = listen(c.store, c.refire, SwitchCalls(sw).wake, sw.fire, lambda: app.watcher_current(token), sw.log)
+
+    def running() -> bool:  # this watcher's, and the config still names this cluster
+        try:
+            return app.watcher_current(token) and app.cluster(app.seats().config) is c
+        except Exception:
+            return False
+
+    c.listener = listen(c.store, c.refire, SwitchCalls(sw).wake, sw.fire, running, sw.log)
 
 
-def cluster_tick(memory: WatchState) -> None:
-    """Beat; clean up after the nodes whose heartbeat expired (each by one surviving node)."""
+def cluster_tick(memory: WatchState, token: str) -> None:
+    """Beat; clean up after the nodes whose heartbeat expired (each by one surviving node).
+    The listener is (re)started here too: the config may have turned to ``store: redis``."""
     s = app.seats()
     c = app.cluster(s.config)
     if c is None:
         return
     from cti.cluster.node import cleanup
 
+    if c.listener is None or not c.listener.is_alive():
+        cluster_start(token)
     now = time.monotonic()
     c.node.beat(now)
     for dead in c.node.dead(now):
@@ -158,7 +168,7 @@ def run(max_events: Optional[int] = None) -> None:
                 break
             app.beat(token)
             try:
-                cluster_tick(memory)
+                cluster_tick(memory, token)
             except Exception:  # Redis away: the commands say so; the watcher goes on
                 pass
             now = app.clock()

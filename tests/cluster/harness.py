@@ -19,7 +19,8 @@ HERE = Path(__file__).resolve().parent
 class RedisServer:
     """``redis-server`` (Debian's package) on a unix socket of its own, no persistence."""
 
-    def __init__(self, where: Path) -> None:
+    def __init__(self, where: Path, perm: str = "700") -> None:
+        self.perm = perm  # 777 when a switch running as another user must reach it
         self.dir = where
         self.sock = where / "redis.sock"
         self.url = f"unix://{self.sock}"
@@ -37,7 +38,7 @@ class RedisServer:
                 "--unixsocket",
                 str(self.sock),
                 "--unixsocketperm",
-                "700",
+                self.perm,
                 "--save",
                 "",
                 "--appendonly",
