@@ -120,7 +120,7 @@ s = wiring.seats()
 router = wiring.router(s)
 conf = router.hotline('8001')
 seats = [str(3000 + i) for i in range(50)]
-stats = {{'won': 0, 'twice': 0, 'changes': 0, 'refused': 0}}
+stats = {{'tried': 0, 'won': 0, 'twice': 0, 'changes': 0, 'refused': 0}}
 guard = threading.Lock()
 def worker(n):
     rnd = random.Random(n)
@@ -131,7 +131,8 @@ def worker(n):
             reply = sw.cti(rnd.choice(['busy', 'idle']), seat)
             with guard:
                 stats['changes' if reply.startswith('+OK') else 'refused'] += 1
-            continue
+        with guard:
+            stats['tried'] += 1
         if router._claim(seat, caller, '8001', 30):
             held = r.incr('race:held:' + seat)
             with guard:
@@ -159,6 +160,8 @@ def test_10000_reservations_racing_from_two_switches_never_offer_a_seat_twice(no
     results = [json.loads(n.proc.stdout.readline()) for n in (a, b)]
     assert all("ok" in res for res in results), results
     stats = [res["ok"] for res in results]
+    print(f"\nrace: {stats}")
+    assert sum(s["tried"] for s in stats) == 10000
     assert sum(s["twice"] for s in stats) == 0
     assert sum(s["won"] for s in stats) > 1000  # they did race
     assert all(s["refused"] == 0 for s in stats), stats  # a change waits for the other switch's lock
@@ -239,6 +242,7 @@ def test_a_seat_freed_on_b_serves_the_first_caller_waiting_on_a_in_arrival_order
     b.run("t0 = time.time(); _ = sw.cti('idle', '101')")
     took = a.run("sw.wait_for(lambda: sw.bridged_to('13900000001') is not None, 2); _ = time.time()")
     t0 = b.run("_ = t0")
+    print(f"\nseat freed on B -> bridged on A: {(took - t0) * 1000:.1f} ms")
     assert took - t0 < 0.05, f"{(took - t0) * 1000:.1f} ms"
     # that call ends: the seat, freed on A, serves B's caller next, then A's second
     a.run("core.hangup(sw.bridged_to('13900000001').uuid); _ = True")
@@ -305,6 +309,7 @@ def test_node_a_dying_is_cleaned_up_by_b_within_10_seconds(nodes, redis_server):
         "sw.wait_for(lambda: wiring.queues().count('8001') == 0 and wiring.seats().repo.get('101').status == 'idle', 10); _ = True"
     )
     took = time.monotonic() - t0
+    print(f"\nnode A died: cleaned up by B in {took:.1f} s")
     assert took < 10
     r = redis_server.client()
     assert not [k for k in r.scan_iter("cti:cti:offer.*")]
@@ -322,6 +327,7 @@ def test_redis_stopped_mid_run_every_command_says_so_in_time_and_resumes(nodes, 
     try:
         for node in (a, b):
             took = node.run("t = time.perf_counter(); r = sw.cti('busy', '101'); _ = [r, time.perf_counter() - t]")
+            print(f"\nredis hung: {took[0].strip()[:70]} in {took[1] * 1000:.0f} ms")
             assert took[0].startswith("-ERR store redis: "), took
             assert took[1] < 0.5, took  # 200 ms timeout (+ the lock's own attempt)
     finally:
