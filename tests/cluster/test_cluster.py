@@ -255,17 +255,23 @@ def test_a_seat_freed_on_b_serves_the_first_caller_waiting_on_a_in_arrival_order
     assert b.cti("stopcall 101").startswith("-ERR other_switch seat 101's call is on switch A")
 
 
+def a_call_and_a_waiter(on, seats):
+    """Seats 101 (answering) and 104 (busy) signed in on ``seats``; on ``on``, a caller talks
+    to 101 and a second one waits."""
+    on.run("core.phones['101'] = 'answer'; _ = True")
+    seats.cti("checkin 8001 101 p101 101")
+    seats.cti("checkin 8001 104 p104 104")
+    seats.cti("busy 104")
+    on.run("box = sw.dial_bg('route', '8001', customer='13900000001')[1]; _ = True")
+    on.run("sw.wait_for(lambda: sw.bridged_to('13900000001') is not None, 3); _ = True")
+    on.run("box2 = sw.dial_bg('route', '8001', customer='13900000002')[1]; _ = True")  # waits: 104 busy
+    on.run("sw.wait_for(lambda: wiring.queues().count('8001') == 1, 3); _ = True")
+
+
 def test_node_a_restarting_leaves_node_bs_calls_and_seats_alone(nodes, redis_server):
     a, b = nodes("A", "B", hotline=HOTLINE)
     watching(a, b)
-    b.run("core.phones['101'] = 'answer'; _ = True")
-    b.cti("checkin 8001 101 p101 101")
-    b.cti("checkin 8001 104 p104 104")
-    b.cti("busy 104")
-    b.run("box = sw.dial_bg('route', '8001', customer='13900000001')[1]; _ = True")
-    b.run("sw.wait_for(lambda: sw.bridged_to('13900000001') is not None, 3); _ = True")
-    b.run("box2 = sw.dial_bg('route', '8001', customer='13900000002')[1]; _ = True")  # waits: 104 busy
-    b.run("sw.wait_for(lambda: wiring.queues().count('8001') == 1, 3); _ = True")
+    a_call_and_a_waiter(on=b, seats=b)
     before = {k: v for k, v in _dump(redis_server).items() if not k.startswith(("cti:cti:node.", "cti:cti:lock."))}
     a.kill()
     (a,) = [a.start()]  # A starts again: its watcher recovers its own calls only
@@ -294,14 +300,7 @@ def _dump(redis_server):
 def test_node_a_dying_is_cleaned_up_by_b_within_10_seconds(nodes, redis_server):
     a, b = nodes("A", "B", hotline=HOTLINE)
     watching(a, b)
-    a.run("core.phones['101'] = 'answer'; _ = True")
-    b.cti("checkin 8001 101 p101 101")
-    b.cti("checkin 8001 104 p104 104")
-    b.cti("busy 104")
-    a.run("box = sw.dial_bg('route', '8001', customer='13900000001')[1]; _ = True")
-    a.run("sw.wait_for(lambda: sw.bridged_to('13900000001') is not None, 3); _ = True")
-    a.run("box2 = sw.dial_bg('route', '8001', customer='13900000002')[1]; _ = True")
-    a.run("sw.wait_for(lambda: wiring.queues().count('8001') == 1, 3); _ = True")
+    a_call_and_a_waiter(on=a, seats=b)
     assert seat_status(b, "101") == "in_call"
     t0 = time.monotonic()
     a.kill()  # its calls are gone with it
