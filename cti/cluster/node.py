@@ -69,14 +69,6 @@ class Node:
         except redis.RedisError as exc:
             raise failed(exc) from None
 
-    def alive(self, node: str) -> bool:
-        if node in ("", self.name):
-            return True
-        try:
-            return bool(self.store.r.exists(self.store.k("node." + node)))
-        except redis.RedisError:
-            return True  # not known to be dead: touch nothing of it
-
     def dead(self, now: float) -> List[str]:
         """Nodes whose heartbeat expired (looked at at most once a second)."""
         if now - self._looked < 1.0:
@@ -116,15 +108,12 @@ def cleanup(
 ) -> Dict[str, int]:
     """Everything of ``node`` (dead, or this switch restarted) but the calls ``up`` says are
     still there: its seats' calls, its waiting callers, its calls' claims."""
-    done = {"calls": end_calls(node)}
-    gone = queues.drop_node(node, hotlines, up)
-    done["waiting"] = len(gone)
-    for w in gone:
-        if w.reserved:
-            for seat in w.reserved.split(","):
-                store.release("offer." + seat, w.uuid)
+    # its callers leave first, so that no seat its ended calls free is reserved for one of them
+    done = {"waiting": len(queues.drop_node(node, hotlines, up))}
+    # the seats reserved for its callers are among its calls' claims (listed under the caller's node)
     keep = [value for value in store.owned_values(node) if up(value)]
     done["claims"] = store.drop_owned(node, keep)
+    done["calls"] = end_calls(node)
     return done
 
 
