@@ -149,11 +149,15 @@ class ClusterQueues(Queues):
         return int(self._run(self.r.zcard, self._qkey(hotline)))
 
     # -- a waiter's changes (under guard(hotline)) -------------------------------------------------
-    def _update(self, waiter: Waiter, **changes: Any) -> None:
+    def _stored(self, waiter: Waiter) -> Optional[Waiter]:
+        return self._decode(waiter.uuid, self._run(self.r.get, self._wkey(waiter.uuid)))
+
+    def _update(self, waiter: Waiter, stored: Optional[Waiter] = None, **changes: Any) -> None:
+        """``changes`` to ``waiter`` and to its record (``stored``: the record, if just read)."""
         for name, value in changes.items():
             setattr(waiter, name, value)
-        text = self._run(self.r.get, self._wkey(waiter.uuid))
-        stored = self._decode(waiter.uuid, text)
+        if stored is None:
+            stored = self._stored(waiter)
         if stored is None:
             return  # not queued (an offer straight away): this switch's object is all there is
         for name, value in changes.items():
@@ -165,10 +169,10 @@ class ClusterQueues(Queues):
         self._update(waiter, reserved=",".join(seats))
 
     def take_reserved(self, waiter: Waiter) -> List[str]:
-        stored = self._decode(waiter.uuid, self._run(self.r.get, self._wkey(waiter.uuid)))
+        stored = self._stored(waiter)
         seats = stored.reserved if stored is not None else waiter.reserved
         if seats:
-            self._update(waiter, reserved="")
+            self._update(waiter, stored, reserved="")
         return seats.split(",") if seats else []
 
     def offering(self, waiter: Waiter, on: bool) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import redis  # type: ignore[import-untyped]  # 4.3 (Debian 12) ships no hints
 
@@ -99,7 +99,6 @@ class RedisStore:
     kind = "redis"
     persistent = True  # as far as Redis persists (AOF / RDB: README)
     shared = True
-    cacheable = False
 
     def __init__(self, r: Any, realm: str, node: str) -> None:
         self.r = r
@@ -267,11 +266,3 @@ class RedisLocks(KeyedLocks):
 
     def hold(self, key: str) -> Any:
         return _Held(super().hold(key), self._store, key)
-
-
-def ping(r: Any) -> Tuple[bool, str]:
-    try:
-        r.ping()
-        return True, ""
-    except redis.RedisError as exc:
-        return False, str(exc)

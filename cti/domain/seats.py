@@ -83,23 +83,18 @@ class SeatRepo:
         is a compare-and-set: if another switch changed the record since, nothing is written."""
         state = state.evolve({"rev": base.rev + 1 if base is not None else 1})
         text = state.encode()
-        if self.store.shared:
-            if not self.store.swap(seat_key(state.seat), self._text(base), text):
-                raise _conflict(state.seat)
-        else:
-            self.store.put(seat_key(state.seat), text)
+        if not self.store.swap(seat_key(state.seat), self._text(base), text):
+            raise _conflict(state.seat)
         self._decoded[state.seat] = (text, state)
         return state
 
     def remove(self, base: SeatState) -> None:
-        """Delete the record ``base`` (read under the seat's lock)."""
-        if self.store.shared:
-            if not self.store.swap(seat_key(base.seat), self._text(base), None):
-                raise _conflict(base.seat)
-        else:
-            self.store.delete(seat_key(base.seat))
+        """Delete the record ``base`` (read under the seat's lock), the same way."""
+        if not self.store.swap(seat_key(base.seat), self._text(base), None):
+            raise _conflict(base.seat)
 
     def _text(self, base: Optional[SeatState]) -> Optional[str]:
+        """The record's text as read (the decoded cache holds it: ``base`` came from it)."""
         if base is None:
             return None
         known = self._decoded.get(base.seat)
