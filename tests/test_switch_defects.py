@@ -168,14 +168,21 @@ def test_a_caller_waiting_through_wrap_up_is_taken_when_it_ends(switch):
     assert results["13900000002"].variables["cti_result"] == "+OK hotline 8001 answered by 101"
 
 
-def test_a_seat_that_missed_a_queued_caller_is_offered_it_again_after_retry_delay(switch):
-    sw = floor(switch, "top-down", max_wait=600, retry_delay=3)
+def a_caller_101_missed(switch, retry_delay):
+    """Only 101 signed in and idle; its phone did not answer the first caller, who now waits.
+    (switch, results by caller number, that caller's thread)."""
+    sw = floor(switch, "top-down", max_wait=600, retry_delay=retry_delay)
     sw.cti("checkout", "102")
     sw.cti("busy", "104")
     sw.core.phones["101"] = "noanswer"
     results = {}
     t = start_caller(sw, "13900000001", results)
     wait_for(lambda: "waiting: 1" in sw.cti("status", "8001"))
+    return sw, results, t
+
+
+def test_a_seat_that_missed_a_queued_caller_is_offered_it_again_after_retry_delay(switch):
+    sw, results, t = a_caller_101_missed(switch, retry_delay=3)
     sw.pump()
     assert queue_actions(sw)[:2] == [("offered", "101"), ("queued", "")]
     assert sw.record("101")["status"] == "idle" and sw.core.agent_leg("101") is None
@@ -188,13 +195,7 @@ def test_a_seat_that_missed_a_queued_caller_is_offered_it_again_after_retry_dela
 
 
 def test_a_seat_one_caller_missed_serves_the_next_caller_at_once(switch):
-    sw = floor(switch, "top-down", max_wait=600, retry_delay=60)
-    sw.cti("checkout", "102")
-    sw.cti("busy", "104")
-    sw.core.phones["101"] = "noanswer"
-    results = {}
-    a = start_caller(sw, "13900000001", results)
-    wait_for(lambda: "waiting: 1" in sw.cti("status", "8001"))
+    sw, results, a = a_caller_101_missed(switch, retry_delay=60)
     sw.core.phones["101"] = "ring"
     b = start_caller(sw, "13900000002", results)
     wait_for(lambda: "waiting: 2" in sw.cti("status", "8001"))

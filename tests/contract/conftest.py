@@ -47,32 +47,28 @@ class ShimBackend:
     def phone(self, ext: str, mode: str) -> None:
         self.core.phones[ext] = mode
 
-    def originate_park(self, ext: str) -> Tuple[str, Dict[str, str]]:
-        """``originate {origination_uuid=X}user/<ext> &park()`` to an answering phone:
-        (reply, the new leg's CHANNEL_CREATE headers)."""
-        consumer = freeswitch.EventConsumer("CHANNEL_CREATE")
-        leg = str(uuidlib.uuid4())
-        reply = self.inside(f"originate {{origination_uuid={leg}}}user/{ext} &park()")
+    def _first(self, event_name: str, command: str) -> Tuple[str, Dict[str, str]]:
+        """Run ``command`` inside the switch: (its reply, the first ``event_name`` after it)."""
+        consumer = freeswitch.EventConsumer(event_name)
+        reply = self.inside(command)
         event = consumer.pop(1, 1000)
         consumer.cleanup()
         return reply, dict(event.headers) if event else {}
 
+    def originate_park(self, ext: str) -> Tuple[str, Dict[str, str]]:
+        """``originate {origination_uuid=X}user/<ext> &park()`` to an answering phone:
+        (reply, the new leg's CHANNEL_CREATE headers)."""
+        leg = str(uuidlib.uuid4())
+        return self._first("CHANNEL_CREATE", f"originate {{origination_uuid={leg}}}user/{ext} &park()")
+
     def gateway_leg(self, number: str) -> Dict[str, str]:
         """The CHANNEL_CREATE of a call through gateway ``ctitestgw`` (which rejects it)."""
         self.core.phones[number] = "busy"
-        consumer = freeswitch.EventConsumer("CHANNEL_CREATE")
-        self.inside(f"originate sofia/gateway/ctitestgw/{number} &park()")
-        event = consumer.pop(1, 1000)
-        consumer.cleanup()
-        return dict(event.headers) if event else {}
+        return self._first("CHANNEL_CREATE", f"originate sofia/gateway/ctitestgw/{number} &park()")[1]
 
     def dtmf_headers(self, ext: str) -> Dict[str, str]:
         reply, created = self.originate_park(ext)
-        consumer = freeswitch.EventConsumer("DTMF")
-        self.inside(f"uuid_recv_dtmf {created['Unique-ID']} 5")
-        event = consumer.pop(1, 1000)
-        consumer.cleanup()
-        return dict(event.headers) if event else {}
+        return self._first("DTMF", f"uuid_recv_dtmf {created['Unique-ID']} 5")[1]
 
     def answered_call(self, ext: str) -> Tuple[str, str]:
         """A caller bridged to ``ext``'s answered phone: (customer leg, agent leg)."""

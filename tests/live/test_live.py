@@ -81,19 +81,28 @@ def test_hotline_routing_to_an_answering_seat(live):
     live.wait(lambda: live.status("101") == "idle", 2.0)
 
 
+def _busy_then_answering(live, busy_phone, answering_phone):
+    """A hotline caller offered the seat on ``busy_phone`` first, then bridged to the one on
+    ``answering_phone``: (event mark, caller legs, the busy leg's CHANNEL_HANGUP_COMPLETE)."""
+    mark = live.esl.mark()
+    caller = live.customer("route-8001")
+    leg = live.wait_leg(answering_phone)
+    live.wait(lambda: live.partner(leg) == caller["b"], 3.0, f"bridged to phone {answering_phone}")
+    busy = live.esl.wait_event(
+        lambda e: (
+            e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE" and e.get("Channel-Presence-ID", "").startswith(f"{busy_phone}@")
+        ),
+        2.0,
+        mark,
+    )
+    return mark, caller, busy
+
+
 def test_a_busy_seat_then_an_answering_one_never_drops_the_caller(live):
     live.write_config(config_yaml(hotline(strategy="top-down")))
     live.sign_in_all("8001 101 p101 101", "8001 104 p104 104")
     live.phone("101", "busy")
-    mark = live.esl.mark()
-    caller = live.customer("route-8001")
-    leg = live.wait_leg("104")
-    live.wait(lambda: live.partner(leg) == caller["b"], 3.0, "bridged to 104")
-    busy = live.esl.wait_event(
-        lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE" and e.get("Channel-Presence-ID", "").startswith("101@"),
-        2.0,
-        mark,
-    )
+    mark, caller, busy = _busy_then_answering(live, "101", "104")
     assert busy["Hangup-Cause"] == "USER_BUSY"
     assert live.exists(caller["b"]), "the caller was never dropped"
     offered = [e["CTI-Seat"] for e in live.queue_events(mark) if e["CTI-Action"] == "offered"]
@@ -104,15 +113,7 @@ def test_a_busy_seat_then_an_answering_one_never_drops_the_caller(live):
 def test_real_sip_phones_a_486_then_an_answering_one_never_drops_the_caller(live, sip_phones):
     live.write_config(config_yaml(hotline(strategy="top-down")))
     live.sign_in_all("8001 101 p101 162", "8001 104 p104 161")  # 162 answers 486, 161 answers
-    mark = live.esl.mark()
-    caller = live.customer("route-8001")
-    leg = live.wait_leg("161")
-    live.wait(lambda: live.partner(leg) == caller["b"], 3.0, "bridged to the SIP phone of 104")
-    busy = live.esl.wait_event(
-        lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE" and e.get("Channel-Presence-ID", "").startswith("162@"),
-        2.0,
-        mark,
-    )
+    mark, caller, busy = _busy_then_answering(live, "162", "161")
     assert busy["Hangup-Cause"] == "USER_BUSY" and busy["Channel-Name"].startswith("sofia/internal/162@")
     assert live.exists(caller["b"]), "the caller was never dropped"
     live.wait(lambda: live.status("104") == "in_call", 2.0)
@@ -251,6 +252,8 @@ def test_monitor_whisper_barge_with_dtmf_keys_recorded(live):
     live.wait(lambda: "on 101 (barge)" in live.cti("status", "102"), 3.0, "dtmf 3 recorded as barge")
     live.api(f"uuid_recv_dtmf {sup} 0")
     live.wait(lambda: "on 101 (monitor)" in live.cti("status", "102"), 3.0, "dtmf 0 recorded as monitor")
+    # the session is stored before its audit event is fired: wait for the event to arrive over ESL
+    live.esl.wait_event(lambda e: e.get("CTI-Action") == "monitor" and e.get("CTI-Result") == "switched", 2.0, mark)
     results = [(e["CTI-Action"], e["CTI-Result"]) for e in live.esl.events[mark:] if e.get("Event-Subclass") == "cti::supervisor"]
     assert ("barge", "switched") in results and ("monitor", "switched") in results, results
     assert live.partner(leg) == caller["b"], "the monitored call stays bridged"
