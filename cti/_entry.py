@@ -72,8 +72,9 @@ PIN_TIMEOUT_MS = 10_000
 
 def _checkin(a: List[str], caller: Optional[Caller]) -> str:
     hotline, seat, password = a[0], a[1], _at(a, 2)
-    if hotline != "-":
-        check_id("hotline", hotline)
+    if hotline not in ("-", "*"):
+        for one in hotline.split(","):  # one hotline, or a list: 8001,8002
+            check_id("hotline", one)
     check_id("seat", seat)
     if caller is not None:
         # From the dialplan the password is keyed after a tone, never an argument: the app's
@@ -209,7 +210,9 @@ def _at(a: List[str], i: int) -> str:
 
 
 COMMANDS: Dict[str, Command] = {
-    "checkin": Command("cti.checkin <hotline> <seat> <password> <phone> [internal|external] [agent|supervisor]", 4, 6, _checkin),
+    "checkin": Command(
+        "cti.checkin <hotline>[,<hotline>...]|- <seat> <password> <phone> [internal|external] [agent|supervisor]", 4, 6, _checkin
+    ),
     "checkout": Command("cti.checkout <seat> [<operator>]", 1, 2, _checkout),
     "busy": Command("cti.busy <seat> [<reason> [<operator>]]", 1, 3, _busy),
     "idle": Command("cti.idle <seat> [<operator>]", 1, 2, _idle),

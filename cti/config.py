@@ -48,6 +48,11 @@ class Hotline:
     overflow: str = ""  # transfer target after max_wait: "<exten> [<dialplan> [<context>]]"; "" hangs up
     moh: str = ""  # music on hold while queued; "": local_stream://moh if the switch has music, else a tone
     monitor_tone: str = ""  # played to agent and customer when a supervisor starts listening ("": none)
+    supervisors_take_calls: bool = False  # are its signed-in supervisors offered its callers too?
+    no_answer_delay: int = 0  # seconds a seat that let an offer ring out is not offered calls
+    reject_delay: int = 0  # ... that rejected one (CALL_REJECTED)
+    busy_delay: int = 0  # ... whose phone was busy (USER_BUSY)
+    export_vars: Tuple[str, ...] = ()  # the caller's channel variables copied to the seat's leg (screen pop)
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,7 @@ class SeatConf:
     supervisor: bool = False
     domain: str = ""  # its phones' directory domain ("": the switch's default)
     supervises: Tuple[str, ...] = ()  # a supervisor limited to these hotlines and seats (): all of its hotline
+    levels: Dict[str, int] = field(default_factory=dict)  # hotline -> level (1 when not given): lowest first
 
 
 @dataclass(frozen=True)
@@ -300,6 +306,11 @@ def parse(path: str, text: str) -> Config:
                 "overflow",
                 "moh",
                 "monitor_tone",
+                "supervisors_take_calls",
+                "no_answer_delay",
+                "reject_delay",
+                "busy_delay",
+                "export_vars",
             )
         )
         hot: Dict[str, Any] = {"id": hid, "name": fields["name"].text(64) if "name" in fields else hid}
@@ -309,6 +320,9 @@ def parse(path: str, text: str) -> Config:
             ("max_no_answer", 0, 100),
             ("retry_delay", 0, 3600),
             ("max_wait", 0, 86400),
+            ("no_answer_delay", 0, 3600),
+            ("reject_delay", 0, 3600),
+            ("busy_delay", 0, 3600),
         ):
             if key in fields:
                 hot[key] = fields[key].integer(low, high)
@@ -319,6 +333,16 @@ def parse(path: str, text: str) -> Config:
         for key in ("overflow", "moh", "monitor_tone"):
             if key in fields:
                 hot[key] = _target(fields[key]) if key == "overflow" else _media(fields[key])
+        if "supervisors_take_calls" in fields:
+            hot["supervisors_take_calls"] = fields["supervisors_take_calls"].boolean()
+        if "export_vars" in fields:
+            names = []
+            for item in fields["export_vars"].seq():
+                name = item.text(64)
+                if not _VAR_RE.match(name) or name.startswith(_RESERVED_VARS):
+                    raise item.fail("a channel variable name is letters, digits and '_' (not cti_*, origination_*, sip_*)")
+                names.append(name)
+            hot["export_vars"] = tuple(names)
         hotlines[hid] = Hotline(**hot)
     seats: Dict[str, SeatConf] = {}
     scopes: List[List[Tuple[str, _Node]]] = []  # checked once every seat is known
@@ -336,11 +360,23 @@ def parse(path: str, text: str) -> Config:
         if "hotlines" not in fields:
             raise node.fail("hotlines is required: the hotlines this seat may sign in to")
         allowed: List[str] = []
+        levels: Dict[str, int] = {}
         for item in fields["hotlines"].seq():
-            hid = item.raw()
+            if isinstance(item.node, yaml.MappingNode):  # {hotline: "8002", level: 2}
+                tier = item.mapping(("hotline", "level"))
+                if "hotline" not in tier:
+                    raise item.fail("expected {hotline: <id>, level: <n>}")
+                hid = tier["hotline"].raw()
+                level = tier["level"].integer(1, 99) if "level" in tier else 1
+            else:
+                hid, level = item.raw(), 1
             if hid not in hotlines:
                 raise item.fail(f"no hotline {hid!r} in hotlines")
+            if hid in allowed:
+                raise item.fail(f"hotline {hid!r} twice")
             allowed.append(hid)
+            if level != 1:
+                levels[hid] = level
         if not allowed:
             raise fields["hotlines"].fail("a seat needs at least one hotline")
         domain = fields["domain"].text(64).lower() if "domain" in fields else ""
@@ -356,6 +392,7 @@ def parse(path: str, text: str) -> Config:
             supervisor=fields["supervisor"].boolean() if "supervisor" in fields else False,
             domain=domain,
             supervises=tuple(name for name, _ in scope),
+            levels=levels,
         )
     for scope in scopes:
         for name, item in scope:
@@ -391,6 +428,8 @@ _ENDPOINT_RE = re.compile(
 _TARGET_RE = re.compile(r"[A-Za-z0-9*#+._-]+( [A-Za-z0-9_]+( [A-Za-z0-9_.-]+)?)?\Z")
 
 
+_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+_RESERVED_VARS = ("cti_", "origination_", "sip_")
 _DOMAIN_RE = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}\Z")
 _GATEWAY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 # What cti plays (hold music, tones): a sound source the switch knows, with nothing the switch

@@ -210,7 +210,7 @@ class Switch:
 
         text = SwitchStore(FsSwitch(), "db" if self.core.db else "hash", "cti").get(f"seat.{seat}")
         state = SeatState.decode(text) if text else None
-        return asdict(state) if state else {}
+        return {**asdict(state), "status": state.status} if state else {}  # status: what the seat shows
 
     def snapshot(self) -> Dict[str, object]:
         return {"hash": dict(self.core.hash), "db": dict(self.core.db)}

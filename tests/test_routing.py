@@ -156,6 +156,9 @@ def routed(sw, n=1, hang_up=True):
 
 
 def floor(sw, strategy, **extra):
+    """101, 104 and supervisor 102 signed in to 8001, whose supervisors take calls (unless
+    ``supervisors_take_calls=False``)."""
+    extra.setdefault("supervisors_take_calls", "true")
     sw.write_config(hotline(strategy, **extra))
     sw.watch()
     for seat in ("101", "104", "102"):

@@ -29,7 +29,8 @@ def status_of(switch, seat):
 def test_checkin_signs_in_and_tells_the_wallboard(switch):
     assert switch.cti("checkin", "8001 101 p101 101") == "+OK 101 signed in to 8001 as agent on user/101, idle\n"
     row = status_of(switch, "101")
-    assert (row["status"], row["hotline"], row["role"], row["phone"]) == ("idle", "8001", "agent", "user/101")
+    assert (row["status"], row["hotlines"], row["role"], row["phone"]) == ("idle", ["8001"], "agent", "user/101")
+    assert (row["availability"], row["activity"]) == ("idle", "")
     [event] = switch.events()
     assert event["Event-Subclass"] == "cti::seat"
     assert {k: event[k] for k in ("CTI-Action", "CTI-Seat", "CTI-Hotline", "CTI-Status", "CTI-Previous-Status")} == {
@@ -103,10 +104,11 @@ def test_status_table_reads_at_a_glance(switch):
     switch.cti("busy", "101 lunch")
     table = switch.cti("status")
     lines = table.splitlines()
-    assert lines[0].split() == ["seat", "name", "hotline", "role", "phone", "status", "for", "reason", "supervision"]
-    assert lines[1].split() == ["101", "Alice", "8001", "agent", "user/101", "busy", "0:00:00", "lunch"]
-    assert lines[3].split() == ["103", "张三", "8002", "agent", "user/103", "idle", "0:00:00"]
-    assert lines[4].split() == ["104", "Dave", "-", "-", "-", "signed_out", "-"]
+    head = ["seat", "name", "hotlines", "role", "phone", "availability", "activity", "for", "reason", "supervision"]
+    assert lines[0].split() == head
+    assert lines[1].split() == ["101", "Alice", "8001", "agent", "user/101", "busy", "-", "0:00:00", "lunch"]
+    assert lines[3].split() == ["103", "张三", "8002", "agent", "user/103", "idle", "-", "0:00:00"]
+    assert lines[4].split() == ["104", "Dave", "-", "-", "-", "signed_out", "-", "-"]
     assert "lost when FreeSWITCH restarts" in lines[-1]
     # CJK names take two columns: the columns after them still line up
     assert columns(lines[1][: lines[1].index("8001")]) == columns(lines[3][: lines[3].index("8002")]) == 13
@@ -256,18 +258,22 @@ def test_external_phone_without_a_gateway(switch):
     assert switch.snapshot() == before
 
 
-def test_a_seat_in_a_call_cannot_sign_out_or_go_idle(busy_floor):
+def test_a_seat_in_a_call_cannot_sign_out_and_goes_busy_once_the_call_ends(busy_floor):
     from cti import app
 
     store = app.seats().repo.store  # the process-wide store: its cache is written through
     record = json.loads(store.get("seat.103"))
-    record["status"] = "in_call"
+    record.update(activity="in_call", call="", customer="")
     store.put("seat.103", json.dumps(record))
     before = busy_floor.snapshot()
-    for command in ("checkout", "busy", "idle"):
-        assert busy_floor.cti(command, "103").startswith("-ERR seat_in_call "), command
+    assert busy_floor.cti("checkout", "103").startswith("-ERR seat_in_call ")
     assert busy_floor.cti("checkin", "8001 103 p103 103").startswith("-ERR seat_in_call ")
     assert busy_floor.snapshot() == before
+    assert busy_floor.cti("busy", "103 break") == "+OK 103 busy (break) once the call ends\n"
+    rec = busy_floor.record("103")
+    assert (rec["status"], rec["availability"], rec["reason"]) == ("in_call", "busy", "break")
+    assert busy_floor.cti("idle", "103") == "+OK 103 idle once the call ends\n"
+    assert busy_floor.record("103")["availability"] == "idle"
 
 
 def test_an_unexpected_error_is_logged_and_answered(switch, mocker):

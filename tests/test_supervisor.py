@@ -71,17 +71,27 @@ def test_an_unanswered_call_returns_the_seat_to_idle(floor):
     assert sw.record("101")["status"] == "idle"
 
 
-def test_wrap_up_after_a_call_when_the_hotline_has_one(switch):
+def test_wrap_up_follows_a_hotline_call_not_a_direct_one(switch):
     from conftest import config_text
 
     switch.write_config(config_text().replace("    name: Sales\n", "    name: Sales\n    wrap_up: 30\n"))
     switch.watch()
     switch.cti("checkin", "8001 101 p101 101")
-    customer, agent = switch.call("101")
+    customer, agent = switch.call("101")  # a direct call to the extension: no hotline's caller
     switch.core.hangup(customer.uuid)
     switch.pump()
-    assert switch.record("101")["status"] == "wrap_up"
+    assert switch.record("101")["status"] == "idle"
+    switch.core.phones["101"] = "answer"
+    t, box = switch.dial_bg("route", "8001", customer="13900000009")
+    switch.wait_for(lambda: switch.bridged_to("13900000009") is not None)
+    switch.pump()
+    assert switch.record("101")["line"] == "8001"
+    switch.core.hangup(switch.bridged_to("13900000009").uuid)
+    t.join(2)
+    switch.pump()
+    assert (switch.record("101")["status"], switch.record("101")["line"]) == ("wrap_up", "8001")
     assert switch.cti("idle", "101") == "+OK 101 idle\n"
+    assert (switch.record("101")["status"], switch.record("101")["line"]) == ("idle", "")
 
 
 # -- from fs_cli: the switch rings the supervisor, then acts ----------------------------------

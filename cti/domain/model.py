@@ -5,17 +5,23 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import MISSING, dataclass, fields
-from typing import Dict, FrozenSet, Optional
+from typing import Dict, FrozenSet, Optional, Tuple
 
 from cti.domain.errors import CtiError
 
-# Seat statuses. A seat with no record in the store is signed out.
+# A seat's state has two parts (the way mod_callcenter separates an agent's Status and State):
+# its *availability*, set by the agent or a supervisor, and its *activity*, set by its calls.
+# A seat with no record in the store is signed out. What the seat shows (``status``) is its
+# activity while it has one, else its availability.
 SIGNED_OUT = "signed_out"
 IDLE = "idle"  # 示闲: may be offered calls
 BUSY = "busy"  # 示忙: signed in, not offered calls
+AVAILABILITIES = (IDLE, BUSY)
+NONE = ""  # no call
 RINGING = "ringing"
 IN_CALL = "in_call"
 WRAP_UP = "wrap_up"  # 话后处理
+ACTIVITIES = (NONE, RINGING, IN_CALL, WRAP_UP)
 STATUSES = (SIGNED_OUT, IDLE, BUSY, RINGING, IN_CALL, WRAP_UP)
 ON_A_CALL: FrozenSet[str] = frozenset({RINGING, IN_CALL})
 
@@ -27,13 +33,22 @@ INTERNAL = "internal"
 EXTERNAL = "external"
 PHONE_TYPES = {"internal": INTERNAL, "0": INTERNAL, "external": EXTERNAL, "1": EXTERNAL}
 
-# What a seat's own action may change it from, and to. Anything else is refused.
-# (checkin may also start from SIGNED_OUT; a seat on a call waits for the call to end.)
-TRANSITIONS: Dict[str, FrozenSet[str]] = {
-    "checkin": frozenset({SIGNED_OUT, IDLE, BUSY, WRAP_UP}),
-    "checkout": frozenset({IDLE, BUSY, WRAP_UP}),
-    "busy": frozenset({IDLE, BUSY, WRAP_UP}),
-    "idle": frozenset({IDLE, BUSY, WRAP_UP}),
+# The availability: what the agent's (or a supervisor's) commands may do, by the seat's
+# activity. busy / idle are taken at any moment: during a call they take effect when it ends
+# ("busy after this call"); during wrap-up they end it. Sign-in (again) and sign-out wait
+# for the call to end.
+AVAILABILITY_CHANGES: Dict[str, FrozenSet[str]] = {
+    "checkin": frozenset({NONE, WRAP_UP}),
+    "checkout": frozenset({NONE, WRAP_UP}),
+    "busy": frozenset(ACTIVITIES),
+    "idle": frozenset(ACTIVITIES),
+}
+# The activity: what the seat's calls may change it from, and to (the call watcher).
+ACTIVITY_CHANGES: Dict[str, FrozenSet[str]] = {
+    NONE: frozenset({RINGING, IN_CALL}),
+    RINGING: frozenset({IN_CALL, NONE}),
+    IN_CALL: frozenset({WRAP_UP, NONE}),
+    WRAP_UP: frozenset({NONE, RINGING, IN_CALL}),  # a direct call may come during wrap-up
 }
 
 # Hangup causes a supervisor may give to stopcall (Q.850 names the switch knows).
@@ -123,54 +138,62 @@ class SeatState:
     """What the store holds for a signed-in seat."""
 
     seat: str
-    hotline: str
+    hotlines: Tuple[str, ...]  # the hotlines it is signed in to (it takes calls from each)
     role: str
     phone: str
     phone_type: str
-    status: str
-    since: float  # epoch seconds of the last status change
+    availability: str  # idle | busy
+    since: float  # epoch seconds: when what the seat shows (``status``) began
     signed_in_at: float
-    reason: str = ""
+    activity: str = NONE  # "" | ringing | in_call | wrap_up
+    reason: str = ""  # why busy
     operator: str = ""
+    available_since: float = 0.0  # when the availability last changed (busy time)
     call: str = ""  # the leg to the seat's phone, while ringing / in a call
     customer: str = ""  # that leg's partner
-    prior: str = ""  # the status to return to after the call (idle, busy)
-    prior_reason: str = ""
+    line: str = ""  # the hotline whose caller the call is ("": the seat's own call, a ring group)
+    pop: Tuple[Tuple[str, str], ...] = ()  # the caller's screen pop: (header after "CTI-", value)
     answered: int = 0  # calls answered since sign-in
     talk: float = 0.0  # seconds talked since sign-in
     answered_at: float = 0.0  # when the current call was answered
     last_end: float = 0.0  # when the last call ended
     misses: int = 0  # offers not answered in a row
+    rest_until: float = 0.0  # not offered hotline calls before (no-answer / reject / busy delay)
     node: str = ""  # the switch holding the seat's current call (store: redis; "" for one switch)
     rev: int = 0  # the record's revision: +1 on every save (a compare-and-set on shared stores)
+
+    @property
+    def status(self) -> str:
+        """What the seat shows: its activity while it has one, else its availability."""
+        return self.activity or self.availability
+
+    @property
+    def free(self) -> bool:
+        """May be offered a call: idle, and on no call."""
+        return self.availability == IDLE and self.activity == NONE
 
     @property
     def phone_obj(self) -> Phone:
         return Phone(self.phone, self.phone_type)
 
-    def moved(
-        self,
-        status: str,
-        now: float,
-        reason: Optional[str] = None,
-        operator: str = "",
-        call: Optional[str] = None,
-        customer: Optional[str] = None,
-        prior: Optional[str] = None,
-        prior_reason: Optional[str] = None,
-    ) -> SeatState:
-        """This seat in ``status``; what is not given stays (the reason: kept only while the
-        status stays the same)."""
-        same = status == self.status
-        changes = {
-            "status": status,
-            "since": self.since if same else now,
-            "reason": (self.reason if same else "") if reason is None else reason,
-            "operator": operator,
-        }
-        for name, value in (("call", call), ("customer", customer), ("prior", prior), ("prior_reason", prior_reason)):
-            if value is not None:
-                changes[name] = value
+    def available(self, availability: str, now: float, reason: str, operator: str) -> SeatState:
+        """This seat made ``availability`` (with ``reason``) by ``operator``."""
+        changes: Dict[str, object] = {"availability": availability, "reason": reason, "operator": operator}
+        if availability != self.availability:
+            changes["available_since"] = now
+            if not self.activity:
+                changes["since"] = now
+        return self.evolve(changes)
+
+    def doing(self, activity: str, now: float, **changes: object) -> SeatState:
+        """This seat's call made its activity ``activity`` (and the other ``changes``). A change
+        the table does not allow is a bug: ValueError."""
+        if activity != self.activity:
+            if activity not in ACTIVITY_CHANGES[self.activity]:
+                raise ValueError(f"seat {self.seat}: activity {self.activity or 'none'} -> {activity or 'none'}")
+            changes["since"] = now
+        changes["activity"] = activity
+        changes.setdefault("operator", self.seat)
         return self.evolve(changes)
 
     def evolve(self, changes: Dict[str, object]) -> SeatState:
@@ -189,17 +212,47 @@ class SeatState:
 
     @classmethod
     def decode(cls, text: str) -> Optional[SeatState]:
-        """None for a record this version cannot read (logged by the caller)."""
+        """None for a record this version cannot read (logged by the caller). A record of the
+        version before (one ``hotline``, one ``status`` and the ``prior`` one) is read as it
+        meant."""
         try:
             data = json.loads(text)
         except ValueError:
             return None
-        if not isinstance(data, dict) or not data.keys() >= _REQUIRED_NAMES or not data.keys() <= _NAME_SET:
+        if not isinstance(data, dict):
+            return None
+        if "status" in data:
+            data = _from_v1(data)
+        if not data.keys() >= _REQUIRED_NAMES or not data.keys() <= _NAME_SET:
+            return None
+        try:
+            data["hotlines"] = tuple(data["hotlines"])
+            if "pop" in data:
+                data["pop"] = tuple((str(k), str(v)) for k, v in data["pop"])
+        except (TypeError, ValueError):
             return None
         state = object.__new__(cls)
         state.__dict__.update(_DEFAULTS)
         state.__dict__.update(data)
         return state
+
+
+def _from_v1(data: Dict[str, object]) -> Dict[str, object]:
+    """A record written before availability and activity were two (cti 0.x): ``status`` was
+    either, and ``prior`` / ``prior_reason`` held the availability during a call."""
+    out = dict(data)
+    status = out.pop("status")
+    prior, prior_reason = out.pop("prior", ""), out.pop("prior_reason", "")
+    if "hotline" in out:
+        out["hotlines"] = [out.pop("hotline")]
+    if status in (RINGING, IN_CALL, WRAP_UP):
+        out["activity"] = status
+        out["availability"] = prior or IDLE
+        out["reason"] = prior_reason if prior else ""
+    else:
+        out["availability"] = status
+    out.setdefault("available_since", out.get("since", 0.0))
+    return out
 
 
 _REQUIRED = object()

@@ -23,7 +23,7 @@ from typing import Callable, ContextManager, Dict, Iterable, List, Optional, Pro
 
 from cti.config import RING_STRATEGIES, Hotline, RingGroup
 from cti.domain.errors import CtiError
-from cti.domain.model import IDLE, SeatState
+from cti.domain.model import SUPERVISOR, SeatState
 from cti.domain.ports import Calls
 from cti.domain.seats import Seats
 from cti.domain.tags import Tags, new_leg
@@ -63,6 +63,30 @@ def rank(
     raise ValueError(strategy)
 
 
+_UNSAFE = str.maketrans({c: " " for c in ",[]{}'\"\\^$|<>`;"})
+
+
+def safe_value(value: str, most: int = 80) -> str:
+    """A caller's value (a name from a SIP From header: the caller chooses it) made safe to
+    put in a leg's ``[...]`` variables and in an event header: no character the switch would
+    split on, expand or quote; no control characters; at most ``most`` characters."""
+    text = "".join(ch for ch in value[: most * 2] if ch.isprintable()).translate(_UNSAFE)
+    return " ".join(text.split())[:most]
+
+
+def pop_variables(pop: Iterable[Tuple[str, str]]) -> Dict[str, str]:
+    """The screen pop as the seat leg's channel variables: ``cti_caller_number``,
+    ``cti_caller_name``, ``cti_hotline_name``, ``cti_waited``, and each exported variable
+    under its own name."""
+    out = {}
+    for key, value in pop:
+        if not value:
+            continue
+        name = key[4:] if key.startswith("Var-") else "cti_" + key.lower().replace("-", "_")
+        out[name] = value
+    return out
+
+
 def leg(dial: str, variables: Dict[str, str]) -> str:
     return ("[" + ",".join(f"{k}={v}" for k, v in variables.items()) + "]" if variables else "") + dial
 
@@ -81,7 +105,7 @@ def group_dial_string(
             variables["leg_delay_start"] = str(member.delay)
         if member.seat:
             st = states.get(member.seat)
-            if st is None or st.status != IDLE:
+            if st is None or not st.free:
                 skipped.append(f"{member.seat}:{st.status if st else 'signed_out'}")
                 continue
             if member.seat in held:
@@ -113,6 +137,7 @@ class Waiter:
     tried: Dict[str, float] = field(default_factory=dict)  # seat -> when it missed this caller
     answered: bool = False  # the `answered` queue event was fired
     node: str = ""  # the switch the caller's channel is on (store: redis)
+    pop: Tuple[Tuple[str, str], ...] = ()  # the caller's screen pop: (header after "CTI-", value)
 
     def avoid(self, now: float, retry: float) -> Set[str]:
         """Seats that missed this caller less than ``retry`` seconds ago (not offered again yet)."""
@@ -239,17 +264,35 @@ class Router:
         return conf
 
     # -- choosing and claiming a seat ---------------------------------------------------------
-    def idle_seats(self, hotline: str) -> List[SeatState]:
-        allowed = [s for s, c in self.seats.config.seats.items() if hotline in c.hotlines]
+    def takes(self, st: SeatState, conf: Hotline, now: float) -> bool:
+        """May ``st`` be offered a caller of hotline ``conf`` now? Idle, on no call, signed in
+        to it, past its no-answer / reject / busy delay; a supervisor only where the hotline
+        says so."""
+        return (
+            st.free and conf.id in st.hotlines and st.rest_until <= now and (st.role != SUPERVISOR or conf.supervisors_take_calls)
+        )
+
+    def idle_seats(self, conf: Hotline) -> List[SeatState]:
+        allowed = [s for s, c in self.seats.config.seats.items() if conf.id in c.hotlines]
         states = self.seats.repo.get_many(allowed)
-        return [st for st in states.values() if st.hotline == hotline and st.status == IDLE]
+        now = self._clock()
+        return [st for st in states.values() if self.takes(st, conf, now)]
 
     def ranked(self, conf: Hotline, exclude: Iterable[str] = ()) -> List[str]:
+        """The seats to offer the hotline's next caller, in order: the lowest level first, then
+        by the hotline's strategy (ring-all: every seat of the lowest level)."""
         skip = set(exclude)
-        idle = [s for s in self.idle_seats(conf.id) if s.seat not in skip]
+        idle = [s for s in self.idle_seats(conf) if s.seat not in skip]
         last = self.store.get(rr_key(conf.id)) or "" if conf.strategy == "round-robin" else ""
-        order = {s: i for i, s in enumerate(self.seats.config.seats)}
-        return rank(conf.strategy, idle, order, last, self._rng)
+        seat_confs = self.seats.config.seats
+        order = {s: i for i, s in enumerate(seat_confs)}
+        ranked = rank(conf.strategy, idle, order, last, self._rng)
+        levels = {s: seat_confs[s].levels.get(conf.id, 1) for s in ranked} if ranked else {}
+        if levels and max(levels.values()) > 1:
+            ranked.sort(key=levels.__getitem__)  # stable: the strategy's order within a level
+            if conf.strategy == "ring-all":
+                ranked = [s for s in ranked if levels[s] == levels[ranked[0]]]
+        return ranked
 
     def reserve(self, conf: Hotline, caller: str, exclude: Iterable[str] = (), many: bool = False, node: str = "") -> List[str]:
         """Claim the next seat(s) for ``caller`` (a call on switch ``node``; "": this one): one,
@@ -271,7 +314,8 @@ class Router:
         if self.store.claim(offer_key(seat), caller, ttl, node) is not None:
             return False  # offered to another caller right now
         state = self.seats.repo.get(seat)
-        if state is None or state.status != IDLE or (hotline and state.hotline != hotline):
+        conf = self.seats.config.hotlines.get(hotline) if hotline else None
+        if state is None or not (state.free if conf is None else self.takes(state, conf, self._clock())):
             self.store.release(offer_key(seat), caller)  # changed since we looked
             return False
         return True
@@ -318,7 +362,7 @@ class Router:
         caller = channel.uuid
         seats = [m.seat for m in group.members if m.seat]
         states = self.seats.repo.get_many(seats)
-        idle = [s for s in dict.fromkeys(seats) if s in states and states[s].status == IDLE]
+        idle = [s for s in dict.fromkeys(seats) if s in states and states[s].free]
         claimed = [s for s in idle if self._claim(s, caller, "", group.timeout + CLAIM_SLACK)]
         try:
             taken = [s for s in idle if s not in claimed]
@@ -328,8 +372,9 @@ class Router:
             cause = self._bridge(channel, dial)
         finally:
             self.release(claimed, caller)
-        for hotline in {states[s].hotline for s in claimed if s in states}:
-            self.seats.on_available(hotline)  # a waiting hotline caller may take a seat the group held
+        for seat in claimed:
+            if seat in states:
+                self.seats.freed(states[seat])  # a waiting hotline caller may take a seat the group held
         if cause == "SUCCESS":
             return f"+OK ring group {number} answered"
         return self._fallback(channel, group.fallback, f"ring group {number}: {cause}")
@@ -364,7 +409,7 @@ class Router:
         except ValueError:
             priority = 0
         start = self._clock()
-        waiter = Waiter(caller, hotline, priority, start)
+        waiter = Waiter(caller, hotline, priority, start, pop=self._screen_pop(conf, channel))
         queued = False
         armed = False  # a timed wake-up is scheduled
         try:
@@ -426,6 +471,7 @@ class Router:
         try:
             states = self.seats.repo.get_many(seats)
             tags, legs = self.seats.tags, []
+            pop = self.pop_of(waiter)
             for st in (states[s] for s in seats if s in states):
                 uuid = new_leg()  # cti names the leg, so its tags bind to it
                 variables = {
@@ -433,6 +479,8 @@ class Router:
                     "leg_timeout": str(conf.ring_timeout),
                     "cti_seat": tags.tag(uuid, "cti_seat", st.seat),
                     "cti_offer": tags.tag(uuid, "cti_offer", waiter.uuid),
+                    "cti_line": tags.tag(uuid, "cti_line", conf.id),
+                    **pop_variables(pop),
                 }
                 legs.append(leg(st.phone_obj.dial_string(self.seats.config.gateway), variables))
             for seat in seats:
@@ -453,6 +501,28 @@ class Router:
         # the hangup first): whoever releases a claim hands the seat on, or a waiter would sleep.
         self.dispatch(conf.id)
         return answered
+
+    def _screen_pop(self, conf: Hotline, channel: RouteChannel) -> Tuple[Tuple[str, str], ...]:
+        """What the seat's phone and the events show of the caller: number, name, the
+        hotline's configured variables (like mod_callcenter's ``cc_export_vars``)."""
+        pop = [
+            ("Caller-Number", safe_value(channel.get_var("caller_id_number"))),
+            ("Caller-Name", safe_value(channel.get_var("caller_id_name"))),
+        ]
+        pop.extend((f"Var-{name}", safe_value(channel.get_var(name))) for name in conf.export_vars)
+        return tuple(pop)
+
+    def pop_of(self, waiter: Optional[Waiter]) -> Tuple[Tuple[str, str], ...]:
+        """The screen pop of a caller being offered, with the seconds waited so far."""
+        if waiter is None:
+            return ()
+        name = safe_value(self.hotline(waiter.hotline).name)
+        return (("Hotline-Name", name), ("Waited", str(int(self._clock() - waiter.since))), *waiter.pop)
+
+    def offered_pop(self, caller: str) -> Tuple[Tuple[str, str], ...]:
+        """The screen pop of caller ``caller``, while one of this switch's seats is offered it."""
+        with self.queues.lock:
+            return self.pop_of(self.queues.offers.get(caller))
 
     def answered(self, caller: str, seat: str, waiter: Optional[Waiter] = None) -> None:
         """The caller's offer was answered (the watcher calls this at the bridge): the
@@ -479,5 +549,6 @@ class Router:
                 "CTI-Waited": f"{now - waiter.since:.3f}",
                 "CTI-Waiting": str(self.queues.count(conf.id)),
                 "CTI-Timestamp": f"{now:.3f}",
+                **{f"CTI-{k}": v for k, v in waiter.pop},
             },
         )

@@ -10,7 +10,6 @@ import json
 import os
 import time
 import unicodedata
-from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from cti.config import Config, SeatConf
@@ -18,14 +17,15 @@ from cti.domain import passwords
 from cti.domain.errors import CtiError
 from cti.domain.lockout import Lockout
 from cti.domain.model import (
+    AVAILABILITY_CHANGES,
     BUSY,
     IDLE,
     IN_CALL,
+    NONE,
     ON_A_CALL,
     ROLES,
     SIGNED_OUT,
     SUPERVISOR,
-    TRANSITIONS,
     WRAP_UP,
     Phone,
     SeatState,
@@ -188,17 +188,23 @@ class Seats:
             raise CtiError("not_signed_in", f"operator {operator} is not signed in")
         if op.role != SUPERVISOR:
             raise CtiError("not_supervisor", f"{operator} is signed in as an agent and may act only on itself")
-        if op.hotline != state.hotline:
-            raise CtiError(
-                "not_supervisor", f"supervisor {operator} is on hotline {op.hotline}; seat {state.seat} is on {state.hotline}"
-            )
+        self.check_hotlines(op, state)
         self.check_scope(operator, state)
         return operator
+
+    def check_hotlines(self, sup: SeatState, state: SeatState) -> None:
+        """A supervisor supervises the seats of the hotlines it is signed in to."""
+        if not set(sup.hotlines) & set(state.hotlines):
+            raise CtiError(
+                "not_supervisor",
+                f"supervisor {sup.seat} is on hotline {','.join(sup.hotlines)};"
+                f" seat {state.seat} is on {','.join(state.hotlines)}",
+            )
 
     def check_scope(self, supervisor: str, state: SeatState) -> None:
         """A supervisor limited in the config (``supervises``) acts only on those hotlines and seats."""
         scope = self.config.seats[supervisor].supervises
-        if scope and state.hotline not in scope and state.seat not in scope:
+        if scope and not set(state.hotlines) & set(scope) and state.seat not in scope:
             raise CtiError("not_supervisor", f"supervisor {supervisor} supervises {', '.join(scope)}, not seat {state.seat}")
 
     def check_domain(self, conf: SeatConf, phone: Phone) -> None:
@@ -213,10 +219,10 @@ class Seats:
         """``state``, or, when it holds a call whose leg is gone (a hangup nobody saw: the
         watcher was down or its queue overflowed), the seat after that call, saved. Call with
         the seat's lock held."""
-        if state.status not in ON_A_CALL or not state.call or not self.mine(state) or self.leg_alive(state.call):
+        if state.activity not in ON_A_CALL or not state.call or not self.mine(state) or self.leg_alive(state.call):
             return state
         after = self.repo.save(self.after_call(state), state)
-        self.fire_call("recovered", after, state.status, "the call ended unseen")
+        self.fire_call("recovered", after, state, "the call ended unseen")
         return after
 
     def mine(self, state: SeatState) -> bool:
@@ -224,10 +230,21 @@ class Seats:
         return state.node in ("", self.node)
 
     def _check_transition(self, action: str, state: SeatState) -> None:
-        if state.status not in TRANSITIONS[action]:
-            if state.status in ON_A_CALL:
-                raise CtiError("seat_in_call", f"seat {state.seat} is {state.status}; {action} waits for the call to end")
-            raise CtiError("bad_arg", f"seat {state.seat} is {state.status}; cannot {action}")
+        if state.activity not in AVAILABILITY_CHANGES[action]:
+            raise CtiError("seat_in_call", f"seat {state.seat} is {state.activity}; {action} waits for the call to end")
+
+    def by_level(self, state: SeatState) -> List[str]:
+        """The seat's hotlines, the one it serves first (its lowest level) first."""
+        conf = self.config.seats.get(state.seat)
+        if conf is None or len(state.hotlines) == 1:
+            return list(state.hotlines)
+        order = {h: (conf.levels.get(h, 1), i) for i, h in enumerate(conf.hotlines)}
+        return sorted(state.hotlines, key=lambda h: order.get(h, (1, len(order))))
+
+    def freed(self, state: SeatState) -> None:
+        """The seat may serve a waiting caller now: its hotlines' queues are told, in order."""
+        for hotline in self.by_level(state):
+            self.on_available(hotline)
 
     def _fire(self, action: str, state: SeatState, previous: str, operator: str, extra: Optional[Dict[str, str]] = None) -> None:
         conf = self.config.seats[state.seat]
@@ -235,10 +252,12 @@ class Seats:
             "CTI-Action": action,
             "CTI-Seat": state.seat,
             "CTI-Seat-Name": conf.name,
-            "CTI-Hotline": state.hotline,
+            "CTI-Hotline": ",".join(state.hotlines),
             "CTI-Role": state.role,
             "CTI-Phone": state.phone_obj.dial_string(self.config.gateway),
             "CTI-Status": state.status,
+            "CTI-Availability": state.availability,
+            "CTI-Activity": state.activity,
             "CTI-Previous-Status": previous,
             "CTI-Operator": operator,
             "CTI-Reason": state.reason,
@@ -250,30 +269,43 @@ class Seats:
             headers["CTI-Revision"] = str(state.rev)
         self.events.fire("cti::seat", headers)
 
-    def fire_call(self, action: str, state: SeatState, previous: str, cause: str = "") -> None:
-        """A seat's call rang, was answered or ended (the watcher)."""
-        self._fire(
-            action,
-            state,
-            previous,
-            state.seat,
-            {"CTI-Call": state.call, "CTI-Customer": state.customer, "CTI-Hangup-Cause": cause},
-        )
+    def fire_call(self, action: str, state: SeatState, before: SeatState, cause: str = "", missed: bool = False) -> None:
+        """A seat's call rang, was answered or ended (the watcher). ``before``: the seat before."""
+        call = state if state.call else before  # an ended call: the one that ended
+        extra = {
+            "CTI-Call": call.call,
+            "CTI-Customer": call.customer,
+            "CTI-Call-Hotline": call.line,
+            "CTI-Hangup-Cause": cause,
+        }
+        extra.update((f"CTI-{k}", v) for k, v in call.pop)  # the screen pop: Caller-Number, ...
+        if not state.call and before.call:  # the call ended
+            if before.activity == IN_CALL:
+                extra["CTI-Talk-Seconds"] = f"{max(0.0, self._clock() - before.answered_at):.3f}"
+            if missed:
+                extra["CTI-Missed"] = "true"
+        self._fire(action, state, before.status, state.seat, self._busy_ended(before, state, extra))
+
+    def _busy_ended(self, before: SeatState, after: Optional[SeatState], extra: Dict[str, str]) -> Dict[str, str]:
+        """``extra``, with ``CTI-Busy-Seconds`` when the change ends a busy period."""
+        if before.availability == BUSY and (after is None or after.availability != BUSY):
+            extra["CTI-Busy-Seconds"] = f"{max(0.0, self._clock() - before.available_since):.3f}"
+        return extra
 
     def after_call(self, state: SeatState) -> SeatState:
-        """The seat once its call ended: wrap-up after a talk when the hotline has one, else
-        back to what it was before the call (idle, or busy with its reason)."""
-        hotline = self.config.hotlines.get(state.hotline)
+        """The seat once its call ended: wrap-up after a talk with a hotline's caller when the
+        hotline has one; else no activity, and the seat is what its availability says (idle, or
+        busy with its reason: set during the call, it takes effect now)."""
+        hotline = self.config.hotlines.get(state.line) if state.line else None
         now = self._clock()
-        talked = state.status == IN_CALL
-        status = WRAP_UP if talked and hotline is not None and hotline.wrap_up > 0 else (state.prior or IDLE)
-        reason = "" if status == WRAP_UP else state.prior_reason
-        after = state.moved(status, now, reason=reason, operator=state.seat, call="", customer="", prior="", prior_reason="")
-        if after.node:
-            after = after.evolve({"node": ""})
+        talked = state.activity == IN_CALL
+        wrap = talked and hotline is not None and hotline.wrap_up > 0
+        changes: Dict[str, object] = {"call": "", "customer": "", "pop": (), "line": state.line if wrap else ""}
+        if state.node:
+            changes["node"] = ""
         if talked:
-            after = replace(after, talk=state.talk + max(0.0, now - state.answered_at), last_end=now)
-        return after
+            changes.update(talk=state.talk + max(0.0, now - state.answered_at), last_end=now)
+        return state.doing(WRAP_UP if wrap else NONE, now, **changes)
 
     # -- use cases ------------------------------------------------------------------------
     def _uses(self, seat: str, phone: Phone) -> bool:
@@ -330,7 +362,7 @@ class Seats:
             op = self.repo.get(operator)
             if op is None:
                 raise CtiError("not_signed_in", f"operator {operator} is not signed in")
-            if op.role != SUPERVISOR or op.hotline not in conf.hotlines:
+            if op.role != SUPERVISOR or not set(op.hotlines) & set(conf.hotlines):
                 raise CtiError("not_supervisor", f"{operator} is not a signed-in supervisor of a hotline of seat {seat}")
         elif operator == seat:
             raise CtiError("not_supervisor", f"seat {seat} cannot unlock itself")
@@ -339,16 +371,25 @@ class Seats:
         self._log.log("NOTICE", f"cti: seat {seat} unlocked by {operator or 'the console'}")
         return f"+OK {seat} unlocked" + ("" if until else " (it was not locked)")
 
+    def hotlines_of(self, conf: SeatConf, spec: str) -> Tuple[str, ...]:
+        """The hotlines a sign-in names: ``-`` (or ``*``) every hotline of the seat, else one
+        hotline or a comma-separated list."""
+        if spec in ("-", "*"):
+            return conf.hotlines
+        wanted = tuple(dict.fromkeys(spec.split(",")))
+        for hotline in wanted:
+            if hotline not in self.config.hotlines:
+                raise CtiError("no_such_hotline", f"no hotline {hotline[:40]!r} in {self.config.path}")
+            if hotline not in conf.hotlines:
+                raise CtiError("not_allowed", f"seat {conf.id} may sign in to {', '.join(conf.hotlines)}, not {hotline}")
+        return wanted
+
     def checkin(self, hotline: str, seat: str, password: str, phone: Phone, role_word: str = "agent") -> str:
+        """Sign ``seat`` in to ``hotline`` (one, a list ``a,b``, or ``-``: all of its own)."""
         conf = self.seat_conf(seat)
         self.check_domain(conf, phone)
         self._password(conf, password, phone)
-        if hotline == "-":
-            hotline = conf.hotlines[0]
-        if hotline not in self.config.hotlines:
-            raise CtiError("no_such_hotline", f"no hotline {hotline!r} in {self.config.path}")
-        if hotline not in conf.hotlines:
-            raise CtiError("not_allowed", f"seat {seat} may sign in to {', '.join(conf.hotlines)}, not {hotline}")
+        hotlines = self.hotlines_of(conf, hotline)
         role = ROLES.get(role_word.lower())
         if role is None:
             raise CtiError("bad_arg", f"role {role_word[:20]!r} is not agent|supervisor|0|1")
@@ -369,14 +410,15 @@ class Seats:
             now = self._clock()
             state = SeatState(
                 seat=seat,
-                hotline=hotline,
+                hotlines=hotlines,
                 role=role,
                 phone=phone.number,
                 phone_type=phone.type,
-                status=self.config.checkin_status,
+                availability=self.config.checkin_status,
                 since=now,
                 signed_in_at=now,
                 operator=seat,
+                available_since=now,
             )
             try:
                 state = self.repo.save(state, current)
@@ -386,10 +428,12 @@ class Seats:
                 raise
             if current is not None and current.phone_obj != phone:
                 self.repo.release_phone(current.phone_obj, seat)
-            self._fire("checkin", state, previous, seat)  # under the seat's lock: events in commit order
-        if state.status == IDLE:
-            self.on_available(hotline)
-        return f"+OK {seat} signed in to {hotline} as {role} on {phone.dial_string(self.config.gateway)}, {state.status}"
+            extra = self._busy_ended(current, state, {}) if current is not None else None
+            self._fire("checkin", state, previous, seat, extra)  # under the seat's lock: events in commit order
+        if state.free:
+            self.freed(state)
+        lines = ",".join(hotlines)
+        return f"+OK {seat} signed in to {lines} as {role} on {phone.dial_string(self.config.gateway)}, {state.status}"
 
     def checkout(self, seat: str, operator: str = "") -> str:
         self.seat_conf(seat)
@@ -399,30 +443,37 @@ class Seats:
             self._check_transition("checkout", state)
             self.repo.remove(state)
             self.repo.release_phone(state.phone_obj, seat)
-            gone = state.moved(SIGNED_OUT, self._clock(), operator=by)
-            self._fire("checkout", gone, state.status, by)
+            gone = state.evolve({"availability": SIGNED_OUT, "activity": NONE, "reason": "", "operator": by})
+            self._fire("checkout", gone, state.status, by, self._busy_ended(state, None, {}))
         return f"+OK {seat} signed out" + (f" by {by}" if by != seat else "")
 
     def set_status(self, action: str, seat: str, reason: str = "", operator: str = "") -> str:
-        """busy / idle."""
+        """busy / idle: the seat's availability. During a call it takes effect when the call
+        ends (busy after this call); during wrap-up it ends the wrap-up."""
         target = BUSY if action == "busy" else IDLE
         self.seat_conf(seat)
         with self.locks.hold(seat):
             seen = self._signed_in(seat)
             state = self.settled(seen)
-            freed = state is not seen and state.status == IDLE  # its unseen hangup freed it
+            freed = state is not seen and state.free  # its unseen hangup freed it
             by = self.check_operator(state, operator)
             self._check_transition(action, state)
-            changed = state.status != target or state.reason != reason
+            wrapping = state.activity == WRAP_UP
+            changed = state.availability != target or state.reason != reason or wrapping
             if changed:
-                new = state.moved(target, self._clock(), reason=reason, operator=by)
+                now = self._clock()
+                new = state.available(target, now, reason, by)
+                if wrapping:
+                    new = new.doing(NONE, now, line="", operator=by)
                 if target == IDLE:
-                    new = new.evolve({"misses": 0})
+                    new = new.evolve({"misses": 0, "rest_until": 0.0})
                 new = self.repo.save(new, state)
-                self._fire(action, new, state.status, by)
-        if (changed and target == IDLE) or freed:
-            self.on_available(state.hotline)
-        return f"+OK {seat} {target}" + (f" ({reason})" if reason else "")
+                self._fire(action, new, state.status, by, self._busy_ended(state, new, {}))
+                freed = freed or new.free
+        if freed:
+            self.freed(state)
+        later = " once the call ends" if state.activity in ON_A_CALL else ""
+        return f"+OK {seat} {target}" + (f" ({reason})" if reason else "") + later
 
     # -- status ---------------------------------------------------------------------------
     def status(self, target: str = "", as_json: bool = False, sessions: Sequence[Any] = (), waiting: Sequence[Any] = ()) -> str:
@@ -437,7 +488,7 @@ class Seats:
             raise CtiError("no_such_seat", f"no seat or hotline {target!r} in {cfg.path}")
         states = self.repo.get_many(seats)
         if target in cfg.hotlines:  # a seat allowed on this hotline but signed in elsewhere is not its
-            seats = [s for s in seats if s not in states or states[s].hotline == target]
+            seats = [s for s in seats if s not in states or target in states[s].hotlines]
         now = self._clock()
         watching = {s.supervisor: f"on {s.seat} ({s.mode}{', ringing' if s.state == 'ringing' else ''})" for s in sessions}
         watched: Dict[str, List[str]] = {}
@@ -451,10 +502,12 @@ class Seats:
                 {
                     "seat": seat,
                     "name": conf.name,
-                    "hotline": st.hotline if st else "",
+                    "hotlines": list(st.hotlines) if st else [],
                     "role": st.role if st else "",
                     "phone": st.phone_obj.dial_string(cfg.gateway) if st else "",
                     "status": st.status if st else SIGNED_OUT,
+                    "availability": st.availability if st else SIGNED_OUT,
+                    "activity": st.activity if st else "",
                     "since": round(st.since, 3) if st else None,
                     "seconds": int(max(0.0, now - st.since)) if st else None,
                     "reason": st.reason if st else "",
@@ -503,15 +556,16 @@ def _duration(seconds: object) -> str:
 
 
 def _table(rows: List[Dict[str, object]]) -> str:
-    head = ("seat", "name", "hotline", "role", "phone", "status", "for", "reason", "supervision")
+    head = ("seat", "name", "hotlines", "role", "phone", "availability", "activity", "for", "reason", "supervision")
     lines = [head] + [
         (
             str(r["seat"]),
             str(r["name"]),
-            str(r["hotline"]) or "-",
+            ",".join(r["hotlines"]) or "-",  # type: ignore[arg-type]
             str(r["role"]) or "-",
             str(r["phone"]) or "-",
-            str(r["status"]),
+            str(r["availability"]),
+            str(r["activity"]) or "-",
             _duration(r["seconds"]) or "-",
             str(r["reason"]) or ("-" if r["supervision"] else ""),
             str(r["supervision"]),

@@ -78,6 +78,11 @@ class Channel(Protocol):
     def execute(self, app: str, data: str) -> None: ...
 
 
+def call_hotline(state: SeatState) -> str:
+    """The hotline a seat's call belongs to: its caller's, else (its own call) its first one."""
+    return state.line or state.hotlines[0]
+
+
 def start_app(action: str, agent: str, customer: str) -> Tuple[str, str, Dict[str, str]]:
     """(application, data, channel variables) that start ``action`` on the supervisor's leg."""
     if action == "robcall":
@@ -146,10 +151,7 @@ class Supervisors:
         target = self.seats.repo.get(seat)
         if target is None:
             raise CtiError("not_signed_in", f"seat {seat} is not signed in")
-        if target.hotline != sup.hotline:
-            raise CtiError(
-                "not_supervisor", f"supervisor {supervisor} is on hotline {sup.hotline}; seat {seat} is on {target.hotline}"
-            )
+        self.seats.check_hotlines(sup, target)
         self.seats.check_scope(supervisor, target)
         return target, sup
 
@@ -171,7 +173,7 @@ class Supervisors:
         try:
             if current is not None:
                 return self._change(current, action, target, agent, customer)
-            if sup.status in ON_A_CALL and channel is None:
+            if sup.activity in ON_A_CALL and channel is None:
                 raise CtiError("seat_in_call", f"supervisor {supervisor} is {sup.status}; end that call first")
             return self._start(action, target, sup, agent, customer, channel)
         except BaseException:
@@ -208,14 +210,26 @@ class Supervisors:
         else:
             leg, state = channel.uuid, "active"
         session = Session(
-            sup.seat, target.seat, target.hotline, agent, customer, leg, action, app, state, now, action, job, self.seats.node
+            sup.seat,
+            target.seat,
+            call_hotline(target),
+            agent,
+            customer,
+            leg,
+            action,
+            app,
+            state,
+            now,
+            action,
+            job,
+            self.seats.node,
         )
         self.store.put(sup_key(sup.seat), session.encode())
         self.audit(session, action, "ringing" if channel is None else "started")
         if channel is not None:
             for name, value in variables.items():
                 channel.set_var(name, value)
-            self.warn(target.hotline, agent)
+            self.warn(call_hotline(target), agent)
             channel.execute(app, data)  # blocks on a real switch until the supervisor is done
             return f"+OK {action} {target.seat} by {sup.seat}"
         dial = sup.phone_obj.dial_string(self.seats.config.gateway)
@@ -223,7 +237,7 @@ class Supervisors:
 
     def _change(self, session: Session, action: str, target: SeatState, agent: str, customer: str) -> str:
         """The supervisor already supervises: no new call, change the mode or the target."""
-        new = replace(session, seat=target.seat, hotline=target.hotline, agent=agent, customer=customer, mode=action)
+        new = replace(session, seat=target.seat, hotline=call_hotline(target), agent=agent, customer=customer, mode=action)
         if session.state == "ringing":
             if action == "robcall" or session.agent != agent:
                 raise CtiError("seat_in_call", f"supervisor {session.supervisor}'s phone is still ringing for {session.seat}")
@@ -260,7 +274,17 @@ class Supervisors:
             if leg:
                 self.calls.kill(leg, cause)
         session = Session(
-            by, seat, target.hotline, agent, customer, "", "stopcall", "uuid_kill", "active", self._clock(), node=self.seats.node
+            by,
+            seat,
+            call_hotline(target),
+            agent,
+            customer,
+            "",
+            "stopcall",
+            "uuid_kill",
+            "active",
+            self._clock(),
+            node=self.seats.node,
         )
         self.audit(session, "stopcall", "stopped", cause)
         return f"+OK stopcall {seat}: call ended with {cause}" + (f" by {by}" if by != seat else "")

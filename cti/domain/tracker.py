@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from cti.domain.errors import CtiError
-from cti.domain.model import BUSY, IDLE, IN_CALL, ON_A_CALL, RINGING, WRAP_UP, Phone, SeatState
+from cti.domain.model import BUSY, IN_CALL, NONE, RINGING, WRAP_UP, Phone, SeatState
 from cti.domain.ports import Calls
 from cti.domain.routing import MISSED
 from cti.domain.supervision import DIGIT_MODE, MODE_DIGIT, Session, Supervisors, sup_key, take_key
@@ -30,10 +30,12 @@ class WatchState:
         self.legs: Dict[str, str] = {}
         self.wraps: List[Tuple[float, str]] = []  # heap of (deadline, seat)
         self.armed: Dict[str, float] = {}  # seat -> its deadline in the heap
+        self.rests: List[Tuple[float, str]] = []  # heap of (end of a no-answer/reject/busy delay, seat)
         self.swept = 0.0  # monotonic time of the last reconcile sweep
 
     def next_deadline(self) -> Optional[float]:
-        return self.wraps[0][0] if self.wraps else None
+        due = [heap[0][0] for heap in (self.wraps, self.rests) if heap]
+        return min(due) if due else None
 
     def sweep_due(self, now: float) -> bool:
         if now - self.swept < RECONCILE_EVERY:
@@ -52,6 +54,7 @@ class Tracker:
         calls: Calls,
         memory: Optional[WatchState] = None,
         on_bridged: Callable[[str, str], None] = lambda caller, seat: None,
+        pop_of: Callable[[str], Tuple[Tuple[str, str], ...]] = lambda caller: (),
     ) -> None:
         self.sup = supervisors
         self.seats = supervisors.seats
@@ -60,6 +63,9 @@ class Tracker:
         self.memory = memory or WatchState()
         self.leg_seat = self.memory.legs  # legs known to belong to a seat, kept across events
         self._on_bridged = on_bridged  # (caller leg, seat): a hotline offer was answered
+        self._pop_of = pop_of  # caller leg -> its screen pop, while this switch offers it
+        features = self.seats.config.features.values()
+        self._features = tuple(features)  # a call dialing one is a cti command, not a call
 
     def _var(self, h: H, name: str) -> Optional[str]:
         """A cti variable of the event's leg, if cti put it there (see ``_leg_var``)."""
@@ -85,8 +91,10 @@ class Tracker:
         uuid = h.get("Unique-ID", "")
         if uuid in self.leg_seat:
             return self.leg_seat[uuid]
-        if h.get("Call-Direction") != "outbound" or self._var(h, "cti_supervision"):
+        if self._var(h, "cti_supervision"):
             return None  # a supervisor's call-back leg is not a call of the supervisor's seat
+        if h.get("Call-Direction") != "outbound":
+            return self._caller_seat(h)
         tagged = self._var(h, "cti_seat")
         if tagged:
             return tagged if tagged in self.seats.config.seats else None
@@ -102,9 +110,21 @@ class Tracker:
             phone = Phone.extension(user, domain, self.seats.default_domain)
         return self.seats.seat_on_phone(phone)
 
-    def _save(self, action: str, old: SeatState, new: SeatState, cause: str = "") -> SeatState:
+    def _caller_seat(self, h: H) -> Optional[str]:
+        """The seat whose phone places this inbound leg (the agent dials out, calls a colleague):
+        the leg's authenticated directory user (``user_name`` / ``domain_name``, as the dialplan
+        apps trust it). A call dialing a cti feature code is a command, not a call."""
+        user = h.get("variable_user_name")
+        if not user:
+            return None
+        dest = h.get("Caller-Destination-Number", "")
+        if dest.startswith(self._features):
+            return None
+        return self.seats.seat_on_phone(Phone.extension(user, h.get("variable_domain_name", ""), self.seats.default_domain))
+
+    def _save(self, action: str, old: SeatState, new: SeatState, cause: str = "", missed: bool = False) -> SeatState:
         saved = self.repo.save(new, old)
-        self.seats.fire_call(action, saved, old.status, cause)
+        self.seats.fire_call(action, saved, old, cause, missed)
         return saved
 
     # -- channel events -------------------------------------------------------------------------
@@ -113,47 +133,70 @@ class Tracker:
         uuid = h.get("Unique-ID", "")
         if seat is None or not uuid:
             return
+        self._begin(seat, uuid, h)
+
+    def _begin(self, seat: str, uuid: str, h: H) -> None:
+        """Leg ``uuid`` is the seat's call: ringing (a call to its phone), or in a call at once
+        (its phone placed the call)."""
         with self.seats.locks.hold(seat):
             state = self.repo.get(seat)
             if state is None:
                 return
-            if state.call and state.call != uuid and (not self.seats.mine(state) or self.calls.exists(state.call)):
-                return  # a second call to a seat already on one: the first one is its call
+            if state.call and state.call != uuid:
+                if not self.seats.mine(state) or self.calls.exists(state.call):
+                    return  # a second call to a seat already on one: the first one is its call
+                state = self._save("recovered", state, self.seats.after_call(state), "the call ended unseen")
             self.leg_seat[uuid] = seat
-            prior = state.prior or (state.status if state.status not in ON_A_CALL and state.status != WRAP_UP else IDLE)
-            reason = state.prior_reason if state.prior else state.reason
-            customer = h.get("Other-Leg-Unique-ID") or h.get("variable_cti_customer", "")
-            new = state.moved(
-                RINGING, self.seats.now(), operator=seat, call=uuid, customer=customer, prior=prior, prior_reason=reason
-            )
+            now = self.seats.now()
+            offer = self._var(h, "cti_offer")
+            changes: Dict[str, object] = {
+                "call": uuid,
+                "customer": h.get("Other-Leg-Unique-ID") or h.get("variable_cti_customer", ""),
+                "line": (self._var(h, "cti_line") or "") if offer else "",
+                "pop": self._pop_of(offer) if offer else (),
+            }
             if self.seats.node:
-                new = new.evolve({"node": self.seats.node})
-            self._save("ringing", state, new)
+                changes["node"] = self.seats.node
+            if h.get("Call-Direction") == "outbound":
+                self._save("ringing", state, state.doing(RINGING, now, **changes))
+            else:
+                self._save("calling", state, state.doing(IN_CALL, now, answered_at=now, **changes))
+
+    def _adopt(self, h: H) -> None:
+        """A leg its phone placed, seen only now (its directory user was set after it was
+        created: a call through a loopback or a transfer)."""
+        uuid = h.get("Unique-ID", "")
+        if uuid and uuid not in self.leg_seat and h.get("Call-Direction") == "inbound" and not self._var(h, "cti_supervision"):
+            seat = self._caller_seat(h)
+            if seat is not None:
+                self._begin(seat, uuid, h)
 
     def _on_channel_answer(self, h: H) -> None:
         uuid = h.get("Unique-ID", "")
         sup = self._var(h, "cti_supervision")
         if sup:
             self._supervisor_answered(sup, uuid)
+        self._adopt(h)
         seat = self.leg_seat.get(uuid)
         if seat is None:
             return
         with self.seats.locks.hold(seat):
             state = self.repo.get(seat)
-            if state is not None and state.call == uuid and state.status != IN_CALL:
+            if state is not None and state.call == uuid and state.activity != IN_CALL:
                 self._save("answered", state, self._answered(state))
 
     def _on_channel_bridge(self, h: H) -> None:
         a, b = h.get("Bridge-A-Unique-ID", ""), h.get("Bridge-B-Unique-ID", "")
+        self._adopt(h)  # the event's leg is the A leg
         for leg, other in ((a, b), (b, a)):
             seat = self.leg_seat.get(leg)
             if seat is None:
                 continue
             with self.seats.locks.hold(seat):
                 state = self.repo.get(seat)
-                if state is not None and state.call == leg and (state.customer != other or state.status != IN_CALL):
-                    answered = self._answered(state) if state.status != IN_CALL else state
-                    self._save("answered", state, replace(answered, customer=other))
+                if state is not None and state.call == leg and (state.customer != other or state.activity != IN_CALL):
+                    answered = self._answered(state) if state.activity != IN_CALL else state
+                    self._save("answered", state, answered.evolve({"customer": other}))
             self._on_bridged(other, seat)
         sup = self._var(h, "cti_supervision")  # the A leg's: the event's Unique-ID
         if sup:
@@ -169,31 +212,46 @@ class Tracker:
         if sup:
             self._supervisor_gone(sup, uuid, cause)
         seat = self.leg_seat.pop(uuid, None) or self._seat_of(h)
-        freed = ""
+        freed: Optional[SeatState] = None
         if seat is not None:
             with self.seats.locks.hold(seat):
                 state = self.repo.get(seat)
                 if state is not None and state.call == uuid:
                     after = self.seats.after_call(state)
                     action = "hangup"
-                    if state.status == RINGING and self._var(h, "cti_offer") and cause in MISSED:
-                        after = replace(after, misses=state.misses + 1)
-                        hotline = self.seats.config.hotlines.get(state.hotline)
-                        if hotline is not None and hotline.max_no_answer and after.misses >= hotline.max_no_answer:
-                            after = after.moved(BUSY, self.seats.now(), reason="no-answer", operator=seat)
-                            action = "no-answer"
-                    after = self._save(action, state, after, cause)
-                    if after.status == WRAP_UP:
+                    missed = state.activity == RINGING and bool(self._var(h, "cti_offer")) and cause in MISSED
+                    if missed:
+                        after = self._missed(state, after, cause)
+                        action = "no-answer" if after.availability == BUSY and state.availability != BUSY else action
+                    after = self._save(action, state, after, cause, missed)
+                    if after.activity == WRAP_UP:
                         self._arm_wrap_up(after)
-                    elif after.status == IDLE:
-                        freed = after.hotline
+                    elif after.rest_until > self.seats.now():
+                        heapq.heappush(self.memory.rests, (after.rest_until, seat))
+                    elif after.free:
+                        freed = after
         self._call_gone(uuid)
-        if freed:
-            self.seats.on_available(freed)
+        if freed is not None:
+            self.seats.freed(freed)
+
+    def _missed(self, state: SeatState, after: SeatState, cause: str) -> SeatState:
+        """The seat let a hotline's offer ring out, rejected it or was busy: counted; not offered
+        again for the hotline's delay for that; set busy after ``max_no_answer`` in a row."""
+        now = self.seats.now()
+        after = after.evolve({"misses": state.misses + 1})
+        hotline = self.seats.config.hotlines.get(state.line)
+        if hotline is None:
+            return after
+        delay = {"CALL_REJECTED": hotline.reject_delay, "USER_BUSY": hotline.busy_delay}.get(cause, hotline.no_answer_delay)
+        if delay:
+            after = after.evolve({"rest_until": now + delay})
+        if hotline.max_no_answer and after.misses >= hotline.max_no_answer:
+            after = after.available(BUSY, now, "no-answer", state.seat)
+        return after
 
     def _answered(self, state: SeatState) -> SeatState:
         now = self.seats.now()
-        return replace(state.moved(IN_CALL, now, operator=state.seat), answered=state.answered + 1, answered_at=now, misses=0)
+        return state.doing(IN_CALL, now, answered=state.answered + 1, answered_at=now, misses=0)
 
     def recover(self) -> Dict[str, int]:
         """After a restart (the db store keeps state; the calls are gone): end the calls seats
@@ -227,7 +285,7 @@ class Tracker:
         ended = 0
         states = self.repo.get_many(list(self.seats.config.seats))
         for seat, seen in states.items():
-            if not (seen.call or seen.status == WRAP_UP):
+            if not (seen.call or seen.activity == WRAP_UP):
                 continue
             with self.seats.locks.hold(seat):
                 state = self.repo.get(seat)
@@ -237,10 +295,10 @@ class Tracker:
                     after = self.seats.after_call(state)
                     state = self._save("recovered", state, after, "the call ended unseen")
                     ended += 1
-                if state.status == WRAP_UP:
+                if state.activity == WRAP_UP:
                     self._arm_wrap_up(state)  # an expired one ends at the watcher's next look
-            if state.status == IDLE and seen.status != IDLE:
-                self.seats.on_available(state.hotline)
+            if state.free and not seen.free:
+                self.seats.freed(state)
         return ended
 
     def end_calls_of(self, node: str) -> int:
@@ -256,14 +314,14 @@ class Tracker:
                     continue
                 after = self._save("recovered", state, self.seats.after_call(state), f"switch {node} is gone")
                 ended += 1
-                if after.status == WRAP_UP:
+                if after.activity == WRAP_UP:
                     self._arm_wrap_up(after)
-            if after.status == IDLE:
-                self.seats.on_available(after.hotline)
+            if after.free:
+                self.seats.freed(after)
         return ended
 
     def _wrap_up_until(self, state: SeatState) -> float:
-        hotline = self.seats.config.hotlines.get(state.hotline)
+        hotline = self.seats.config.hotlines.get(state.line)
         return state.since + (hotline.wrap_up if hotline is not None else 0)
 
     def _arm_wrap_up(self, state: SeatState) -> None:
@@ -274,20 +332,27 @@ class Tracker:
         heapq.heappush(self.memory.wraps, (deadline, state.seat))
 
     def tick(self, now: float) -> None:
-        """Wrap-up that has run its time: back to idle (the watcher's clock, no thread per seat)."""
+        """Wrap-up that has run its time ends; a seat's delay after a missed offer ends (the
+        watcher's clock, no thread per seat)."""
+        while self.memory.rests and self.memory.rests[0][0] <= now:
+            _, seat = heapq.heappop(self.memory.rests)
+            state = self.repo.get(seat)
+            if state is not None and state.free and state.rest_until <= now:
+                self.seats.freed(state)
         while self.memory.wraps and self.memory.wraps[0][0] <= now:
             deadline, seat = heapq.heappop(self.memory.wraps)
             if self.memory.armed.get(seat) == deadline:
                 del self.memory.armed[seat]
             with self.seats.locks.hold(seat):
                 state = self.repo.get(seat)
-                if state is None or state.status != WRAP_UP:
+                if state is None or state.activity != WRAP_UP:
                     continue  # ended early (cti.idle), or signed out
                 if self._wrap_up_until(state) > now:  # wrap-up began again since this was armed
                     self._arm_wrap_up(state)
                     continue
-                self._save("wrap_up_end", state, state.moved(IDLE, now, operator=seat))
-            self.seats.on_available(state.hotline)
+                state = self._save("wrap_up_end", state, state.doing(NONE, now, line=""))
+            if state.free:
+                self.seats.freed(state)
 
     def _on_dtmf(self, h: H) -> None:
         # DTMF events carry no channel variables (FACTS.md §9): ask the leg who it is

@@ -29,6 +29,7 @@ HEADERS = (
     "Call-Direction",
     "Channel-Name",
     "Channel-Presence-ID",
+    "Caller-Destination-Number",
     "Other-Leg-Unique-ID",
     "Bridge-A-Unique-ID",
     "Bridge-B-Unique-ID",
@@ -41,6 +42,9 @@ HEADERS = (
     "variable_sip_gateway_name",
     "variable_cti_supervision",
     "variable_cti_offer",
+    "variable_cti_line",
+    "variable_user_name",
+    "variable_domain_name",
 )
 
 
@@ -67,7 +71,8 @@ def stops(h: Dict[str, str]) -> bool:
 def tracker(memory: WatchState) -> Tracker:
     """A tracker with the current config, and the watcher's memory."""
     sup = app.supervisors()
-    return Tracker(sup, SwitchCalls(Switch.here()), memory, lambda caller, seat: app.router(sup.seats).answered(caller, seat))
+    router = app.router(sup.seats)
+    return Tracker(sup, SwitchCalls(Switch.here()), memory, router.answered, router.offered_pop)
 
 
 def recover(memory: Optional[WatchState] = None) -> Dict[str, int]:
