@@ -459,7 +459,8 @@ class Seats:
             by = self.check_operator(state, operator)
             self._check_transition(action, state)
             wrapping = state.activity == WRAP_UP
-            changed = state.availability != target or state.reason != reason or wrapping
+            resting = target == IDLE and state.rest_until > 0  # "ready": ends a delay after a missed offer
+            changed = state.availability != target or state.reason != reason or wrapping or resting
             if changed:
                 now = self._clock()
                 new = state.available(target, now, reason, by)

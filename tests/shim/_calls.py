@@ -203,6 +203,22 @@ class CallsMixin:
                     customer.bridge_to.append(leg.uuid)
             return customer
 
+    def outgoing(self, ext: str, to: str, dest: str = "") -> Channel:
+        """Extension ``ext``'s phone places a call (an authenticated INVITE: the leg carries the
+        directory user, ``user_name`` / ``domain_name``, from its CHANNEL_CREATE on) running the
+        dialplan ``bridge <to>``; ``dest``: the number dialed (default: ``to``'s)."""
+        with self.lock:
+            own = Channel(self, f"sofia/internal/{ext}@{DOMAIN}", "inbound", presence=f"{ext}@{DOMAIN}")
+            own.dest = dest or to.rsplit("/", 1)[-1]
+            own.variables.update(user_name=ext, domain_name=DOMAIN, caller_id_number=ext)
+            own.application, own.application_data = "bridge", to
+            self.channels[own.uuid] = own
+            self.emit("CHANNEL_CREATE", own)
+            leg = self._new_leg(to, own)
+            if leg is not None:
+                own.bridge_to.append(leg.uuid)
+            return own
+
     def _endpoint(self, dial: str) -> Tuple[Dict[str, str], str, str]:
         variables: Dict[str, str] = {}
         m = re.match(r"^\{([^}]*)\}(.*)$", dial) or re.match(r"^\[([^]]*)\](.*)$", dial)
