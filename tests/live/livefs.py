@@ -134,6 +134,13 @@ DIALPLAN = """<include>
         <action application="park"/>
       </condition>
     </extension>
+    <extension name="own_call">  <!-- a seat's phone places a call: its directory user, then a bridge -->
+      <condition field="destination_number" expression="^own-(\\w+)-(.+)$">
+        <action application="set" data="user_name=$1"/>
+        <action application="set" data="domain_name=$${domain}"/>
+        <action application="bridge" data="loopback/$2/cti_test"/>
+      </condition>
+    </extension>
     <extension name="as_user">
       <condition field="destination_number" expression="^as-(\\w+)-(.+)$">
         <action application="set" data="user_name=$1"/>

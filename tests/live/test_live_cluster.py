@@ -61,7 +61,7 @@ def test_a_seat_freed_on_another_switch_serves_the_live_switchs_waiting_caller(c
     assert refired["CTI-Seat"] == "101"
     live.wait(lambda: live.status("101") == "in_call", 2.0)
     rec = json.loads(b.run("_ = wiring.seats().repo.store.get('seat.101')"))
-    assert rec["node"] == "fs" and rec["status"] == "in_call"
+    assert rec["node"] == "fs" and rec["activity"] == "in_call"
     assert b.cti("stopcall 101").startswith("-ERR other_switch")
     live.hang_up(caller["a"])
     live.wait(lambda: b.run("_ = wiring.seats().repo.get('101').status") == "idle", 3.0, "B sees the seat idle")
