@@ -72,10 +72,10 @@ def config(n_seats: int, hashed: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fresh_switch(n_seats: int, hashed: str) -> freeswitch.Core:
+def fresh_switch(n_seats: int, hashed: str, text: str = "") -> freeswitch.Core:
     core = freeswitch.reset()
     conf = Path(tempfile.mkdtemp(prefix="cti-bench-"))
-    (conf / "cti.yaml").write_text(config(n_seats, hashed))
+    (conf / "cti.yaml").write_text(text or config(n_seats, hashed))
     core.globals["conf_dir"] = str(conf)
     app.forget()
     app.clock = core.clock
@@ -199,7 +199,7 @@ def bench_routing(hashed: str, quick: bool) -> Dict[str, Dict[str, float]]:
     sizes = [10, 100, 1000, 10000]
     for size in sizes:
         states = [
-            SeatState(str(i), "8001", "agent", str(i), "internal", IDLE, 0.0, rng.random() * 1e6, last_end=rng.random() * 1e6)
+            SeatState(str(i), ("8001",), "agent", str(i), "internal", IDLE, 0.0, rng.random() * 1e6, last_end=rng.random() * 1e6)
             for i in range(size)
         ]
         order = {s.seat: i for i, s in enumerate(states)}
@@ -224,6 +224,33 @@ def bench_routing_full(hashed: str, quick: bool) -> Dict[str, float]:
         conf = router.hotline("8001")
         out[str(size)] = per_call(lambda r=router, c=conf: r.ranked(c), max(3, 2000 // size), rounds=5) * 1e3
         del core
+    return out
+
+
+def levels_config(n_seats: int, hashed: str) -> str:
+    """``n_seats`` seats over 10 hotlines: each seat serves 3 of them, at levels 1, 2 and 3."""
+    lines = ["store: hash", "hotlines:"]
+    lines += [f'  "{8001 + h}": {{name: H{h}, strategy: longest-idle}}' for h in range(10)]
+    lines.append("seats:")
+    for i in range(n_seats):
+        tiers = ", ".join(f'{{hotline: "{8001 + (i + k) % 10}", level: {k + 1}}}' for k in range(3))
+        lines.append(f'  "{101 + i}": {{name: S{101 + i}, password: "{hashed}", hotlines: [{tiers}]}}')
+    return "\n".join(lines) + "\n"
+
+
+def bench_routing_levels(hashed: str, quick: bool) -> Dict[str, float]:
+    """The routing decision (read the hotline's seats, rank) with 1,000 signed-in seats: all on
+    one hotline, against the same seats over 10 hotlines with levels, in the same run."""
+    size = 200 if quick else 1000
+    out = {}
+    for name, text in (("one hotline", config(size, hashed)), ("10 hotlines, levels", levels_config(size, hashed))):
+        fresh_switch(size, hashed, text)
+        for i in range(size):
+            assert api(f"python cti.checkin - {101 + i} pw {101 + i}").startswith("+OK")
+        router = app.router(app.seats())
+        conf = router.hotline("8001")
+        out[name] = per_call(lambda r=router, c=conf: r.ranked(c), max(3, 2000 // size), rounds=5) * 1e3
+    out["ratio"] = out["10 hotlines, levels"] / out["one hotline"]
     return out
 
 
@@ -268,6 +295,7 @@ def main() -> int:
         "routing_decision_ms": bench_routing(hashed, opts.quick),
         "routing_with_store_ms": bench_routing_full(hashed, opts.quick),
         "call_lookup_us": bench_lookup(hashed),
+        "routing_levels_ms": bench_routing_levels(hashed, opts.quick),
     }
     sizes = [10, 100, 1000, 10000]
     results["growth"] = {
@@ -294,6 +322,11 @@ def main() -> int:
     print(
         "\nrouting decision with the store read (ms): "
         + ", ".join(f"{k} seats {v:.3f}" for k, v in results["routing_with_store_ms"].items())
+    )
+    lv = results["routing_levels_ms"]
+    print(
+        f"\nrouting decision, the same seats on one hotline: {lv['one hotline']:.3f} ms; over 10 hotlines with levels:"
+        f" {lv['10 hotlines, levels']:.3f} ms ({lv['ratio']:.2f}×)"
     )
     print("\nfinding a seat's call (µs)")
     for channels, row in results["call_lookup_us"].items():

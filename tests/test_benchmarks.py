@@ -24,3 +24,5 @@ def test_the_benchmark_runs_and_lookup_does_not_grow_with_channels(tmp_path):
     assert results["growth"]["scan fallback vs channels"] > 0.7, "the scan it avoids does grow"
     assert results["routing_decision_ms"]["1000"]["longest-idle"] < 1.0
     assert results["commands"]["busy ⇄ idle"]["store_round_trips"] == 1, "hash is write-through cached: one insert, no select"
+    levels = results["routing_levels_ms"]
+    assert levels["ratio"] < 1.2, f"routing over 10 hotlines with levels is no slower than one hotline: {levels}"

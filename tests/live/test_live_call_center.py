@@ -73,9 +73,7 @@ def test_a_seat_that_let_an_offer_ring_out_rests_for_no_answer_delay(live):
     live.phone("101", "noanswer")
     mark = live.esl.mark()
     caller = live.customer("route-8001")
-    missed = live.esl.wait_event(
-        lambda e: e.get("Event-Subclass") == "cti::seat" and e.get("CTI-Missed") == "true", 4.0, mark
-    )
+    missed = live.esl.wait_event(lambda e: e.get("Event-Subclass") == "cti::seat" and e.get("CTI-Missed") == "true", 4.0, mark)
     missed_at = time.monotonic()
     assert missed["CTI-Seat"] == "101" and float(live.seat("101")["seconds"]) >= 0
     live.phone("101", "answer")
