@@ -401,6 +401,7 @@ class Seats:
             self.repo.release_phone(state.phone_obj, seat)
             gone = state.moved(SIGNED_OUT, self._clock(), operator=by)
             self._fire("checkout", gone, state.status, by)
+        self.on_available(state.hotline)  # its callers may have nobody left (when_empty: overflow)
         return f"+OK {seat} signed out" + (f" by {by}" if by != seat else "")
 
     def set_status(self, action: str, seat: str, reason: str = "", operator: str = "") -> str:
