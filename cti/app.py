@@ -19,7 +19,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from cti import config
 from cti.domain.ports import KeyedLocks, Store
-from cti.domain.routing import Queues, Router
+from cti.domain.routing import Queues, Router, WaitTimes
 from cti.domain.seats import SeatRepo, Seats
 from cti.domain.supervision import Supervisors
 from cti.domain.tags import Tags
@@ -34,6 +34,7 @@ clock = time.time  # the one clock of seat times, queues and timers (tests use t
 _guard = threading.Lock()
 _locks = KeyedLocks()
 _queues = Queues()  # callers waiting in this switch, per hotline
+_waits = WaitTimes()  # recent answers of queued callers: the default expected wait
 _music: Dict[str, str] = {}
 _path = ""
 _stores: Dict[Tuple[str, str], Store] = {}
@@ -59,10 +60,11 @@ def config_path(sw: Switch) -> str:
 
 def forget() -> None:
     """Drop everything built (tests, ``cti.reload``): the next call builds it afresh."""
-    global _path, _queues, _seats, _watch_token, _beat, _locks, _tag, _domain
+    global _path, _queues, _waits, _seats, _watch_token, _beat, _locks, _tag, _domain
     with _guard:
         _path = ""
         _queues = Queues()
+        _waits = WaitTimes()
         _locks = KeyedLocks()
         _seats = None
         _tag = None
@@ -187,7 +189,7 @@ def hold_music(configured: str) -> str:
 
 
 def router(s: Seats) -> Router:
-    return Router(s, SwitchCalls(Switch.here()), queues_for(s), hold_music, clock=lambda: clock())
+    return Router(s, SwitchCalls(Switch.here()), queues_for(s), hold_music, clock=lambda: clock(), waits=_waits)
 
 
 def queues_for(s: Seats) -> Queues:

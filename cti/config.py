@@ -29,6 +29,10 @@ _FEATURE_RE = re.compile(r"[*#][0-9]{1,6}\Z")
 _REALM_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
+ANNOUNCE = ("position", "wait")
+WHEN_EMPTY = ("wait", "overflow")
+_LANGUAGE_RE = re.compile(r"[a-z]{2,3}(_[A-Za-z]{2})?(:[a-z]{2,3}(_[A-Za-z]{2})?)?\Z")
+_KEY_RE = re.compile(r"[0-9*#]\Z")
 STRATEGIES = ("ring-all", "longest-idle", "round-robin", "top-down", "fewest-calls", "random")
 RING_STRATEGIES = {"simultaneous": ",", "sequential": "|", "enterprise": ":_:"}
 DEFAULT_MOH = "local_stream://moh"
@@ -53,6 +57,17 @@ class Hotline:
     reject_delay: int = 0  # ... that rejected one (CALL_REJECTED)
     busy_delay: int = 0  # ... whose phone was busy (USER_BUSY)
     export_vars: Tuple[str, ...] = ()  # the caller's channel variables copied to the seat's leg (screen pop)
+    # the waiting caller's experience
+    announce: Tuple[str, ...] = ()  # what a waiting caller hears announced: position, wait (): nothing
+    announce_every: int = 60  # seconds between announcements while waiting (0: on entry only)
+    language: str = "en"  # mod_say language of the numbers
+    sounds: Tuple[Tuple[str, str], ...] = ()  # (position|wait, a prompt played before its number)
+    max_waiting: int = 0  # callers waiting at most (0: no limit); a full queue overflows at once
+    when_empty: str = "wait"  # or overflow: no seat that takes this hotline's calls is signed in
+    exit_key: str = ""  # a DTMF key that ends the wait: to the overflow target
+
+    def sound(self, what: str) -> str:
+        return dict(self.sounds).get(what, "")
 
 
 @dataclass(frozen=True)
@@ -311,6 +326,13 @@ def parse(path: str, text: str) -> Config:
                 "reject_delay",
                 "busy_delay",
                 "export_vars",
+                "announce",
+                "announce_every",
+                "language",
+                "sounds",
+                "max_waiting",
+                "when_empty",
+                "exit_key",
             )
         )
         hot: Dict[str, Any] = {"id": hid, "name": fields["name"].text(64) if "name" in fields else hid}
@@ -323,6 +345,8 @@ def parse(path: str, text: str) -> Config:
             ("no_answer_delay", 0, 3600),
             ("reject_delay", 0, 3600),
             ("busy_delay", 0, 3600),
+            ("announce_every", 0, 3600),
+            ("max_waiting", 0, 100000),
         ):
             if key in fields:
                 hot[key] = fields[key].integer(low, high)
@@ -343,6 +367,7 @@ def parse(path: str, text: str) -> Config:
                     raise item.fail("a channel variable name is letters, digits and '_' (not cti_*, origination_*, sip_*)")
                 names.append(name)
             hot["export_vars"] = tuple(names)
+        hot.update(_caller_experience(fields))
         hotlines[hid] = Hotline(**hot)
     seats: Dict[str, SeatConf] = {}
     scopes: List[List[Tuple[str, _Node]]] = []  # checked once every seat is known
@@ -452,6 +477,36 @@ def _media(node: _Node) -> str:
             " (no spaces, quotes, braces, '$' or '!')"
         )
     return value
+
+
+def _caller_experience(fields: Dict[str, _Node]) -> Dict[str, Any]:
+    """A hotline's announce, language, sounds, when_empty and exit_key."""
+    hot: Dict[str, Any] = {}
+    if "announce" in fields:
+        items = []
+        for item in fields["announce"].seq():
+            what = item.raw()
+            if what not in ANNOUNCE:
+                raise item.fail(f"expected one of {', '.join(ANNOUNCE)}")
+            if what in items:
+                raise item.fail(f"{what} is announced once")
+            items.append(what)
+        hot["announce"] = tuple(items)
+    if "language" in fields:
+        hot["language"] = fields["language"].text(16)
+        if not _LANGUAGE_RE.match(hot["language"]):
+            raise fields["language"].fail("a mod_say language, e.g. en, zh, fr or en:en")
+    if "sounds" in fields:
+        hot["sounds"] = tuple((what, _media(node)) for what, node in fields["sounds"].mapping(ANNOUNCE).items())
+    if "when_empty" in fields:
+        hot["when_empty"] = fields["when_empty"].raw()
+        if hot["when_empty"] not in WHEN_EMPTY:
+            raise fields["when_empty"].fail(f"expected {' or '.join(WHEN_EMPTY)}")
+    if "exit_key" in fields:
+        hot["exit_key"] = fields["exit_key"].raw()
+        if hot["exit_key"] and not _KEY_RE.match(hot["exit_key"]):
+            raise fields["exit_key"].fail('one DTMF key: 0-9, * or # (quote it: "*")')
+    return hot
 
 
 def _redis(node: _Node) -> RedisConf:

@@ -9,7 +9,9 @@ Hotline routing offers a caller to one idle seat at a time, chosen by the hotlin
 after claiming the seat (``offer.<seat>``, insert-if-empty): two callers are never offered the
 same seat. When no seat is free the caller waits in the queue with music on hold; a seat that
 becomes free is reserved for the first caller in the queue at once, by the event that freed
-it (no polling), and the caller is woken (``uuid_break``).
+it (no polling), and the caller is woken (``uuid_break``). While it waits the caller may be
+told its position and expected wait, leave with an exit key, and overflows at once when the
+queue is full (``max_waiting``) or nobody is signed in (``when_empty: overflow``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import math
 import random
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager, Dict, Iterable, List, Optional, Protocol, Sequence, Set, Tuple
+from typing import Callable, ContextManager, Deque, Dict, Iterable, List, Optional, Protocol, Sequence, Set, Tuple
 
 from cti.config import RING_STRATEGIES, Hotline, RingGroup
 from cti.domain.errors import CtiError
@@ -30,6 +33,43 @@ from cti.domain.tags import Tags, new_leg
 
 CLAIM_SLACK = 10  # seconds an offer's claim outlives its ring time on a shared store (then expires)
 MISSED = frozenset({"NO_ANSWER", "ALLOTTED_TIMEOUT", "NO_USER_RESPONSE", "USER_BUSY", "CALL_REJECTED"})
+
+
+# what a waiting caller hears: (kind, value), kind "file" (a sound), "number" (said as a
+# number) or "duration" (seconds, said as a time); the switch layer knows how to play each
+Prompt = Tuple[str, str]
+Estimate = Callable[[str, int], Optional[float]]  # (hotline, position) -> expected wait in seconds; None: unknown
+
+
+class WaitTimes:
+    """The default expected wait, from the callers of each hotline answered lately (in memory,
+    per switch): how long the queue took to move one place, times the caller's position.
+
+    The queue moves one place when a queued caller is answered; the time that took is from the
+    previous such answer, or from the caller's arrival when it came later (so an idle spell
+    without callers does not count). The mean of the last ``keep`` moves within ``window``
+    seconds, times the position; None (nothing said) with no such answer."""
+
+    def __init__(self, keep: int = 10, window: float = 900.0) -> None:
+        self.keep = keep
+        self.window = window
+        self._lock = threading.Lock()
+        self._moves: Dict[str, Deque[Tuple[float, float]]] = {}  # hotline -> (answered at, seconds the move took)
+        self._last: Dict[str, float] = {}  # hotline -> when its last queued caller was answered
+
+    def answered(self, hotline: str, since: float, now: float) -> None:
+        """A caller of ``hotline`` who queued at ``since`` was answered at ``now``."""
+        with self._lock:
+            moved = now - max(since, self._last.get(hotline, since))
+            self._last[hotline] = now
+            self._moves.setdefault(hotline, deque(maxlen=self.keep)).append((now, max(0.0, moved)))
+
+    def estimate(self, hotline: str, position: int, now: float) -> Optional[float]:
+        with self._lock:
+            recent = [took for when, took in self._moves.get(hotline, ()) if now - when <= self.window]
+        if not recent:
+            return None
+        return position * sum(recent) / len(recent)
 
 
 def offer_key(seat: str) -> str:
@@ -136,6 +176,7 @@ class Waiter:
     offering: bool = False  # being offered a seat right now
     tried: Dict[str, float] = field(default_factory=dict)  # seat -> when it missed this caller
     answered: bool = False  # the `answered` queue event was fired
+    queued: bool = False  # it joined the queue (waited for a seat)
     node: str = ""  # the switch the caller's channel is on (store: redis)
     pop: Tuple[Tuple[str, str], ...] = ()  # the caller's screen pop: (header after "CTI-", value)
 
@@ -233,9 +274,16 @@ class RouteChannel(Protocol):
 
     def execute(self, app: str, data: str) -> None: ...
 
-    def play(self, source: str) -> None:
-        """Play until the source ends, the caller hangs up or the leg is woken (``Calls.wake``);
-        a wake that lands just before it starts is not lost."""
+    def play(self, source: str, keys: str = "") -> str:
+        """Play until the source ends, the caller hangs up, the leg is woken (``Calls.wake``) or
+        the caller presses one of ``keys`` (then that key is returned, else ""); a wake that
+        lands just before it starts is not lost. Other keys are ignored."""
+        ...
+
+    def announce(self, prompts: Sequence[Prompt], language: str, keys: str = "") -> str:
+        """Play ``prompts`` one after the other (numbers and durations said in ``language``)
+        until they end, the caller hangs up or presses one of ``keys`` (returned, else "").
+        A wake while it plays may cut it short or be lost: look for a reserved seat after it."""
         ...
 
 
@@ -248,6 +296,8 @@ class Router:
         hold_music: Callable[[str], str],
         rng: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.time,
+        waits: Optional[WaitTimes] = None,
+        estimate: Optional[Estimate] = None,
     ) -> None:
         self.seats = seats
         self.store = seats.repo.store
@@ -256,6 +306,9 @@ class Router:
         self._music = hold_music
         self._rng = rng
         self._clock = clock
+        self.waits = waits if waits is not None else WaitTimes()
+        # the expected wait of a caller at a position: the statistics may replace the default
+        self.estimate: Estimate = estimate or (lambda hotline, position: self.waits.estimate(hotline, position, self._clock()))
 
     def hotline(self, hotline: str) -> Hotline:
         conf = self.seats.config.hotlines.get(hotline)
@@ -277,6 +330,13 @@ class Router:
         states = self.seats.repo.get_many(allowed)
         now = self._clock()
         return [st for st in states.values() if self.takes(st, conf, now)]
+
+    def staffed(self, hotline: str) -> bool:
+        """Is any seat that takes ``hotline``'s calls signed in (idle or not)?"""
+        conf = self.hotline(hotline)
+        allowed = [s for s, c in self.seats.config.seats.items() if hotline in c.hotlines]
+        states = self.seats.repo.get_many(allowed)
+        return any(hotline in st.hotlines and (st.role != SUPERVISOR or conf.supervisors_take_calls) for st in states.values())
 
     def ranked(self, conf: Hotline, exclude: Iterable[str] = ()) -> List[str]:
         """The seats to offer the hotline's next caller, in order: the lowest level first, then
@@ -337,9 +397,17 @@ class Router:
                 got = self.reserve(conf, waiter.uuid, avoid, conf.strategy == "ring-all", waiter.node)
                 if not got:
                     if not avoid:
+                        self._unstaffed(conf)
                         return  # no seat free for anyone
                     continue  # only seats this caller just missed: the next caller may take them
                 self.queues.reserve(waiter, got)
+                self.queues.wake(waiter, self.calls)
+
+    def _unstaffed(self, conf: Hotline) -> None:
+        """With ``when_empty: overflow``, once no seat of the hotline is signed in any more
+        (the last one signed out), its waiting callers are woken: they overflow."""
+        if conf.when_empty == "overflow" and not self.staffed(conf.id):
+            for waiter in self.queues.waiting(conf.id):
                 self.queues.wake(waiter, self.calls)
 
     # -- ring groups ----------------------------------------------------------------------------
@@ -410,8 +478,11 @@ class Router:
             priority = 0
         start = self._clock()
         waiter = Waiter(caller, hotline, priority, start, pop=self._screen_pop(conf, channel))
+        if conf.when_empty == "overflow" and not self.staffed(hotline):
+            return self._overflow(conf, channel, waiter, "empty", f"hotline {hotline}: no seat signed in")
         queued = False
         armed = False  # a timed wake-up is scheduled
+        announce_at: Optional[float] = None  # when the next announcement is due (None: never)
         try:
             while channel.ready():
                 seats = self._next_seats(conf, waiter)
@@ -419,24 +490,43 @@ class Router:
                     now = self._clock()
                     waited = now - start
                     if waited >= conf.max_wait:
-                        self._queue_event("overflow", conf, waiter)
-                        return self._fallback(channel, conf.overflow, f"hotline {hotline}: no seat in {int(waited)}s")
+                        return self._overflow(conf, channel, waiter, "max_wait", f"hotline {hotline}: no seat in {int(waited)}s")
                     if not queued:
-                        self.queues.join(waiter)
+                        if not self._join(conf, waiter):
+                            why = f"hotline {hotline}: {conf.max_waiting} callers waiting already"
+                            return self._overflow(conf, channel, waiter, "full", why)
                         queued = True
                         self._queue_event("queued", conf, waiter)
-                    # a timed wake-up: max_wait, or when a seat that missed this caller may be
-                    # retried. Armed afresh after every wake: the switch's scheduler counts whole
-                    # seconds and may fire early, and a wake by a freed seat leaves it pending.
+                        announce_at = now if conf.announce else None
+                    elif conf.when_empty == "overflow" and not self.staffed(hotline):
+                        return self._overflow(conf, channel, waiter, "empty", f"hotline {hotline}: no seat signed in")
+                    if announce_at is not None and now >= announce_at:
+                        announce_at = now + conf.announce_every if conf.announce_every else None
+                        if self._announce(conf, channel, waiter):
+                            return self._overflow(
+                                conf, channel, waiter, "exit_key", f"hotline {hotline}: the caller pressed {conf.exit_key}"
+                            )
+                        # An announcement runs applications, which clear a wake sent meanwhile:
+                        # back to the top, which takes a seat reserved meanwhile before the music.
+                        continue
+                    # a timed wake-up: max_wait, when a seat that missed this caller may be
+                    # retried, or the next announcement. Armed afresh after every wake: the
+                    # switch's scheduler counts whole seconds and may fire early, and a wake by
+                    # a freed seat leaves it pending.
                     due = start + conf.max_wait
                     retry = waiter.retry_at(now, conf.retry_delay)
                     if retry is not None:
                         due = min(due, retry)
+                    if announce_at is not None:
+                        due = min(due, announce_at)
                     if armed:
                         self.calls.cancel_wake(caller)
                     self.calls.wake_later(caller, max(1, math.ceil(due - now)))
                     armed = True
-                    channel.play(self._music(conf.moh))
+                    if channel.play(self._music(conf.moh), conf.exit_key):
+                        return self._overflow(
+                            conf, channel, waiter, "exit_key", f"hotline {hotline}: the caller pressed {conf.exit_key}"
+                        )
                     continue
                 if self._offer(conf, channel, seats, waiter):
                     return f"+OK hotline {hotline} answered by {','.join(seats)}"
@@ -452,6 +542,56 @@ class Router:
                 if unused:  # a seat was reserved for a caller who went away
                     self.release(unused, caller)
                 self.dispatch(hotline)  # what this caller held may serve the next one
+
+    def _join(self, conf: Hotline, waiter: Waiter) -> bool:
+        """Queue the caller, unless ``max_waiting`` callers wait already (counted and joined
+        under the queue's guard, so two callers never both take the last place)."""
+        with self.queues.guard(conf.id):
+            if conf.max_waiting and self.queues.count(conf.id) >= conf.max_waiting:
+                return False
+            self.queues.join(waiter)
+        waiter.queued = True
+        return True
+
+    def _overflow(self, conf: Hotline, channel: RouteChannel, waiter: Waiter, reason: str, why: str) -> str:
+        self._queue_event("overflow", conf, waiter, reason=reason)
+        return self._fallback(channel, conf.overflow, why)
+
+    def position(self, conf: Hotline, waiter: Waiter) -> int:
+        """The caller's place in the queue (1: next), priority then arrival."""
+        line = self.queues.waiting(conf.id)
+        return next((i + 1 for i, w in enumerate(line) if w.uuid == waiter.uuid), len(line) + 1)
+
+    def announcement(self, conf: Hotline, position: int) -> Tuple[List[Prompt], Optional[int]]:
+        """What the caller at ``position`` hears, and the wait it is told (whole minutes, in
+        seconds; None when not told: not configured, or no estimate)."""
+        prompts: List[Prompt] = []
+        told: Optional[int] = None
+        for what in conf.announce:
+            if what == "position":
+                said: Prompt = ("number", str(position))
+            else:
+                expected = self.estimate(conf.id, position)
+                if expected is None:
+                    continue
+                told = 60 * max(1, math.ceil(expected / 60))
+                said = ("duration", str(told))
+            if conf.sound(what):
+                prompts.append(("file", conf.sound(what)))
+            prompts.append(said)
+        return prompts, told
+
+    def _announce(self, conf: Hotline, channel: RouteChannel, waiter: Waiter) -> bool:
+        """Tell the caller its position and expected wait; True when it pressed the exit key."""
+        position = self.position(conf, waiter)
+        prompts, told = self.announcement(conf, position)
+        if not prompts:
+            return False
+        extra = {"CTI-Position": str(position)}
+        if told is not None:  # a header with an empty value does not reach ESL
+            extra["CTI-Expected-Wait"] = str(told)
+        self._queue_event("announced", conf, waiter, extra=extra)
+        return bool(channel.announce(prompts, conf.language, conf.exit_key))
 
     def _next_seats(self, conf: Hotline, waiter: Waiter) -> List[str]:
         with self.queues.guard(conf.id):
@@ -526,29 +666,38 @@ class Router:
 
     def answered(self, caller: str, seat: str, waiter: Optional[Waiter] = None) -> None:
         """The caller's offer was answered (the watcher calls this at the bridge): the
-        ``answered`` queue event, once, with the wait up to the answer."""
+        ``answered`` queue event, once, with the wait up to the answer. A queued caller leaves
+        the queue here, not when its call ends: the callers behind it move up (their position,
+        ``max_waiting``)."""
         with self.queues.lock:  # this switch's offers (the watcher of the caller's switch sees the bridge)
             w = waiter or self.queues.offers.get(caller)
             if w is None or w.answered:
                 return
             w.answered = True
+        if w.queued:  # the queue moved one place: the default expected wait learns from it
+            with self.queues.guard(w.hotline):
+                self.queues.leave(w.uuid)
+            self.waits.answered(w.hotline, w.since, self._clock())
         conf = self.seats.config.hotlines.get(w.hotline)
         if conf is not None:
             self._queue_event("answered", conf, w, seat=seat)
 
-    def _queue_event(self, action: str, conf: Hotline, waiter: Waiter, seat: str = "") -> None:
+    def _queue_event(
+        self, action: str, conf: Hotline, waiter: Waiter, seat: str = "", reason: str = "", extra: Optional[Dict[str, str]] = None
+    ) -> None:
         now = self._clock()
-        self.seats.events.fire(
-            "cti::queue",
-            {
-                "CTI-Action": action,
-                "CTI-Hotline": conf.id,
-                "CTI-Caller": waiter.uuid,
-                "CTI-Seat": seat,
-                "CTI-Priority": str(waiter.priority),
-                "CTI-Waited": f"{now - waiter.since:.3f}",
-                "CTI-Waiting": str(self.queues.count(conf.id)),
-                "CTI-Timestamp": f"{now:.3f}",
-                **{f"CTI-{k}": v for k, v in waiter.pop},
-            },
-        )
+        headers = {
+            "CTI-Action": action,
+            "CTI-Hotline": conf.id,
+            "CTI-Caller": waiter.uuid,
+            "CTI-Seat": seat,
+            "CTI-Priority": str(waiter.priority),
+            "CTI-Waited": f"{now - waiter.since:.3f}",
+            "CTI-Waiting": str(self.queues.count(conf.id)),
+            "CTI-Timestamp": f"{now:.3f}",
+        }
+        if reason:
+            headers["CTI-Reason"] = reason
+        headers.update(extra or {})
+        headers.update((f"CTI-{k}", v) for k, v in waiter.pop)
+        self.seats.events.fire("cti::queue", headers)

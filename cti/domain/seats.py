@@ -445,6 +445,7 @@ class Seats:
             self.repo.release_phone(state.phone_obj, seat)
             gone = state.evolve({"availability": SIGNED_OUT, "activity": NONE, "reason": "", "operator": by})
             self._fire("checkout", gone, state.status, by, self._busy_ended(state, None, {}))
+        self.freed(state)  # its callers may have nobody left (when_empty: overflow)
         return f"+OK {seat} signed out" + (f" by {by}" if by != seat else "")
 
     def set_status(self, action: str, seat: str, reason: str = "", operator: str = "") -> str:

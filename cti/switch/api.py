@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import freeswitch  # provided by mod_python3 (the tests install a shim)
 
@@ -63,14 +63,60 @@ class SessionChannel:
     def execute(self, app: str, data: str) -> None:
         self._session.execute(app, data)
 
-    def play(self, source: str) -> None:
-        """Play ``source`` until it ends, the channel hangs up or ``uuid_break`` breaks it.
+    def play(self, source: str, keys: str = "") -> str:
+        """Play ``source`` until it ends, the channel hangs up, ``uuid_break`` breaks it or the
+        caller presses one of ``keys`` (returned; else "").
 
         ``streamFile`` runs switch_ivr_play_file directly, not as an application: nothing clears
         the channel's break flag first, so a break that lands just before it makes it return at
         once (``execute("playback")`` would clear that flag and lose the wake-up, and
-        ``endless_playback`` restarts on a break; FACTS.md §9)."""
-        self._session.streamFile(source, 0)
+        ``endless_playback`` restarts on a break; FACTS.md §9). Without an input callback it
+        ignores keys (they stay queued); with one, each key is handed to it, and its "stop"
+        ends the playback, any other key is dropped ("" goes on; the callback must return a
+        string: mod_python3 stops on anything else). Checked by tests/contract."""
+        if not keys:
+            self._session.streamFile(source, 0)
+            return ""
+        pressed: List[str] = []
+
+        def on_input(session: Any, what: str, obj: Any, arg: Any = None) -> str:
+            if what == "dtmf" and str(obj.digit) in keys:
+                pressed.append(str(obj.digit))
+                return "stop"
+            return ""
+
+        self._session.setInputCallback(on_input)
+        try:
+            self._session.streamFile(source, 0)
+        finally:
+            self._session.unsetInputCallback()
+        return pressed[0] if pressed else ""
+
+    def announce(self, prompts: Sequence[Tuple[str, str]], language: str, keys: str = "") -> str:
+        """Play the prompts with the ``playback`` and ``say`` applications: a number is
+        ``say <lang> NUMBER pronounced <n>``, a duration ``say <lang> TIME_MEASUREMENT
+        pronounced <seconds>`` (mod_dptools say_function; the language is ``<lang>:<lang>``
+        there, so the channel's own ``language`` variable does not pick another module). Both
+        end on a key in ``playback_terminators`` and name it in ``playback_terminator_used``
+        (mod_dptools on_dtmf; other keys are dropped): set to ``keys`` for the prompts ("none"
+        without), then the caller's own value is put back. Returns the key pressed, else ""."""
+        mine = self.get_var("playback_terminators")
+        self.set_var("playback_terminators", keys or "none")
+        try:
+            for kind, value in prompts:
+                if not self.ready():
+                    break
+                if kind == "file":
+                    self._session.execute("playback", value)
+                else:
+                    said = "NUMBER" if kind == "number" else "TIME_MEASUREMENT"
+                    self._session.execute("say", f"{language} {said} pronounced {value}")
+                used = self.get_var("playback_terminator_used")
+                if keys and used and used in keys:
+                    return used
+        finally:
+            self.set_var("playback_terminators", mine)
+        return ""
 
     def ready(self) -> bool:
         return bool(self._session.ready())

@@ -115,6 +115,29 @@ class ShimBackend:
         probe.handler(session, how)
         return float(self.inside(f"hash select/ctiprobe/{how}"))
 
+    def keys_while_playing(self, how: str) -> Tuple[float, str]:
+        """The probe plays (``keys``: streamFile with an input callback; ``terminator``: the
+        playback app with playback_terminators=5); keys 1 then 5 are pressed while it plays:
+        (seconds it played, what it saw)."""
+        import threading
+
+        from _calls import Channel
+
+        leg = Channel(self.core, "sofia/external/13900000000", "inbound")
+        leg.answered = True
+        self.core.channels[leg.uuid] = leg
+        session = freeswitch.Session(channel=leg)
+        probe = importlib.import_module("cti_live_probe")
+        t = threading.Thread(target=probe.handler, args=(session, how), daemon=True)
+        t.start()
+        deadline = time.monotonic() + 3
+        while not (self.inside("hash select/ctiprobe/started") and leg.playing) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert self.inside(f"uuid_recv_dtmf {leg.uuid} 15") == "+OK\n"
+        t.join(5)
+        seconds, _, seen = self.inside(f"hash select/ctiprobe/{how}").partition(",")
+        return float(seconds), seen
+
     def thread_probe(self) -> Tuple[Dict[str, object], Dict[str, object], str]:
         first = json.loads(self.cli("python cti_live_probe thread"))
         second = json.loads(self.cli("python cti_live_probe thread"))
@@ -223,6 +246,17 @@ class LiveBackend:
         self.lv.api(f"hash delete/ctiprobe/{how}")
         self.lv.customer(f"probe-{how}")
         return float(str(self.lv.wait(lambda: self.inside(f"hash select/ctiprobe/{how}"), 5.0, "the probe ran")))
+
+    def keys_while_playing(self, how: str) -> Tuple[float, str]:
+        for key in ("started", how):
+            self.lv.api(f"hash delete/ctiprobe/{key}")
+        self.lv.customer(f"probe-{how}")
+        leg = str(self.lv.wait(lambda: self.inside("hash select/ctiprobe/started"), 5.0, "the probe plays"))
+        time.sleep(0.2)  # let the media start
+        assert self.lv.api(f"uuid_recv_dtmf {leg} 15").startswith("+OK")
+        got = str(self.lv.wait(lambda: self.inside(f"hash select/ctiprobe/{how}"), 6.0, "the probe ended"))
+        seconds, _, seen = got.partition(",")
+        return float(seconds), seen
 
     def thread_probe(self) -> Tuple[Dict[str, object], Dict[str, object], str]:
         self.lv.api("hash delete/ctiprobe/thread")

@@ -95,6 +95,17 @@ def test_playback_clears_a_break_sent_just_before_it(backend):
     assert backend.music_after_break("playback") >= 0.8
 
 
+def test_streamfile_hands_each_key_to_the_input_callback_and_stop_ends_it(backend):
+    # without a callback streamFile ignores keys (FACTS.md); the exit key needs one
+    seconds, seen = backend.keys_while_playing("keys")
+    assert seen == "dtmf:1 dtmf:5" and seconds < 3
+
+
+def test_the_playback_app_ends_on_a_key_in_playback_terminators_and_names_it(backend):
+    seconds, seen = backend.keys_while_playing("terminator")
+    assert seen == "used:5" and seconds < 6, "1 is not a terminator: swallowed; 5 ends the 8 s silence"
+
+
 def test_each_python_call_has_a_fresh_thread_state_and_pyrun_runs_on_a_dummy_thread(backend):
     first, second, pyrun_thread = backend.thread_probe()
     assert first["local"] is False and second["local"] is False, "threading.local is empty on every call"

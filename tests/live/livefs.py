@@ -196,11 +196,33 @@ def fsapi(session, stream, env, args):
 
 
 def handler(session, args):
-    """On a channel: how long the music plays after a break sent just before it starts."""
+    """On a channel: how long the music plays after a break sent just before it starts; or
+    (``keys``, ``terminator``) what a key pressed while it plays does."""
     import time
 
     api = freeswitch.API()
     uuid = session.get_uuid()
+    if args in ("keys", "terminator"):
+        got = []
+        if args == "keys":  # streamFile with an input callback: "stop" on the key ends it
+            def on_input(s, what, obj, arg=None):
+                got.append(what + ":" + (obj.digit if what == "dtmf" else ""))
+                return "stop" if what == "dtmf" and obj.digit == "5" else ""
+
+            session.setInputCallback(on_input)
+            api.executeString("hash insert/ctiprobe/started/" + uuid)
+            started = time.monotonic()
+            session.streamFile("tone_stream://%(2000,4000,440,480);loops=-1", 0)
+            session.unsetInputCallback()
+        else:  # the playback application ends on a key in playback_terminators
+            session.setVariable("playback_terminators", "5")
+            api.executeString("hash insert/ctiprobe/started/" + uuid)
+            started = time.monotonic()
+            session.execute("playback", "silence_stream://8000")
+            got.append("used:" + (session.getVariable("playback_terminator_used") or ""))
+        result = "%.3f,%s" % (time.monotonic() - started, " ".join(got))
+        api.executeString("hash insert/ctiprobe/" + args + "/" + result)
+        return
     api.executeString("uuid_break " + uuid + " all")
     started = time.monotonic()
     if args == "stream":

@@ -81,6 +81,12 @@ class Channel:
         self.settled = threading.Event()  # a bridge from this leg answered or failed
         self.over = threading.Event()  # this leg's bridged call ended
 
+    def wake(self) -> None:
+        """Set the break flag (uuid_break, hangup): whatever plays to this leg ends."""
+        with self.keys:
+            self.woken.set()
+            self.keys.notify_all()
+
     def row(self) -> Dict[str, str]:
         return {
             "uuid": self.uuid,
@@ -315,7 +321,7 @@ class CallsMixin:
             return
         del self.channels[ch.uuid]
         ch.cause, ch.callstate, ch.state = cause, "HANGUP", "CS_HANGUP"
-        ch.woken.set()
+        ch.wake()
         ch.settled.set()
         ch.over.set()
         if ch.partner in self.channels:
@@ -482,7 +488,7 @@ class CallsMixin:
         ch = self.channels.get(arg.split()[0] if arg.split() else "")
         if ch is None:
             return "-ERR No such channel!\n"
-        ch.woken.set()
+        ch.wake()
         return "+OK\n"
 
     def _sched_api(self, arg: str) -> str:

@@ -374,16 +374,50 @@ class EventConsumer:
 PLAY_LIMIT = 20.0  # seconds a shim playback may block before the test is told it hangs
 
 
-def _wait_break(ch: Channel) -> None:
-    """Until the break flag is set (a break, a hangup) or a ``silence_stream://<ms>`` has played."""
-    m = re.match(r"silence_stream://(\d+)", ch.playing)
-    if m:
-        ch.woken.wait(int(m.group(1)) / 1000)
-        return
-    if ch.playing.startswith("tone_stream://") and "loops=-1" not in ch.playing:
-        return  # a finite tone (a prompt): over at once in the shim's time
-    if not ch.woken.wait(PLAY_LIMIT):
-        raise AssertionError(f"{ch.name} is still playing {ch.playing!r}: nothing broke it or hung it up")
+def _play(ch: Channel, on_key: Optional[Callable[[str], bool]] = None) -> str:
+    """Play ``ch.playing`` as switch_ivr_play_file does: until the break flag is set (a break,
+    a hangup: ``"break"``), the source ends (``"end"``), or ``on_key`` (the playback's DTMF
+    handler: an input callback, or an application's playback terminators) says a key ends it
+    (``"key"``). Keys are read from the channel's DTMF queue only while there is a handler;
+    without one they stay queued (switch_ivr_play_file with no args). ``silence_stream://<ms>``
+    lasts that long; ``local_stream://``, endless tones and silence run until broken; a finite
+    tone, a sound file or a ``say`` is over at once in the shim's time (after the keys already
+    queued were handed to ``on_key``)."""
+    source = ch.playing
+    m = re.match(r"silence_stream://(\d+)", source)
+    timed = int(m.group(1)) / 1000 if m and int(m.group(1)) > 0 else 0.0
+    endless = source.startswith("local_stream://") or "loops=-1" in source or (m is not None and not timed)
+    finite = not timed and not endless
+    deadline = time.monotonic() + (timed or PLAY_LIMIT)
+    while True:
+        with ch.keys:
+            if ch.woken.is_set():
+                return "break"
+            digit = ch.dtmf.pop(0) if on_key is not None and ch.dtmf else ""
+            if not digit:
+                if finite:
+                    return "end"
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if timed:
+                        return "end"
+                    raise AssertionError(f"{ch.name} is still playing {source!r}: nothing broke it or hung it up")
+                ch.keys.wait(left)
+                continue
+        if on_key is not None and on_key(digit):  # outside the lock: the handler is the caller's code
+            return "key"
+
+
+def _terminators(variables: Dict[str, str]) -> str:
+    """mod_dptools on_dtmf: ``playback_terminators`` (default ``*``; ``any``; ``none``)."""
+    value = variables.get("playback_terminators", "*")
+    return {"any": "1234567890*#", "none": ""}.get(value.lower(), value)
+
+
+class DTMF:
+    def __init__(self, digit: str, duration: int = 2000) -> None:
+        self.digit = digit
+        self.duration = duration
 
 
 class Session:
@@ -399,6 +433,7 @@ class Session:
         self.uuid = channel.uuid if channel is not None else "00000000-0000-4000-8000-000000000001"
         self.executed: List[Tuple[str, str]] = []
         self.hung_up = ""
+        self._input: Optional[Tuple[Callable[..., object], object]] = None  # setInputCallback
 
     def getVariable(self, name: str) -> Optional[str]:
         return self.variables.get(name)
@@ -425,13 +460,31 @@ class Session:
         if ch is None or ch.uuid not in CORE.channels:
             return
         ch.woken.clear()
-        if app in ("endless_playback", "playback"):
+        if app in ("playback", "say"):  # their DTMF handler is mod_dptools on_dtmf
+            ch.application, ch.application_data = app, data
+            self.variables["playback_terminator_used"] = ""
+            keys = _terminators(self.variables)
+
+            def on_dtmf(digit: str) -> bool:
+                if digit in keys:
+                    self.variables["playback_terminator_used"] = digit
+                    return True
+                return False
+
+            ch.playing = data if app == "playback" else f"say:{data}"
+            try:
+                if _play(ch, on_dtmf) == "break" and ch.uuid in CORE.channels:
+                    ch.woken.clear()  # switch_ivr_play_file clears the flag it returned on
+            finally:
+                ch.playing = ""
+            return
+        if app == "endless_playback":
             ch.application, ch.application_data = app, data
             ch.playing = data
             try:
                 while True:
-                    _wait_break(ch)
-                    if app == "playback" or ch.uuid not in CORE.channels:
+                    _play(ch)
+                    if ch.uuid not in CORE.channels:
                         return
                     ch.woken.clear()
             finally:
@@ -450,14 +503,34 @@ class Session:
         ch = self.channel
         if ch is None or ch.uuid not in CORE.channels:
             return 0
+        on_key = None
+        if self._input is not None:
+            fn, arg = self._input
+
+            def on_key(digit: str) -> bool:  # CoreSession::run_dtmf_callback, switch_ivr_process_fh
+                result = fn(self, "dtmf", DTMF(digit)) if arg is None else fn(self, "dtmf", DTMF(digit), arg)
+                if not isinstance(result, str):
+                    raise AssertionError(
+                        f"an input callback must return a string (got {result!r}): mod_python3 stops the playback"
+                    )
+                return result not in ("", "true", "undefined")
+
         ch.playing = file
         try:
-            _wait_break(ch)
+            how = _play(ch, on_key)
         finally:
             ch.playing = ""
-        if ch.woken.is_set() and ch.uuid in CORE.channels:
+        if how == "break" and ch.uuid in CORE.channels:
             ch.woken.clear()  # switch_ivr_play_file clears the flag it returned on
-        return 1
+        return 1 if how == "end" else 0  # SWITCH_STATUS_SUCCESS only when the source ended
+
+    def setInputCallback(self, cbfunc: Callable[..., object], funcargs: object = None) -> None:
+        """DTMF during ``streamFile`` goes to ``cbfunc(session, "dtmf", DTMF, [funcargs])``;
+        it returns a string: "" goes on, "stop" (or anything but true/undefined) ends it."""
+        self._input = (cbfunc, funcargs)
+
+    def unsetInputCallback(self) -> None:
+        self._input = None
 
     def getDigits(self, maxdigits: int, terminators: str, timeout: int, interdigit: int = 0, abstimeout: int = 0) -> str:
         """Keys from the channel's DTMF queue (pressed before or while it waits) up to a
