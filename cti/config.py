@@ -29,6 +29,8 @@ _FEATURE_RE = re.compile(r"[*#][0-9]{1,6}\Z")
 _REALM_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
+HELP_RINGS = ("simultaneous", "sequential")
+_KEY_RE = re.compile(r"[*#0-9]{1,4}\Z")
 STRATEGIES = ("ring-all", "longest-idle", "round-robin", "top-down", "fewest-calls", "random")
 RING_STRATEGIES = {"simultaneous": ",", "sequential": "|", "enterprise": ":_:"}
 DEFAULT_MOH = "local_stream://moh"
@@ -48,6 +50,8 @@ class Hotline:
     overflow: str = ""  # transfer target after max_wait: "<exten> [<dialplan> [<context>]]"; "" hangs up
     moh: str = ""  # music on hold while queued; "": local_stream://moh if the switch has music, else a tone
     monitor_tone: str = ""  # played to agent and customer when a supervisor starts listening ("": none)
+    help_ring: str = "simultaneous"  # a help request (求助) rings the supervisors: simultaneous | sequential
+    help_timeout: int = 20  # seconds each supervisor's phone rings (all of them at once: simultaneous)
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,8 @@ FEATURE_DEFAULTS = {
     "barge": "*33",
     "robcall": "*34",
     "stopcall": "*35",
+    "help": "*36",
+    "help_cancel": "*37",
 }
 
 
@@ -135,6 +141,7 @@ class Config:
     seats: Dict[str, SeatConf] = field(default_factory=dict)
     ring_groups: Dict[str, RingGroup] = field(default_factory=dict)
     redis: RedisConf = field(default_factory=RedisConf)
+    help_key: str = ""  # keys an agent presses in a call to ask for help (again: cancel); "": none
 
     @property
     def persistent(self) -> bool:
@@ -240,6 +247,7 @@ def parse(path: str, text: str) -> Config:
             "seats",
             "ring_groups",
             "redis",
+            "help_key",
         )
     )
     values: Dict[str, Any] = {}
@@ -261,6 +269,11 @@ def parse(path: str, text: str) -> Config:
             # '{}' or '[]' would fork legs or inject channel variables
             raise top["gateway"].fail("a gateway name is letters, digits, '.', '_' or '-'")
         values["gateway"] = gateway
+    if "help_key" in top:
+        key = top["help_key"].text(8)
+        if key and not _KEY_RE.match(key):
+            raise top["help_key"].fail('keys are 1 to 4 of 0-9, * and #, e.g. "*9"')
+        values["help_key"] = key
     if "checkin_status" in top:
         values["checkin_status"] = top["checkin_status"].raw()
         if values["checkin_status"] not in (IDLE, BUSY):
@@ -300,6 +313,8 @@ def parse(path: str, text: str) -> Config:
                 "overflow",
                 "moh",
                 "monitor_tone",
+                "help_ring",
+                "help_timeout",
             )
         )
         hot: Dict[str, Any] = {"id": hid, "name": fields["name"].text(64) if "name" in fields else hid}
@@ -309,6 +324,7 @@ def parse(path: str, text: str) -> Config:
             ("max_no_answer", 0, 100),
             ("retry_delay", 0, 3600),
             ("max_wait", 0, 86400),
+            ("help_timeout", 1, 600),
         ):
             if key in fields:
                 hot[key] = fields[key].integer(low, high)
@@ -316,6 +332,10 @@ def parse(path: str, text: str) -> Config:
             hot["strategy"] = fields["strategy"].raw()
             if hot["strategy"] not in STRATEGIES:
                 raise fields["strategy"].fail(f"expected one of {', '.join(STRATEGIES)}")
+        if "help_ring" in fields:
+            hot["help_ring"] = fields["help_ring"].raw()
+            if hot["help_ring"] not in HELP_RINGS:
+                raise fields["help_ring"].fail(f"expected one of {', '.join(HELP_RINGS)}")
         for key in ("overflow", "moh", "monitor_tone"):
             if key in fields:
                 hot[key] = _target(fields[key]) if key == "overflow" else _media(fields[key])
