@@ -185,6 +185,17 @@ def _stopcall(a: List[str], caller: Optional[Caller]) -> str:
     return sup.stopcall(seat, operator, cause)
 
 
+def _help(a: List[str], caller: Optional[Caller]) -> str:
+    """``cti.help <seat> [cancel]``; from a phone ``cti.help [-|<seat>] [cancel]`` (its own seat)."""
+    cancel = bool(a) and a[-1] == "cancel" and (len(a) == 2 or caller is not None)
+    rest = a[:-1] if cancel else a
+    if len(rest) > 1 or (caller is None and not rest):
+        raise _usage(COMMANDS["help"])
+    helps = wiring.help_requests()
+    seat, operator = _target_and_operator(helps.seats, _at(rest, 0), "", caller)
+    return helps.cancel(seat, operator) if cancel else helps.ask(seat, operator)
+
+
 def _unlock(a: List[str], caller: Optional[Caller]) -> str:
     seats = wiring.seats()
     seat = check_id("seat", a[0])
@@ -226,11 +237,22 @@ COMMANDS: Dict[str, Command] = {
     "route": Command("cti.route <hotline>", 1, 1, _route),
     "reload": Command("cti.reload", 0, 0, _reload),
     "unlock": Command("cti.unlock <seat> [<supervisor>]", 1, 2, _unlock),
+    "help": Command("cti.help <seat> [cancel]", 1, 2, _help),
 }
 # From a phone the phone (checkin), the seat (the others) or the supervisor (the caller) may
 # be left out.
 APP_CHECKIN_USAGE = "cti.checkin <hotline> <seat> [- [<phone> [internal|external] [agent|supervisor]]]"
-APP_MIN_ARGS = {"checkin": 2, "checkout": 0, "busy": 0, "idle": 0, "monitor": 1, "whisper": 1, "barge": 1, "robcall": 1}
+APP_MIN_ARGS = {
+    "help": 0,
+    "checkin": 2,
+    "checkout": 0,
+    "busy": 0,
+    "idle": 0,
+    "monitor": 1,
+    "whisper": 1,
+    "barge": 1,
+    "robcall": 1,
+}
 
 
 def execute(name: str, args: str, caller: Optional[Caller]) -> str:

@@ -18,6 +18,7 @@ import uuid as uuidlib
 from typing import Any, Dict, Optional, Tuple
 
 from cti import config
+from cti.domain.help import Help
 from cti.domain.ports import KeyedLocks, Store
 from cti.domain.routing import Queues, Router, WaitTimes
 from cti.domain.seats import SeatRepo, Seats
@@ -204,6 +205,10 @@ def queues() -> Queues:
 def supervisors() -> Supervisors:
     sw = Switch.here()
     return Supervisors(seats(), SwitchCalls(sw), sw, watcher_alive, lambda: clock())
+
+
+def help_requests() -> Help:
+    return Help(supervisors())
 
 
 # -- the call watcher's lifecycle ------------------------------------------------------------------

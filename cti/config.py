@@ -33,6 +33,8 @@ ANNOUNCE = ("position", "wait")
 WHEN_EMPTY = ("wait", "overflow")
 _LANGUAGE_RE = re.compile(r"[a-z]{2,3}(_[A-Za-z]{2})?(:[a-z]{2,3}(_[A-Za-z]{2})?)?\Z")
 _KEY_RE = re.compile(r"[0-9*#]\Z")
+HELP_RINGS = ("simultaneous", "sequential")
+_KEYS_RE = re.compile(r"[*#0-9]{1,4}\Z")
 STRATEGIES = ("ring-all", "longest-idle", "round-robin", "top-down", "fewest-calls", "random")
 RING_STRATEGIES = {"simultaneous": ",", "sequential": "|", "enterprise": ":_:"}
 DEFAULT_MOH = "local_stream://moh"
@@ -68,6 +70,9 @@ class Hotline:
 
     def sound(self, what: str) -> str:
         return dict(self.sounds).get(what, "")
+
+    help_ring: str = "simultaneous"  # a help request (求助) rings the supervisors: simultaneous | sequential
+    help_timeout: int = 20  # seconds each supervisor's phone rings (all of them at once: simultaneous)
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,8 @@ FEATURE_DEFAULTS = {
     "barge": "*33",
     "robcall": "*34",
     "stopcall": "*35",
+    "help": "*36",
+    "help_cancel": "*37",
 }
 
 
@@ -156,6 +163,7 @@ class Config:
     seats: Dict[str, SeatConf] = field(default_factory=dict)
     ring_groups: Dict[str, RingGroup] = field(default_factory=dict)
     redis: RedisConf = field(default_factory=RedisConf)
+    help_key: str = ""  # keys an agent presses in a call to ask for help (again: cancel); "": none
 
     @property
     def persistent(self) -> bool:
@@ -261,6 +269,7 @@ def parse(path: str, text: str) -> Config:
             "seats",
             "ring_groups",
             "redis",
+            "help_key",
         )
     )
     values: Dict[str, Any] = {}
@@ -282,6 +291,11 @@ def parse(path: str, text: str) -> Config:
             # '{}' or '[]' would fork legs or inject channel variables
             raise top["gateway"].fail("a gateway name is letters, digits, '.', '_' or '-'")
         values["gateway"] = gateway
+    if "help_key" in top:
+        key = top["help_key"].text(8)
+        if key and not _KEYS_RE.match(key):
+            raise top["help_key"].fail('keys are 1 to 4 of 0-9, * and #, e.g. "*9"')
+        values["help_key"] = key
     if "checkin_status" in top:
         values["checkin_status"] = top["checkin_status"].raw()
         if values["checkin_status"] not in (IDLE, BUSY):
@@ -333,6 +347,8 @@ def parse(path: str, text: str) -> Config:
                 "max_waiting",
                 "when_empty",
                 "exit_key",
+                "help_ring",
+                "help_timeout",
             )
         )
         hot: Dict[str, Any] = {"id": hid, "name": fields["name"].text(64) if "name" in fields else hid}
@@ -347,6 +363,7 @@ def parse(path: str, text: str) -> Config:
             ("busy_delay", 0, 3600),
             ("announce_every", 0, 3600),
             ("max_waiting", 0, 100000),
+            ("help_timeout", 1, 600),
         ):
             if key in fields:
                 hot[key] = fields[key].integer(low, high)
@@ -354,6 +371,10 @@ def parse(path: str, text: str) -> Config:
             hot["strategy"] = fields["strategy"].raw()
             if hot["strategy"] not in STRATEGIES:
                 raise fields["strategy"].fail(f"expected one of {', '.join(STRATEGIES)}")
+        if "help_ring" in fields:
+            hot["help_ring"] = fields["help_ring"].raw()
+            if hot["help_ring"] not in HELP_RINGS:
+                raise fields["help_ring"].fail(f"expected one of {', '.join(HELP_RINGS)}")
         for key in ("overflow", "moh", "monitor_tone"):
             if key in fields:
                 hot[key] = _target(fields[key]) if key == "overflow" else _media(fields[key])

@@ -30,6 +30,8 @@ FEATURES = {
     "barge": (r"(\d+)", "cti.barge $1", "<seat>: join the call, both hear you (强插)"),
     "robcall": (r"(\d+)", "cti.robcall $1", "<seat>: take the customer over, the agent is dropped (强接)"),
     "stopcall": (r"(\d+)", "cti.stopcall $1", "<seat>: end the seat's call (强拆)"),
+    "help": (r"(\d*)", "cti.help $1", "[<seat>]: ask the supervisors for help (求助) in this phone's seat's call"),
+    "help_cancel": (r"(\d*)", "cti.help $1 cancel", "[<seat>]: cancel that help request"),
 }
 
 

@@ -237,6 +237,8 @@ def test_a_seat_that_missed_an_offer_rests_for_the_hotlines_delay(switch, cause,
     sw.wait_for(lambda: sw.core.agent_leg("101") is not None)
     sw.core.ring_out(sw.core.agent_leg("101").uuid, cause)
     sw.pump()
+    # the caller's thread has taken the miss (and queued) before the clock moves on
+    sw.wait_for(lambda: any(e["CTI-Action"] == "queued" for e in sw.events("cti::queue")))
     missed = next(e for e in reversed(sw.events()) if e["CTI-Seat"] == "101" and e.get("CTI-Missed"))
     assert missed["CTI-Hangup-Cause"] == cause
     rec = sw.record("101")
@@ -305,3 +307,25 @@ def test_the_seats_leg_and_the_events_carry_the_screen_pop(switch):
     t.join(2)
     sw.pump()
     assert sw.record("101")["pop"] == (), "the pop goes with the call"
+
+
+def test_a_seat_freed_just_before_the_caller_joins_the_queue_still_serves_it(switch, mocker):
+    """The seat frees between the caller's fruitless look for one and its joining the queue:
+    the seat's hand-off finds nobody waiting, so the caller must look once more."""
+    from cti.domain.routing import Queues
+
+    sw = floor(switch, "top-down", max_wait=60)
+    for seat in ("101", "102", "104"):
+        sw.cti("busy", seat)
+    join = Queues.join
+
+    def freed_first(self, waiter):
+        sw.cti("idle", "101")  # nobody waits yet: nothing to hand 101 to
+        join(self, waiter)
+
+    mocker.patch.object(Queues, "join", freed_first)
+    t, box = sw.dial_bg("route", "8001", customer="13900000001")
+    sw.wait_for(lambda: sw.bridged_to("13900000001") is not None, 2.0)
+    sw.core.hangup(sw.bridged_to("13900000001").uuid)
+    t.join(2)
+    assert box["session"].variables["cti_result"] == "+OK hotline 8001 answered by 101"

@@ -20,6 +20,7 @@ CODES = {
     "seat_in_call": "the seat is ringing or in a call; the change waits for the call to end",
     "seat_not_in_call": "the seat has no answered call to supervise or end",
     "call_taken": "another supervisor is already taking that call over",
+    "no_supervisor": "no signed-in supervisor of the seat's hotline is free to help (求助)",
     "no_gateway": "an external phone needs a gateway in the configuration",
     "no_phone": "no phone given and the calling channel has no authenticated user",
     "store": "the store (mod_hash, mod_db or Redis) did not answer as expected, or in time",

@@ -72,6 +72,12 @@ class Calls(Protocol):
         """Ring ``dial`` in the background; on answer run ``app(data)`` on it. (new leg, job)."""
         ...
 
+    def ring(self, legs: Sequence[Tuple[str, Mapping[str, str]]], variables: Mapping[str, str], app: str, data: str) -> str:
+        """Ring every ``(dial, leg variables)`` at once in the background (one originate: the
+        first to answer runs ``app(data)``, the others end ``LOSE_RACE``); each leg's variables
+        name its ``origination_uuid``. The job."""
+        ...
+
     def transfer_app(self, uuid: str, app: str, data: str) -> bool:
         """Run ``app(data)`` on a live leg at once (``uuid_transfer ... inline``)."""
         ...

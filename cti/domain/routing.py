@@ -498,6 +498,9 @@ class Router:
                         queued = True
                         self._queue_event("queued", conf, waiter)
                         announce_at = now if conf.announce else None
+                        # a seat freed between the reserve above and the join had nobody
+                        # waiting to hand itself to: look once more, now that this caller waits
+                        continue
                     elif conf.when_empty == "overflow" and not self.staffed(hotline):
                         return self._overflow(conf, channel, waiter, "empty", f"hotline {hotline}: no seat signed in")
                     if announce_at is not None and now >= announce_at:

@@ -54,6 +54,7 @@ class Session:
     start_mode: str = ""  # the mode the app starts in (a change while ringing is applied on answer)
     job: str = ""  # the background job ringing the supervisor
     node: str = ""  # the switch the call is on (store: redis)
+    help: str = ""  # the seat whose help request (求助) rings this supervisor (cti/domain/help.py)
 
     def encode(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
@@ -290,8 +291,10 @@ class Supervisors:
         return f"+OK stopcall {seat}: call ended with {cause}" + (f" by {by}" if by != seat else "")
 
     # -- audit ---------------------------------------------------------------------------------
-    def audit(self, session: Session, action: str, result: str, reason: str = "") -> None:
-        headers: Mapping[str, str] = {
+    def audit(
+        self, session: Session, action: str, result: str, reason: str = "", extra: Optional[Mapping[str, str]] = None
+    ) -> None:
+        headers: Dict[str, str] = {
             "CTI-Action": action,
             "CTI-Supervisor": session.supervisor,
             "CTI-Seat": session.seat,
@@ -304,6 +307,8 @@ class Supervisors:
             "CTI-Reason": reason,
             "CTI-Timestamp": f"{self._clock():.3f}",
         }
+        if extra:
+            headers.update(extra)
         self.seats.events.fire("cti::supervisor", headers)
         self._log.log(
             "NOTICE",

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from cti.domain.errors import CtiError
+from cti.domain.help import Help
 from cti.domain.model import BUSY, IN_CALL, NONE, RINGING, WRAP_UP, Phone, SeatState
 from cti.domain.ports import Calls
 from cti.domain.routing import MISSED
@@ -31,6 +32,7 @@ class WatchState:
         self.wraps: List[Tuple[float, str]] = []  # heap of (deadline, seat)
         self.armed: Dict[str, float] = {}  # seat -> its deadline in the heap
         self.rests: List[Tuple[float, str]] = []  # heap of (end of a no-answer/reject/busy delay, seat)
+        self.keys: Dict[str, str] = {}  # agent leg -> its last keys (the help key), until it ends
         self.swept = 0.0  # monotonic time of the last reconcile sweep
 
     def next_deadline(self) -> Optional[float]:
@@ -62,6 +64,7 @@ class Tracker:
         self.calls = calls
         self.memory = memory or WatchState()
         self.leg_seat = self.memory.legs  # legs known to belong to a seat, kept across events
+        self.help = Help(supervisors)
         self._on_bridged = on_bridged  # (caller leg, seat): a hotline offer was answered
         self._pop_of = pop_of  # caller leg -> its screen pop, while this switch offers it
         features = self.seats.config.features.values()
@@ -175,7 +178,11 @@ class Tracker:
         uuid = h.get("Unique-ID", "")
         sup = self._var(h, "cti_supervision")
         if sup:
-            self._supervisor_answered(sup, uuid)
+            asked = self._var(h, "cti_help")  # a help ring: it joins only while the request is open
+            if asked and not self.help.answered(asked, sup, uuid):
+                self.calls.kill(uuid, "ORIGINATOR_CANCEL")
+            else:
+                self._supervisor_answered(sup, uuid)
         self._adopt(h)
         seat = self.leg_seat.get(uuid)
         if seat is None:
@@ -212,6 +219,7 @@ class Tracker:
         if sup:
             self._supervisor_gone(sup, uuid, cause)
         seat = self.leg_seat.pop(uuid, None) or self._seat_of(h)
+        self.memory.keys.pop(uuid, None)
         freed: Optional[SeatState] = None
         if seat is not None:
             with self.seats.locks.hold(seat):
@@ -230,7 +238,7 @@ class Tracker:
                         heapq.heappush(self.memory.rests, (after.rest_until, seat))
                     elif after.free:
                         freed = after
-        self._call_gone(uuid)
+        self._call_gone(uuid, cause)
         if freed is not None:
             self.seats.freed(freed)
 
@@ -256,7 +264,7 @@ class Tracker:
     def recover(self) -> Dict[str, int]:
         """After a restart (the db store keeps state; the calls are gone): end the calls seats
         still hold, drop supervision sessions and claims whose legs are gone, re-arm wrap-up."""
-        done = {"calls": self.reconcile(), "sessions": 0, "claims": 0}
+        done = {"calls": self.reconcile(), "sessions": 0, "claims": 0, "help": self.help.recover()}
         for session in self.sup.sessions():
             if session.node in ("", self.seats.node) and not self.calls.exists(session.leg):
                 self.sup.store.delete(sup_key(session.supervisor))
@@ -357,6 +365,10 @@ class Tracker:
     def _on_dtmf(self, h: H) -> None:
         # DTMF events carry no channel variables (FACTS.md §9): ask the leg who it is
         uuid = h.get("Unique-ID", "")
+        seat = self.leg_seat.get(uuid)
+        if seat is not None:  # a seat's own call leg: the agent's keys
+            self._agent_key(seat, uuid, h.get("DTMF-Digit", ""))
+            return
         sup = self._leg_var(uuid, "cti_supervision", self.calls.get_var(uuid, "cti_supervision")) if uuid else None
         digit = h.get("DTMF-Digit", "")
         session = self.sup.session(sup) if sup else None
@@ -368,6 +380,22 @@ class Tracker:
             self.sup.store.put(sup_key(sup or ""), new.encode())
             self.sup.audit(new, mode, "switched", f"dtmf {digit}")
 
+    def _agent_key(self, seat: str, uuid: str, digit: str) -> None:
+        """The agent keys ``help_key`` in a call: ask for help, or cancel the request."""
+        key = self.seats.config.help_key
+        if not key or not digit:
+            return
+        keyed = (self.memory.keys.get(uuid, "") + digit)[-len(key) :]
+        if keyed != key:
+            self.memory.keys[uuid] = keyed
+            return
+        self.memory.keys.pop(uuid, None)
+        try:
+            reply = self.help.toggle(seat)
+        except CtiError as exc:
+            reply = exc.reply()
+        self.seats.log("NOTICE", f"cti: seat {seat} keyed {key} (help): {reply}")
+
     def _on_background_job(self, h: H) -> None:
         body = h.get("_body", "")
         if not body.startswith("-ERR"):
@@ -375,7 +403,10 @@ class Tracker:
         job = h.get("Job-UUID", "")
         for session in self.sup.sessions():
             if job and session.job == job and session.state == "ringing" and not self.calls.exists(session.leg):
-                self._end_session(session, "failed", body[4:].strip())
+                if session.help:
+                    self.help.ring_gone(session.help, session.supervisor, session.leg, body[4:].strip())
+                else:
+                    self._end_session(session, "failed", body[4:].strip())
 
     # -- supervision sessions --------------------------------------------------------------------
     def _supervisor_answered(self, sup: str, uuid: str) -> None:
@@ -400,6 +431,9 @@ class Tracker:
     def _supervisor_gone(self, sup: str, uuid: str, cause: str) -> None:
         session = self.sup.session(sup)
         if session is not None and session.leg == uuid:
+            if session.help and session.state == "ringing":
+                self.help.ring_gone(session.help, sup, uuid, cause)
+                return
             result = "not_answered" if session.state == "ringing" else "ended"
             self._end_session(session, result, cause)
 
@@ -411,10 +445,13 @@ class Tracker:
             self.sup.store.release(take_key(session.agent), session.supervisor)
         self.sup.audit(session, session.mode, result, reason)
 
-    def _call_gone(self, uuid: str) -> None:
-        """A leg ended: drop take-over claims on it, stop supervisors still ringing for it."""
+    def _call_gone(self, uuid: str, cause: str = "") -> None:
+        """A leg ended: drop take-over claims on it, stop supervisors still ringing for it, end
+        the help request of its call."""
         self.sup.store.delete(take_key(uuid))
         for session in self.sup.sessions():
-            if session.agent == uuid and session.state == "ringing":
+            if session.agent == uuid and session.state == "ringing" and session.help:
+                self.help.call_gone(session.help, uuid, f"the call ended ({cause})" if cause else "the call ended")
+            elif session.agent == uuid and session.state == "ringing":
                 self.calls.kill(session.leg, "ORIGINATOR_CANCEL")
                 self._end_session(session, "failed", "the call ended while the supervisor's phone rang")

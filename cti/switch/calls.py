@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid as uuidlib
-from typing import Mapping, Optional, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 from cti.switch.api import Switch
 
@@ -74,6 +74,15 @@ class SwitchCalls:
         # the app data is quoted: unquoted, originate splits it at the space (CALLS.md §2)
         reply = self._sw.api(f"bgapi originate {{{','.join(pairs)}}}{dial} '&{app}({data})'")
         return leg, reply.strip().rpartition(" ")[2] if reply.startswith("+OK Job-UUID:") else ""
+
+    def ring(self, legs: Sequence[Tuple[str, Mapping[str, str]]], variables: Mapping[str, str], app: str, data: str) -> str:
+        """``bgapi originate {<variables>}[<leg's>]<dial>,[<leg's>]<dial> '&app(data)'``: every
+        leg rings at once, each with its own variables (``origination_uuid`` among them); the
+        first to answer runs the app, the others end LOSE_RACE. Returns the job."""
+        shared = ",".join(f"{k}={_var_value(v)}" for k, v in variables.items())
+        dials = ",".join("[" + ",".join(f"{k}={_var_value(v)}" for k, v in own.items()) + "]" + dial for dial, own in legs)
+        reply = self._sw.api(f"bgapi originate {{{shared}}}{dials} '&{app}({data})'")
+        return reply.strip().rpartition(" ")[2] if reply.startswith("+OK Job-UUID:") else ""
 
     def transfer_app(self, uuid: str, app: str, data: str) -> bool:
         return self._sw.api(f"uuid_transfer {uuid} {app}:{data} inline").startswith("+OK")

@@ -41,6 +41,7 @@ HEADERS = (
     "variable_cti_seat",
     "variable_sip_gateway_name",
     "variable_cti_supervision",
+    "variable_cti_help",
     "variable_cti_offer",
     "variable_cti_line",
     "variable_user_name",

@@ -94,6 +94,14 @@ class ShimBackend:
     def cause(self, uuid: str) -> str:
         return self.core.leg(uuid).cause if uuid not in self.core.channels else ""
 
+    def ring_all(self, command: str) -> str:
+        """``bgapi <command>``: its job's reply."""
+        consumer = freeswitch.EventConsumer("BACKGROUND_JOB")
+        self.inside(f"bgapi {command}")
+        event = consumer.pop(1, 1000)
+        consumer.cleanup()
+        return event.body if event else ""
+
     def hang_up(self, uuid: str) -> None:
         self.inside(f"uuid_kill {uuid}")
 
@@ -210,6 +218,13 @@ class LiveBackend:
 
     def partner(self, uuid: str) -> str:
         return self.lv.partner(uuid)
+
+    def ring_all(self, command: str) -> str:
+        mark = self.lv.esl.mark()
+        reply = self.inside(f"bgapi {command}")
+        job = reply.strip().rpartition(" ")[2]
+        done = self.lv.esl.wait_event(lambda e: e.get("Event-Name") == "BACKGROUND_JOB" and e.get("Job-UUID") == job, 5.0, mark)
+        return done.get("_body", "") or done.get("body", "")
 
     def cause(self, uuid: str) -> str:
         if self.lv.exists(uuid):

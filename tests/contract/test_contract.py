@@ -128,3 +128,22 @@ def test_eavesdrop_leaves_the_call_bridged_and_ends_with_its_target(backend):
     backend.hang_up(agent)
     _wait(lambda: backend.cause(sup) != "")
     assert backend.cause(sup) == "NORMAL_CLEARING"
+
+
+def test_one_originate_rings_several_legs_each_with_its_own_variables_and_the_first_to_answer_wins(backend):
+    """What a help request (求助) rings all at once: ``{shared}[own]<dial>,[own]<dial>``, each leg
+    with its own ``origination_uuid``; the loser ends LOSE_RACE and the job names the winner."""
+    import uuid as uuidlib
+
+    backend.phone("150", "ring")
+    backend.phone("151", "answer")
+    a, b = str(uuidlib.uuid4()), str(uuidlib.uuid4())
+    body = backend.ring_all(
+        f"originate {{cti_ct_shared=s,originate_timeout=10}}"
+        f"[origination_uuid={a},cti_ct_own=a]user/150,[origination_uuid={b},cti_ct_own=b]user/151 &park()"
+    )
+    assert body == f"+OK {b}\n"
+    assert (backend.inside(f"uuid_getvar {b} cti_ct_own"), backend.inside(f"uuid_getvar {b} cti_ct_shared")) == ("b", "s")
+    _wait(lambda: backend.cause(a) != "")
+    assert backend.cause(a) == "LOSE_RACE"
+    backend.hang_up(b)

@@ -411,3 +411,76 @@ def test_a_monitor_tone_plays_to_both_parties(live):
         mark,
     )
     assert played and live.exists(sup)
+
+
+# -- help requests (求助) ------------------------------------------------------------------------------
+def _help_event(live, result: str, mark: int, seconds: float = 5.0):
+    return live.esl.wait_event(
+        lambda e: (
+            e.get("Event-Subclass") == "cti::supervisor" and e.get("CTI-Action") == "help" and e.get("CTI-Result") == result
+        ),
+        seconds,
+        mark,
+    )
+
+
+def _help_leg(live, ext: str, mark: int) -> str:
+    """The leg ringing supervisor ``ext`` for help, as its ``ringing`` event names it."""
+    ringing = live.esl.wait_event(
+        lambda e: e.get("CTI-Action") == "help" and e.get("CTI-Result") == "ringing" and e.get("CTI-Supervisor") == ext, 5.0, mark
+    )
+    return ringing["CTI-Supervisor-Leg"]
+
+
+def test_a_help_request_rings_both_supervisors_and_the_first_to_answer_whispers(live):
+    live.phone("102", "ring")
+    live.phone("105", "ring")
+    caller, leg = _answered_call(live)
+    live.sign_in_all("8001 105 p105 105 internal supervisor")
+    mark = live.esl.mark()
+    assert live.cti("help", "101") == "+OK help 101: ringing 102, 105 (simultaneous)\n"
+    first, second = _help_leg(live, "102", mark), _help_leg(live, "105", mark)
+    assert first != second and live.exists(first) and live.exists(second)
+    live.pick_up(second)
+    joined = _help_event(live, "joined", mark)
+    assert (joined["CTI-Supervisor"], joined["CTI-Mode"], joined["CTI-Supervisor-Leg"]) == ("105", "whisper", second)
+    lost = live.esl.wait_event(
+        lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == first, 3.0, mark
+    )
+    assert lost["Hangup-Cause"] == "LOSE_RACE"
+    live.wait(lambda: "on 101 (whisper)" in live.cti("status", "105"), 3.0, "105 whispers to 101")
+    live.wait(lambda: "eavesdrop" in live.api(f"uuid_buglist {leg}"), 2.0, "the eavesdrop media bug on the agent leg")
+    assert live.partner(leg) == caller["b"], "the call stays bridged"
+    assert live.cti("barge", "101 105").startswith("+OK barge 101 by 105 (was whisper 101)")
+    assert live.cti("help", "101 cancel") == "+OK help 101: no request open\n"
+
+
+def test_the_help_key_on_the_agents_leg_asks_and_again_cancels(live):
+    live.write_config(config_yaml(extra='help_key: "*9"\n'))
+    live.phone("102", "ring")
+    caller, leg = _answered_call(live)
+    mark = live.esl.mark()
+    assert live.api(f"uuid_recv_dtmf {leg} *9").startswith("+OK")
+    ringing = _help_event(live, "ringing", mark)
+    sup = ringing["CTI-Supervisor-Leg"]
+    assert ringing["CTI-Supervisor"] == "102" and live.exists(sup)
+    assert live.api(f"uuid_recv_dtmf {leg} *9").startswith("+OK")
+    _help_event(live, "cancelled", mark)
+    gone = live.esl.wait_event(
+        lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == sup, 3.0, mark
+    )
+    assert gone["Hangup-Cause"] == "ORIGINATOR_CANCEL"
+    assert live.partner(leg) == caller["b"] and live.status("101") == "in_call"
+
+
+def test_the_call_ending_ends_the_help_request_and_stops_the_supervisors_phone(live):
+    live.phone("102", "ring")
+    caller, leg = _answered_call(live)
+    mark = live.esl.mark()
+    assert live.cti("help", "101").startswith("+OK help 101: ringing 102")
+    sup = _help_leg(live, "102", mark)
+    live.hang_up(caller["b"])
+    ended = _help_event(live, "ended", mark)
+    assert ended["CTI-Seat"] == "101"
+    live.wait(lambda: not live.exists(sup), 3.0, "the supervisor's phone stops ringing")
+    live.wait(lambda: live.status("101") == "idle", 2.0)

@@ -74,6 +74,7 @@ class Channel:
         self.keys = threading.Condition()
         self.dtmf_switching = True
         self.pending: Optional[Tuple[str, str, str]] = None  # (app, data, job uuid) run on answer
+        self.group: List[str] = []  # the legs one originate rings at once (a dial string joined with ',')
         self.bridge_to: List[str] = []  # legs this customer leg is ringing (bridge)
         self.created = core.now
         self.sequence: List[str] = []  # members still to ring one after the other (|)
@@ -287,6 +288,11 @@ class CallsMixin:
             elif leg.pending is not None:
                 app, data, job = leg.pending
                 leg.pending = None
+                for other in leg.group:  # the first leg of an originate to answer wins the race
+                    sibling = self.channels.get(other)
+                    if other != leg.uuid and sibling is not None:
+                        sibling.pending = None
+                        self._hangup(sibling, "LOSE_RACE")
                 self._job_done(job, f"+OK {leg.uuid}\n")
                 self._run_app(leg, app, data)
 
@@ -298,12 +304,7 @@ class CallsMixin:
     def ring_out(self, uuid: str, cause: str = "NO_ANSWER") -> None:
         """A ringing leg stops ringing unanswered (its timeout)."""
         with self.lock:
-            leg = self.channels[uuid]
-            job = leg.pending[2] if leg.pending else ""
-            leg.pending = None
-            self._hangup(leg, cause)
-            if job:
-                self._job_done(job, f"-ERR {cause}\n")
+            self._hangup(self.channels[uuid], cause)  # a ringing originate's job ends -ERR <cause>
 
     # -- internals ---------------------------------------------------------------------------
     def _bridge(self, a: Channel, b: Channel) -> None:
@@ -332,9 +333,10 @@ class CallsMixin:
         if bridged:
             self.emit("CHANNEL_UNBRIDGE", ch)
         self.emit("CHANNEL_HANGUP_COMPLETE", ch, **{"Hangup-Cause": cause})
-        if ch.pending is not None:
-            self._job_done(ch.pending[2], f"-ERR {cause}\n")
-            ch.pending = None
+        if ch.pending is not None:  # an originate's job fails with its last ringing leg
+            job, ch.pending = ch.pending[2], None
+            if not any(o in self.channels and self.channels[o].pending for o in ch.group if o != ch.uuid):
+                self._job_done(job, f"-ERR {cause}\n")
         if partner is not None and tear:
             if bridged:
                 partner.variables["last_bridge_hangup_cause"] = cause
@@ -538,6 +540,10 @@ class CallsMixin:
         dial, target = m.group(1), m.group(2) if m.group(2) is not None else m.group(3)
         app_m = re.match(r"^&(\w+)(?:\((.*)\))?$", target)
         app, data = (app_m.group(1), app_m.group(2) or "") if app_m else ("transfer", target)
+        shared = re.match(r"^\{([^}]*)\}(.*)$", dial)
+        rest = shared.group(2) if shared else dial
+        if len(_split(rest, ",")) > 1 or rest.startswith("["):
+            return self._originate_all(shared.group(1) if shared else "", rest, app, data, job)
         _, ext, _ = self._endpoint(dial)
         behaviour = self.phones.get(ext)
         if behaviour is None:
@@ -557,6 +563,39 @@ class CallsMixin:
             self.blocking_originates += 1
             raise AssertionError("a synchronous originate to a ringing phone blocks the switch's Python (use bgapi)")
         leg.pending = (app, data, job)
+        return ""
+
+    def _originate_all(self, shared: str, dials: str, app: str, data: str, job: str) -> str:
+        """``originate {<shared>}[<own>]<dial>,[<own>]<dial> ...``: every leg rings at once, each
+        with the shared variables and its own (its ``origination_uuid``); the first to answer
+        runs the app and the others end LOSE_RACE; the job fails when the last one ends."""
+        glob = dict(p.split("=", 1) for p in shared.split(",") if "=" in p)
+        legs: List[Channel] = []
+        cause = "SUBSCRIBER_ABSENT"
+        for target in _split(dials, ","):
+            _, ext, _ = self._endpoint(target)
+            behaviour = self.phones.get(ext)
+            if behaviour in (None, "unregistered"):
+                cause = "USER_NOT_REGISTERED" if behaviour else "SUBSCRIBER_ABSENT"
+                continue
+            leg = self._new_leg(target, None, glob)
+            assert leg is not None
+            if leg.uuid in self.channels:
+                legs.append(leg)
+            else:
+                cause = leg.cause  # busy: hung up at once
+        if not legs:
+            return f"-ERR {cause}\n"
+        group = [leg.uuid for leg in legs]
+        for leg in legs:
+            leg.pending, leg.group = (app, data, job), group
+        winner = next((leg for leg in legs if self.phones.get(leg.dest) == "answer"), None)
+        if winner is not None:
+            self.answer(winner.uuid)
+            return "" if job else f"+OK {winner.uuid}\n"
+        if not job:
+            self.blocking_originates += 1
+            raise AssertionError("a synchronous originate to ringing phones blocks the switch's Python (use bgapi)")
         return ""
 
     def _bgapi(self, arg: str) -> str:
@@ -584,11 +623,7 @@ class CallsMixin:
                 cause = CAUSE_BY_NUMBER.get(int(words[1]), "NORMAL_CLEARING")
             elif words[1] in CAUSES:
                 cause = words[1]
-        job = ch.pending[2] if ch.pending else ""
-        ch.pending = None
         self._hangup(ch, cause)
-        if job:
-            self._job_done(job, f"-ERR {cause}\n")
         return "+OK\n"
 
     def _uuid_getvar(self, arg: str) -> str:
