@@ -48,6 +48,7 @@ class Hotline:
     overflow: str = ""  # transfer target after max_wait: "<exten> [<dialplan> [<context>]]"; "" hangs up
     moh: str = ""  # music on hold while queued; "": local_stream://moh if the switch has music, else a tone
     monitor_tone: str = ""  # played to agent and customer when a supervisor starts listening ("": none)
+    service_level: int = 20  # seconds: callers answered within them count toward the service level (cti.stats)
 
 
 @dataclass(frozen=True)
@@ -300,6 +301,7 @@ def parse(path: str, text: str) -> Config:
                 "overflow",
                 "moh",
                 "monitor_tone",
+                "service_level",
             )
         )
         hot: Dict[str, Any] = {"id": hid, "name": fields["name"].text(64) if "name" in fields else hid}
@@ -309,6 +311,7 @@ def parse(path: str, text: str) -> Config:
             ("max_no_answer", 0, 100),
             ("retry_delay", 0, 3600),
             ("max_wait", 0, 86400),
+            ("service_level", 1, 3600),
         ):
             if key in fields:
                 hot[key] = fields[key].integer(low, high)

@@ -365,6 +365,7 @@ class Router:
             priority = 0
         start = self._clock()
         waiter = Waiter(caller, hotline, priority, start)
+        self._queue_event("entered", conf, waiter)
         queued = False
         armed = False  # a timed wake-up is scheduled
         try:

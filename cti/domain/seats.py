@@ -216,7 +216,7 @@ class Seats:
         if state.status not in ON_A_CALL or not state.call or not self.mine(state) or self.leg_alive(state.call):
             return state
         after = self.repo.save(self.after_call(state), state)
-        self.fire_call("recovered", after, state.status, "the call ended unseen")
+        self.fire_call("recovered", after, state.status, "the call ended unseen", before=state)
         return after
 
     def mine(self, state: SeatState) -> bool:
@@ -229,7 +229,16 @@ class Seats:
                 raise CtiError("seat_in_call", f"seat {state.seat} is {state.status}; {action} waits for the call to end")
             raise CtiError("bad_arg", f"seat {state.seat} is {state.status}; cannot {action}")
 
-    def _fire(self, action: str, state: SeatState, previous: str, operator: str, extra: Optional[Dict[str, str]] = None) -> None:
+    def _fire(
+        self,
+        action: str,
+        state: SeatState,
+        previous: str,
+        operator: str,
+        extra: Optional[Dict[str, str]] = None,
+        before: Optional[SeatState] = None,
+    ) -> None:
+        """``before``: the seat before this change, for the periods it ends (cti.stats)."""
         conf = self.config.seats[state.seat]
         headers = {
             "CTI-Action": action,
@@ -246,19 +255,26 @@ class Seats:
         }
         if extra:
             headers.update(extra)
+        if before is not None:
+            headers.update(ended_periods(before, state))
         if self.repo.store.shared:  # several switches fire this seat's events: their order
             headers["CTI-Revision"] = str(state.rev)
         self.events.fire("cti::seat", headers)
 
-    def fire_call(self, action: str, state: SeatState, previous: str, cause: str = "") -> None:
-        """A seat's call rang, was answered or ended (the watcher)."""
-        self._fire(
-            action,
-            state,
-            previous,
-            state.seat,
-            {"CTI-Call": state.call, "CTI-Customer": state.customer, "CTI-Hangup-Cause": cause},
-        )
+    def fire_call(
+        self,
+        action: str,
+        state: SeatState,
+        previous: str,
+        cause: str = "",
+        before: Optional[SeatState] = None,
+        extra: Optional[Dict[str, str]] = None,
+    ) -> None:
+        """A seat's call rang, was answered or ended (the watcher). ``extra``: more headers."""
+        headers = {"CTI-Call": state.call, "CTI-Customer": state.customer, "CTI-Hangup-Cause": cause}
+        if extra:
+            headers.update(extra)
+        self._fire(action, state, previous, state.seat, headers, before)
 
     def after_call(self, state: SeatState) -> SeatState:
         """The seat once its call ended: wrap-up after a talk when the hotline has one, else
@@ -386,7 +402,7 @@ class Seats:
                 raise
             if current is not None and current.phone_obj != phone:
                 self.repo.release_phone(current.phone_obj, seat)
-            self._fire("checkin", state, previous, seat)  # under the seat's lock: events in commit order
+            self._fire("checkin", state, previous, seat, before=current)  # under the seat's lock: events in commit order
         if state.status == IDLE:
             self.on_available(hotline)
         return f"+OK {seat} signed in to {hotline} as {role} on {phone.dial_string(self.config.gateway)}, {state.status}"
@@ -400,7 +416,7 @@ class Seats:
             self.repo.remove(state)
             self.repo.release_phone(state.phone_obj, seat)
             gone = state.moved(SIGNED_OUT, self._clock(), operator=by)
-            self._fire("checkout", gone, state.status, by)
+            self._fire("checkout", gone, state.status, by, before=state)
         return f"+OK {seat} signed out" + (f" by {by}" if by != seat else "")
 
     def set_status(self, action: str, seat: str, reason: str = "", operator: str = "") -> str:
@@ -419,7 +435,7 @@ class Seats:
                 if target == IDLE:
                     new = new.evolve({"misses": 0})
                 new = self.repo.save(new, state)
-                self._fire(action, new, state.status, by)
+                self._fire(action, new, state.status, by, before=state)
         if (changed and target == IDLE) or freed:
             self.on_available(state.hotline)
         return f"+OK {seat} {target}" + (f" ({reason})" if reason else "")
@@ -485,6 +501,17 @@ class Seats:
                 for q in queue
             )
         return out + "\n" + _store_note(cfg)
+
+
+def ended_periods(before: SeatState, after: SeatState) -> Dict[str, str]:
+    """The headers of the periods a change ends: ``CTI-Talk-Seconds`` when a call the seat
+    answered ends, ``CTI-Busy-Seconds`` when a busy period ends (cti.stats counts them)."""
+    out = {}
+    if before.status == IN_CALL and after.status not in ON_A_CALL:
+        out["CTI-Talk-Seconds"] = f"{max(0.0, after.since - before.answered_at):.3f}"
+    if before.status == BUSY and (after.status != BUSY or after.since != before.since):
+        out["CTI-Busy-Seconds"] = f"{max(0.0, after.since - before.since):.3f}"
+    return out
 
 
 def _store_note(cfg: Config) -> str:

@@ -102,10 +102,16 @@ class Tracker:
             phone = Phone.extension(user, domain, self.seats.default_domain)
         return self.seats.seat_on_phone(phone)
 
-    def _save(self, action: str, old: SeatState, new: SeatState, cause: str = "") -> SeatState:
+    def _save(
+        self, action: str, old: SeatState, new: SeatState, cause: str = "", extra: Optional[Dict[str, str]] = None
+    ) -> SeatState:
         saved = self.repo.save(new, old)
-        self.seats.fire_call(action, saved, old.status, cause)
+        self.seats.fire_call(action, saved, old.status, cause, old, extra)
         return saved
+
+    def _offer_of(self, h: H) -> Dict[str, str]:
+        """``CTI-Call-Hotline``: the hotline whose offer the event's leg is ("" if cti did not route it)."""
+        return {"CTI-Call-Hotline": h.get("variable_cti_hotline", "") if self._var(h, "cti_offer") else ""}
 
     # -- channel events -------------------------------------------------------------------------
     def _on_channel_create(self, h: H) -> None:
@@ -128,7 +134,7 @@ class Tracker:
             )
             if self.seats.node:
                 new = new.evolve({"node": self.seats.node})
-            self._save("ringing", state, new)
+            self._save("ringing", state, new, extra=self._offer_of(h))
 
     def _on_channel_answer(self, h: H) -> None:
         uuid = h.get("Unique-ID", "")
@@ -141,7 +147,7 @@ class Tracker:
         with self.seats.locks.hold(seat):
             state = self.repo.get(seat)
             if state is not None and state.call == uuid and state.status != IN_CALL:
-                self._save("answered", state, self._answered(state))
+                self._save("answered", state, self._answered(state), extra=self._offer_of(h))
 
     def _on_channel_bridge(self, h: H) -> None:
         a, b = h.get("Bridge-A-Unique-ID", ""), h.get("Bridge-B-Unique-ID", "")
@@ -176,13 +182,15 @@ class Tracker:
                 if state is not None and state.call == uuid:
                     after = self.seats.after_call(state)
                     action = "hangup"
+                    extra = self._offer_of(h)
                     if state.status == RINGING and self._var(h, "cti_offer") and cause in MISSED:
+                        extra["CTI-Missed"] = "true"
                         after = replace(after, misses=state.misses + 1)
                         hotline = self.seats.config.hotlines.get(state.hotline)
                         if hotline is not None and hotline.max_no_answer and after.misses >= hotline.max_no_answer:
                             after = after.moved(BUSY, self.seats.now(), reason="no-answer", operator=seat)
                             action = "no-answer"
-                    after = self._save(action, state, after, cause)
+                    after = self._save(action, state, after, cause, extra)
                     if after.status == WRAP_UP:
                         self._arm_wrap_up(after)
                     elif after.status == IDLE:

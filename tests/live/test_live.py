@@ -183,7 +183,7 @@ def test_max_wait_sends_the_caller_to_overflow(live):
     caller = live.customer("route-8001")
     live.wait(lambda: live.api(f"uuid_getvar {caller['b']} cti_test_overflowed").strip() == "true", 6.0, "overflowed")
     actions = [e["CTI-Action"] for e in live.queue_events(mark)]
-    assert actions == ["queued", "overflow"], actions
+    assert actions == ["entered", "queued", "overflow"], actions
     assert live.exists(caller["b"])
 
 
