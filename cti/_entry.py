@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from cti import app as wiring
+from cti.domain import stats
 from cti.domain.errors import CtiError
 from cti.domain.model import CAUSES, Phone, check_id, check_reason
-from cti.domain.seats import Seats
+from cti.domain.seats import Seats, _width
 from cti.switch import events
 from cti.switch.api import SessionChannel
 
@@ -135,6 +136,15 @@ def _status(a: List[str], caller: Optional[Caller]) -> str:
     return sup.seats.status(target, as_json, live, waiting)
 
 
+def _stats(a: List[str], caller: Optional[Caller]) -> str:
+    as_json = bool(a) and a[-1] == "json"
+    rest = a[:-1] if as_json else a
+    if len(rest) > 1:
+        raise _usage(COMMANDS["stats"])
+    target = check_id("hotline or seat", rest[0]) if rest else ""
+    return stats.report(wiring.stats(), wiring.seats().config, target, as_json, _width)
+
+
 def _supervise(action: str) -> Callable[[List[str], Optional[Caller]], str]:
     def run(a: List[str], caller: Optional[Caller]) -> str:
         seat = check_id("seat", a[0])
@@ -228,6 +238,7 @@ COMMANDS: Dict[str, Command] = {
     "busy": Command("cti.busy <seat> [<reason> [<operator>]]", 1, 3, _busy),
     "idle": Command("cti.idle <seat> [<operator>]", 1, 2, _idle),
     "status": Command("cti.status [<seat>|<hotline>] [json]", 0, 2, _status),
+    "stats": Command("cti.stats [<hotline>|<seat>] [json]", 0, 2, _stats),
     "monitor": Command("cti.monitor <seat> <supervisor>", 2, 2, _supervise("monitor")),
     "whisper": Command("cti.whisper <seat> <supervisor>", 2, 2, _supervise("whisper")),
     "barge": Command("cti.barge <seat> <supervisor>", 2, 2, _supervise("barge")),

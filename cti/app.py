@@ -22,6 +22,7 @@ from cti.domain.help import Help
 from cti.domain.ports import KeyedLocks, Store
 from cti.domain.routing import Queues, Router, WaitTimes
 from cti.domain.seats import SeatRepo, Seats
+from cti.domain.stats import RecordingEvents, Stats
 from cti.domain.supervision import Supervisors
 from cti.domain.tags import Tags
 from cti.switch.api import Switch
@@ -41,6 +42,7 @@ _path = ""
 _stores: Dict[Tuple[str, str], Store] = {}
 _cluster: Dict[Tuple[str, str], Cluster] = {}  # (redis url, realm) -> this node's cluster parts
 _repos: Dict[Tuple[str, str], SeatRepo] = {}  # one per store: its decoded records outlive a config change
+_stats: Dict[Tuple[str, str], Stats] = {}  # one per store: its pending counts outlive a config change
 _seats: Optional[Seats] = None
 _tag: Optional[Tuple[Store, Tags]] = None
 _domain: Optional[str] = None
@@ -74,6 +76,7 @@ def forget() -> None:
         _stores.clear()
         _cluster.clear()
         _repos.clear()
+        _stats.clear()
         _music.clear()
     config.forget()
     Switch.forget()
@@ -137,10 +140,11 @@ def seats() -> Seats:
         repo = _repos.get((cfg.store, cfg.realm))
         if repo is None or repo.store is not store:
             repo = _repos[(cfg.store, cfg.realm)] = SeatRepo(store, sw)
-        if c is None:
-            s = Seats(cfg, store, sw, sw, _locks, lambda: clock(), repo)
-        else:
-            s = Seats(cfg, store, c.events, sw, c.locks, lambda: clock(), repo)
+        locks = _locks if c is None else c.locks
+        # each switch counts the events it fires itself (never the ones re-fired from others)
+        events = RecordingEvents(sw if c is None else c.events, _stats_of(cfg, store, locks, sw), _levels(cfg))
+        s = Seats(cfg, store, events, sw, locks, lambda: clock(), repo)
+        if c is not None:
             s.node = c.store.node
         s.on_available = lambda hotline, s=s: _dispatch(s, hotline)  # type: ignore[misc]
         s.leg_alive = SwitchCalls(sw).exists
@@ -148,6 +152,30 @@ def seats() -> Seats:
         s.default_domain = default_domain()
         _seats = s
     return s
+
+
+def _stats_of(cfg: config.Config, store: Store, locks: KeyedLocks, sw: Switch) -> Stats:
+    st = _stats.get((cfg.store, cfg.realm))
+    if st is None or st.store is not store:
+        st = _stats[(cfg.store, cfg.realm)] = Stats(store, locks, sw, lambda: clock())
+        st.auto_flush = lambda: not watcher_alive()  # else the watcher's loop flushes
+    return st
+
+
+def _levels(cfg: config.Config) -> Dict[str, int]:
+    return {h.id: h.service_level for h in cfg.hotlines.values()}
+
+
+def stats() -> Stats:
+    """The statistics of the current store (``cti.stats``, the watcher's loop)."""
+    cfg = seats().config
+    return _stats[(cfg.store, cfg.realm)]
+
+
+def stats_flush() -> None:
+    """Every pending count into the store now (the watcher's end, ``cti.upgrade``)."""
+    for st in list(_stats.values()):
+        st.flush()
 
 
 def default_domain() -> str:

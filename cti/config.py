@@ -67,12 +67,12 @@ class Hotline:
     max_waiting: int = 0  # callers waiting at most (0: no limit); a full queue overflows at once
     when_empty: str = "wait"  # or overflow: no seat that takes this hotline's calls is signed in
     exit_key: str = ""  # a DTMF key that ends the wait: to the overflow target
+    help_ring: str = "simultaneous"  # a help request (求助) rings the supervisors: simultaneous | sequential
+    help_timeout: int = 20  # seconds each supervisor's phone rings (all of them at once: simultaneous)
+    service_level: int = 20  # seconds: callers answered within them count toward the service level (cti.stats)
 
     def sound(self, what: str) -> str:
         return dict(self.sounds).get(what, "")
-
-    help_ring: str = "simultaneous"  # a help request (求助) rings the supervisors: simultaneous | sequential
-    help_timeout: int = 20  # seconds each supervisor's phone rings (all of them at once: simultaneous)
 
 
 @dataclass(frozen=True)
@@ -349,6 +349,7 @@ def parse(path: str, text: str) -> Config:
                 "exit_key",
                 "help_ring",
                 "help_timeout",
+                "service_level",
             )
         )
         hot: Dict[str, Any] = {"id": hid, "name": fields["name"].text(64) if "name" in fields else hid}
@@ -364,6 +365,7 @@ def parse(path: str, text: str) -> Config:
             ("announce_every", 0, 3600),
             ("max_waiting", 0, 100000),
             ("help_timeout", 1, 600),
+            ("service_level", 1, 3600),
         ):
             if key in fields:
                 hot[key] = fields[key].integer(low, high)

@@ -37,6 +37,12 @@ def fsapi(session, stream, env, args):
         deadline = time.monotonic() + 3.0  # the watcher looks at least once a second
         while time.monotonic() < deadline and _watcher(old)[1] and time.monotonic() - getattr(old, "_beat", 0.0) < 1.5:
             time.sleep(0.02)
+    flush = getattr(old, "stats_flush", None)  # counts still in memory go into the store first
+    if flush is not None:
+        try:
+            flush()
+        except Exception:
+            pass
     names = [n for n in list(sys.modules) if n == "cti" or n.startswith("cti.")]
     for name in names:
         del sys.modules[name]

@@ -50,7 +50,8 @@ def bridged(item):
 
 
 def queue_events(sw, *actions):
-    return [e for e in sw.events("cti::queue") if not actions or e["CTI-Action"] in actions]
+    """The caller's queue events (but ``entered``, which every caller fires first), or those of ``actions``."""
+    return [e for e in sw.events("cti::queue") if e["CTI-Action"] in actions or (not actions and e["CTI-Action"] != "entered")]
 
 
 # -- announcements -------------------------------------------------------------------------------

@@ -272,7 +272,7 @@ def test_a_queued_caller_gets_the_next_freed_seat_within_50ms(switch):
     assert results["13900000001"].variables["cti_result"] == "+OK hotline 8001 answered by 104"
     assert '"waiting":[]' in sw.cti("status", "8001 json")
     actions = [e["CTI-Action"] for e in sw.events("cti::queue")]
-    assert actions == ["queued", "offered", "answered"]
+    assert actions == ["entered", "queued", "offered", "answered"]
 
 
 def test_callers_are_served_in_arrival_order_with_priority_first(switch):
@@ -317,7 +317,7 @@ def test_max_wait_sends_the_caller_to_overflow(switch):
     s = results["13900000001"]
     assert s.executed[-1] == ("transfer", "8002 XML default")
     assert not any(app == "endless_playback" for app, _ in s.executed), "it waits in streamFile"
-    assert [e["CTI-Action"] for e in sw.events("cti::queue")] == ["queued", "overflow"]
+    assert [e["CTI-Action"] for e in sw.events("cti::queue")] == ["entered", "queued", "overflow"]
 
 
 def test_a_caller_who_hangs_up_leaves_the_queue_at_once(switch):
@@ -332,7 +332,7 @@ def test_a_caller_who_hangs_up_leaves_the_queue_at_once(switch):
     sw.core.hangup(caller.uuid)
     t.join(2)
     assert "waiting: 0" in sw.cti("status", "8001")
-    assert [e["CTI-Action"] for e in sw.events("cti::queue")] == ["queued", "abandoned"]
+    assert [e["CTI-Action"] for e in sw.events("cti::queue")] == ["entered", "queued", "abandoned"]
     assert not sw.core.scheduled, "its max_wait timer is cancelled"
 
 

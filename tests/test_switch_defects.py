@@ -184,7 +184,7 @@ def a_caller_101_missed(switch, retry_delay):
 def test_a_seat_that_missed_a_queued_caller_is_offered_it_again_after_retry_delay(switch):
     sw, results, t = a_caller_101_missed(switch, retry_delay=3)
     sw.pump()
-    assert queue_actions(sw)[:2] == [("offered", "101"), ("queued", "")]
+    assert queue_actions(sw)[:3] == [("entered", ""), ("offered", "101"), ("queued", "")]
     assert sw.record("101")["status"] == "idle" and sw.core.agent_leg("101") is None
     sw.core.phones["101"] = "answer"
     sw.core.advance(4)  # the switch's scheduler breaks the music when 101 may be retried
@@ -240,7 +240,7 @@ def test_a_busy_seat_then_an_answering_one_the_caller_is_never_dropped(switch):
     s = results["13900000001"]
     assert s.variables["cti_result"] == "+OK hotline 8001 answered by 104"
     assert s.hung_up == "" and "continue_on_fail" not in s.variables, "the caller's own setting is put back"
-    assert [a for a, seat in queue_actions(sw)] == ["offered", "offered", "offered", "answered"]
+    assert [a for a, seat in queue_actions(sw)] == ["entered", "offered", "offered", "offered", "answered"]
 
 
 def test_without_continue_on_fail_the_switch_hangs_up_on_a_busy_bridge(switch):
@@ -272,7 +272,8 @@ def test_ten_thousand_calls_leave_the_caches_bounded(switch):
     for i in range(2000):
         sw.cti("busy" if i % 2 else "idle", "101")
     assert len(wiring._stores) == 1 and wiring._seats is not None
-    assert len(wiring._locks._locks) == 1
+    assert set(wiring._locks._locks) <= {"101", "stats:s.101"}  # the seat's, and its statistics record's
+    assert len(wiring._stats) == 1 and wiring.stats().pending() <= 1
     from cti.switch import api
 
     assert api._one is not None

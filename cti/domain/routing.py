@@ -478,6 +478,7 @@ class Router:
             priority = 0
         start = self._clock()
         waiter = Waiter(caller, hotline, priority, start, pop=self._screen_pop(conf, channel))
+        self._queue_event("entered", conf, waiter)
         if conf.when_empty == "overflow" and not self.staffed(hotline):
             return self._overflow(conf, channel, waiter, "empty", f"hotline {hotline}: no seat signed in")
         queued = False

@@ -177,6 +177,10 @@ def run(max_events: Optional[int] = None) -> None:
                 cluster_tick(memory, token)
             except Exception:  # Redis away: the commands say so; the watcher goes on
                 pass
+            try:
+                app.stats().tick()  # pending statistics into the store, at most once a second
+            except Exception:  # no config yet; a failed flush keeps its counts and says so once
+                pass
             now = app.clock()
             if memory.sweep_due(time.monotonic()):
                 try:
@@ -208,6 +212,10 @@ def run(max_events: Optional[int] = None) -> None:
             except Exception:  # a bad event (or a store hiccup) must not stop the watcher
                 sw.log("ERR", f"cti: call watcher skipped an event: {traceback.format_exc()}")
     finally:
+        try:
+            app.stats_flush()
+        except Exception:
+            pass
         app.watcher_done(token)
         consumer.cleanup()
         sw.log("NOTICE", f"cti: call watcher {why}")

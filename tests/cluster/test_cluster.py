@@ -111,6 +111,31 @@ def test_a_refire_can_be_turned_off(nodes):
     assert a.run("_ = len(sw.events('cti::seat'))") == 0
 
 
+def test_statistics_of_two_switches_add_up_and_refired_events_count_once(nodes):
+    a, b = nodes("A", "B")
+    watching(a, b)  # the listeners re-fire each switch's events on the other
+    for n in (a, b):  # one clock both switches move together
+        n.run("clk = [1795248619.0]; wiring.clock = lambda: clk[0]; _ = True")
+
+    def advance(seconds):
+        for n in (a, b):
+            n.run(f"clk[0] += {seconds}")
+
+    a.cti("checkin 8001 101 p101 101")
+    a.cti("busy 101")
+    advance(7)
+    assert a.cti("idle 101") == "+OK 101 idle\n"  # 7 s busy, counted by A
+    assert b.cti("busy 101") == "+OK 101 busy\n"
+    advance(2)
+    assert b.cti("idle 101") == "+OK 101 idle\n"  # 2 s, counted by B
+    a.run("sw.wait_for(lambda: [e['CTI-Node'] for e in sw.events('cti::seat')][-1:] == ['B'], 5); _ = True")
+    b.run("sw.wait_for(lambda: len(sw.events('cti::seat')) == 5, 5); _ = True")  # its own two, and A's three
+    for n in (b, a, b):  # each flushes its own counts, then reads both
+        busy = json.loads(n.cti("stats 101 json"))["seats"][0]["today"]["busy"]
+    assert busy == 9.0
+    assert json.loads(a.cti("stats 101 json"))["seats"][0]["today"]["busy"] == 9.0
+
+
 RACE = """
 import random, threading, uuid
 import redis

@@ -183,7 +183,7 @@ def test_max_wait_sends_the_caller_to_overflow(live):
     caller = live.customer("route-8001")
     live.wait(lambda: live.api(f"uuid_getvar {caller['b']} cti_test_overflowed").strip() == "true", 6.0, "overflowed")
     actions = [e["CTI-Action"] for e in live.queue_events(mark)]
-    assert actions == ["queued", "overflow"], actions
+    assert actions == ["entered", "queued", "overflow"], actions
     assert live.exists(caller["b"])
 
 
@@ -271,7 +271,8 @@ def test_many_status_changes_leave_every_cache_bounded(live):
         assert live.cti("busy" if i % 2 else "idle", "101").startswith("+OK")
     sizes = json.loads(live.api("python cti_live_probe sizes"))
     assert sizes["stores"] == 1 and sizes["store_objects"] == 1 and sizes["switches"] == 1, sizes
-    assert sizes["locks"] <= 7 and sizes["offers"] == 0 and sizes["waiting"] == 0, sizes
+    # a lock per seat (7), and one per statistics record (2 hotlines, 7 seats)
+    assert sizes["locks"] <= 7 + 9 and sizes["offers"] == 0 and sizes["waiting"] == 0, sizes
 
 
 # -- ring groups ------------------------------------------------------------------------------------------
@@ -484,3 +485,34 @@ def test_the_call_ending_ends_the_help_request_and_stops_the_supervisors_phone(l
     assert ended["CTI-Seat"] == "101"
     live.wait(lambda: not live.exists(sup), 3.0, "the supervisor's phone stops ringing")
     live.wait(lambda: live.status("101") == "idle", 2.0)
+
+
+# -- statistics ---------------------------------------------------------------------------------------
+def test_statistics_count_an_answered_and_an_overflowed_caller(live):
+    live.write_config(config_yaml(hotline(max_wait=2, overflow='"overflow XML cti_test"')))
+    live.sign_in_all("8001 101 p101 101")
+
+    def figures():
+        data = json.loads(live.cti("stats", "8001 json"))
+        return data["hotlines"][0]["today"], next(s for s in data["seats"] if s["seat"] == "101")["today"]
+
+    try:
+        h0, s0 = figures()  # the switch's hash keeps the realm's records from earlier tests
+        caller = live.customer("route-8001")
+        leg = live.wait_leg("101")
+        live.wait(lambda: live.partner(leg) == caller["b"], 3.0, "bridged to 101")
+        live.wait(lambda: live.status("101") == "in_call", 2.0)
+        live.hang_up(caller["a"])
+        live.wait(lambda: live.status("101") == "idle", 2.0)
+        live.cti("busy", "101")
+        late = live.customer("route-8001")
+        live.wait(lambda: live.api(f"uuid_getvar {late['b']} cti_test_overflowed").strip() == "true", 6.0, "overflowed")
+        h1, s1 = figures()
+        moved = {k: h1[k] - h0[k] for k in ("offered", "answered", "abandoned", "overflowed")}
+        assert moved == {"offered": 2, "answered": 1, "abandoned": 0, "overflowed": 1}, moved
+        assert h1["wait_max"] >= 2.0, "the overflowed caller waited max_wait"
+        assert (s1["answered"] - s0["answered"], s1["missed"] - s0["missed"]) == (1, 0)
+        assert s1["talk"] > s0["talk"]
+    finally:
+        for key in ("stats.h.8001", "stats.s.101"):
+            live.api(f"hash delete/ctilive/{key}")

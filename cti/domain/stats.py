@@ -1,0 +1,430 @@
+"""Call-center statistics (``cti.stats``), counted from the cti:: events cti fires. Pure Python.
+
+``RecordingEvents`` sits in front of the Events port: every ``cti::queue`` / ``cti::seat``
+event this switch fires is counted (an in-memory update, no store round trip) and passed on.
+Events re-fired from another switch of a cluster do not pass through it: each switch counts
+its own. The pending counts are added into the store at most once a second (``flush``: a
+read-modify-write of one record per hotline and seat, under that record's lock, which in a
+cluster is a Redis lock, so the counts of several switches add up); ``cti.stats`` flushes,
+then reads.
+
+A record (``stats.h.<hotline>``, ``stats.s.<seat>``) holds the day (the switch's local date)
+with its counters, and one bucket of counters per minute of the last 15 minutes. Counters
+are sums and maxima; averages and the service level are derived when read.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from cti.config import Config
+from cti.domain.errors import CtiError
+from cti.domain.model import IN_CALL
+from cti.domain.ports import Events, KeyedLocks, Log, Store
+
+WINDOW_MINUTES = 15  # the short window: the current minute and the 14 before it
+FLUSH_EVERY = 1.0  # seconds pending counts may wait in memory
+DEFAULT_SERVICE_LEVEL = 20
+
+Counters = Dict[str, float]
+
+# Counter names (short: a record is stored in 250-byte pieces on mod_db). Sums, but MAXIMA.
+# hotline: o offered (callers entered) | a answered, aw their waits, sl of them within the
+#   service level | ab abandoned, abw their waits, abm the longest | ov overflowed | l left the
+#   queue (a + ab + ov), w their waits, wm the longest | t calls talked, ts their talk seconds
+# seat: a answered | m missed (hotline offers that rang unanswered) | t calls talked, ts talk
+#   seconds | bs busy seconds
+MAXIMA = frozenset({"abm", "wm"})
+
+
+def add(into: Counters, more: Mapping[str, float]) -> None:
+    for name, value in more.items():
+        if name in MAXIMA:
+            if value > into.get(name, 0):
+                into[name] = value
+        else:
+            into[name] = into.get(name, 0) + value
+
+
+def hotline_key(hotline: str) -> str:
+    return f"h.{hotline}"
+
+
+def seat_key(seat: str) -> str:
+    return f"s.{seat}"
+
+
+def record_key(key: str) -> str:
+    return f"stats.{key}"
+
+
+def local_day(ts: float) -> str:
+    """The switch's local date of ``ts``: the day window starts at its midnight."""
+    return time.strftime("%Y-%m-%d", time.localtime(ts))
+
+
+def _seconds(text: Optional[str]) -> float:
+    try:
+        return max(0.0, float(text or 0))
+    except ValueError:
+        return 0.0
+
+
+def counts(subclass: str, h: Mapping[str, str], service_level: int) -> List[Tuple[str, Counters]]:
+    """What one event adds, to which records."""
+    action = h.get("CTI-Action", "")
+    if subclass == "cti::queue":
+        hotline = h.get("CTI-Hotline", "")
+        if not hotline:
+            return []
+        if action == "entered":
+            return [(hotline_key(hotline), {"o": 1})]
+        if action not in ("answered", "abandoned", "overflow"):
+            return []
+        waited = _seconds(h.get("CTI-Waited"))
+        c: Counters = {"l": 1, "w": waited, "wm": waited}
+        if action == "answered":
+            c.update(a=1, aw=waited)
+            if waited <= service_level:
+                c["sl"] = 1
+        elif action == "abandoned":
+            c.update(ab=1, abw=waited, abm=waited)
+        else:
+            c["ov"] = 1
+        return [(hotline_key(hotline), c)]
+    if subclass != "cti::seat" or not h.get("CTI-Seat"):
+        return []
+    mine: Counters = {}
+    out: List[Tuple[str, Counters]] = []
+    if action == "answered" and h.get("CTI-Previous-Status") != IN_CALL:
+        mine["a"] = 1
+    if h.get("CTI-Missed") == "true":
+        mine["m"] = 1
+    if "CTI-Talk-Seconds" in h:
+        talk = _seconds(h["CTI-Talk-Seconds"])
+        mine.update(t=1, ts=talk)
+        if h.get("CTI-Call-Hotline"):
+            out.append((hotline_key(h["CTI-Call-Hotline"]), {"t": 1, "ts": talk}))
+    if "CTI-Busy-Seconds" in h:
+        mine["bs"] = _seconds(h["CTI-Busy-Seconds"])
+    if mine:
+        out.insert(0, (seat_key(h["CTI-Seat"]), mine))
+    return out
+
+
+@dataclass
+class Record:
+    """One hotline's or seat's stored counters: the day's, and one bucket per recent minute."""
+
+    day: str = ""
+    today: Counters = field(default_factory=dict)
+    minutes: Dict[int, Counters] = field(default_factory=dict)
+
+    @classmethod
+    def decode(cls, text: Optional[str]) -> Record:
+        if not text:
+            return cls()
+        try:
+            data = json.loads(text)
+            return cls(str(data["d"]), dict(data["t"]), {int(m): dict(c) for m, c in data["m"].items()})
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return cls()  # unreadable (another version's): counted afresh
+
+    def encode(self) -> str:
+        data = {"d": self.day, "t": _compact(self.today), "m": {str(m): _compact(c) for m, c in sorted(self.minutes.items())}}
+        return json.dumps(data, separators=(",", ":"))
+
+    def roll(self, now: float, day_of: Callable[[float], str]) -> None:
+        """A new day starts the day's counters at 0; minutes out of the window are dropped."""
+        today = day_of(now)
+        if today > self.day:
+            self.day, self.today = today, {}
+        first = _minute(now) - WINDOW_MINUTES + 1
+        for m in [m for m in self.minutes if m < first]:
+            del self.minutes[m]
+
+    def add(self, minutes: Mapping[int, Counters], now: float, day_of: Callable[[float], str]) -> None:
+        first = _minute(now) - WINDOW_MINUTES + 1
+        for m in sorted(minutes):
+            day = day_of(m * 60)
+            if day > self.day:
+                self.day, self.today = day, {}
+            if day == self.day:
+                add(self.today, minutes[m])
+            if m >= first:
+                add(self.minutes.setdefault(m, {}), minutes[m])
+        self.roll(now, day_of)
+
+    def windows(self, now: float, day_of: Callable[[float], str]) -> Tuple[Counters, Counters]:
+        """(since midnight, the last 15 minutes), as of ``now``."""
+        today = dict(self.today) if self.day == day_of(now) else {}
+        first = _minute(now) - WINDOW_MINUTES + 1
+        recent: Counters = {}
+        for m, c in self.minutes.items():
+            if m >= first:
+                add(recent, c)
+        return today, recent
+
+
+def _minute(ts: float) -> int:
+    return int(ts // 60)
+
+
+def _compact(c: Counters) -> Dict[str, float]:
+    return {k: (int(v) if v == int(v) else round(v, 3)) for k, v in sorted(c.items()) if v}
+
+
+class Stats:
+    """Pending counts in memory, flushed into the store's records; the records read back."""
+
+    def __init__(
+        self,
+        store: Store,
+        locks: KeyedLocks,
+        log: Log,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        day_of: Callable[[float], str] = local_day,
+    ) -> None:
+        self.store = store
+        self._locks = locks
+        self._log = log
+        self._clock = clock
+        self._mono = monotonic
+        self.day_of = day_of
+        # flush on a record when due (the wiring: when no call watcher runs to flush)
+        self.auto_flush: Callable[[], bool] = lambda: True
+        self._mem = threading.Lock()
+        self._pending: Dict[str, Dict[int, Counters]] = {}  # record -> minute -> counters
+        self._oldest: Optional[float] = None  # monotonic time of the oldest pending count
+        self._failing = False
+
+    def now(self) -> float:
+        return self._clock()
+
+    def record(self, subclass: str, headers: Mapping[str, str], service_level: int = DEFAULT_SERVICE_LEVEL) -> None:
+        """Count one fired event: memory only, unless pending counts are due and nobody else flushes."""
+        changes = counts(subclass, headers, service_level)
+        if not changes:
+            return
+        minute = _minute(self._clock())
+        with self._mem:
+            for key, c in changes:
+                add(self._pending.setdefault(key, {}).setdefault(minute, {}), c)
+            if self._oldest is None:
+                self._oldest = self._mono()
+        if self.due() and self.auto_flush():
+            self.tick()
+
+    def pending(self) -> int:
+        """Records with counts not yet in the store."""
+        return len(self._pending)
+
+    def due(self) -> bool:
+        oldest = self._oldest
+        return oldest is not None and self._mono() - oldest >= FLUSH_EVERY
+
+    def tick(self) -> None:
+        """Flush if due; a failure is logged (once until a flush succeeds) and retried later."""
+        if not self.due():
+            return
+        try:
+            self.flush()
+        except Exception as exc:
+            if not self._failing:
+                self._log.log("WARNING", f"cti: statistics not stored yet (kept in memory, retried): {exc}")
+            self._failing = True
+        else:
+            self._failing = False
+
+    def flush(self) -> None:
+        """Add every pending count into its record (read-modify-write under the record's lock).
+        Counts that could not be stored stay pending; the first error is raised."""
+        with self._mem:
+            pending, self._pending, self._oldest = self._pending, {}, None
+        error: Optional[Exception] = None
+        now = self._clock()
+        for key in sorted(pending):
+            try:
+                self._store_counts(key, pending[key], now)
+            except Exception as exc:
+                self._restore(key, pending[key])
+                error = error or exc
+        if error is not None:
+            raise error
+
+    def _restore(self, key: str, minutes: Dict[int, Counters]) -> None:
+        with self._mem:
+            mine = self._pending.setdefault(key, {})
+            for m, c in minutes.items():
+                add(mine.setdefault(m, {}), c)
+            if self._oldest is None:
+                self._oldest = self._mono()
+
+    def _store_counts(self, key: str, minutes: Dict[int, Counters], now: float) -> None:
+        name = record_key(key)
+        # ':' is in no seat id, so this lock is never a seat's
+        with self._locks.hold(f"stats:{key}"):
+            for _ in range(3):  # a shared store compares and sets; the lock makes a clash rare
+                text = self.store.get(name)
+                rec = Record.decode(text)
+                rec.add(minutes, now, self.day_of)
+                if self.store.swap(name, text, rec.encode()):
+                    return
+        raise CtiError("conflict", f"statistics record {name} kept changing on another switch")
+
+    def read(self, keys: Sequence[str]) -> Dict[str, Tuple[Counters, Counters]]:
+        """Each record's (today, last 15 minutes) as stored (flush first to include this switch's)."""
+        now = self._clock()
+        raw = self.store.get_many([record_key(k) for k in keys])
+        return {k: Record.decode(raw.get(record_key(k))).windows(now, self.day_of) for k in keys}
+
+
+class RecordingEvents:
+    """The Events port, counting each ``cti::queue`` / ``cti::seat`` event before passing it on."""
+
+    def __init__(self, inner: Events, stats: Stats, service_levels: Mapping[str, int]) -> None:
+        self.inner = inner
+        self.stats = stats
+        self._levels = service_levels
+
+    def fire(self, subclass: str, headers: Mapping[str, str]) -> None:
+        try:
+            level = self._levels.get(headers.get("CTI-Hotline", ""), DEFAULT_SERVICE_LEVEL)
+            self.stats.record(subclass, headers, level)
+        except Exception:  # counting never fails the use case that fired the event
+            pass
+        self.inner.fire(subclass, headers)
+
+
+# -- the report ----------------------------------------------------------------------------------
+def _avg(total: float, n: float) -> Optional[float]:
+    return round(total / n, 3) if n else None
+
+
+def hotline_figures(c: Counters) -> Dict[str, object]:
+    """The derived figures of one window (None: nothing to average over)."""
+    left = c.get("l", 0)
+    return {
+        "offered": int(c.get("o", 0)),
+        "answered": int(c.get("a", 0)),
+        "abandoned": int(c.get("ab", 0)),
+        "abandoned_wait_avg": _avg(c.get("abw", 0), c.get("ab", 0)),
+        "abandoned_wait_max": round(c["abm"], 3) if "abm" in c else None,
+        "overflowed": int(c.get("ov", 0)),
+        "wait_avg": _avg(c.get("w", 0), left),
+        "wait_max": round(c["wm"], 3) if "wm" in c else None,
+        "speed_of_answer": _avg(c.get("aw", 0), c.get("a", 0)),
+        "talk_avg": _avg(c.get("ts", 0), c.get("t", 0)),
+        "service_level": round(100.0 * c.get("sl", 0) / left, 1) if left else None,
+    }
+
+
+def seat_figures(c: Counters) -> Dict[str, object]:
+    return {
+        "answered": int(c.get("a", 0)),
+        "missed": int(c.get("m", 0)),
+        "talk": round(c.get("ts", 0), 3),
+        "talk_avg": _avg(c.get("ts", 0), c.get("t", 0)),
+        "busy": round(c.get("bs", 0), 3),
+    }
+
+
+WINDOWS = ("today", "15min")
+HOTLINE_COLUMNS = (
+    ("offered", "offered"),
+    ("answered", "answered"),
+    ("abandoned", "abandoned"),
+    ("abandoned_wait_avg", "ab.avg"),
+    ("abandoned_wait_max", "ab.max"),
+    ("overflowed", "overflow"),
+    ("wait_avg", "wait.avg"),
+    ("wait_max", "wait.max"),
+    ("speed_of_answer", "asa"),
+    ("talk_avg", "talk.avg"),
+    ("service_level", "sl"),
+)
+SEAT_COLUMNS = (("answered", "answered"), ("missed", "missed"), ("talk", "talk"), ("talk_avg", "talk.avg"), ("busy", "busy"))
+COUNTS = frozenset({"offered", "answered", "abandoned", "overflowed", "missed"})
+
+
+def cell(name: str, value: object) -> str:
+    if value is None:
+        return "-"
+    if name in COUNTS:
+        return str(value)
+    if name == "service_level":
+        return f"{value:g}%"
+    return clock_text(float(value))  # type: ignore[arg-type]
+
+
+def clock_text(seconds: float) -> str:
+    """Whole seconds as m:ss (h:mm:ss from an hour)."""
+    s = int(seconds + 0.5)
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def table(head: Sequence[str], rows: Sequence[Sequence[str]], width: Callable[[str], int]) -> str:
+    lines = [tuple(head)] + [tuple(r) for r in rows]
+    widths = [max(width(line[i]) for line in lines) for i in range(len(head))]
+    return "\n".join("  ".join(c + " " * (w - width(c)) for c, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def report(stats: Stats, config: Config, target: str, as_json: bool, width: Callable[[str], int] = len) -> str:
+    """``cti.stats``: every hotline; one hotline and its seats; or one seat."""
+    if not target:
+        hotlines, seats = list(config.hotlines), []
+    elif target in config.hotlines:
+        hotlines, seats = [target], [s for s, c in config.seats.items() if target in c.hotlines]
+    elif target in config.seats:
+        hotlines, seats = [], [target]
+    else:
+        raise CtiError("no_such_seat", f"no seat or hotline {target!r} in {config.path}")
+    stats.flush()
+    found = stats.read([hotline_key(h) for h in hotlines] + [seat_key(s) for s in seats])
+    day = stats.day_of(stats.now())
+    hot_rows = []
+    for h in hotlines:
+        conf = config.hotlines[h]
+        windows = found[hotline_key(h)]
+        row: Dict[str, object] = {"hotline": h, "name": conf.name, "service_level": conf.service_level}
+        row.update({w: hotline_figures(c) for w, c in zip(WINDOWS, windows)})
+        hot_rows.append(row)
+    seat_rows = []
+    for s in seats:
+        windows = found[seat_key(s)]
+        srow: Dict[str, object] = {"seat": s, "name": config.seats[s].name}
+        srow.update({w: seat_figures(c) for w, c in zip(WINDOWS, windows)})
+        seat_rows.append(srow)
+    if as_json:
+        data: Dict[str, object] = {"day": day, "hotlines": hot_rows, "seats": seat_rows}
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    parts = []
+    if hot_rows:
+        parts.append(_rows(("hotline", "name"), HOTLINE_COLUMNS, hot_rows, width))
+    if seat_rows:
+        parts.append(_rows(("seat", "name"), SEAT_COLUMNS, seat_rows, width))
+    note = f"today: since midnight of {day} (switch time); 15min: the last {WINDOW_MINUTES} minutes"
+    if hot_rows:
+        levels = ", ".join(f"{r['hotline']}: {r['service_level']}s" for r in hot_rows)
+        note += f"; sl: callers who left the queue answered within the service level ({levels})"
+    return "\n\n".join(parts) + "\n" + note
+
+
+def _rows(
+    ids: Tuple[str, str], columns: Sequence[Tuple[str, str]], rows: List[Dict[str, object]], width: Callable[[str], int]
+) -> str:
+    head = (*ids, "window", *(title for _, title in columns))
+    lines = []
+    for r in rows:
+        for w in WINDOWS:
+            figures = r[w]
+            assert isinstance(figures, dict)
+            lines.append((str(r[ids[0]]), str(r["name"]), w, *(cell(name, figures[name]) for name, _ in columns)))
+    return table(head, lines, width)

@@ -1,0 +1,11 @@
+"""`python cti.stats [<hotline>|<seat>] [json]` (fs_cli, ESL, dialplan)."""
+
+from cti._entry import api, app
+
+
+def fsapi(session, stream, env, args):
+    api("stats", stream, args)
+
+
+def handler(session, args):
+    app("stats", session, args)
