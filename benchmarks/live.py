@@ -153,6 +153,27 @@ def routing(lv: Live, n: int) -> Dict[str, Dict[str, float]]:
     }
 
 
+def routing_levels(lv: Live, n: int) -> Dict[str, float]:
+    """The same 1,000 seats over 10 hotlines, each seat serving 3 of them at levels 1, 2 and 3
+    (one sign-in each, to all of its hotlines): caller -> agent leg and -> bridged, ms."""
+    lines = [f'  "{8003 + h}": {{name: H{h}}}' for h in range(8)]
+    seats = []
+    for i, s in enumerate(SEATS):
+        tiers = ", ".join(f'{{hotline: "{8001 + (i + k) % 10}", level: {k + 1}}}' for k in range(3))
+        seats.append(f'  "{s}": {{password: "{_hash()}", hotlines: [{tiers}]}}')
+    text = config_yaml().replace("seats:\n", "seats:\n" + "\n".join(seats) + "\n")
+    text = text.replace("hotlines:\n", "hotlines:\n" + "\n".join(lines) + "\n", 1)
+    lv.write_config(text)
+    for s in SEATS:
+        assert lv.cti("checkin", f"- {s} pw {s}").startswith("+OK")
+    try:
+        leg, bridge = route_times(lv, "route-8001", n)
+    finally:
+        for s in SEATS:
+            lv.cti("checkout", s)
+    return {"to agent leg": median_ms(leg), "to bridged": median_ms(bridge)}
+
+
 _HASHED = ""
 
 
@@ -301,6 +322,7 @@ def main() -> int:
         out["status_ms"] = status
         print("status changes measured", file=sys.stderr)
         out["routing_ms"] = routing(lv, routed)
+        out["routing_levels_ms"] = routing_levels(lv, routed)
         print("routing measured", file=sys.stderr)
         out["back_to_back_ms"] = back_to_back(lv, 5 if opts.quick else 10)
         out["supervisor_ms"] = {"10": supervisor_commands(lv, 10, 5), str(others): supervisor_commands(lv, others, 5)}
@@ -324,6 +346,11 @@ def main() -> int:
     print(f"\nrouting, 1,000 seats / agents{'':<6}{'cti ms':>8}{'mcc ms':>9}{'cti/mcc':>9}   ({clock})")
     for name, row in r.items():
         print(f"  caller → {name:<25}{row['cti']:>8.2f}{row['mod_callcenter']:>9.2f}{row['cti'] / row['mod_callcenter']:>9.3f}")
+    lv_ms = out["routing_levels_ms"]
+    assert isinstance(lv_ms, dict)
+    for name, ms in lv_ms.items():
+        one = r[name]["cti"]
+        print(f"  the same seats over 10 hotlines with levels, caller → {name}: {ms:.2f} ms ({ms / one:.2f}× one hotline)")
     print(f"\nback-to-back gap, one seat: {out['back_to_back_ms']:.1f} ms (target < 100)")
     sup = out["supervisor_ms"]
     assert isinstance(sup, dict)
