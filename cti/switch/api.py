@@ -18,7 +18,10 @@ class Switch:
     string before the GIL is released."""
 
     def __init__(self) -> None:
+        from cti.switch.writer import Writer
+
         self._api: Any = freeswitch.API()
+        self.writer = Writer(self.log)  # started by the call watcher (writer.py)
 
     @classmethod
     def here(cls) -> Switch:
@@ -44,6 +47,12 @@ class Switch:
         freeswitch.consoleLog(level, message.rstrip("\n") + "\n")
 
     def fire(self, subclass: str, headers: Mapping[str, str]) -> None:
+        """Fire a CUSTOM event: on the writer's thread while it runs (after the command has
+        answered, in the order the changes were made), else now. ``headers`` is handed over."""
+        if not self.writer.submit(self.fire_now, subclass, headers):
+            self.fire_now(subclass, headers)
+
+    def fire_now(self, subclass: str, headers: Mapping[str, str]) -> None:
         event = freeswitch.Event("CUSTOM", subclass)
         for name, value in headers.items():
             event.addHeader(name, value)

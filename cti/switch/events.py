@@ -162,6 +162,7 @@ def run(max_events: Optional[int] = None) -> None:
         sw.log("NOTICE", f"cti: call watcher started; recovered {done}")
     except Exception:  # no config yet, or the store is not loaded: follow events all the same
         sw.log("WARNING", f"cti: call watcher started; could not recover: {traceback.format_exc(limit=1)}")
+    sw.writer.start()  # the seat records' mod_hash writes and the events, after the commands answered
     try:
         cluster_start(token)
     except Exception:
@@ -216,6 +217,7 @@ def run(max_events: Optional[int] = None) -> None:
             app.stats_flush()
         except Exception:
             pass
+        sw.writer.stop()  # what it holds is written before the watcher is gone (an upgrade waits for that)
         app.watcher_done(token)
         consumer.cleanup()
         sw.log("NOTICE", f"cti: call watcher {why}")

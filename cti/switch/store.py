@@ -92,7 +92,14 @@ class SwitchStore:
             return CtiError("store", f"{module} is not loaded ('{self.kind}' is not a command of this switch)")
         return CtiError("store", f"{module} answered {reply.strip()[:60]!r} to {command}")
 
+    def _settle(self) -> None:
+        """Before reading the switch: the seat records the writer still holds are written."""
+        writer = self._sw.writer
+        if writer.pending() and not writer.is_writer():
+            writer.drain()
+
     def _select(self, key: str) -> Optional[str]:
+        self._settle()
         reply = self._cmd("select", key)
         if reply.startswith(("INVALID COMMAND", "!err!", "-ERR Usage")):
             raise self._fail("select", reply)
@@ -190,6 +197,7 @@ class SwitchStore:
 
     def _dump(self) -> Dict[str, str]:
         """All entries of this realm in one call (``hash_dump`` matches realms by substring)."""
+        self._settle()
         reply = self._sw.api(f"hash_dump db {self.realm}")
         prefix = f"D/{self.realm}_"
         out = {}
@@ -242,12 +250,26 @@ class SwitchStore:
 
     def swap(self, key: str, expected: Optional[str], value: Optional[str]) -> bool:
         """One switch writes this store and the seat locks serialise each record's changes,
-        so the record still holds ``expected``: written without comparing (no extra read)."""
+        so the record still holds ``expected``: written without comparing (no extra read).
+        On ``hash``, while the writer runs, the cache takes the record now and the writer
+        writes it to mod_hash after the command answered (writer.py)."""
+        if self.cacheable and self._sw.writer.running():
+            k = encode_key(key)
+            with self._mutex:  # the writer's order is the cache's
+                if self._sw.writer.submit(self._store_now, k, value):
+                    self._cache[k] = value
+                    return True
         if value is None:
             self.delete(key)
         else:
             self.put(key, value)
         return True
+
+    def _store_now(self, k: str, value: Optional[str]) -> None:
+        if value is None:
+            self._delete(k)
+        else:
+            self._write(k, value)
 
     def claim(self, key: str, value: str, ttl: float = 0, node: str = "") -> Optional[str]:
         k, raw = encode_key(key), encode_value(value)

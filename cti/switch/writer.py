@@ -1,0 +1,122 @@
+"""The writer: what the switch does for a command after the command has answered.
+
+A status change costs a no-op ``python`` call (mod_python3's own ~0.6 ms) plus cti's work, and
+most of cti's work is two calls into the switch that nobody waits for: the ``hash insert`` of
+the seat's record (cti reads its records from its own write-through cache, never back from
+mod_hash) and firing the ``cti::`` event. While the call watcher runs, both are handed to one
+Python thread, in order, and the command answers as soon as the change is in the cache that
+every cti command reads. The thread (started and stopped by the watcher: a Python thread
+started inside mod_python3 runs on after the call that started it) does them within a fraction
+of a millisecond, in the order they were made, so events keep their commit order. Without the
+watcher, or once the thread is gone, they are done at once, as before.
+
+Only what no later command can depend on reading back from the switch is handed over: the
+``hash`` store's seat records (``db`` is written at once: it must survive a crash) and events.
+Claims, releases and every other key stay synchronous.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections import deque
+from typing import Any, Callable, Deque, Optional, Tuple
+
+Job = Tuple[Callable[..., Any], Tuple[Any, ...]]
+LAG = 0.001  # seconds the writer lets a command finish before it writes what the command handed over
+
+
+class Writer:
+    def __init__(self, log: Callable[[str, str], None]) -> None:
+        self._log = log
+        self._jobs: Deque[Job] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._thread: Optional[threading.Thread] = None
+        self._stopping = False
+        self._busy = False
+
+    def running(self) -> bool:
+        t = self._thread
+        return t is not None and t.is_alive() and not self._stopping
+
+    def start(self) -> None:
+        with self._cond:
+            if self._thread is not None and self._thread.is_alive():
+                self._stopping = False
+                return
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="cti-writer", daemon=True)
+            self._thread.start()
+
+    def pending(self) -> bool:
+        return bool(self._jobs) or self._busy
+
+    def is_writer(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Hand ``fn(*args)`` to the writer; False when it does not run (do it now)."""
+        if not self.running():
+            return False
+        with self._cond:
+            self._jobs.append((fn, args))
+            self._cond.notify()
+        return True
+
+    def drain(self, timeout: float = 2.0) -> bool:
+        """Wait until every job handed over so far is done (an upgrade, a stop)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._jobs or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None or not self._thread.is_alive():
+                    break
+                self._cond.wait(min(left, 0.05))
+            done = not self._jobs and not self._busy
+            gone = self._thread is None or not self._thread.is_alive()
+        if not done and gone:  # the thread died: do the rest here, in order
+            while self._jobs:
+                self._do(self._jobs.popleft())
+            return True
+        return done
+
+    def stop(self) -> None:
+        """Do what is left, then end the thread."""
+        self.drain()
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(2.0)
+
+    def _do(self, job: Job) -> None:
+        fn, args = job
+        try:
+            fn(*args)
+        except Exception:
+            self._log("ERR", f"cti: writer: {traceback.format_exc()}")
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                idle = not self._jobs
+                while not self._jobs and not self._stopping:
+                    self._cond.wait(1.0)
+                if not self._jobs:  # stopping, and nothing left
+                    return
+            if idle:
+                # let the command that handed this over finish first: its thread needs the GIL
+                # once more after it answered, and a switch API call holds the GIL throughout
+                time.sleep(LAG)
+            with self._cond:
+                job = self._jobs.popleft()
+                self._busy = True
+            try:
+                self._do(job)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    if not self._jobs:
+                        self._cond.notify_all()

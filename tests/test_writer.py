@@ -1,0 +1,83 @@
+"""The writer (cti/switch/writer.py): a command's mod_hash write and its event, after it answered."""
+
+from __future__ import annotations
+
+import threading
+
+from cti.switch.writer import Writer
+
+
+def test_jobs_run_in_the_order_they_were_handed_over_and_stop_does_what_is_left():
+    w = Writer(lambda level, message: None)
+    done = []
+    assert not w.submit(done.append, "x"), "not running: the caller does it now"
+    w.start()
+    gate = threading.Event()
+    assert w.submit(gate.wait, 2.0)  # holds the writer until every job is queued
+    threads = [threading.Thread(target=lambda i=i: [w.submit(done.append, (i, n)) for n in range(50)]) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert w.pending() and done == []
+    gate.set()
+    w.stop()
+    assert len(done) == 200 and not w.running()
+    for i in range(4):
+        assert [n for j, n in done if j == i] == list(range(50)), "each thread's jobs in its order"
+
+
+def test_a_failing_job_is_logged_and_the_next_runs():
+    logged = []
+    w = Writer(lambda level, message: logged.append(level))
+    w.start()
+    done = []
+    w.submit(lambda: 1 / 0)
+    w.submit(done.append, "next")
+    assert w.drain()
+    w.stop()
+    assert done == ["next"] and logged == ["ERR"]
+
+
+def test_with_the_watcher_a_status_change_answers_before_mod_hash_and_the_event_follow_in_order(switch):
+    from cti.switch.api import Switch
+
+    switch.cti("checkin", "8001 101 p101 101")
+    writer = Switch.here().writer
+    writer.start()
+    try:
+        gate = threading.Event()
+        writer.submit(gate.wait, 2.0)  # the writer is busy: what follows waits behind it
+        before = len(switch.events())
+        assert switch.cti("busy", "101 lunch") == "+OK 101 busy (lunch)\n"
+        from cti import app
+
+        assert app.seats().repo.get("101").availability == "busy", "every cti command reads the cache: the change is there"
+        assert len(switch.events()) == before, "the event waits for the writer"
+        raw = next(v for k, v in switch.core.hash.items() if k.endswith("seat.101"))
+        assert "busy" not in raw, "mod_hash is written after the answer"
+        gate.set()
+        assert writer.drain()
+        raw = next(v for k, v in switch.core.hash.items() if k.endswith("seat.101"))
+        assert "busy" in raw
+        assert switch.events()[-1]["CTI-Action"] == "busy"
+    finally:
+        writer.stop()
+
+
+def test_reading_mod_hash_itself_waits_for_what_the_writer_holds(switch):
+    from cti import app
+    from cti.switch.api import Switch
+    from cti.switch.store import SwitchStore
+
+    switch.cti("checkin", "8001 101 p101 101")
+    writer = Switch.here().writer
+    writer.start()
+    try:
+        gate = threading.Event()
+        writer.submit(gate.wait, 0.2)
+        switch.cti("busy", "101")
+        cold = SwitchStore(Switch.here(), "hash", app.seats().config.realm)  # no cache: it asks mod_hash
+        assert '"availability":"busy"' in (cold.get("seat.101") or ""), "a read from the switch settles the writer first"
+    finally:
+        writer.stop()
