@@ -282,6 +282,8 @@ def execute(name: str, args: str, caller: Optional[Caller]) -> str:
         except Exception:
             pass
         return f"-ERR internal {type(exc).__name__}: {str(exc)[:120]}".replace("\n", " ")
+    finally:
+        wiring.after_command()
 
 
 def api(name: str, stream: Any, args: str) -> None:
@@ -289,9 +291,27 @@ def api(name: str, stream: Any, args: str) -> None:
     stream.write(reply + "\n")
 
 
+# from the dialplan, these run for the caller's whole call (it is a call of the phone); the
+# others are commands, which the phone's seat does not take for a call of its own
+CALLS = frozenset({"route", "ring"})
+
+
 def app(name: str, session: Any, args: str) -> None:
     caller = Caller(_session_phone(session), SessionChannel(session))
-    reply = execute(name, args if isinstance(args, str) else "", caller)
+    leg = caller.channel.uuid if caller.channel is not None else ""
+    command = name not in CALLS and bool(leg)
+    commands = wiring.command_legs()
+    if command:
+        commands.add(leg)
+    try:
+        if command and caller.phone is not None:
+            try:
+                wiring.seats().detach(caller.phone, leg)
+            except Exception:  # a broken config or store: the command says so itself
+                pass
+        reply = execute(name, args if isinstance(args, str) else "", caller)
+    finally:
+        commands.discard(leg)
     ok = reply.startswith("+OK") or not reply.startswith("-ERR")
     try:
         tones = wiring.seats().config.tones

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 import uuid as uuidlib
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Set, Tuple
 
 from cti import config
 from cti.domain.help import Help
@@ -38,6 +38,7 @@ _locks = KeyedLocks()
 _queues = Queues()  # callers waiting in this switch, per hotline
 _waits = WaitTimes()  # recent answers of queued callers: the default expected wait
 _music: Dict[str, str] = {}
+_commands: Set[str] = set()  # legs running a cti command from the dialplan now (Seats.commands)
 _path = ""
 _stores: Dict[Tuple[str, str], Store] = {}
 _cluster: Dict[Tuple[str, str], Cluster] = {}  # (redis url, realm) -> this node's cluster parts
@@ -148,6 +149,7 @@ def seats() -> Seats:
             s.node = c.store.node
         s.on_available = lambda hotline, s=s: _dispatch(s, hotline)  # type: ignore[misc]
         s.leg_alive = SwitchCalls(sw).exists
+        s.commands = _commands
         s.tags = _tags(store)
         s.default_domain = default_domain()
         _seats = s
@@ -166,6 +168,16 @@ def _levels(cfg: config.Config) -> Dict[str, int]:
     return {h.id: h.service_level for h in cfg.hotlines.values()}
 
 
+def after_command() -> None:
+    """What a command does once it answered, outside every lock: without a call watcher, the
+    statistics due are flushed here."""
+    for st in list(_stats.values()):
+        try:
+            st.idle_tick()
+        except Exception:  # tick logs its own failures; nothing here may fail the command
+            pass
+
+
 def stats() -> Stats:
     """The statistics of the current store (``cti.stats``, the watcher's loop)."""
     cfg = seats().config
@@ -176,6 +188,11 @@ def stats_flush() -> None:
     """Every pending count into the store now (the watcher's end, ``cti.upgrade``)."""
     for st in list(_stats.values()):
         st.flush()
+
+
+def command_legs() -> Set[str]:
+    """The legs running a cti command from the dialplan right now (process-wide)."""
+    return _commands
 
 
 def default_domain() -> str:

@@ -329,3 +329,74 @@ def test_a_seat_freed_just_before_the_caller_joins_the_queue_still_serves_it(swi
     sw.core.hangup(sw.bridged_to("13900000001").uuid)
     t.join(2)
     assert box["session"].variables["cti_result"] == "+OK hotline 8001 answered by 101"
+
+
+def test_a_cti_command_dialed_from_the_seats_phone_is_not_a_call_of_it(switch):
+    """The watcher takes a call the phone places for the seat's own call at its CHANNEL_CREATE;
+    when that call turns out to run a cti command (from any extension of the dialplan), the
+    command detaches it, and a command leg the watcher sees only later is never taken."""
+    from _calls import DOMAIN
+
+    from cti import app
+    from cti.domain.model import Phone
+
+    switch.watch()
+    switch.cti("checkin", "8001 101 p101 101")
+
+    def placed(uuid):
+        switch.core.emit(
+            "CHANNEL_CREATE",
+            None,
+            **{
+                "Unique-ID": uuid,
+                "Call-Direction": "inbound",
+                "Caller-Destination-Number": "5000",
+                "variable_user_name": "101",
+                "variable_domain_name": DOMAIN,
+            },
+        )
+        switch.pump()
+
+    placed("00000000-c0de-4000-8000-000000000001")
+    assert switch.record("101")["status"] == "in_call"
+    app.seats().detach(Phone("101"), "00000000-c0de-4000-8000-000000000001")
+    rec = switch.record("101")
+    assert (rec["status"], rec["call"]) == ("idle", "")
+    assert seat_events(switch, "detached")[-1]["CTI-Call"] == "00000000-c0de-4000-8000-000000000001"
+    assert switch.cti("checkout", "101") == "+OK 101 signed out\n"
+    switch.cti("checkin", "8001 101 p101 101")
+    app.command_legs().add("00000000-c0de-4000-8000-000000000002")
+    try:
+        placed("00000000-c0de-4000-8000-000000000002")
+    finally:
+        app.command_legs().discard("00000000-c0de-4000-8000-000000000002")
+    assert switch.record("101")["status"] == "idle", "a command's leg is never taken for a call"
+
+
+def test_a_callers_name_cannot_add_a_leg_to_the_seats_dial_string():
+    from cti.domain.routing import leg, pop_variables, safe_value
+
+    name = "a:_:sofia/gateway/carrier1/0090012345678:_:b"
+    dial = leg("user/101", {"cti_seat": "101", **pop_variables([("Caller-Name", safe_value(name))])})
+    assert ":_:" not in dial and ":" not in dial and dial.count(",") == 1 and dial.endswith("]user/101")
+    assert safe_value("x^^:y,z|w${a}") == "x y z w a"
+
+
+def test_a_delay_survives_a_watcher_restart(switch):
+    from cti.domain.tracker import WatchState
+    from cti.switch import events
+
+    sw = floor(switch, "top-down", max_no_answer=0, no_answer_delay=30)
+    sw.cti("busy", "102")
+    sw.cti("busy", "104")
+    sw.core.phones["101"] = "ring"
+    t, box = sw.dial_bg("route", "8001", customer="13900000001")
+    sw.wait_for(lambda: sw.core.agent_leg("101") is not None)
+    sw.core.ring_out(sw.core.agent_leg("101").uuid)
+    sw.pump()
+    until = sw.record("101")["rest_until"]
+    fresh = WatchState()  # the watcher started again (an upgrade): its timers are gone
+    events.recover(fresh)
+    assert fresh.next_deadline() == pytest.approx(until), "the delay's end is armed again"
+    sw.core.hangup(next(c.uuid for c in sw.core.channels.values() if c.variables.get("caller_id_number") == "13900000001"))
+    t.join(2)

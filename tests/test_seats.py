@@ -30,7 +30,7 @@ def test_checkin_signs_in_and_tells_the_wallboard(switch):
     assert switch.cti("checkin", "8001 101 p101 101") == "+OK 101 signed in to 8001 as agent on user/101, idle\n"
     row = status_of(switch, "101")
     assert (row["status"], row["hotlines"], row["role"], row["phone"]) == ("idle", ["8001"], "agent", "user/101")
-    assert (row["availability"], row["activity"]) == ("idle", "")
+    assert (row["availability"], row["activity"]) == ("idle", "none")
     [event] = switch.events()
     assert event["Event-Subclass"] == "cti::seat"
     assert {k: event[k] for k in ("CTI-Action", "CTI-Seat", "CTI-Hotline", "CTI-Status", "CTI-Previous-Status")} == {

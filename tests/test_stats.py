@@ -344,15 +344,18 @@ def test_recording_is_memory_only_until_a_flush_is_due():
     st.record("cti::queue", {"CTI-Action": "entered", "CTI-Hotline": "8001"})
     st.record("cti::seat", {"CTI-Action": "bad_password", "CTI-Seat": "101"})  # counts nothing
     assert store.calls == [] and st.pending() == 2
-    mono[0] += 0.5  # the oldest count is 1 s old: the next record flushes
+    mono[0] += 0.5  # the oldest count is 1 s old: due, but a record never flushes (it may hold a seat's lock)
     st.record("cti::queue", {"CTI-Action": "abandoned", "CTI-Hotline": "8001", "CTI-Waited": "12.5"})
+    assert store.calls == [] and st.due()
+    st.idle_tick()  # after the command, outside its locks, with no watcher to flush
     assert sorted(store.calls) == ["get stats.h.8001", "get stats.s.101", "swap stats.h.8001", "swap stats.s.101"]
     assert st.pending() == 0
     store.calls.clear()
     st.record("cti::seat", busy_ended)
-    st.auto_flush = lambda: False  # a call watcher runs: it flushes, a record never does
+    st.auto_flush = lambda: False  # a call watcher runs: it flushes, a command never does
     mono[0] += 5
     st.record("cti::seat", busy_ended)
+    st.idle_tick()
     assert store.calls == [] and st.due()
     st.tick()
     today, _ = st.read(["s.101"])["s.101"]

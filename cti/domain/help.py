@@ -80,7 +80,7 @@ def supervisors_for(
         names = [s for s in candidates if s in names]
     states = seats.repo.get_many(names)
     busy = {s.supervisor for s in sup.sessions() if s.state == "ringing" or live(s.leg)}
-    mine = set(hotlines_of(state))
+    mine = {state.line} if state.line else set(hotlines_of(state))  # the call's hotline: its supervisors
     out = []
     for name in names:
         st = states.get(name)

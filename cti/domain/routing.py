@@ -103,7 +103,9 @@ def rank(
     raise ValueError(strategy)
 
 
-_UNSAFE = str.maketrans({c: " " for c in ",[]{}'\"\\^$|<>`;"})
+# what the switch splits a dial string on (``,`` ``|`` ``:_:``), expands (``$``), quotes or
+# brackets, and the ``^^`` delimiter change: a caller's value keeps none of them
+_UNSAFE = str.maketrans({c: " " for c in ",[]{}'\"\\^$|<>`;:"})
 
 
 def safe_value(value: str, most: int = 80) -> str:

@@ -10,7 +10,7 @@ import json
 import os
 import time
 import unicodedata
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from cti.config import Config, SeatConf
 from cti.domain import passwords
@@ -150,6 +150,9 @@ class Seats:
         # is this leg still up? (a seat whose hangup was never seen is reconciled on sight)
         self.leg_alive: Callable[[str], bool] = lambda uuid: True
         self.node = ""  # this switch's name in a cluster (store: redis): its calls are its own to follow
+        # legs of a phone running a cti command from the dialplan right now (process-wide: the
+        # wiring shares one set): a command is not a call of the seat (Tracker, ``detach``)
+        self.commands: Set[str] = set()
 
     def now(self) -> float:
         return self._clock()
@@ -225,6 +228,20 @@ class Seats:
         self.fire_call("recovered", after, state, "the call ended unseen")
         return after
 
+    def detach(self, phone: Phone, leg: str) -> None:
+        """``leg``, a call of ``phone`` now running a cti command, is no call of its seat: the
+        watcher may have taken it for one (its phone placed it) before the command ran."""
+        seat = self.seat_on_phone(phone)
+        if seat is None:
+            return
+        with self.locks.hold(seat):
+            state = self.repo.get(seat)
+            if state is None or state.call != leg or state.activity != IN_CALL:
+                return
+            now = self._clock()
+            after = self.repo.save(state.doing(NONE, now, call="", customer="", line="", pop=(), node=""), state)
+            self.fire_call("detached", after, state, "a cti command, not a call")
+
     def mine(self, state: SeatState) -> bool:
         """Is the seat's call on this switch (so this switch can tell whether it still is)?"""
         return state.node in ("", self.node)
@@ -257,7 +274,7 @@ class Seats:
             "CTI-Phone": state.phone_obj.dial_string(self.config.gateway),
             "CTI-Status": state.status,
             "CTI-Availability": state.availability,
-            "CTI-Activity": state.activity,
+            "CTI-Activity": state.activity or "none",  # the switch drops a header with no value
             "CTI-Previous-Status": previous,
             "CTI-Operator": operator,
             "CTI-Reason": state.reason,
@@ -288,7 +305,9 @@ class Seats:
 
     def _busy_ended(self, before: SeatState, after: Optional[SeatState], extra: Dict[str, str]) -> Dict[str, str]:
         """``extra``, with ``CTI-Busy-Seconds`` when the change ends a busy period."""
-        if before.availability == BUSY and (after is None or after.availability != BUSY):
+        if before.availability == BUSY and (
+            after is None or after.availability != BUSY or after.available_since != before.available_since
+        ):
             extra["CTI-Busy-Seconds"] = f"{max(0.0, self._clock() - before.available_since):.3f}"
         return extra
 
@@ -460,7 +479,7 @@ class Seats:
             by = self.check_operator(state, operator)
             self._check_transition(action, state)
             wrapping = state.activity == WRAP_UP
-            resting = target == IDLE and state.rest_until > 0  # "ready": ends a delay after a missed offer
+            resting = target == IDLE and state.rest_until > self._clock()  # "ready": ends a delay after a missed offer
             changed = state.availability != target or state.reason != reason or wrapping or resting
             if changed:
                 now = self._clock()
@@ -509,7 +528,7 @@ class Seats:
                     "phone": st.phone_obj.dial_string(cfg.gateway) if st else "",
                     "status": st.status if st else SIGNED_OUT,
                     "availability": st.availability if st else SIGNED_OUT,
-                    "activity": st.activity if st else "",
+                    "activity": (st.activity or "none") if st else "",
                     "since": round(st.since, 3) if st else None,
                     "seconds": int(max(0.0, now - st.since)) if st else None,
                     "reason": st.reason if st else "",
@@ -567,7 +586,7 @@ def _table(rows: List[Dict[str, object]]) -> str:
             str(r["role"]) or "-",
             str(r["phone"]) or "-",
             str(r["availability"]),
-            str(r["activity"]) or "-",
+            "-" if r["activity"] in ("", "none") else str(r["activity"]),
             _duration(r["seconds"]) or "-",
             str(r["reason"]) or ("-" if r["supervision"] else ""),
             str(r["supervision"]),

@@ -207,7 +207,7 @@ class Stats:
         return self._clock()
 
     def record(self, subclass: str, headers: Mapping[str, str], service_level: int = DEFAULT_SERVICE_LEVEL) -> None:
-        """Count one fired event: memory only, unless pending counts are due and nobody else flushes."""
+        """Count one fired event: memory only (it may run under a seat's lock: never a flush)."""
         changes = counts(subclass, headers, service_level)
         if not changes:
             return
@@ -217,6 +217,9 @@ class Stats:
                 add(self._pending.setdefault(key, {}).setdefault(minute, {}), c)
             if self._oldest is None:
                 self._oldest = self._mono()
+
+    def idle_tick(self) -> None:
+        """After a command, outside its locks: flush if due and nobody else flushes (no watcher)."""
         if self.due() and self.auto_flush():
             self.tick()
 

@@ -32,6 +32,7 @@ class WatchState:
         self.wraps: List[Tuple[float, str]] = []  # heap of (deadline, seat)
         self.armed: Dict[str, float] = {}  # seat -> its deadline in the heap
         self.rests: List[Tuple[float, str]] = []  # heap of (end of a no-answer/reject/busy delay, seat)
+        self.resting: Dict[str, float] = {}  # seat -> its delay's end in that heap
         self.keys: Dict[str, str] = {}  # agent leg -> its last keys (the help key), until it ends
         self.swept = 0.0  # monotonic time of the last reconcile sweep
 
@@ -141,6 +142,8 @@ class Tracker:
     def _begin(self, seat: str, uuid: str, h: H) -> None:
         """Leg ``uuid`` is the seat's call: ringing (a call to its phone), or in a call at once
         (its phone placed the call)."""
+        if uuid in self.seats.commands:
+            return  # a cti command from the seat's phone (``Seats.detach``)
         with self.seats.locks.hold(seat):
             state = self.repo.get(seat)
             if state is None:
@@ -235,7 +238,7 @@ class Tracker:
                     if after.activity == WRAP_UP:
                         self._arm_wrap_up(after)
                     elif after.rest_until > self.seats.now():
-                        heapq.heappush(self.memory.rests, (after.rest_until, seat))
+                        self._arm_rest(after)
                     elif after.free:
                         freed = after
         self._call_gone(uuid, cause)
@@ -292,8 +295,9 @@ class Tracker:
         watcher's start)."""
         ended = 0
         states = self.repo.get_many(list(self.seats.config.seats))
+        now = self.seats.now()
         for seat, seen in states.items():
-            if not (seen.call or seen.activity == WRAP_UP):
+            if not (seen.call or seen.activity == WRAP_UP or seen.rest_until > now):
                 continue
             with self.seats.locks.hold(seat):
                 state = self.repo.get(seat)
@@ -305,6 +309,8 @@ class Tracker:
                     ended += 1
                 if state.activity == WRAP_UP:
                     self._arm_wrap_up(state)  # an expired one ends at the watcher's next look
+                elif state.rest_until > self.seats.now():
+                    self._arm_rest(state)  # a delay after a missed offer: its end hands the seat on
             if state.free and not seen.free:
                 self.seats.freed(state)
         return ended
@@ -332,6 +338,11 @@ class Tracker:
         hotline = self.seats.config.hotlines.get(state.line)
         return state.since + (hotline.wrap_up if hotline is not None else 0)
 
+    def _arm_rest(self, state: SeatState) -> None:
+        if self.memory.resting.get(state.seat) != state.rest_until:
+            self.memory.resting[state.seat] = state.rest_until
+            heapq.heappush(self.memory.rests, (state.rest_until, state.seat))
+
     def _arm_wrap_up(self, state: SeatState) -> None:
         deadline = self._wrap_up_until(state)
         if self.memory.armed.get(state.seat) == deadline:
@@ -343,7 +354,9 @@ class Tracker:
         """Wrap-up that has run its time ends; a seat's delay after a missed offer ends (the
         watcher's clock, no thread per seat)."""
         while self.memory.rests and self.memory.rests[0][0] <= now:
-            _, seat = heapq.heappop(self.memory.rests)
+            until, seat = heapq.heappop(self.memory.rests)
+            if self.memory.resting.get(seat) == until:
+                del self.memory.resting[seat]
             state = self.repo.get(seat)
             if state is not None and state.free and state.rest_until <= now:
                 self.seats.freed(state)
