@@ -20,6 +20,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
@@ -30,6 +31,44 @@ from livefs import Live, cleanup, config_yaml, connect, prepare  # noqa: E402
 
 SEATS = [str(3000 + i) for i in range(1000)]
 QUEUE = "support@default"
+RINGING_PORT = 5093  # a SIPp phone that rings until the call is cancelled
+RINGING_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="cti benchmark: a SIP phone that rings until the call is cancelled">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+  ]]></send>
+  <recv request="CANCEL"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+  ]]></send>
+  <send><![CDATA[
+SIP/2.0 487 Request Terminated
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+CSeq: [cseq] INVITE
+Content-Length: 0
+
+  ]]></send>
+  <recv request="ACK"/>
+</scenario>
+"""
 SIPP_PORT = 5092  # mod_callcenter's vanilla queue: longest-idle-agent
 
 
@@ -220,14 +259,22 @@ def back_to_back(lv: Live, n: int) -> float:
     return median_ms(gaps)
 
 
-def supervisor_commands(lv: Live, others: int, n: int) -> Dict[str, float]:
-    """ms that robcall and stopcall take to answer, with ``others`` other channels up."""
+def supervisor_commands(lv: Live, others: int, n: int, ringing: bool = False) -> Dict[str, float]:
+    """ms that robcall and stopcall take to answer, with ``others`` other channels up:
+    answered SIP legs to the SIPp phone, parked, or (``ringing``) SIP legs ringing a SIPp phone
+    that never answers (2,000 answered legs are more than 2 cores carry; see the README)."""
     lv.write_config(config_yaml())
-    # other calls: SIP legs to the SIPp phone, parked (a loopback pair would burn a media
-    # thread each and measure the machine's CPU, not cti)
+    # other calls: SIP legs to SIPp (a loopback pair would burn a media thread each and
+    # measure the machine's CPU, not cti)
     for i in range(others):  # (SIPp sends no RTP: no media timeout on these)
-        phone = f"{SEATS[i % len(SEATS)]}@127.0.0.1:{SIPP_PORT}"
-        lv.esl.bgapi(f"originate {{absolute_codec_string=PCMU,media_timeout=0}}sofia/internal/{phone} &park()")
+        if ringing:
+            lv.esl.bgapi(
+                f"originate {{originate_timeout=3600,ignore_early_media=true,absolute_codec_string=PCMU}}"
+                f"sofia/internal/r{i}@127.0.0.1:{RINGING_PORT} &park()"
+            )
+        else:
+            phone = f"{SEATS[i % len(SEATS)]}@127.0.0.1:{SIPP_PORT}"
+            lv.esl.bgapi(f"originate {{absolute_codec_string=PCMU,media_timeout=0}}sofia/internal/{phone} &park()")
     lv.wait(lambda: _count(lv) >= others, 300.0, f"{others} other channels")
     lv.sign_in_all("8001 101 p101 101", "8001 102 p102 102 internal supervisor")
     lv.cti("busy", "102")  # not offered the hotline's callers
@@ -314,10 +361,18 @@ def main() -> int:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    scenario = Path(tempfile.mkdtemp(prefix="cti-bench-")) / "ringing.xml"
+    scenario.write_text(RINGING_UAS)
+    ringer = subprocess.Popen(
+        ["sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(RINGING_PORT), "-nostdin", "-nd"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=str(scenario.parent),
+    )
     result = prepare(lv, {s: f"127.0.0.1:{SIPP_PORT}" for s in SEATS})
     assert result.returncode == 0, result.stdout + result.stderr
     try:
-        rounds, routed, others = (60, 5, 100) if opts.quick else (200, 20, 200)
+        rounds, routed, others, ringing = (60, 5, 100, 500) if opts.quick else (200, 20, 200, 2000)
         version = lv.api("version").strip()
         machine = f"{platform.machine()} {os.cpu_count()} cores, {platform.platform(terse=True)}"
         out: Dict[str, object] = {"switch": version, "machine": machine}
@@ -328,13 +383,18 @@ def main() -> int:
         out["routing_levels_ms"] = routing_levels(lv, routed)
         print("routing measured", file=sys.stderr)
         out["back_to_back_ms"] = back_to_back(lv, 5 if opts.quick else 10)
-        out["supervisor_ms"] = {"10": supervisor_commands(lv, 10, 5), str(others): supervisor_commands(lv, others, 5)}
+        out["supervisor_ms"] = {
+            "10": supervisor_commands(lv, 10, 5),
+            str(others): supervisor_commands(lv, others, 5),
+            f"{ringing} ringing": supervisor_commands(lv, ringing, 5, ringing=True),
+        }
         print("supervisor commands measured", file=sys.stderr)
         out["memory"] = memory(lv, 10_000 if opts.quick else opts.calls)
     finally:
         cleanup(lv)
-        sipp.terminate()
-        sipp.wait(5)
+        for proc in (sipp, ringer):
+            proc.terminate()
+            proc.wait(5)
     print(f"cti on a live switch: {out['switch']}\n{out['machine']}\n")
     for tail, what in (
         ("", "answer, calls 5 ms apart"),
@@ -364,12 +424,15 @@ def main() -> int:
     sup = out["supervisor_ms"]
     assert isinstance(sup, dict)
     for command in ("robcall", "stopcall"):
-        few, many = sup["10"], sup[str(others)]
-        flat = (many[command] / many["no-op python module"]) / (few[command] / few["no-op python module"])
-        print(
-            f"{command}: {few[command]:.2f} ms at 10 channels, {many[command]:.2f} ms at {others} "
-            f"({many[command] / few[command]:.2f}×); against the no-op module under the same load: {flat:.2f}× (target ≤ 1.2×)"
-        )
+        few = sup["10"]
+        for label in (str(others), f"{ringing} ringing"):
+            many = sup[label]
+            flat = (many[command] / many["no-op python module"]) / (few[command] / few["no-op python module"])
+            print(
+                f"{command}: {few[command]:.2f} ms at 10 channels, {many[command]:.2f} ms at {label} "
+                f"({many[command] / few[command]:.2f}×; no-op {few['no-op python module']:.2f} → "
+                f"{many['no-op python module']:.2f} ms); against the no-op under the same load: {flat:.2f}× (target ≤ 1.2×)"
+            )
     mem = out["memory"]
     assert isinstance(mem, dict)
     print(
