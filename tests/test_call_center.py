@@ -223,13 +223,10 @@ def test_a_feature_code_call_is_a_command_not_a_call(switch):
 
 
 # -- 4. delays after a missed offer ---------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("cause", "key"), [("NO_ANSWER", "no_answer_delay"), ("CALL_REJECTED", "reject_delay"), ("USER_BUSY", "busy_delay")]
-)
-def test_a_seat_that_missed_an_offer_rests_for_the_hotlines_delay(switch, cause, key):
-    from cti.switch import events
-
-    sw = floor(switch, "top-down", max_no_answer=0, **{key: 30})
+def missed_by_101(switch, cause="NO_ANSWER", **hotline):
+    """Hotline 8001 (top-down, 102 and 104 busy): a caller's offer to 101 ends ``cause``; the
+    caller's thread has taken the miss (and queued) before the test moves the clock on."""
+    sw = floor(switch, "top-down", max_no_answer=0, **hotline)
     sw.cti("busy", "102")
     sw.cti("busy", "104")
     sw.core.phones["101"] = "ring"
@@ -237,8 +234,22 @@ def test_a_seat_that_missed_an_offer_rests_for_the_hotlines_delay(switch, cause,
     sw.wait_for(lambda: sw.core.agent_leg("101") is not None)
     sw.core.ring_out(sw.core.agent_leg("101").uuid, cause)
     sw.pump()
-    # the caller's thread has taken the miss (and queued) before the clock moves on
     sw.wait_for(lambda: any(e["CTI-Action"] == "queued" for e in sw.events("cti::queue")))
+    return sw, t, box
+
+
+def hang_up_the_caller(sw, t):
+    sw.core.hangup(next(c.uuid for c in sw.core.channels.values() if c.variables.get("caller_id_number") == "13900000001"))
+    t.join(2)
+
+
+@pytest.mark.parametrize(
+    ("cause", "key"), [("NO_ANSWER", "no_answer_delay"), ("CALL_REJECTED", "reject_delay"), ("USER_BUSY", "busy_delay")]
+)
+def test_a_seat_that_missed_an_offer_rests_for_the_hotlines_delay(switch, cause, key):
+    from cti.switch import events
+
+    sw, t, box = missed_by_101(switch, cause, **{key: 30})
     missed = next(e for e in reversed(sw.events()) if e["CTI-Seat"] == "101" and e.get("CTI-Missed"))
     assert missed["CTI-Hangup-Cause"] == cause
     rec = sw.record("101")
@@ -256,17 +267,9 @@ def test_a_seat_that_missed_an_offer_rests_for_the_hotlines_delay(switch, cause,
 
 
 def test_going_idle_ends_a_delay(switch):
-    sw = floor(switch, "top-down", max_no_answer=0, no_answer_delay=300)
-    sw.cti("busy", "102")
-    sw.cti("busy", "104")
-    sw.core.phones["101"] = "ring"
-    t, box = sw.dial_bg("route", "8001", customer="13900000001")
-    sw.wait_for(lambda: sw.core.agent_leg("101") is not None)
-    sw.core.ring_out(sw.core.agent_leg("101").uuid)
-    sw.pump()
+    sw, t, box = missed_by_101(switch, no_answer_delay=300)
     assert sw.record("101")["rest_until"] > sw.core.now
-    sw.core.hangup(next(c.uuid for c in sw.core.channels.values() if c.variables.get("caller_id_number") == "13900000001"))
-    t.join(2)
+    hang_up_the_caller(sw, t)
     sw.cti("idle", "101")
     assert sw.record("101")["rest_until"] == 0
     assert sw.cti("route", "8001").startswith("+OK 8001 would offer 101 ")
@@ -386,17 +389,9 @@ def test_a_delay_survives_a_watcher_restart(switch):
     from cti.domain.tracker import WatchState
     from cti.switch import events
 
-    sw = floor(switch, "top-down", max_no_answer=0, no_answer_delay=30)
-    sw.cti("busy", "102")
-    sw.cti("busy", "104")
-    sw.core.phones["101"] = "ring"
-    t, box = sw.dial_bg("route", "8001", customer="13900000001")
-    sw.wait_for(lambda: sw.core.agent_leg("101") is not None)
-    sw.core.ring_out(sw.core.agent_leg("101").uuid)
-    sw.pump()
+    sw, t, box = missed_by_101(switch, no_answer_delay=30)
     until = sw.record("101")["rest_until"]
     fresh = WatchState()  # the watcher started again (an upgrade): its timers are gone
     events.recover(fresh)
     assert fresh.next_deadline() == pytest.approx(until), "the delay's end is armed again"
-    sw.core.hangup(next(c.uuid for c in sw.core.channels.values() if c.variables.get("caller_id_number") == "13900000001"))
-    t.join(2)
+    hang_up_the_caller(sw, t)

@@ -110,13 +110,17 @@ class Help:
         return self.seats.locks.hold(help_key(seat))
 
     # -- the agent's commands ---------------------------------------------------------------------
-    def ask(self, seat: str, operator: str = "") -> str:
-        """``cti.help <seat>``: ring the free supervisors of the seat's hotline."""
+    def _asker(self, seat: str, operator: str) -> Tuple[SeatState, str]:
+        """The signed-in seat asking (or cancelling), and who acts for it."""
         self.seats.seat_conf(seat)
         state = self.seats.repo.get(seat)
         if state is None:
             raise CtiError("not_signed_in", f"seat {seat} is not signed in")
-        by = self.seats.check_operator(state, operator)
+        return state, self.seats.check_operator(state, operator)
+
+    def ask(self, seat: str, operator: str = "") -> str:
+        """``cti.help <seat>``: ring the free supervisors of the seat's hotline."""
+        state, by = self._asker(seat, operator)
         agent, customer = self.sup.call_of(state)
         line = call_hotline(state)  # the call's hotline: its ring settings
         with self._lock(seat):
@@ -140,11 +144,7 @@ class Help:
 
     def cancel(self, seat: str, operator: str = "") -> str:
         """``cti.help <seat> cancel``: the request ends, the supervisors' phones stop ringing."""
-        self.seats.seat_conf(seat)
-        state = self.seats.repo.get(seat)
-        if state is None:
-            raise CtiError("not_signed_in", f"seat {seat} is not signed in")
-        by = self.seats.check_operator(state, operator)
+        _, by = self._asker(seat, operator)
         with self._lock(seat):
             req = self.get(seat)
             if req is None:
