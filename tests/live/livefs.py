@@ -32,7 +32,7 @@ PASSWORDS = {s: f"p{s}" for s in ("101", "102", "103", "104", "105", "201", "202
 PHONES = ("101", "102", "103", "104", "105", "150", "151", "201", "202")
 EVENTS = (
     "CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_EXECUTE CHANNEL_HANGUP_COMPLETE DTMF BACKGROUND_JOB "
-    "CUSTOM cti::seat cti::queue cti::supervisor"
+    "CUSTOM cti::seat cti::queue cti::supervisor cti::probe"
 )
 
 DIRECTORY = """<include>
@@ -168,6 +168,12 @@ import freeswitch
 
 
 def fsapi(session, stream, env, args):
+    if args.startswith("settle "):  # a marker behind every cti event fired so far (cti's writer keeps their order)
+        from cti.switch.api import Switch
+
+        Switch.here().fire("cti::probe", {"CTI-Mark": args[7:]})
+        stream.write("+OK")
+        return
     if args == "sizes":  # what cti keeps process-wide, and how many of its objects exist
         import gc
         import sys
@@ -330,6 +336,16 @@ class Live:
         for spec in specs:
             reply = self.cti("checkin", spec)
             assert reply.startswith("+OK"), (spec, reply)
+        self.settle()  # their events are in: a mark taken now sees none of them
+
+    def settle(self) -> None:
+        """Every cti event fired so far has arrived: while the watcher runs, cti's writer fires
+        them just after the commands answered, in order, so a marker fired through it last
+        arrives after them."""
+        mark = uuidlib.uuid4().hex
+        since = self.esl.mark()
+        assert self.api(f"python cti_live_probe settle {mark}").startswith("+OK")
+        self.esl.wait_event(lambda e: e.get("CTI-Mark") == mark, 3.0, since)
 
     def sign_out_all(self) -> None:
         for seat in PASSWORDS:
@@ -391,9 +407,11 @@ class Live:
         self.wait(lambda: not self.channels(), 5.0, "every channel gone")
 
     def seat_events(self, seat: str, since: int = 0) -> List[Headers]:
+        self.settle()
         return [e for e in self.esl.events[since:] if e.get("Event-Subclass") == "cti::seat" and e.get("CTI-Seat") == seat]
 
     def queue_events(self, since: int = 0) -> List[Headers]:
+        self.settle()
         return [e for e in self.esl.events[since:] if e.get("Event-Subclass") == "cti::queue"]
 
 
