@@ -395,3 +395,23 @@ def test_a_delay_survives_a_watcher_restart(switch):
     events.recover(fresh)
     assert fresh.next_deadline() == pytest.approx(until), "the delay's end is armed again"
     hang_up_the_caller(sw, t)
+
+
+def test_a_second_call_on_the_phone_keeps_the_seat_in_a_call_when_the_first_ends(switch):
+    sw = floor(switch, "top-down")
+    for seat in ("102", "104"):
+        sw.cti("busy", seat)
+    first, agent = sw.call("101")  # a direct call, answered
+    own = own_call(sw)  # the agent places a second call on another line
+    far = sw.core.channels[own.bridge_to[0]]
+    sw.core.answer(far.uuid)
+    sw.pump()
+    assert sw.record("101")["call"] == agent.uuid, "the first call is the seat's call"
+    sw.core.hangup(first.uuid)
+    sw.pump()
+    rec = sw.record("101")
+    assert (rec["status"], rec["call"]) == ("in_call", own.uuid), "its phone is still on a call"
+    assert sw.cti("route", "8001").startswith("+OK 8001 would offer nobody")
+    sw.core.hangup(own.uuid)
+    sw.pump()
+    assert sw.record("101")["status"] == "idle"

@@ -33,6 +33,9 @@ class WatchState:
         self.armed: Dict[str, float] = {}  # seat -> its deadline in the heap
         self.rests: List[Tuple[float, str]] = []  # heap of (end of a no-answer/reject/busy delay, seat)
         self.resting: Dict[str, float] = {}  # seat -> its delay's end in that heap
+        # a seat's phone on a second call while the first is its call: leg -> (seat, that
+        # leg's first event, answered?), so the seat stays in a call when the first one ends
+        self.second: Dict[str, Tuple[str, Dict[str, str], bool]] = {}
         self.keys: Dict[str, str] = {}  # agent leg -> its last keys (the help key), until it ends
         self.swept = 0.0  # monotonic time of the last reconcile sweep
 
@@ -150,7 +153,10 @@ class Tracker:
                 return
             if state.call and state.call != uuid:
                 if not self.seats.mine(state) or self.calls.exists(state.call):
-                    return  # a second call to a seat already on one: the first one is its call
+                    # a second call to a seat already on one: the first one is its call, and
+                    # this one its next when the first ends while this one lasts
+                    self.memory.second[uuid] = (seat, dict(h), h.get("Event-Name") != "CHANNEL_CREATE")
+                    return
                 state = self._save("recovered", state, self.seats.after_call(state), "the call ended unseen")
             self.leg_seat[uuid] = seat
             now = self.seats.now()
@@ -179,6 +185,9 @@ class Tracker:
 
     def _on_channel_answer(self, h: H) -> None:
         uuid = h.get("Unique-ID", "")
+        if uuid in self.memory.second:
+            holder, first, _ = self.memory.second[uuid]
+            self.memory.second[uuid] = (holder, first, True)
         sup = self._var(h, "cti_supervision")
         if sup:
             asked = self._var(h, "cti_help")  # a help ring: it joins only while the request is open
@@ -241,9 +250,30 @@ class Tracker:
                         self._arm_rest(after)
                     elif after.free:
                         freed = after
+        self.memory.second.pop(uuid, None)
+        if seat is not None and self._next_call(seat):
+            freed = None
         self._call_gone(uuid, cause)
         if freed is not None:
             self.seats.freed(freed)
+
+    def _next_call(self, seat: str) -> bool:
+        """The seat's call ended while its phone is on another one: that is its call now."""
+        for leg, (holder, first, answered) in list(self.memory.second.items()):
+            if holder != seat:
+                continue
+            del self.memory.second[leg]
+            if not self.calls.exists(leg):
+                continue
+            self._begin(seat, leg, first)
+            with self.seats.locks.hold(seat):
+                state = self.repo.get(seat)
+                if state is None or state.call != leg:
+                    return False
+                if answered and state.activity != IN_CALL:
+                    self._save("answered", state, self._answered(state))
+            return True
+        return False
 
     def _missed(self, state: SeatState, after: SeatState, cause: str) -> SeatState:
         """The seat let a hotline's offer ring out, rejected it or was busy: counted; not offered
@@ -294,6 +324,8 @@ class Tracker:
         seat on a call. Every wrap-up gets its timer (a seat a command reconciled, the
         watcher's start)."""
         ended = 0
+        for leg in [leg for leg in self.memory.second if not self.calls.exists(leg)]:
+            del self.memory.second[leg]  # a second call whose hangup nobody saw
         states = self.repo.get_many(list(self.seats.config.seats))
         now = self.seats.now()
         for seat, seen in states.items():
