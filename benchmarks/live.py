@@ -386,7 +386,7 @@ def main() -> int:
         out["supervisor_ms"] = {
             "10": supervisor_commands(lv, 10, 5),
             str(others): supervisor_commands(lv, others, 5),
-            f"{ringing} ringing": supervisor_commands(lv, ringing, 5, ringing=True),
+            f"{ringing} ringing": supervisor_commands(lv, ringing, 9, ringing=True),
         }
         print("supervisor commands measured", file=sys.stderr)
         out["memory"] = memory(lv, 10_000 if opts.quick else opts.calls)

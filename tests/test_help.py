@@ -47,7 +47,7 @@ def ringing(sw, ext: str):
 
 
 def originates(sw):
-    return [c for c in sw.core.api_log if c.startswith("bgapi originate")]
+    return [c.split(" ", 2)[2] for c in sw.core.api_log if c.startswith("bgapi uuid:")]  # cti names its jobs
 
 
 def in_call(sw, seat: str = "101"):

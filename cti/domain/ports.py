@@ -66,6 +66,11 @@ class Calls(Protocol):
 
     def kill(self, uuid: str, cause: str) -> bool: ...
 
+    def end(self, legs: Sequence[str], cause: str, variables: Mapping[str, str]) -> None:
+        """Set ``variables`` on every leg, then end each with ``cause``, in that order; nobody
+        waits for it (the switch may do it just after the command answered)."""
+        ...
+
     def set_var(self, uuid: str, name: str, value: str) -> None: ...
 
     def originate(self, dial: str, variables: Mapping[str, str], app: str, data: str) -> Tuple[str, str]:

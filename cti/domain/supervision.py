@@ -268,12 +268,8 @@ class Supervisors:
             raise CtiError("not_signed_in", f"seat {seat} is not signed in")
         by = self.seats.check_operator(target, operator)
         agent, customer = self.call_of(target, answered=False)
-        for leg in (customer, agent):
-            if leg:
-                self.calls.set_var(leg, "cti_stopcall_by", by)
-        for leg in (customer, agent):  # the customer first: the agent leg follows it
-            if leg:
-                self.calls.kill(leg, cause)
+        # the customer first: the agent leg follows it
+        self.calls.end([leg for leg in (customer, agent) if leg], cause, {"cti_stopcall_by": by})
         session = Session(
             by,
             seat,

@@ -40,6 +40,12 @@ class Switch:
         """The raw reply body, as Python sees it inside the switch (``''`` for an empty one)."""
         return self._api.executeString(command) or ""
 
+    def later(self, command: str) -> None:
+        """An API command whose reply nobody reads: on the writer's thread while it runs (after
+        the command that asked has answered), else now."""
+        if not self.writer.submit(self.api, command):
+            self.api(command)
+
     def global_var(self, name: str) -> str:
         return self.api(f"global_getvar {name}").strip()
 

@@ -63,6 +63,13 @@ class SwitchCalls:
     def kill(self, uuid: str, cause: str) -> bool:
         return self._sw.api(f"uuid_kill {uuid} {cause}").startswith("+OK")
 
+    def end(self, legs: Sequence[str], cause: str, variables: Mapping[str, str]) -> None:
+        for leg in legs:
+            for name, value in variables.items():
+                self._sw.later(f"uuid_setvar {leg} {name} {_var_value(value)}")
+        for leg in legs:
+            self._sw.later(f"uuid_kill {leg} {cause}")
+
     def set_var(self, uuid: str, name: str, value: str) -> None:
         self._sw.api(f"uuid_setvar {uuid} {name} {_var_value(value)}")
 
@@ -72,8 +79,15 @@ class SwitchCalls:
         leg = variables.get("origination_uuid") or str(uuidlib.uuid4())
         pairs = [f"origination_uuid={leg}"] + [f"{k}={_var_value(v)}" for k, v in variables.items() if k != "origination_uuid"]
         # the app data is quoted: unquoted, originate splits it at the space (CALLS.md §2)
-        reply = self._sw.api(f"bgapi originate {{{','.join(pairs)}}}{dial} '&{app}({data})'")
-        return leg, reply.strip().rpartition(" ")[2] if reply.startswith("+OK Job-UUID:") else ""
+        return leg, self._background(f"originate {{{','.join(pairs)}}}{dial} '&{app}({data})'")
+
+    def _background(self, command: str) -> str:
+        """``bgapi uuid:<job> <command>``: cti names the job (mod_commands' ``uuid:`` prefix),
+        so the job is known before it starts, and the writer starts it just after the command
+        answered: a new switch thread and its calls compete for the CPU only then."""
+        job = str(uuidlib.uuid4())
+        self._sw.later(f"bgapi uuid:{job} {command}")
+        return job
 
     def ring(self, legs: Sequence[Tuple[str, Mapping[str, str]]], variables: Mapping[str, str], app: str, data: str) -> str:
         """``bgapi originate {<variables>}[<leg's>]<dial>,[<leg's>]<dial> '&app(data)'``: every
@@ -81,8 +95,7 @@ class SwitchCalls:
         first to answer runs the app, the others end LOSE_RACE. Returns the job."""
         shared = ",".join(f"{k}={_var_value(v)}" for k, v in variables.items())
         dials = ",".join("[" + ",".join(f"{k}={_var_value(v)}" for k, v in own.items()) + "]" + dial for dial, own in legs)
-        reply = self._sw.api(f"bgapi originate {{{shared}}}{dials} '&{app}({data})'")
-        return reply.strip().rpartition(" ")[2] if reply.startswith("+OK Job-UUID:") else ""
+        return self._background(f"originate {{{shared}}}{dials} '&{app}({data})'")
 
     def transfer_app(self, uuid: str, app: str, data: str) -> bool:
         return self._sw.api(f"uuid_transfer {uuid} {app}:{data} inline").startswith("+OK")

@@ -102,6 +102,15 @@ class ShimBackend:
         consumer.cleanup()
         return event.body if event else ""
 
+    def named_job(self, job: str, command: str) -> Tuple[str, str]:
+        """``bgapi uuid:<job> <command>``: (its reply, its BACKGROUND_JOB event's body) once the
+        event with that Job-UUID arrived ("" when none did)."""
+        consumer = freeswitch.EventConsumer("BACKGROUND_JOB")
+        reply = self.inside(f"bgapi uuid:{job} {command}")
+        event = consumer.pop(1, 1000)
+        consumer.cleanup()
+        return reply, event.body if event is not None and event.getHeader("Job-UUID") == job else ""
+
     def hang_up(self, uuid: str) -> None:
         self.inside(f"uuid_kill {uuid}")
 
@@ -225,6 +234,12 @@ class LiveBackend:
         job = reply.strip().rpartition(" ")[2]
         done = self.lv.esl.wait_event(lambda e: e.get("Event-Name") == "BACKGROUND_JOB" and e.get("Job-UUID") == job, 5.0, mark)
         return done.get("_body", "") or done.get("body", "")
+
+    def named_job(self, job: str, command: str) -> Tuple[str, str]:
+        mark = self.lv.esl.mark()
+        reply = self.inside(f"bgapi uuid:{job} {command}")
+        done = self.lv.esl.wait_event(lambda e: e.get("Event-Name") == "BACKGROUND_JOB" and e.get("Job-UUID") == job, 5.0, mark)
+        return reply, done.get("_body", "") or done.get("body", "")
 
     def cause(self, uuid: str) -> str:
         if self.lv.exists(uuid):

@@ -147,3 +147,13 @@ def test_one_originate_rings_several_legs_each_with_its_own_variables_and_the_fi
     _wait(lambda: backend.cause(a) != "")
     assert backend.cause(a) == "LOSE_RACE"
     backend.hang_up(b)
+
+
+def test_bgapi_takes_the_job_uuid_cti_names(backend):
+    """mod_commands' ``bgapi uuid:<job> <command>``: cti names a background job before it
+    starts (supervision and help match the job's failure to the ringing session by it)."""
+    import uuid as uuidlib
+
+    job = str(uuidlib.uuid4())
+    reply, body = backend.named_job(job, "uuid_exists 00000000-0000-4000-8000-00000000dead")
+    assert (reply, body) == (f"+OK Job-UUID: {job}\n", "false")

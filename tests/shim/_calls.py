@@ -599,7 +599,12 @@ class CallsMixin:
         return ""
 
     def _bgapi(self, arg: str) -> str:
+        """``bgapi [uuid:<job> ]<command>``: the caller may name the job (mod_commands)."""
+        arg = arg.strip()
         job = str(uuidlib.uuid4())
+        if arg.startswith("uuid:"):
+            named, _, arg = arg[5:].partition(" ")
+            job = named or job
         name, _, rest = arg.strip().partition(" ")
         if name == "originate":
             body = self._originate(rest, job)
