@@ -11,8 +11,10 @@ of a millisecond, in the order they were made, so events keep their commit order
 watcher, or once the thread is gone, they are done at once, as before.
 
 Only what no later command can depend on reading back from the switch is handed over: the
-``hash`` store's seat records (``db`` is written at once: it must survive a crash) and events.
-Claims, releases and every other key stay synchronous.
+``hash`` store's seat records (``db`` is written at once: it must survive a crash), events,
+and API commands whose reply nobody reads (``Switch.later``: a supervisor's background
+originate, whose job cti names itself, and stopcall's variables and kills). Claims, releases
+and every other key stay synchronous.
 """
 
 from __future__ import annotations
