@@ -319,26 +319,30 @@ class Router:
         return conf
 
     # -- choosing and claiming a seat ---------------------------------------------------------
+    @staticmethod
+    def serves(st: SeatState, conf: Hotline) -> bool:
+        """Does signed-in seat ``st`` take hotline ``conf``'s calls? Signed in to it; a
+        supervisor only where the hotline says so."""
+        return conf.id in st.hotlines and (st.role != SUPERVISOR or conf.supervisors_take_calls)
+
     def takes(self, st: SeatState, conf: Hotline, now: float) -> bool:
-        """May ``st`` be offered a caller of hotline ``conf`` now? Idle, on no call, signed in
-        to it, past its no-answer / reject / busy delay; a supervisor only where the hotline
-        says so."""
-        return (
-            st.free and conf.id in st.hotlines and st.rest_until <= now and (st.role != SUPERVISOR or conf.supervisors_take_calls)
-        )
+        """May ``st`` be offered a caller of hotline ``conf`` now? It serves the hotline, is
+        idle, on no call, and past its no-answer / reject / busy delay."""
+        return st.free and st.rest_until <= now and self.serves(st, conf)
+
+    def _signed_in(self, conf: Hotline) -> List[SeatState]:
+        """The signed-in seats allowed on hotline ``conf`` (one store read)."""
+        allowed = [s for s, c in self.seats.config.seats.items() if conf.id in c.hotlines]
+        return list(self.seats.repo.get_many(allowed).values())
 
     def idle_seats(self, conf: Hotline) -> List[SeatState]:
-        allowed = [s for s, c in self.seats.config.seats.items() if conf.id in c.hotlines]
-        states = self.seats.repo.get_many(allowed)
         now = self._clock()
-        return [st for st in states.values() if self.takes(st, conf, now)]
+        return [st for st in self._signed_in(conf) if self.takes(st, conf, now)]
 
     def staffed(self, hotline: str) -> bool:
         """Is any seat that takes ``hotline``'s calls signed in (idle or not)?"""
         conf = self.hotline(hotline)
-        allowed = [s for s, c in self.seats.config.seats.items() if hotline in c.hotlines]
-        states = self.seats.repo.get_many(allowed)
-        return any(hotline in st.hotlines and (st.role != SUPERVISOR or conf.supervisors_take_calls) for st in states.values())
+        return any(self.serves(st, conf) for st in self._signed_in(conf))
 
     def ranked(self, conf: Hotline, exclude: Iterable[str] = ()) -> List[str]:
         """The seats to offer the hotline's next caller, in order: the lowest level first, then
@@ -482,7 +486,7 @@ class Router:
         waiter = Waiter(caller, hotline, priority, start, pop=self._screen_pop(conf, channel))
         self._queue_event("entered", conf, waiter)
         if conf.when_empty == "overflow" and not self.staffed(hotline):
-            return self._overflow(conf, channel, waiter, "empty", f"hotline {hotline}: no seat signed in")
+            return self._overflow(conf, channel, waiter, "empty")
         queued = False
         armed = False  # a timed wake-up is scheduled
         announce_at: Optional[float] = None  # when the next announcement is due (None: never)
@@ -493,11 +497,10 @@ class Router:
                     now = self._clock()
                     waited = now - start
                     if waited >= conf.max_wait:
-                        return self._overflow(conf, channel, waiter, "max_wait", f"hotline {hotline}: no seat in {int(waited)}s")
+                        return self._overflow(conf, channel, waiter, "max_wait")
                     if not queued:
                         if not self._join(conf, waiter):
-                            why = f"hotline {hotline}: {conf.max_waiting} callers waiting already"
-                            return self._overflow(conf, channel, waiter, "full", why)
+                            return self._overflow(conf, channel, waiter, "full")
                         queued = True
                         self._queue_event("queued", conf, waiter)
                         announce_at = now if conf.announce else None
@@ -505,13 +508,11 @@ class Router:
                         # waiting to hand itself to: look once more, now that this caller waits
                         continue
                     elif conf.when_empty == "overflow" and not self.staffed(hotline):
-                        return self._overflow(conf, channel, waiter, "empty", f"hotline {hotline}: no seat signed in")
+                        return self._overflow(conf, channel, waiter, "empty")
                     if announce_at is not None and now >= announce_at:
                         announce_at = now + conf.announce_every if conf.announce_every else None
                         if self._announce(conf, channel, waiter):
-                            return self._overflow(
-                                conf, channel, waiter, "exit_key", f"hotline {hotline}: the caller pressed {conf.exit_key}"
-                            )
+                            return self._overflow(conf, channel, waiter, "exit_key")
                         # An announcement runs applications, which clear a wake sent meanwhile:
                         # back to the top, which takes a seat reserved meanwhile before the music.
                         continue
@@ -530,9 +531,7 @@ class Router:
                     self.calls.wake_later(caller, max(1, math.ceil(due - now)))
                     armed = True
                     if channel.play(self._music(conf.moh), conf.exit_key):
-                        return self._overflow(
-                            conf, channel, waiter, "exit_key", f"hotline {hotline}: the caller pressed {conf.exit_key}"
-                        )
+                        return self._overflow(conf, channel, waiter, "exit_key")
                     continue
                 if self._offer(conf, channel, seats, waiter):
                     return f"+OK hotline {hotline} answered by {','.join(seats)}"
@@ -559,9 +558,17 @@ class Router:
         waiter.queued = True
         return True
 
-    def _overflow(self, conf: Hotline, channel: RouteChannel, waiter: Waiter, reason: str, why: str) -> str:
+    def _overflow(self, conf: Hotline, channel: RouteChannel, waiter: Waiter, reason: str) -> str:
+        """The caller leaves the queue for the overflow target, for ``reason`` (the event's
+        ``CTI-Reason``): max_wait, full, empty or exit_key."""
         self._queue_event("overflow", conf, waiter, reason=reason)
-        return self._fallback(channel, conf.overflow, why)
+        why = {
+            "max_wait": f"no seat in {int(self._clock() - waiter.since)}s",
+            "full": f"{conf.max_waiting} callers waiting already",
+            "empty": "no seat signed in",
+            "exit_key": f"the caller pressed {conf.exit_key}",
+        }[reason]
+        return self._fallback(channel, conf.overflow, f"hotline {conf.id}: {why}")
 
     def position(self, conf: Hotline, waiter: Waiter) -> int:
         """The caller's place in the queue (1: next), priority then arrival."""
