@@ -62,11 +62,6 @@ class HelpRequest:
             return None
 
 
-def hotlines_of(state: SeatState) -> Tuple[str, ...]:
-    """The hotlines a seat is signed in to: the one place that reads that from a seat record."""
-    return state.hotlines
-
-
 def supervisors_for(
     sup: Supervisors, state: SeatState, candidates: Optional[Sequence[str]] = None, live: Callable[[str], bool] = lambda leg: True
 ) -> List[SeatState]:
@@ -80,11 +75,11 @@ def supervisors_for(
         names = [s for s in candidates if s in names]
     states = seats.repo.get_many(names)
     busy = {s.supervisor for s in sup.sessions() if s.state == "ringing" or live(s.leg)}
-    mine = {state.line} if state.line else set(hotlines_of(state))  # the call's hotline: its supervisors
+    mine = {state.line} if state.line else set(state.hotlines)  # the call's hotline: its supervisors
     out = []
     for name in names:
         st = states.get(name)
-        if st is None or st.role != SUPERVISOR or not mine & set(hotlines_of(st)):
+        if st is None or st.role != SUPERVISOR or not mine & set(st.hotlines):
             continue
         if st.activity in ON_A_CALL or name in busy:
             continue
