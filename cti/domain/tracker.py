@@ -24,15 +24,38 @@ from cti.domain.tags import Forged
 RECONCILE_EVERY = 5.0  # seconds between the watcher's sweeps of seats whose call may be gone
 
 
+class Timers:
+    """One deadline per seat, on one heap: arming a seat again at the same deadline is a no-op."""
+
+    def __init__(self) -> None:
+        self._heap: List[Tuple[float, str]] = []
+        self._armed: Dict[str, float] = {}  # seat -> its deadline in the heap
+
+    def arm(self, seat: str, deadline: float) -> None:
+        if self._armed.get(seat) != deadline:
+            self._armed[seat] = deadline
+            heapq.heappush(self._heap, (deadline, seat))
+
+    def next(self) -> Optional[float]:
+        return self._heap[0][0] if self._heap else None
+
+    def due(self, now: float) -> Optional[str]:
+        """The next seat whose deadline has come (its timer is then disarmed), or None."""
+        if not self._heap or self._heap[0][0] > now:
+            return None
+        deadline, seat = heapq.heappop(self._heap)
+        if self._armed.get(seat) == deadline:
+            del self._armed[seat]
+        return seat
+
+
 class WatchState:
     """What the watcher remembers between events: which legs are seats', wrap-up deadlines."""
 
     def __init__(self) -> None:
         self.legs: Dict[str, str] = {}
-        self.wraps: List[Tuple[float, str]] = []  # heap of (deadline, seat)
-        self.armed: Dict[str, float] = {}  # seat -> its deadline in the heap
-        self.rests: List[Tuple[float, str]] = []  # heap of (end of a no-answer/reject/busy delay, seat)
-        self.resting: Dict[str, float] = {}  # seat -> its delay's end in that heap
+        self.wraps = Timers()  # the end of each seat's wrap-up
+        self.rests = Timers()  # the end of each seat's delay after a missed offer
         # a seat's phone on a second call while the first is its call: leg -> (seat, that
         # leg's first event, answered?), so the seat stays in a call when the first one ends
         self.second: Dict[str, Tuple[str, Dict[str, str], bool]] = {}
@@ -40,7 +63,7 @@ class WatchState:
         self.swept = 0.0  # monotonic time of the last reconcile sweep
 
     def next_deadline(self) -> Optional[float]:
-        due = [heap[0][0] for heap in (self.wraps, self.rests) if heap]
+        due = [t for t in (self.wraps.next(), self.rests.next()) if t is not None]
         return min(due) if due else None
 
     def sweep_due(self, now: float) -> bool:
@@ -371,31 +394,19 @@ class Tracker:
         return state.since + (hotline.wrap_up if hotline is not None else 0)
 
     def _arm_rest(self, state: SeatState) -> None:
-        if self.memory.resting.get(state.seat) != state.rest_until:
-            self.memory.resting[state.seat] = state.rest_until
-            heapq.heappush(self.memory.rests, (state.rest_until, state.seat))
+        self.memory.rests.arm(state.seat, state.rest_until)
 
     def _arm_wrap_up(self, state: SeatState) -> None:
-        deadline = self._wrap_up_until(state)
-        if self.memory.armed.get(state.seat) == deadline:
-            return
-        self.memory.armed[state.seat] = deadline
-        heapq.heappush(self.memory.wraps, (deadline, state.seat))
+        self.memory.wraps.arm(state.seat, self._wrap_up_until(state))
 
     def tick(self, now: float) -> None:
         """Wrap-up that has run its time ends; a seat's delay after a missed offer ends (the
         watcher's clock, no thread per seat)."""
-        while self.memory.rests and self.memory.rests[0][0] <= now:
-            until, seat = heapq.heappop(self.memory.rests)
-            if self.memory.resting.get(seat) == until:
-                del self.memory.resting[seat]
+        while (seat := self.memory.rests.due(now)) is not None:
             state = self.repo.get(seat)
             if state is not None and state.free and state.rest_until <= now:
                 self.seats.freed(state)
-        while self.memory.wraps and self.memory.wraps[0][0] <= now:
-            deadline, seat = heapq.heappop(self.memory.wraps)
-            if self.memory.armed.get(seat) == deadline:
-                del self.memory.armed[seat]
+        while (seat := self.memory.wraps.due(now)) is not None:
             with self.seats.locks.hold(seat):
                 state = self.repo.get(seat)
                 if state is None or state.activity != WRAP_UP:
