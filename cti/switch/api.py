@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 import freeswitch  # provided by mod_python3 (the tests install a shim)
 
@@ -43,8 +43,12 @@ class Switch:
     def later(self, command: str) -> None:
         """An API command whose reply nobody reads: on the writer's thread while it runs (after
         the command that asked has answered), else now."""
-        if not self.writer.submit(self.api, command):
-            self.api(command)
+        self._soon(self.api, command)
+
+    def _soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """``fn(*args)`` on the writer's thread while it runs, else now."""
+        if not self.writer.submit(fn, *args):
+            fn(*args)
 
     def global_var(self, name: str) -> str:
         return self.api(f"global_getvar {name}").strip()
@@ -55,8 +59,7 @@ class Switch:
     def fire(self, subclass: str, headers: Mapping[str, str]) -> None:
         """Fire a CUSTOM event: on the writer's thread while it runs (after the command has
         answered, in the order the changes were made), else now. ``headers`` is handed over."""
-        if not self.writer.submit(self.fire_now, subclass, headers):
-            self.fire_now(subclass, headers)
+        self._soon(self.fire_now, subclass, headers)
 
     def fire_now(self, subclass: str, headers: Mapping[str, str]) -> None:
         event = freeswitch.Event("CUSTOM", subclass)
