@@ -374,6 +374,15 @@ class Live:
     def wait_leg(self, ext: str, other_than: str = "", seconds: float = 5.0) -> str:
         return str(self.wait(lambda: (leg := self.agent_leg(ext)) and leg != other_than and leg, seconds, f"{ext}'s phone rings"))
 
+    def bridged(self, caller: Dict[str, str], phone: str, seat: str = "", other_than: str = "", seconds: float = 5.0) -> str:
+        """The leg to ``phone`` once it rings (within ``seconds``) and is bridged to ``caller``
+        (within 3 s); with ``seat``, once that seat shows ``in_call`` too (within 2 s)."""
+        leg = self.wait_leg(phone, other_than, seconds)
+        self.wait(lambda: self.partner(leg) == caller["b"], 3.0, f"{caller['cid']} bridged to phone {phone}")
+        if seat:
+            self.wait(lambda: self.status(seat) == "in_call", 2.0, f"{seat} in_call")
+        return leg
+
     def pick_up(self, leg: str) -> None:
         """The phone of ringing agent leg ``leg`` answers (its loopback twin answers)."""
         twin = self.api(f"uuid_getvar {leg} other_loopback_leg_uuid").strip()

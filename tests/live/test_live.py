@@ -69,9 +69,7 @@ def test_hotline_routing_to_an_answering_seat(live):
     live.sign_in_all("8001 101 p101 101")
     mark = live.esl.mark()
     caller = live.customer("route-8001")
-    leg = live.wait_leg("101")
-    live.wait(lambda: live.partner(leg) == caller["b"], 3.0, "bridged to 101")
-    live.wait(lambda: live.status("101") == "in_call", 2.0)
+    leg = live.bridged(caller, "101", seat="101")
     answered = live.esl.wait_event(
         lambda e: e.get("CTI-Action") == "answered" and e.get("Event-Subclass") == "cti::queue", 2.0, mark
     )
@@ -86,8 +84,7 @@ def _busy_then_answering(live, busy_phone, answering_phone):
     ``answering_phone``: (event mark, caller legs, the busy leg's CHANNEL_HANGUP_COMPLETE)."""
     mark = live.esl.mark()
     caller = live.customer("route-8001")
-    leg = live.wait_leg(answering_phone)
-    live.wait(lambda: live.partner(leg) == caller["b"], 3.0, f"bridged to phone {answering_phone}")
+    live.bridged(caller, answering_phone)
     busy = live.esl.wait_event(
         lambda e: (
             e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE" and e.get("Channel-Presence-ID", "").startswith(f"{busy_phone}@")
@@ -126,8 +123,7 @@ def test_an_unregistered_seat_then_an_answering_one(live):
     live.write_config(config_yaml(hotline(strategy="top-down")))
     live.sign_in_all("8001 101 p101 1019", "8001 104 p104 104")  # 1019: vanilla user, no phone registered
     caller = live.customer("route-8001")
-    leg = live.wait_leg("104")
-    live.wait(lambda: live.partner(leg) == caller["b"], 3.0, "bridged to 104")
+    live.bridged(caller, "104")
     assert live.exists(caller["b"])
     live.hang_up(caller["a"])
 
@@ -208,10 +204,7 @@ def test_wrap_up_then_the_waiting_caller(live):
 def _answered_call(live):
     live.sign_in_all("8001 101 p101 101", "8001 102 p102 102 internal supervisor")
     caller = live.customer("route-8001")
-    leg = live.wait_leg("101")
-    live.wait(lambda: live.partner(leg) == caller["b"], 3.0)
-    live.wait(lambda: live.status("101") == "in_call", 2.0)
-    return caller, leg
+    return caller, live.bridged(caller, "101", seat="101")
 
 
 def _sup_leg(reply: str) -> str:
@@ -503,9 +496,7 @@ def test_statistics_count_an_answered_and_an_overflowed_caller(live):
     try:
         h0, s0 = figures()  # the switch's hash keeps the realm's records from earlier tests
         caller = live.customer("route-8001")
-        leg = live.wait_leg("101")
-        live.wait(lambda: live.partner(leg) == caller["b"], 3.0, "bridged to 101")
-        live.wait(lambda: live.status("101") == "in_call", 2.0)
+        live.bridged(caller, "101", seat="101")
         live.hang_up(caller["a"])
         live.wait(lambda: live.status("101") == "idle", 2.0)
         live.cti("busy", "101")

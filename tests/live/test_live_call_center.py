@@ -15,8 +15,7 @@ def hotline(**keys: object) -> str:
 def test_busy_during_a_hotline_call_takes_effect_when_it_ends(live):
     live.sign_in_all("8001 101 p101 101")
     caller = live.customer("route-8001")
-    leg = live.wait_leg("101")
-    live.wait(lambda: live.partner(leg) == caller["b"], 3.0, "bridged to 101")
+    live.bridged(caller, "101")
     assert live.cti("busy", "101 lunch") == "+OK 101 busy (lunch) once the call ends\n"
     seat = live.seat("101")
     assert (seat["status"], seat["availability"], seat["activity"]) == ("in_call", "busy", "in_call")
@@ -35,18 +34,14 @@ def test_one_sign_in_to_two_hotlines_and_the_lowest_level_first(live):
     live.sign_in_all("8001 101 p101 101", "- 103 p103 103")
     assert live.seat("103")["hotlines"] == ["8001", "8002"]
     caller = live.customer("route-8002")
-    leg = live.wait_leg("103")
-    live.wait(lambda: live.partner(leg) == caller["b"], 3.0, "8002's caller bridged to 103")
-    live.wait(lambda: live.status("103") == "in_call", 2.0)
+    leg = live.bridged(caller, "103", seat="103")  # 8002's caller
     live.hang_up(caller["a"])
     live.wait(lambda: live.status("103") == "idle", 2.0)
     # 101 has been idle longest, but serves 8001 at level 2: 103 (level 1) first
     caller = live.customer("route-8001", cid="13900000002")
-    leg = live.wait_leg("103", other_than=leg)
-    live.wait(lambda: live.partner(leg) == caller["b"], 3.0, "8001's caller bridged to 103")
+    live.bridged(caller, "103", other_than=leg)  # 8001's caller
     second = live.customer("route-8001", cid="13900000003")
-    other = live.wait_leg("101")
-    live.wait(lambda: live.partner(other) == second["b"], 3.0, "with 103 in a call: level 2, 101")
+    live.bridged(second, "101")  # with 103 in a call: level 2, 101
     live.clear_calls()
 
 
@@ -62,8 +57,7 @@ def test_a_seat_placing_its_own_call_is_not_offered_until_it_ends_and_can_be_sto
     assert live.agent_leg("101") is None, "never offered while on its own call"
     assert live.cti("stopcall", "101 102").startswith("+OK stopcall 101: call ended with MANAGER_REQUEST")
     live.wait(lambda: not live.exists(own["b"]), 2.0, "the own call ended")
-    leg = live.wait_leg("101")  # then the waiting caller is offered 101
-    live.wait(lambda: live.partner(leg) == caller["b"], 3.0, "bridged to 101")
+    live.bridged(caller, "101")  # then the waiting caller is offered 101
     live.clear_calls()
 
 
