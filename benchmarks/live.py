@@ -27,48 +27,20 @@ from typing import Callable, Dict, List, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "live"))
-from livefs import Live, cleanup, config_yaml, connect, prepare  # noqa: E402
+from livefs import RECV, Live, cleanup, config_yaml, connect, prepare, sip_reply, uas  # noqa: E402
 
 SEATS = [str(3000 + i) for i in range(1000)]
 QUEUE = "support@default"
 RINGING_PORT = 5093  # a SIPp phone that rings until the call is cancelled
-RINGING_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="cti benchmark: a SIP phone that rings until the call is cancelled">
-  <recv request="INVITE"/>
-  <send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-  ]]></send>
-  <recv request="CANCEL"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-  ]]></send>
-  <send><![CDATA[
-SIP/2.0 487 Request Terminated
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-CSeq: [cseq] INVITE
-Content-Length: 0
-
-  ]]></send>
-  <recv request="ACK"/>
-</scenario>
-"""
+RINGING_UAS = uas(
+    "cti benchmark: a SIP phone that rings until the call is cancelled",
+    RECV.format("INVITE"),
+    sip_reply("180 Ringing"),
+    RECV.format("CANCEL"),
+    sip_reply("200 OK"),
+    sip_reply("487 Request Terminated", "CSeq: [cseq] INVITE"),
+    RECV.format("ACK"),
+)
 SIPP_PORT = 5092  # mod_callcenter's vanilla queue: longest-idle-agent
 
 

@@ -450,22 +450,30 @@ FILES = (
 
 
 SIP_PHONES = {"161": "127.0.0.1:5090", "162": "127.0.0.1:5091"}  # SIPp: answers; answers 486 Busy
-BUSY_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="cti live test: a SIP phone that is busy">
-  <recv request="INVITE"/>
-  <send><![CDATA[
-SIP/2.0 486 Busy Here
+
+
+def sip_reply(status: str, cseq: str = "[last_CSeq:]") -> str:
+    """A SIPp ``<send>`` answering the last request with ``status`` (no body)."""
+    return f"""  <send><![CDATA[
+SIP/2.0 {status}
 [last_Via:]
 [last_From:]
 [last_To:];tag=[pid]SIPpTag01[call_number]
 [last_Call-ID:]
-[last_CSeq:]
+{cseq}
 Content-Length: 0
 
   ]]></send>
-  <recv request="ACK"/>
-</scenario>
 """
+
+
+def uas(name: str, *steps: str) -> str:
+    """A SIPp scenario: a user agent that plays ``steps`` (``<recv>`` and ``sip_reply``)."""
+    return f'<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="{name}">\n' + "".join(steps) + "</scenario>\n"
+
+
+RECV = '  <recv request="{}"/>\n'
+BUSY_UAS = uas("cti live test: a SIP phone that is busy", RECV.format("INVITE"), sip_reply("486 Busy Here"), RECV.format("ACK"))
 
 
 def prepare(live: Live, sip_phones: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
