@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from cti.switch.writer import Writer
 
 
@@ -39,45 +41,48 @@ def test_a_failing_job_is_logged_and_the_next_runs():
     assert done == ["next"] and logged == ["ERR"]
 
 
-def test_with_the_watcher_a_status_change_answers_before_mod_hash_and_the_event_follow_in_order(switch):
+@pytest.fixture
+def held(switch):
+    """101 signed in; the switch's writer runs but is held busy until ``gate.set()`` (or for
+    2 s): what a command hands it waits. Yields (switch, writer, gate)."""
     from cti.switch.api import Switch
 
     switch.cti("checkin", "8001 101 p101 101")
     writer = Switch.here().writer
     writer.start()
+    gate = threading.Event()
+    writer.submit(gate.wait, 2.0)
     try:
-        gate = threading.Event()
-        writer.submit(gate.wait, 2.0)  # the writer is busy: what follows waits behind it
-        before = len(switch.events())
-        assert switch.cti("busy", "101 lunch") == "+OK 101 busy (lunch)\n"
-        from cti import app
-
-        assert app.seats().repo.get("101").availability == "busy", "every cti command reads the cache: the change is there"
-        assert len(switch.events()) == before, "the event waits for the writer"
-        raw = next(v for k, v in switch.core.hash.items() if k.endswith("seat.101"))
-        assert "busy" not in raw, "mod_hash is written after the answer"
-        gate.set()
-        assert writer.drain()
-        raw = next(v for k, v in switch.core.hash.items() if k.endswith("seat.101"))
-        assert "busy" in raw
-        assert switch.events()[-1]["CTI-Action"] == "busy"
+        yield switch, writer, gate
     finally:
+        gate.set()
         writer.stop()
 
 
-def test_reading_mod_hash_itself_waits_for_what_the_writer_holds(switch):
+def test_with_the_watcher_a_status_change_answers_before_mod_hash_and_the_event_follow_in_order(held):
+    from cti import app
+
+    switch, writer, gate = held
+    before = len(switch.events())
+    assert switch.cti("busy", "101 lunch") == "+OK 101 busy (lunch)\n"
+    assert app.seats().repo.get("101").availability == "busy", "every cti command reads the cache: the change is there"
+    assert len(switch.events()) == before, "the event waits for the writer"
+    raw = next(v for k, v in switch.core.hash.items() if k.endswith("seat.101"))
+    assert "busy" not in raw, "mod_hash is written after the answer"
+    gate.set()
+    assert writer.drain()
+    raw = next(v for k, v in switch.core.hash.items() if k.endswith("seat.101"))
+    assert "busy" in raw
+    assert switch.events()[-1]["CTI-Action"] == "busy"
+
+
+def test_reading_mod_hash_itself_waits_for_what_the_writer_holds(held):
     from cti import app
     from cti.switch.api import Switch
     from cti.switch.store import SwitchStore
 
-    switch.cti("checkin", "8001 101 p101 101")
-    writer = Switch.here().writer
-    writer.start()
-    try:
-        gate = threading.Event()
-        writer.submit(gate.wait, 0.2)
-        switch.cti("busy", "101")
-        cold = SwitchStore(Switch.here(), "hash", app.seats().config.realm)  # no cache: it asks mod_hash
-        assert '"availability":"busy"' in (cold.get("seat.101") or ""), "a read from the switch settles the writer first"
-    finally:
-        writer.stop()
+    switch, writer, gate = held
+    threading.Timer(0.2, gate.set).start()  # the writer is let go while the read below waits for it
+    switch.cti("busy", "101")
+    cold = SwitchStore(Switch.here(), "hash", app.seats().config.realm)  # no cache: it asks mod_hash
+    assert '"availability":"busy"' in (cold.get("seat.101") or ""), "a read from the switch settles the writer first"
