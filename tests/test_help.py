@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import pytest
 from conftest import config_text
+from test_supervisor import FLOOR, sign_in
 
 
 @pytest.fixture
 def floor(switch):
     """101 and 104 agents of 8001, 102 and 105 its supervisors; 201 and 202 (supervisor) on
     8002. The call watcher runs."""
-    switch.watch()
-    for spec in (
-        "8001 101 p101 101",
-        "8001 102 p102 102 internal supervisor",
-        "8001 104 p104 104",
-        "8001 105 p105 105 internal supervisor",
-        "8002 201 p201 201",
-        "8002 202 p202 202 internal supervisor",
-    ):
-        assert switch.cti("checkin", spec).startswith("+OK"), spec
-    return switch
+    return sign_in(switch, *FLOOR, "8002 202 p202 202 internal supervisor")
 
 
 def with_hotline(sw, **keys: object) -> None:

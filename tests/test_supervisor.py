@@ -8,21 +8,27 @@ import time
 
 import pytest
 
+FLOOR = (
+    "8001 101 p101 101",
+    "8001 102 p102 102 internal supervisor",
+    "8001 104 p104 104",
+    "8001 105 p105 105 internal supervisor",
+    "8002 201 p201 201",
+)
+
+
+def sign_in(switch, *specs: str):
+    """The call watcher runs (synchronously: ``switch.pump()``) and ``specs`` are signed in."""
+    switch.watch()
+    for spec in specs:
+        assert switch.cti("checkin", spec).startswith("+OK"), spec
+    return switch
+
 
 @pytest.fixture
 def floor(switch):
-    """101 and 104 are agents on 8001, 102 and 105 its supervisors; 201 an agent on 8002.
-    The call watcher runs (synchronously: ``switch.pump()``)."""
-    switch.watch()
-    for spec in (
-        "8001 101 p101 101",
-        "8001 102 p102 102 internal supervisor",
-        "8001 104 p104 104",
-        "8001 105 p105 105 internal supervisor",
-        "8002 201 p201 201",
-    ):
-        assert switch.cti("checkin", spec).startswith("+OK"), spec
-    return switch
+    """101 and 104 are agents on 8001, 102 and 105 its supervisors; 201 an agent on 8002."""
+    return sign_in(switch, *FLOOR)
 
 
 def sup_events(sw):
