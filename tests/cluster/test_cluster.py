@@ -290,6 +290,8 @@ def a_call_and_a_waiter(on, seats):
     seats.cti("busy 104")
     on.run("box = sw.dial_bg('route', '8001', customer='13900000001')[1]; _ = True")
     on.run("sw.wait_for(lambda: sw.bridged_to('13900000001') is not None, 3); _ = True")
+    # the switch's watcher (a thread of its own) has seen the answer too
+    on.run("sw.wait_for(lambda: wiring.seats().repo.get('101').status == 'in_call', 3); _ = True")
     on.run("box2 = sw.dial_bg('route', '8001', customer='13900000002')[1]; _ = True")  # waits: 104 busy
     on.run("sw.wait_for(lambda: wiring.queues().count('8001') == 1, 3); _ = True")
 
@@ -338,6 +340,8 @@ def test_node_a_dying_is_cleaned_up_by_b_within_10_seconds(nodes, redis_server):
     assert took < 10
     r = redis_server.client()
     assert not [k for k in r.scan_iter("cti:cti:offer.*")]
+    # the watcher's writer fires the events just after the changes: wait for them to be fired
+    b.run("sw.wait_for(lambda: any(e['CTI-Action'] == 'recovered' for e in sw.events('cti::seat')), 2); _ = True")
     assert b.run("_ = [e['CTI-Hangup-Cause'] for e in sw.events('cti::seat') if e['CTI-Action'] == 'recovered']") == [
         "switch A is gone"
     ]
