@@ -142,6 +142,7 @@ def _stats(a: List[str], caller: Optional[Caller]) -> str:
     if len(rest) > 1:
         raise _usage(COMMANDS["stats"])
     target = check_id("hotline or seat", rest[0]) if rest else ""
+    wiring.Switch.here().settle()  # the counts of events the writer has still to fire
     return stats.report(wiring.stats(), wiring.seats().config, target, as_json, _width)
 
 

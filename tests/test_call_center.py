@@ -87,6 +87,17 @@ def test_a_record_of_the_version_before_reads_as_it_meant():
     assert idle is not None and (idle.status, idle.reason) == ("idle", "")
 
 
+def test_a_record_is_compact_json_without_its_defaults_and_reads_back_the_same():
+    state = SeatState("101", ("8001", "8002"), "agent", "101", "internal", "busy", 1.25, 0.1).evolve(
+        {"reason": '午饭 "lunch"', "pop": (("Caller-Number", "13900000000"),), "talk": 12.5, "rev": 7}
+    )
+    text = state.encode()
+    data = {k: v for k, v in state.__dict__.items() if k in json.loads(text)}
+    assert text == json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    assert "午饭" in text and "activity" not in text and "misses" not in text  # defaults left out
+    assert SeatState.decode(text) == state
+
+
 # -- 2. several hotlines, levels, supervisors --------------------------------------------------------
 def test_one_sign_in_to_every_hotline_of_the_seat_takes_calls_from_each(switch):
     switch.watch()

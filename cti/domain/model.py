@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import json.encoder
 import re
 from dataclasses import MISSING, dataclass, fields
-from typing import Dict, FrozenSet, Optional, Tuple
+from typing import Callable, Dict, FrozenSet, Optional, Tuple
 
 from cti.domain.errors import CtiError
 
@@ -206,9 +208,9 @@ class SeatState:
 
     def encode(self) -> str:
         """Compact JSON: fields still at their default are left out (a db piece is 250 bytes)."""
-        get = self.__dict__.get
-        data = {k: get(k) for k in _NAMES if _DEFAULTS.get(k, _REQUIRED) != get(k)}
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        d = self.__dict__
+        data = {k: d[k] for k in _NAMES if d[k] != _DEFAULTS.get(k, _REQUIRED)}
+        return _compact(data)
 
     @classmethod
     def decode(cls, text: str) -> Optional[SeatState]:
@@ -256,6 +258,29 @@ def _from_v1(data: Dict[str, object]) -> Dict[str, object]:
 
 
 _REQUIRED = object()
+
+
+def _compact_encoder() -> Callable[[Dict[str, object]], str]:
+    """``json.dumps(data, ensure_ascii=False, separators=(",", ":"))``, the C encoder made once:
+    ``dumps`` builds a JSONEncoder and a C encoder on every call with these arguments, which
+    is most of the cost of a seat change's record inside the switch (cold caches)."""
+    dumps = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # a Python built without _json
+        return dumps
+    c = make(None, _no_default, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+
+    def compact(data: Dict[str, object]) -> str:
+        return "".join(c(data, 0))
+
+    return compact
+
+
+def _no_default(o: object) -> object:
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+_compact = _compact_encoder()
 _DEFAULTS = {f.name: f.default for f in fields(SeatState) if f.default is not MISSING}
 _NAMES = tuple(f.name for f in fields(SeatState))
 _NAME_SET = frozenset(_NAMES)

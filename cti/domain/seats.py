@@ -264,21 +264,41 @@ class Seats:
             self.on_available(hotline)
 
     def _fire(self, action: str, state: SeatState, previous: str, operator: str, extra: Optional[Dict[str, str]] = None) -> None:
-        conf = self.config.seats[state.seat]
+        """The seat's ``cti::seat`` event. Its headers are put together (and counted, and fired)
+        after the command answered where the events port can do that (``defer``: the switch's
+        writer), from what holds now: the state (immutable), this config, this time."""
+        defer = getattr(self.events, "defer", None)
+        args = (action, state, previous, operator, extra, self.config, self._clock())
+        if defer is None:
+            self._fire_now(*args)
+        else:
+            defer(self._fire_now, *args)
+
+    def _fire_now(
+        self,
+        action: str,
+        state: SeatState,
+        previous: str,
+        operator: str,
+        extra: Optional[Dict[str, str]],
+        cfg: Config,
+        now: float,
+    ) -> None:
+        conf = cfg.seats.get(state.seat)
         headers = {
             "CTI-Action": action,
             "CTI-Seat": state.seat,
-            "CTI-Seat-Name": conf.name,
+            "CTI-Seat-Name": conf.name if conf is not None else "",
             "CTI-Hotline": ",".join(state.hotlines),
             "CTI-Role": state.role,
-            "CTI-Phone": state.phone_obj.dial_string(self.config.gateway),
+            "CTI-Phone": state.phone_obj.dial_string(cfg.gateway),
             "CTI-Status": state.status,
             "CTI-Availability": state.availability,
             "CTI-Activity": state.activity or "none",  # the switch drops a header with no value
             "CTI-Previous-Status": previous,
             "CTI-Operator": operator,
             "CTI-Reason": state.reason,
-            "CTI-Timestamp": f"{self._clock():.3f}",
+            "CTI-Timestamp": f"{now:.3f}",
         }
         if extra:
             headers.update(extra)

@@ -19,7 +19,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from cti.config import Config
 from cti.domain.errors import CtiError
@@ -302,6 +302,15 @@ class RecordingEvents:
         except Exception:  # counting never fails the use case that fired the event
             pass
         self.inner.fire(subclass, headers)
+
+    def defer(self, fn: Callable[..., Any], *args: Any) -> None:
+        """``fn(*args)`` after the command answered, in order with the events, where the
+        events port can (the switch's writer); else now."""
+        soon = getattr(self.inner, "defer", None)
+        if soon is None:
+            fn(*args)
+        else:
+            soon(fn, *args)
 
 
 # -- the report ----------------------------------------------------------------------------------

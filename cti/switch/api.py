@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from threading import get_ident
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 import freeswitch  # provided by mod_python3 (the tests install a shim)
@@ -46,9 +47,21 @@ class Switch:
         self._soon(self.api, command)
 
     def _soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        """``fn(*args)`` on the writer's thread while it runs, else now."""
-        if not self.writer.submit(fn, *args):
+        """``fn(*args)`` on the writer's thread while it runs (at once when that is where we
+        are: a deferred job's own event keeps its place), else now."""
+        if self.writer.ident == get_ident() or not self.writer.submit(fn, *args):
             fn(*args)
+
+    def defer(self, fn: Callable[..., Any], *args: Any) -> None:
+        """The events port's ``defer``: work whose only outcome is events (building a seat
+        event's headers, counting it), done after the command answered."""
+        self._soon(fn, *args)
+
+    def settle(self) -> None:
+        """Before reading what deferred work produces (the statistics): it is done."""
+        w = self.writer
+        if w.pending() and not w.is_writer():
+            w.drain()
 
     def global_var(self, name: str) -> str:
         return self.api(f"global_getvar {name}").strip()

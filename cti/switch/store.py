@@ -94,9 +94,7 @@ class SwitchStore:
 
     def _settle(self) -> None:
         """Before reading the switch: the seat records the writer still holds are written."""
-        writer = self._sw.writer
-        if writer.pending() and not writer.is_writer():
-            writer.drain()
+        self._sw.settle()
 
     def _select(self, key: str) -> Optional[str]:
         self._settle()

@@ -37,6 +37,7 @@ class Writer:
         self._thread: Optional[threading.Thread] = None
         self._stopping = False
         self._busy = False
+        self.ident = -1  # threading.get_ident() of the thread while it runs
 
     def running(self) -> bool:
         t = self._thread
@@ -55,7 +56,7 @@ class Writer:
         return bool(self._jobs) or self._busy
 
     def is_writer(self) -> bool:
-        return threading.current_thread() is self._thread
+        return threading.get_ident() == self.ident
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> bool:
         """Hand ``fn(*args)`` to the writer; False when it does not run (do it now)."""
@@ -101,6 +102,14 @@ class Writer:
             self._log("ERR", f"cti: writer: {traceback.format_exc()}")
 
     def _run(self) -> None:
+        self.ident = threading.get_ident()
+        try:
+            self._loop()
+        finally:
+            if self.ident == threading.get_ident():
+                self.ident = -1
+
+    def _loop(self) -> None:
         while True:
             with self._cond:
                 idle = not self._jobs
