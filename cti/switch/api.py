@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from threading import get_ident
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 import freeswitch  # provided by mod_python3 (the tests install a shim)
@@ -49,7 +48,7 @@ class Switch:
     def _soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """``fn(*args)`` on the writer's thread while it runs (at once when that is where we
         are: a deferred job's own event keeps its place), else now."""
-        if self.writer.ident == get_ident() or not self.writer.submit(fn, *args):
+        if self.writer.is_writer() or not self.writer.submit(fn, *args):
             fn(*args)
 
     def defer(self, fn: Callable[..., Any], *args: Any) -> None:
