@@ -107,6 +107,36 @@ def test_a_feature_code_sign_in_keys_the_password_and_it_is_nowhere_else(switch)
     assert not [text for text in seen if "7531" in text], "the password is in no app data, variable, log, event or API call"
 
 
+@pytest.mark.parametrize("args", ["- 101", "8001 101 - 101"], ids=["feature code", "dialplan app"])
+def test_keys_pressed_after_the_tone_reach_no_event_cdr_or_log(switch, args):
+    """The phone keys the PIN while cti waits for it: on the switch those keys would fire DTMF
+    events, land in ``digits_dialed`` (the leg's CDR) and in getDigits' DEBUG log line, unless
+    the leg is ``sensitive_dtmf`` before they arrive (issue 21)."""
+    from cti.domain import passwords as pw
+
+    import freeswitch
+
+    sw = switch
+    sw.write_config(config_text().replace(passwords_of("101"), pw.make("7531", iterations=1000)))
+    seen_by_esl = freeswitch.EventConsumer("all")
+    thread, box = sw.dial_bg("checkin", args, user="101")
+    sw.wait_for(lambda: any(ch.reading for ch in sw.core.channels.values()))
+    (leg,) = [ch for ch in sw.core.channels.values() if ch.reading]
+    for key in "7531#":
+        sw.core.press(leg.uuid, key)
+    thread.join(5)
+    assert box["session"].variables["cti_result"] == "+OK 101 signed in to 8001 as agent on user/101, idle"
+    sw.core.hangup(leg.uuid)
+    events = []
+    while (event := seen_by_esl.pop(0)) is not None:
+        events.append(event.headers)
+    (cdr,) = [e for e in events if e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE"]
+    assert cdr["variable_digits_dialed"] == "none"
+    assert not [e for e in events if e.get("Event-Name") == "DTMF"]
+    seen = [str(sw.core.logs), str(events), str(sw.core.api_log), str(leg.variables)]
+    assert not [text for text in seen if "7531" in text], "the PIN is in no event, CDR field, variable or log line"
+
+
 def test_from_the_dialplan_a_password_argument_is_refused(switch):
     s = switch.dial("checkin", "8001 101 p101", user="101")
     assert (s.variables["cti_ok"], s.variables["cti_code"]) == ("false", "usage")

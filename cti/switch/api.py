@@ -156,7 +156,10 @@ class SessionChannel:
 
     def ask_digits(self, prompt: str, most: int, timeout_ms: int) -> str:
         """Play ``prompt``, then collect keys up to ``#`` (or ``most`` of them, or the timeout).
-        ``getDigits`` hands them back to Python directly: they are in no channel variable, no
-        application's data and no event but the DTMF events themselves."""
+        ``getDigits`` hands them back to Python directly. The leg is marked ``sensitive_dtmf``
+        first, and stays so until it ends: keys it receives then fire no DTMF event, stay out
+        of ``digits_dialed`` (its CDR) and out of the log at every level (switch_channel.c
+        switch_channel_queue_dtmf, switch_cpp.cpp getDigits, switch_rtp.c; FACTS.md §10)."""
+        self._session.setVariable("sensitive_dtmf", "true")
         self._session.streamFile(prompt, 0)
         return self._session.getDigits(most, "#", timeout_ms) or ""

@@ -71,6 +71,8 @@ class Channel:
         self.inherit: Dict[str, str] = {}  # the {} variables of the bridge this leg is running
         self.playing = ""  # what streamFile / playback plays to this leg right now
         self.dtmf: List[str] = []  # keys received, not yet read (getDigits)
+        self.reading = False  # getDigits waits for keys on this leg
+        self.dialed: List[str] = []  # keys received while not sensitive_dtmf: digits_dialed at hangup
         self.keys = threading.Condition()
         self.dtmf_switching = True
         self.pending: Optional[Tuple[str, str, str]] = None  # (app, data, job uuid) run on answer
@@ -328,6 +330,7 @@ class CallsMixin:
         if ch.partner in self.channels:
             self.channels[ch.partner].over.set()
         self.gone[ch.uuid] = ch
+        ch.variables["digits_dialed"] = "".join(ch.dialed) or "none"  # switch_channel.c, at hangup
         partner = self.channels.get(ch.partner or "")
         bridged = partner is not None and partner.partner == ch.uuid and partner.answered and ch.answered
         if bridged:
@@ -696,7 +699,11 @@ class CallsMixin:
     def press(self, uuid: str, digit: str) -> None:
         """A DTMF digit on this leg (its phone's keypad, or uuid_recv_dtmf)."""
         ch = self.channels[uuid]
-        self.emit("DTMF", ch, **{"DTMF-Digit": digit, "DTMF-Duration": "2000"})
+        # switch_channel_queue_dtmf: a key received while the leg has sensitive_dtmf=true fires
+        # no DTMF event, is logged nowhere and stays out of digits_dialed (its CDR)
+        if ch.variables.get("sensitive_dtmf") != "true":
+            ch.dialed.append(digit)
+            self.emit("DTMF", ch, **{"DTMF-Digit": digit, "DTMF-Duration": "2000"})
         with ch.keys:
             ch.dtmf.append(digit)
             ch.keys.notify_all()

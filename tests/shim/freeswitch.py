@@ -541,6 +541,7 @@ class Session:
         got = []
         deadline = time.monotonic() + timeout / 1000
         with ch.keys:
+            ch.reading = True
             while len(got) < maxdigits:
                 if not ch.dtmf:
                     left = deadline - time.monotonic()
@@ -551,6 +552,9 @@ class Session:
                 if digit in terminators:
                     break
                 got.append(digit)
+            ch.reading = False
+        if ch.variables.get("sensitive_dtmf") != "true":  # switch_cpp.cpp CoreSession::getDigits
+            CORE.log("DEBUG", f"getDigits dtmf_buf: {''.join(got)}")
         return "".join(got)
 
     def answer(self) -> None:
