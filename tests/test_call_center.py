@@ -317,6 +317,9 @@ def test_the_seats_leg_and_the_events_carry_the_screen_pop(switch):
     for action in ("ringing", "answered"):
         event = seat_events(sw, action)[-1]
         assert (event["CTI-Caller-Number"], event["CTI-Call-Hotline"], event["CTI-Var-crm_id"]) == ("13900000001", "8001", "A-42")
+    answered = next(e for e in sw.events("cti::queue") if e["CTI-Action"] == "answered")
+    for event in (offered, answered, seat_events(sw, "answered")[-1]):  # the same pop everywhere (issue 21)
+        assert (event["CTI-Hotline-Name"], event["CTI-Caller-Name"]) == ("Sales", "Bad Name x y")
     sw.core.hangup(leg.uuid)
     t.join(2)
     sw.pump()

@@ -71,6 +71,25 @@ def test_a_supervisor_limited_in_the_config_acts_only_on_its_seats(switch):
     assert sw.cti("stopcall", "101 102").startswith("-ERR not_supervisor ")
 
 
+def test_a_supervisor_limited_in_the_config_unlocks_only_its_seats(switch):
+    """``cti.unlock`` asks the same scope as every other supervisor verb (issue 21): the lock of
+    a seat outside it stays, and the refusal changes nothing."""
+    from conftest import config_text
+
+    sw = switch
+    sw.write_config(
+        config_text().replace("    name: Bob\n", '    name: Bob\n    supervises: ["104"]\n')
+        + "lockout:\n  max_failures: 1\n  duration: 120\n"
+    )
+    assert sw.cti("checkin", "8001 102 p102 102 internal supervisor").startswith("+OK")
+    for seat in ("101", "104"):
+        assert "locked for 120s" in sw.cti("checkin", f"8001 {seat} wrong 15{seat[-1]}")
+    assert sw.cti("unlock", "101 102") == "-ERR not_supervisor supervisor 102 supervises 104, not seat 101\n"
+    assert sw.cti("checkin", "8001 101 p101 101").startswith("-ERR locked seat 101 is locked"), "still locked"
+    assert sw.cti("unlock", "104 102") == "+OK 104 unlocked\n"
+    assert sw.cti("checkin", "8001 104 p104 104").startswith("+OK")
+
+
 def test_a_config_scope_names_hotlines_or_seats(tmp_path):
     import pytest
     from conftest import config_text

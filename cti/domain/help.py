@@ -84,7 +84,7 @@ def supervisors_for(
         if st.activity in ON_A_CALL or name in busy:
             continue
         try:
-            seats.check_scope(name, state)
+            seats.check_scope(name, state.seat, state.hotlines)
         except CtiError:
             continue
         out.append(st)

@@ -702,6 +702,7 @@ class Router:
         headers = {
             "CTI-Action": action,
             "CTI-Hotline": conf.id,
+            "CTI-Hotline-Name": safe_value(conf.name),
             "CTI-Caller": waiter.uuid,
             "CTI-Seat": seat,
             "CTI-Priority": str(waiter.priority),

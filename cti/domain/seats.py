@@ -192,7 +192,7 @@ class Seats:
         if op.role != SUPERVISOR:
             raise CtiError("not_supervisor", f"{operator} is signed in as an agent and may act only on itself")
         self.check_hotlines(op, state)
-        self.check_scope(operator, state)
+        self.check_scope(operator, state.seat, state.hotlines)
         return operator
 
     def check_hotlines(self, sup: SeatState, state: SeatState) -> None:
@@ -204,11 +204,12 @@ class Seats:
                 f" seat {state.seat} is on {','.join(state.hotlines)}",
             )
 
-    def check_scope(self, supervisor: str, state: SeatState) -> None:
-        """A supervisor limited in the config (``supervises``) acts only on those hotlines and seats."""
+    def check_scope(self, supervisor: str, seat: str, hotlines: Tuple[str, ...]) -> None:
+        """A supervisor limited in the config (``supervises``) acts only on those hotlines and
+        seats: ``seat``, on ``hotlines`` (signed in to them, or, signed out, its own)."""
         scope = self.config.seats[supervisor].supervises
-        if scope and not set(state.hotlines) & set(scope) and state.seat not in scope:
-            raise CtiError("not_supervisor", f"supervisor {supervisor} supervises {', '.join(scope)}, not seat {state.seat}")
+        if scope and not set(hotlines) & set(scope) and seat not in scope:
+            raise CtiError("not_supervisor", f"supervisor {supervisor} supervises {', '.join(scope)}, not seat {seat}")
 
     def check_domain(self, conf: SeatConf, phone: Phone) -> None:
         """A seat that names its domain signs in only with phones of that domain."""
@@ -403,6 +404,7 @@ class Seats:
                 raise CtiError("not_signed_in", f"operator {operator} is not signed in")
             if op.role != SUPERVISOR or not set(op.hotlines) & set(conf.hotlines):
                 raise CtiError("not_supervisor", f"{operator} is not a signed-in supervisor of a hotline of seat {seat}")
+            self.check_scope(operator, seat, conf.hotlines)
         elif operator == seat:
             raise CtiError("not_supervisor", f"seat {seat} cannot unlock itself")
         until = self.lockout.unlock(seat)

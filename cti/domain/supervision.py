@@ -153,7 +153,7 @@ class Supervisors:
         if target is None:
             raise CtiError("not_signed_in", f"seat {seat} is not signed in")
         self.seats.check_hotlines(sup, target)
-        self.seats.check_scope(supervisor, target)
+        self.seats.check_scope(supervisor, target.seat, target.hotlines)
         return target, sup
 
     def warn(self, hotline: str, agent: str) -> None:
