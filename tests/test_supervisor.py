@@ -119,9 +119,10 @@ def test_robcall_from_fs_cli(floor):
     assert sw.core.leg(agent.uuid).cause == "PICKED_OFF"
     assert sw.record("101")["status"] == "idle"
     rec102 = sw.record("102")
-    # the supervisor's call-back leg is not a call of its seat: no ringing, in_call or answered count
-    assert (rec102["status"], rec102["call"], rec102["answered"]) == ("idle", "", 0)
-    assert [e["CTI-Action"] for e in sw.events() if e["CTI-Seat"] == "102"] == ["checkin"]
+    # while it rang it was no call of the supervisor's seat; once it took the customer over it
+    # is (issue 21): in_call, not offered, no answered count (it answered no hotline's offer)
+    assert (rec102["status"], rec102["call"], rec102["customer"], rec102["answered"]) == ("in_call", sup, customer.uuid, 0)
+    assert [e["CTI-Action"] for e in sw.events() if e["CTI-Seat"] == "102"] == ["checkin", "taken"]
     assert sup_events(sw) == [
         ("robcall", "102", "101", "ringing"),
         ("robcall", "102", "101", "started"),
@@ -129,6 +130,34 @@ def test_robcall_from_fs_cli(floor):
     ]
     audit = [m for lvl, m in sw.core.logs if lvl == "NOTICE" and "cti audit" in m]
     assert audit and "102 robcall seat 101" in audit[0]
+
+
+def test_a_supervisor_who_took_a_call_is_in_it_until_it_ends_then_back_to_what_it_was(switch):
+    from conftest import config_text
+
+    sw = sign_in(
+        switch.write_config(
+            config_text().replace("    name: Sales\n", "    name: Sales\n    supervisors_take_calls: true\n    wrap_up: 30\n")
+        )
+        or switch,
+        "8001 101 p101 101",
+        "8001 102 p102 102 internal supervisor",
+    )
+    assert sw.cti("busy", "102 lunch") == "+OK 102 busy (lunch)\n"
+    customer, agent = sw.call("101")
+    sup = ringing_leg(sw.cti("robcall", "101 102"))
+    sw.pump()
+    sw.core.answer(sup)
+    sw.pump()
+    assert (sw.record("102")["status"], sw.record("102")["reason"]) == ("in_call", "lunch")
+    assert sw.cti("idle", "102") == "+OK 102 idle once the call ends\n"
+    assert sw.cti("busy", "101") == "+OK 101 busy\n"
+    assert sw.cti("route", "8001").startswith("+OK 8001 would offer nobody "), "102 is not offered while it talks"
+    sw.core.hangup(customer.uuid)
+    sw.pump()
+    rec = sw.record("102")
+    assert (rec["status"], rec["call"], rec["line"]) == ("idle", "", ""), "no wrap-up: it answered no hotline offer"
+    assert [e["CTI-Action"] for e in sw.events() if e["CTI-Seat"] == "102"][-3:] == ["taken", "idle", "hangup"]
 
 
 def test_monitor_then_whisper_then_barge_is_one_session(floor):
@@ -250,6 +279,10 @@ def test_robcall_by_feature_code(floor):
     assert sw.core.leg(agent.uuid).cause == "PICKED_OFF"
     sw.pump()
     assert sw.record("101")["status"] == "idle"
+    assert (sw.record("102")["status"], sw.record("102")["call"]) == ("in_call", s.uuid), "its own leg is its call now"
+    sw.core.hangup(s.uuid)
+    sw.pump()
+    assert (sw.record("102")["status"], sw.record("102")["call"]) == ("idle", "")
 
 
 def test_an_agent_dialing_a_supervisor_code_gets_not_supervisor(floor):

@@ -246,6 +246,26 @@ class Tracker:
             if session is not None and session.leg == a and session.app == "intercept":
                 self.sup.audit(session, "robcall", "taken")
                 self.sup.store.delete(sup_key(sup))
+                self._took_over(session, b or session.customer)
+
+    def _took_over(self, session: Session, customer: str) -> None:
+        """The supervisor took the call over: its leg, bridged to the customer, is its seat's
+        call until it ends (then the seat is what its availability says: no wrap-up)."""
+        seat = session.supervisor
+        with self.seats.locks.hold(seat):
+            state = self.repo.get(seat)
+            if state is None or state.call == session.leg:
+                return
+            if state.call:
+                if not self.seats.mine(state) or self.calls.exists(state.call):
+                    return  # its phone is on another call of the seat's: that one stays its call
+                state = self._save("recovered", state, self.seats.after_call(state), "the call ended unseen")
+            self.leg_seat[session.leg] = seat
+            now = self.seats.now()
+            changes: Dict[str, object] = {"call": session.leg, "customer": customer, "line": "", "pop": (), "answered_at": now}
+            if self.seats.node:
+                changes["node"] = self.seats.node
+            self._save("taken", state, state.doing(IN_CALL, now, **changes))
 
     def _on_channel_hangup_complete(self, h: H) -> None:
         uuid = h.get("Unique-ID", "")
