@@ -4,6 +4,7 @@ with levels, the agent's own calls, delays after a missed offer, the screen pop.
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from conftest import config_text
@@ -141,6 +142,46 @@ def test_a_hotline_offers_its_lowest_level_first_then_by_strategy(switch):
     assert switch.cti("route", "8001").startswith("+OK 8001 would offer 104 (longest-idle; idle: 104,101;")
     switch.cti("busy", "104")
     assert routed(switch, 1) == ["101"]
+
+
+def test_a_seat_that_reads_idle_after_a_call_is_offered_even_before_the_ended_callers_app_returns(switch, mocker):
+    """The watcher frees the seat's offer claim before it says the seat is free (issue 21): the
+    next caller is offered the freed level-1 seat, never a level-2 one, even while the ended
+    caller's ``cti.route`` has not yet released its claim itself."""
+    from cti.domain.routing import Router
+
+    switch.write_config(LEVELS.replace("    name: Sales\n", "    name: Sales\n    strategy: top-down\n"))
+    switch.watch()
+    switch.core.phones.update({"101": "answer", "104": "answer"})
+    switch.cti("checkin", "8001 101 p101 101")  # level 2
+    switch.cti("checkin", "8001 104 p104 104")  # level 1
+    gate, release = threading.Event(), Router.release
+    first = []
+
+    def slow_release(self, seats, caller):  # the first caller's dialplan thread, slow to finish
+        if first and caller == first[0]:
+            gate.wait(5)
+        return release(self, seats, caller)
+
+    mocker.patch.object(Router, "release", slow_release)
+    t1, box1 = switch.dial_bg("route", "8001", customer="13900000001")
+    switch.wait_for(lambda: switch.bridged_to("13900000001") is not None)
+    agent = switch.bridged_to("13900000001")
+    first.append(agent.partner)
+    switch.pump()
+    switch.core.hangup(agent.partner)  # the caller hangs up: its app heads for the release, and waits
+    switch.pump()
+    assert switch.record("104")["status"] == "idle"
+    assert seat_events(switch, "hangup")[-1]["CTI-Seat"] == "104"
+    assert switch.cti("route", "8001").startswith("+OK 8001 would offer 104 ")
+    t2, box2 = switch.dial_bg("route", "8001", customer="13900000002")
+    switch.wait_for(lambda: switch.bridged_to("13900000002") is not None)
+    assert switch.bridged_to("13900000002").dest == "104", "the freed level-1 seat, not level 2"
+    gate.set()
+    t1.join(2)
+    switch.core.hangup(switch.bridged_to("13900000002").uuid)
+    t2.join(2)
+    assert box2["session"].variables["cti_result"] == "+OK hotline 8001 answered by 104"
 
 
 def test_ring_all_rings_only_the_lowest_level(switch):

@@ -112,9 +112,9 @@ def test_keys_pressed_after_the_tone_reach_no_event_cdr_or_log(switch, args):
     """The phone keys the PIN while cti waits for it: on the switch those keys would fire DTMF
     events, land in ``digits_dialed`` (the leg's CDR) and in getDigits' DEBUG log line, unless
     the leg is ``sensitive_dtmf`` before they arrive (issue 21)."""
-    from cti.domain import passwords as pw
-
     import freeswitch
+
+    from cti.domain import passwords as pw
 
     sw = switch
     sw.write_config(config_text().replace(passwords_of("101"), pw.make("7531", iterations=1000)))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import freeswitch
+import pytest
 from conftest import config_text
 from test_routing import floor, start_caller, wait_for
 
@@ -197,17 +199,35 @@ def test_a_seat_that_missed_a_queued_caller_is_offered_it_again_after_retry_dela
 def test_a_seat_one_caller_missed_serves_the_next_caller_at_once(switch):
     sw, results, a = a_caller_101_missed(switch, retry_delay=60)
     sw.core.phones["101"] = "ring"
+    sw.cti("busy", "101")
     b = start_caller(sw, "13900000002", results)
     wait_for(lambda: "waiting: 2" in sw.cti("status", "8001"))
-    sw.cti("idle", "101")  # no change of state, but a cue: the second caller may take 101
-    sw.cti("busy", "101")
-    sw.cti("idle", "101")
+    sw.cti("idle", "101")  # freed: the first caller is avoiding it, the second takes it
     wait_for(lambda: sw.core.agent_leg("101") is not None)
     assert sw.core.channels[sw.core.agent_leg("101").partner].variables["caller_id_number"] == "13900000002"
     sw.core.hangup(sw.core.agent_leg("101").uuid)
     b.join(2)
     sw.core.hangup(next(ch.uuid for ch in sw.core.channels.values() if ch.variables.get("caller_id_number") == "13900000001"))
     a.join(2)
+
+
+@pytest.mark.parametrize("retry_delay", [5, 60])
+def test_a_new_caller_is_offered_at_once_the_idle_seat_an_earlier_caller_avoids(switch, retry_delay):
+    """retry_delay keeps the same caller from the same seat, not the callers behind it (issue 21):
+    the second caller is offered the idle seat with no cue, and the first keeps its place."""
+    sw, results, a = a_caller_101_missed(switch, retry_delay=retry_delay)
+    sw.core.phones["101"] = "ring"
+    b = start_caller(sw, "13900000002", results)
+    wait_for(lambda: sw.core.agent_leg("101") is not None)
+    assert sw.core.channels[sw.core.agent_leg("101").partner].variables["caller_id_number"] == "13900000002"
+    assert len(json.loads(sw.cti("status", "8001 json"))["waiting"]) == 1, "the first caller still waits, first in line"
+    agent = sw.core.agent_leg("101")
+    sw.core.answer(agent.uuid)
+    sw.core.hangup(agent.uuid)
+    b.join(2)
+    sw.core.hangup(next(ch.uuid for ch in sw.core.channels.values() if ch.variables.get("caller_id_number") == "13900000001"))
+    a.join(2)
+    assert results["13900000002"].variables["cti_result"] == "+OK hotline 8001 answered by 101"
 
 
 def test_a_wake_up_the_scheduler_fires_early_does_not_overflow_before_max_wait(switch):

@@ -390,15 +390,18 @@ class Router:
         for seat in seats:
             self.store.release(offer_key(seat), caller)
 
-    def dispatch(self, hotline: str) -> None:
+    def dispatch(self, hotline: str, until: str = "") -> None:
         """A seat of ``hotline`` may have become free: hand it to the first waiting caller it
-        may serve (a caller it missed a moment ago is passed over), and wake that caller."""
+        may serve (a caller it missed a moment ago is passed over), and wake that caller.
+        ``until``: only the callers ahead of that one."""
         conf = self.seats.config.hotlines.get(hotline)
         if conf is None:
             return
         with self.queues.guard(hotline):
             now = self._clock()
             for waiter in self.queues.free(hotline):
+                if waiter.uuid == until:
+                    return
                 avoid = waiter.avoid(now, conf.retry_delay)
                 got = self.reserve(conf, waiter.uuid, avoid, conf.strategy == "ring-all", waiter.node)
                 if not got:
@@ -613,7 +616,9 @@ class Router:
                 return seats
             ahead = self.queues.first_free(conf.id)
             if ahead is not None and ahead.uuid != waiter.uuid:
-                return []  # earlier callers first
+                # earlier callers first: each takes the seat it may; a seat that every one of
+                # them is avoiding (it missed them a moment ago) is this caller's
+                self.dispatch(conf.id, until=waiter.uuid)
             avoid = waiter.avoid(self._clock(), conf.retry_delay)
             return self.reserve(conf, waiter.uuid, avoid, conf.strategy == "ring-all")
 

@@ -17,7 +17,7 @@ from cti.domain.errors import CtiError
 from cti.domain.help import Help
 from cti.domain.model import BUSY, IN_CALL, NONE, RINGING, WRAP_UP, Phone, SeatState
 from cti.domain.ports import Calls
-from cti.domain.routing import MISSED
+from cti.domain.routing import MISSED, offer_key
 from cti.domain.supervision import DIGIT_MODE, MODE_DIGIT, Session, Supervisors, sup_key, take_key
 from cti.domain.tags import Forged
 
@@ -280,9 +280,12 @@ class Tracker:
             with self.seats.locks.hold(seat):
                 state = self.repo.get(seat)
                 if state is not None and state.call == uuid:
+                    offer = self._var(h, "cti_offer")
+                    if offer:  # the ended caller's claim goes first: a seat that reads free is offerable
+                        self.sup.store.release(offer_key(seat), offer)
                     after = self.seats.after_call(state)
                     action = "hangup"
-                    missed = state.activity == RINGING and bool(self._var(h, "cti_offer")) and cause in MISSED
+                    missed = state.activity == RINGING and bool(offer) and cause in MISSED
                     if missed:
                         after = self._missed(state, after, cause)
                         action = "no-answer" if after.availability == BUSY and state.availability != BUSY else action
