@@ -25,6 +25,7 @@ from cti.cluster.queue import ClusterQueues, wake_channel
 from cti.cluster.store import RedisStore, failed
 
 EVENTS_CHANNEL = "events"
+LOOK_EVERY = 0.25  # seconds between two looks for nodes whose heartbeat expired
 
 
 class ClusterEvents:
@@ -70,8 +71,9 @@ class Node:
             raise failed(exc) from None
 
     def dead(self, now: float) -> List[str]:
-        """Nodes whose heartbeat expired (looked at at most once a second)."""
-        if now - self._looked < 1.0:
+        """Nodes whose heartbeat expired (looked at every ``LOOK_EVERY`` seconds: a dead node is
+        seen within ``dead_after`` + about half a second of its last beat)."""
+        if now - self._looked < LOOK_EVERY:
             return []
         self._looked = now
         try:
@@ -88,8 +90,27 @@ class Node:
         return [n for n, up in zip(others, found) if not up]
 
     def take_cleanup(self, node: str) -> bool:
-        """Only one surviving node cleans up after ``node``."""
-        return self.store.claim("cleanup." + node, self.name, ttl=30) is None
+        """Only one surviving node cleans up after ``node``: the claim (which expires, should
+        this node die meanwhile) is held for the clean-up only (``cleaned``), so the same
+        node's next death is cleaned up as soon. A node another one cleaned up (and forgot)
+        meanwhile, or that beats again, is left alone."""
+        if self.store.claim("cleanup." + node, self.name, ttl=30) is not None:
+            return False
+        try:
+            pipe = self.store.r.pipeline(transaction=False)
+            pipe.sismember(self.store.k("nodes"), node)
+            pipe.exists(self.store.k("node." + node))
+            listed, beating = pipe.execute()
+        except redis.RedisError as exc:
+            self.cleaned(node)
+            raise failed(exc) from None
+        if listed and not beating:
+            return True
+        self.cleaned(node)
+        return False
+
+    def cleaned(self, node: str) -> None:
+        self.store.release("cleanup." + node, self.name)
 
     def forget(self, node: str) -> None:
         try:

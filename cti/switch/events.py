@@ -109,14 +109,15 @@ def cluster_start(token: str) -> None:
     c.listener = listen(c.store, c.refire, SwitchCalls(sw).wake, sw.fire, running, sw.log)
 
 
-def cluster_tick(memory: WatchState, token: str) -> None:
+def cluster_tick(memory: WatchState, token: str) -> int:
     """Beat; clean up after the nodes whose heartbeat expired (each by one surviving node).
-    The listener is (re)started here too: the config may have turned to ``store: redis``."""
+    The listener is (re)started here too: the config may have turned to ``store: redis``.
+    How long the watcher may wait for an event before it looks again (ms; 0: no cluster)."""
     s = app.seats()
     c = app.cluster(s.config)
     if c is None:
-        return
-    from cti.cluster.node import cleanup
+        return 0
+    from cti.cluster.node import LOOK_EVERY, cleanup
 
     if c.listener is None or not c.listener.is_alive():
         cluster_start(token)
@@ -125,11 +126,15 @@ def cluster_tick(memory: WatchState, token: str) -> None:
     for dead in c.node.dead(now):
         if not c.node.take_cleanup(dead):
             continue
-        done = cleanup(dead, c.store, c.queues, list(s.config.hotlines), tracker(memory).end_calls_of)
-        c.node.forget(dead)
+        try:
+            done = cleanup(dead, c.store, c.queues, list(s.config.hotlines), tracker(memory).end_calls_of)
+            c.node.forget(dead)
+        finally:
+            c.node.cleaned(dead)
         Switch.here().log("NOTICE", f"cti: switch {dead} stopped beating; cleaned up after it: {done}")
         for hotline in s.config.hotlines:
             s.on_available(hotline)
+    return int(LOOK_EVERY * 1000)
 
 
 def handle(h: Dict[str, str], memory: WatchState) -> None:
@@ -175,9 +180,9 @@ def run(max_events: Optional[int] = None) -> None:
                 break
             app.beat(token)
             try:
-                cluster_tick(memory, token)
+                look_ms = cluster_tick(memory, token) or 1000
             except Exception:  # Redis away: the commands say so; the watcher goes on
-                pass
+                look_ms = 1000
             try:
                 app.stats().tick()  # pending statistics into the store, at most once a second
             except Exception:  # no config yet; a failed flush keeps its counts and says so once
@@ -195,7 +200,7 @@ def run(max_events: Optional[int] = None) -> None:
                 except Exception:
                     sw.log("ERR", f"cti: call watcher: wrap-up timer failed: {traceback.format_exc()}")
                 continue
-            wait = 1000 if deadline is None else max(1, min(1000, int((deadline - now) * 1000) + 1))
+            wait = look_ms if deadline is None else max(1, min(look_ms, int((deadline - now) * 1000) + 1))
             event = consumer.pop(1, wait)
             if event is None:
                 continue

@@ -348,6 +348,30 @@ def test_node_a_dying_is_cleaned_up_by_b_within_10_seconds(nodes, redis_server):
     assert seat_status(b, "104") == "busy"  # B's own seats as they were
 
 
+def test_a_node_killed_twice_is_cleaned_up_within_dead_after_and_a_second_each_time(nodes, redis_server):
+    """The clean-up claim is held for the clean-up only (issue 21): the same node's next death
+    is cleaned up as soon as its first, within ``dead_after`` + 1 s of its last heartbeat."""
+    dead_after = 2
+    a, b = nodes("A", "B", hotline=HOTLINE, dead_after=dead_after)
+    watching(a, b)
+    r = redis_server.client()
+    for death in (1, 2):
+        if death == 2:
+            a.start()
+            watching(a)
+        a_call_and_a_waiter(on=a, seats=b)
+        left = r.pttl("cti:cti:node.A") / 1000  # the heartbeat's time to live: when A last beat
+        killed = time.monotonic()
+        a.kill()
+        last_beat = killed - (dead_after - left)
+        b.run("sw.wait_for(lambda: wiring.seats().repo.get('101').status == 'idle', 10); _ = True")
+        took = time.monotonic() - last_beat
+        print(f"\nnode A's death {death}: cleaned up by B {took:.2f} s after its last heartbeat")
+        assert took <= dead_after + 1, f"death {death}: {took:.2f} s"
+        assert b.run("_ = wiring.queues().count('8001')") == 0
+        b.run("sw.wait_for(lambda: not c.store.r.exists('cti:cti:cleanup.A'), 2); _ = True")  # gone with the clean-up
+
+
 def test_redis_stopped_mid_run_every_command_says_so_in_time_and_resumes(nodes, redis_server):
     a, b = nodes("A", "B")
     watching(a, b)
