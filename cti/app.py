@@ -19,6 +19,7 @@ from typing import Any, Dict, Optional, Set, Tuple
 
 from cti import config
 from cti.domain.help import Help
+from cti.domain.lockout import Budget
 from cti.domain.ports import KeyedLocks, Store
 from cti.domain.routing import Queues, Router, WaitTimes
 from cti.domain.seats import SeatRepo, Seats
@@ -37,6 +38,7 @@ _guard = threading.Lock()
 _locks = KeyedLocks()
 _queues = Queues()  # callers waiting in this switch, per hotline
 _waits = WaitTimes()  # recent answers of queued callers: the default expected wait
+_budget = Budget(time.monotonic)  # the switch's CPU budget for password checks (sign-in)
 _music: Dict[str, str] = {}
 _commands: Set[str] = set()  # legs running a cti command from the dialplan now (Seats.commands)
 _path = ""
@@ -64,11 +66,12 @@ def config_path(sw: Switch) -> str:
 
 def forget() -> None:
     """Drop everything built (tests, ``cti.reload``): the next call builds it afresh."""
-    global _path, _queues, _waits, _seats, _watch_token, _beat, _locks, _tag, _domain
+    global _path, _queues, _waits, _budget, _seats, _watch_token, _beat, _locks, _tag, _domain
     with _guard:
         _path = ""
         _queues = Queues()
         _waits = WaitTimes()
+        _budget = Budget(time.monotonic)
         _locks = KeyedLocks()
         _seats = None
         _tag = None
@@ -149,6 +152,7 @@ def seats() -> Seats:
             s.node = c.store.node
         s.on_available = lambda hotline, s=s: _dispatch(s, hotline)  # type: ignore[misc]
         s.leg_alive = SwitchCalls(sw).exists
+        s.lockout.budget = _budget  # one budget for the switch, whatever the config
         s.commands = _commands
         s.tags = _tags(store)
         s.default_domain = default_domain()

@@ -110,7 +110,9 @@ class LockoutConf:
     max_failures: int = 5  # wrong passwords for a seat, or from a phone, within window ...
     window: int = 600  # ... seconds
     duration: int = 600  # lock that long
-    checks_per_second: int = 20  # password checks (PBKDF2 runs) per second in the whole switch
+    check_cores: int = 0  # password checks (PBKDF2 runs) at once in the switch; 0: half its cores, at least one
+    check_wait: int = 30  # seconds a password check may wait for its turn before -ERR overloaded
+    checks_per_second: int = 0  # 0: no more than check_cores decides; else also at most this many start a second
 
 
 @dataclass(frozen=True)
@@ -304,8 +306,15 @@ def parse(path: str, text: str) -> Config:
         tones = top["tones"].mapping(("ok", "error", "password"))
         values["tones"] = Tones(**{k: _media(v) for k, v in tones.items()})
     if "lockout" in top:
-        keys = ("max_failures", "window", "duration", "checks_per_second")
-        limits = {"max_failures": (1, 100), "window": (1, 86400), "duration": (1, 86400), "checks_per_second": (1, 1000)}
+        keys = ("max_failures", "window", "duration", "checks_per_second", "check_cores", "check_wait")
+        limits = {
+            "max_failures": (1, 100),
+            "window": (1, 86400),
+            "duration": (1, 86400),
+            "checks_per_second": (0, 1000),
+            "check_cores": (0, 256),
+            "check_wait": (1, 600),
+        }
         got = top["lockout"].mapping(keys)
         values["lockout"] = LockoutConf(**{k: v.integer(*limits[k]) for k, v in got.items()})
     if "features" in top:

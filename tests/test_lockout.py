@@ -3,6 +3,7 @@ or phone is refused at once without PBKDF2, a supervisor clears it, PBKDF2 runs 
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -84,14 +85,92 @@ def test_a_supervisor_of_the_seats_hotline_unlocks_it_and_its_phone(guarded):
     assert ("unlocked", "101") in security_events(sw)
 
 
-def test_password_checks_are_bounded_per_second(switch):
-    sw = switch
-    sw.write_config(config_text() + "lockout:\n  max_failures: 100\n  checks_per_second: 3\n")
-    replies = [sw.cti("checkin", f"8001 101 wrong{i} 15{i}") for i in range(5)]
-    assert [r.split()[1] for r in replies] == ["bad_password"] * 3 + ["locked"] * 2
-    assert "password checks this second" in replies[3]
-    time.sleep(1.01)  # the next second: checks run again
-    assert sw.cti("checkin", "8001 101 wrong 159").startswith("-ERR bad_password ")
+TEAM = [str(5000 + i) for i in range(200)]  # 200 seats, each with its own password (nothing cached)
+
+
+def team_config(extra: str = "") -> str:
+    seats = "".join(
+        f'  "{s}":\n    password: "{passwords.make(f"pw{s}", iterations=1000)}"\n    hotlines: ["8001"]\n' for s in TEAM
+    )
+    return config_text(extra=seats) + extra
+
+
+def sign_in_at_once(sw, seats):
+    """Every seat signs in at the same moment, each on a thread of its own (as fs_cli, ESL and
+    phones call the switch at once); the replies by seat."""
+    start, replies = threading.Barrier(len(seats)), {}
+
+    def one(seat):
+        start.wait()
+        replies[seat] = sw.cti("checkin", f"8001 {seat} pw{seat} {seat}")
+
+    threads = [threading.Thread(target=one, args=(s,)) for s in seats]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return replies
+
+
+def test_200_correct_sign_ins_at_once_all_answer_ok_with_the_default_budget(switch):
+    """A team signing in at shift start waits its turns of the switch's password budget; nobody
+    is refused for the others' load, and a correct password never reads as a lockout (issue 21)."""
+    switch.write_config(team_config())
+    replies = sign_in_at_once(switch, TEAM)
+    assert sorted(replies.values()) == sorted(f"+OK {s} signed in to 8001 as agent on user/{s}, idle\n" for s in TEAM)
+
+
+def test_password_checks_run_at_most_check_cores_at_once(switch, mocker):
+    running, most, lock = [0], [0], threading.Lock()
+    verify = passwords.verify
+
+    def counted(stored, password):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.002)  # long enough for the others to pile up
+        with lock:
+            running[0] -= 1
+        return verify(stored, password)
+
+    mocker.patch.object(passwords, "verify", counted)
+    switch.write_config(team_config("lockout:\n  check_cores: 2\n"))
+    replies = sign_in_at_once(switch, TEAM[:40])
+    assert all(r.startswith("+OK") for r in replies.values())
+    assert most[0] == 2
+
+
+def test_a_check_that_waits_past_check_wait_is_refused_as_overloaded_and_changes_nothing(switch, mocker):
+    gate, entered, verify = threading.Event(), threading.Event(), passwords.verify
+
+    def held(stored, password):  # the first check keeps the only core
+        if not entered.is_set():
+            entered.set()
+            gate.wait(5)
+        return verify(stored, password)
+
+    mocker.patch.object(passwords, "verify", held)
+    switch.write_config(team_config("lockout:\n  check_cores: 1\n  check_wait: 1\n"))
+    first = threading.Thread(target=lambda: switch.cti("checkin", f"8001 {TEAM[0]} pw{TEAM[0]} {TEAM[0]}"))
+    first.start()
+    assert entered.wait(5)
+    before = switch.snapshot()
+    started = time.monotonic()
+    reply = switch.cti("checkin", f"8001 {TEAM[1]} pw{TEAM[1]} {TEAM[1]}")
+    assert 0.9 <= time.monotonic() - started < 3, "it waited its turn for check_wait first"
+    assert reply == "-ERR overloaded 1 sign-ins wait for a password check; try again in a minute\n"
+    assert switch.snapshot() == before, "nothing changed, nothing counted as a wrong password"
+    gate.set()
+    first.join(5)
+    assert switch.cti("checkin", f"8001 {TEAM[1]} pw{TEAM[1]} {TEAM[1]}").startswith("+OK"), "its turn comes now"
+
+
+def test_checks_per_second_when_set_paces_the_checks_without_refusing_them(switch):
+    switch.write_config(config_text() + "lockout:\n  max_failures: 100\n  checks_per_second: 2\n")
+    started = time.monotonic()
+    replies = [switch.cti("checkin", f"8001 101 wrong{i} 15{i}") for i in range(3)]
+    assert [r.split()[1] for r in replies] == ["bad_password"] * 3
+    assert time.monotonic() - started >= 0.9, "the third waited for the next second"
 
 
 # -- the password never leaves the call -------------------------------------------------------------

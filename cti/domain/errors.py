@@ -13,6 +13,7 @@ CODES = {
     "no_such_group": "the ring group is not in the configuration",
     "bad_password": "the password does not match the seat's",
     "locked": "too many wrong passwords for the seat or from the phone: sign-in is locked for a while",
+    "overloaded": "more sign-ins at once than the switch's password budget serves within lockout.check_wait; try again",
     "not_allowed": "the seat may not sign in to that hotline",
     "not_supervisor": "the seat may not act as a supervisor (or an agent acted on another seat)",
     "not_signed_in": "the seat (or the operator) is not signed in",

@@ -13,7 +13,6 @@ import unicodedata
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from cti.config import Config, SeatConf
-from cti.domain import passwords
 from cti.domain.errors import CtiError
 from cti.domain.lockout import Lockout
 from cti.domain.model import (
@@ -364,11 +363,7 @@ class Seats:
         """The seat's password, or a refusal: while the seat or phone is locked at once (no
         PBKDF2); a wrong one is counted, logged and announced, and may lock both."""
         self.lockout.check(conf.id, phone.key)
-        ok = passwords.known(conf.password, password)
-        if not ok:
-            self.lockout.may_check()
-            ok = passwords.verify(conf.password, password)
-        if ok:
+        if self.lockout.verify(conf.password, password):
             self.lockout.succeeded(conf.id, phone.key)
             return
         locked = self.lockout.failed(conf.id, phone.key)
