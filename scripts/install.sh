@@ -115,7 +115,15 @@ if [ -f "$CONFIG" ]; then
 else
   run install -m 0640 "$SRC/config/cti.example.yaml" "$CONFIG"
   owner_like "$CONFIG"
-  say "installed an example $CONFIG: edit its seats and passwords (python3 -m cti.passwd)"
+  # no seat is installed with a password anybody knows: each example seat gets a random PIN,
+  # shown here once (the file keeps only its hash)
+  if [ "$DRY" = 1 ]; then
+    echo "would give each example seat a random PIN (python3 -m cti.passwd --seed $CONFIG) and show it once"
+  else
+    pins=$(cd "$SRC" && "$PY" -m cti.passwd --seed "$CONFIG") || die "cannot set the example seats' PINs in $CONFIG"
+    say "installed an example $CONFIG; its seats' PINs, shown only now (change them: python3 -m cti.passwd):"
+    printf '%s\n' "$pins" | sed 's/^/cti:   /'
+  fi
 fi
 
 # 3. the feature-code dialplan, from the config's prefixes

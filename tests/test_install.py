@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from conftest import HERE, ROOT
+
+from cti.domain import passwords
 
 MODULES_XML = """<configuration name="modules.conf" description="Modules">
   <modules>
@@ -82,7 +85,17 @@ def test_install_into_a_switch(fake):
     installed = sorted(p.relative_to(fake.scripts).as_posix() for p in (fake.scripts / "cti").rglob("*.py"))
     shipped = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "cti").rglob("*.py"))
     assert installed == shipped
-    assert (fake.conf / "cti.yaml").read_text() == (ROOT / "config" / "cti.example.yaml").read_text()
+    installed_conf = (fake.conf / "cti.yaml").read_text()
+    example = (ROOT / "config" / "cti.example.yaml").read_text()
+    # the example, but no seat with a password anybody knows: a random PIN each, shown once (issue 21)
+    pins = dict(re.findall(r"^cti:   seat (\d+): PIN (\d{6})$", result.stdout, re.M))
+    assert sorted(pins) == ["1001", "1002"] and pins["1001"] != pins["1002"], result.stdout
+    hashes = re.findall(r'password: "([^"]+)"', installed_conf)
+    assert len(hashes) == 2 and not set(hashes) & set(re.findall(r'password: "([^"]+)"', example))
+    assert passwords.verify(hashes[0], pins["1001"]) and passwords.verify(hashes[1], pins["1002"])
+    assert not passwords.verify(hashes[1], "1234")
+    assert re.sub(r'password: "[^"]+"', "", installed_conf) == re.sub(r'password: "[^"]+"', "", example), "the rest as shipped"
+    assert oct((fake.conf / "cti.yaml").stat().st_mode & 0o777) == "0o640"
     assert (fake.conf / "dialplan" / "default" / "cti.xml").read_text() == (ROOT / "dialplan" / "cti.xml").read_text()
     modules = (fake.conf / "autoload_configs" / "modules.conf.xml").read_text()
     assert '    <load module="mod_python3"/>\n' in modules and '<load module="mod_hash"/>' in modules
