@@ -141,6 +141,15 @@ DIALPLAN = """<include>
         <action application="bridge" data="loopback/$2/cti_test"/>
       </condition>
     </extension>
+    <extension name="app_checkin">  <!-- a dialplan of the administrator's own signs the caller in -->
+      <condition field="destination_number" expression="^app-checkin-(\\w+)-(\\w+)$">
+        <action application="set" data="user_name=$2"/>
+        <action application="set" data="domain_name=$${domain}"/>
+        <action application="answer"/>
+        <action application="python" data="cti.checkin 8001 $1 - $2"/>
+        <action application="park"/>
+      </condition>
+    </extension>
     <extension name="as_user">
       <condition field="destination_number" expression="^as-(\\w+)-(.+)$">
         <action application="set" data="user_name=$1"/>

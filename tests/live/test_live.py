@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -221,7 +220,7 @@ def test_robcall_takes_the_customer_over(live):
     hangup = live.esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_HANGUP_COMPLETE" and e.get("Unique-ID") == leg, 2.0)
     assert hangup["Hangup-Cause"] == "PICKED_OFF"
     live.wait(lambda: live.status("101") == "idle", 2.0)
-    assert live.status("102") == "idle", "the supervisor's call-back leg is not its seat's call"
+    live.wait(lambda: live.status("102") == "in_call", 2.0, "the supervisor's leg is its seat's call once it took it over")
 
 
 def test_stopcall_ends_both_legs(live):
@@ -345,38 +344,6 @@ def test_forged_cti_variables_on_a_leg_change_nothing(live):
     live.wait(lambda: live.status("101") == "idle", 2.0)
     rec = live.seat("101")
     assert rec["status"] == "idle" and live.status("104") == "idle", "no miss counted from a forged cti_offer"
-
-
-def test_a_feature_code_sign_in_keys_the_password_and_it_is_in_no_event_or_channel(live):
-    sys.path.insert(0, str(ROOT))
-    from livefs import PASSWORDS
-
-    from cti.domain import passwords
-
-    old = passwords.make(PASSWORDS["103"], iterations=1000, salt=b"103" * 4)
-    live.write_config(config_yaml().replace(old, passwords.make("97531", iterations=1000)))
-    mark = live.esl.mark()
-    caller = live.customer("as-103-*21103")  # user 103 dials *21103
-    live.esl.wait_event(
-        lambda e: (
-            e.get("Event-Name") == "CHANNEL_EXECUTE" and e.get("Application") == "python" and e.get("Unique-ID") == caller["b"]
-        ),
-        3.0,
-        mark,
-    )
-    time.sleep(0.3)
-    assert live.api(f"uuid_recv_dtmf {caller['b']} 97531#").startswith("+OK")
-    live.wait(lambda: live.status("103") == "idle", 5.0, "signed in from the phone")
-    assert live.seat("103")["phone"] == "user/103"
-    live.settle()  # every cti event of the sign-in is in
-    clock = ("Timestamp", "UUID", "Unique-ID", "_received", "-Time", "Date", "Sequence", "epoch", "uuid")
-    values = [  # every header of every event but the keys' own, every column of every channel
-        v
-        for row in [e for e in live.esl.events[mark:] if e.get("Event-Name") != "DTMF"] + live.channels()
-        for k, v in row.items()
-        if not any(c in k for c in clock)
-    ]
-    assert not [v for v in values if "97531" in str(v)], "the password is in no event and no channel row"
 
 
 def test_the_sixth_wrong_password_answers_locked_at_once(live):
