@@ -73,11 +73,13 @@ def test_a_supervisor_who_took_a_call_over_is_in_call_until_it_ends(live):
     live.sign_in_all("8001 101 p101 101", "8001 102 p102 102 internal supervisor")
     caller = live.customer("route-8001")
     live.bridged(caller, "101", seat="101")
+    mark = live.esl.mark()
     reply = live.cti("robcall", "101 102")
     sup = reply.rsplit("(leg ", 1)[1].strip().rstrip(")")
     live.wait(lambda: live.partner(sup) == caller["b"], 5.0, "the supervisor has the customer")
     live.wait(lambda: live.status("102") == "in_call", 2.0, "the supervisor's seat is in its call")
-    assert live.seat("102")["call"] == sup
+    (taken,) = [e for e in live.seat_events("102", mark) if e["CTI-Action"] == "taken"]
+    assert (taken["CTI-Call"], taken["CTI-Customer"]) == (sup, caller["b"])
     live.hang_up(caller["a"])
     live.wait(lambda: live.status("102") == "idle", 2.0, "back to idle when it ends")
 
@@ -134,6 +136,8 @@ def test_50_rounds_the_next_caller_goes_to_the_freed_level_1_seat(live):
             3.0,
             mark,
         )
+        claim = live.api("hash select/ctilive/offer.101").strip()
+        assert claim in ("", "-ERR no reply"), f"round {i}: 101 reads idle while the ended caller still holds it ({claim})"
         caller = live.customer("route-8001", cid=f"139{i:08d}")
         leg = live.bridged(caller, "101", other_than=leg)  # never 104, the level-2 seat
         assert live.agent_leg("104") is None, f"round {i}: the level-2 seat was rung"
