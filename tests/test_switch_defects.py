@@ -23,28 +23,52 @@ def watcher_state(sw):
     return sw.cli("python cti.watcher")
 
 
-def test_the_watcher_starts_stops_and_starts_again_on_switch_threads(switch):
+def test_the_watcher_starts_stops_and_starts_again_on_switch_threads(switch, mocker):
+    """The watcher is known by its token and heartbeat, never by a thread: mod_python3 runs
+    ``pyrun`` on switch threads that Python may see alive long after the script returned (a
+    ``_DummyThread`` stays listed before Python 3.13; the OS reuses idents). Here every ``pyrun``
+    thread really lives on after its script, on every Python, so a watcher judged by its thread
+    could not start again."""
     sw = switch
-    assert watcher_state(sw).startswith("+OK call watcher not running")
-    assert sw.cli("pyrun cti.watcher") == "OK\n"
-    sw.wait_for(wiring.watcher_alive, 1.0)
-    assert watcher_state(sw) == "+OK call watcher running\n"
-    assert sw.cli("pyrun cti.watcher") == "OK\n"  # a second one exits at once
-    sw.wait_for(lambda: any("already running" in m for _, m in sw.core.logs), 1.0)
-    assert wiring.watcher_loops() == 1
-    assert sw.cli("python cti.watcher stop") == "+OK stopping the call watcher\n"
-    assert watcher_state(sw).startswith("+OK call watcher not running"), "tells the truth at once"
-    sw.wait_for(lambda: wiring.watcher_loops() == 0, 1.5)
-    assert sw.core.consumers == [], "its consumer is released"
-    assert sw.cli("pyrun cti.watcher") == "OK\n"
-    sw.wait_for(wiring.watcher_alive, 1.0)
-    sw.cti("checkin", "8001 101 p101 101")
-    sw.core.incoming("user/101")
-    sw.wait_for(lambda: sw.record("101").get("status") == "ringing", 1.0)
-    assert sw.cli("python cti.watcher stop") == "+OK stopping the call watcher\n"
-    sw.wait_for(lambda: wiring.watcher_loops() == 0, 1.5)
-    # the switch's threads look alive to Python for ever: nothing may be judged by them
-    assert any(isinstance(t, threading._DummyThread) for t in threading.enumerate())
+    run_on_switch_thread = freeswitch.on_switch_thread
+    done, release = [], threading.Event()
+
+    def and_live_on(fn, wait):
+        def script_then_linger():
+            fn()
+            done.append(fn)
+            release.wait(10)
+
+        run_on_switch_thread(fn if wait else script_then_linger, wait)
+
+    mocker.patch.object(freeswitch, "on_switch_thread", and_live_on)
+    try:
+        assert watcher_state(sw).startswith("+OK call watcher not running")
+        assert sw.cli("pyrun cti.watcher") == "OK\n"
+        sw.wait_for(wiring.watcher_alive, 1.0)
+        assert watcher_state(sw) == "+OK call watcher running\n"
+        assert sw.cli("pyrun cti.watcher") == "OK\n"  # a second one exits at once
+        sw.wait_for(lambda: any("already running" in m for _, m in sw.core.logs), 1.0)
+        assert wiring.watcher_loops() == 1
+        assert watcher_state(sw) == "+OK call watcher running\n", "the one that left took nothing with it"
+        assert sw.cli("python cti.watcher stop") == "+OK stopping the call watcher\n"
+        assert watcher_state(sw).startswith("+OK call watcher not running"), "tells the truth at once"
+        sw.wait_for(lambda: wiring.watcher_loops() == 0, 1.5)
+        assert sw.core.consumers == [], "its consumer is released"
+        sw.wait_for(lambda: len(done) == 2, 1.0)  # both scripts returned; their threads live on
+        assert sw.cli("pyrun cti.watcher") == "OK\n"
+        sw.wait_for(wiring.watcher_alive, 1.0)
+        assert watcher_state(sw) == "+OK call watcher running\n"
+        sw.cti("checkin", "8001 101 p101 101")
+        sw.core.incoming("user/101")
+        sw.wait_for(lambda: sw.record("101").get("status") == "ringing", 1.0)  # it follows calls
+        assert sw.cli("python cti.watcher stop") == "+OK stopping the call watcher\n"
+        sw.wait_for(lambda: wiring.watcher_loops() == 0, 1.5)
+        assert watcher_state(sw).startswith("+OK call watcher not running")
+        assert sw.core.consumers == []
+        sw.wait_for(lambda: len(done) == 3, 1.0)
+    finally:
+        release.set()
 
 
 def test_a_crashed_watcher_can_be_started_again(switch, mocker):

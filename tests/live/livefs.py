@@ -1,5 +1,6 @@
 """The live layer: cti on a real FreeSWITCH, reached over ESL (FS_ESL_HOST, FS_ESL_PORT,
-FS_ESL_PASSWORD; default 127.0.0.1:8021, ClueCon). Skipped, with one reason, when none answers.
+FS_ESL_PASSWORD; default 127.0.0.1:8021, ClueCon). Skipped, with one reason, when none answers,
+and when CTI_LIVE=0 (scripts/test.sh runs it once, with the main interpreter, not again on the others).
 
 The session installs this checkout with scripts/install.sh, then gives the switch test phones:
 directory users whose dial-string is a loopback call into the ``cti_phones`` context, where a
@@ -439,6 +440,9 @@ _REASON = ""
 def _live_or_skip() -> Live:
     global _REASON
     if _REASON:
+        pytest.skip(_REASON)
+    if os.environ.get("CTI_LIVE") == "0":
+        _REASON = "CTI_LIVE=0 (it runs once, with the main interpreter)"
         pytest.skip(_REASON)
     host, port, _ = target()
     esl = connect()

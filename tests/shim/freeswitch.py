@@ -57,9 +57,9 @@ def _field(text: str) -> str:
 
 def on_switch_thread(fn: Callable[[], None], wait: bool) -> None:
     """Run ``fn`` as mod_python3 runs Python: on a thread the switch made, with a fresh thread
-    state. Python sees such a thread as a ``threading._DummyThread``, which stays in
-    ``threading._active`` looking alive after it returned (FACTS.md §9); ``threading.local``
-    is empty on each call."""
+    state. Python sees such a thread as a ``threading._DummyThread``, which before Python 3.13
+    stays in ``threading._active`` looking alive after it returned (FACTS.md §9; 3.13 drops it
+    when the thread state goes); ``threading.local`` is empty on each call."""
     done = _thread.allocate_lock()
     done.acquire()
 
