@@ -83,11 +83,8 @@ def supervisors_for(
             continue
         if st.activity in ON_A_CALL or name in busy:
             continue
-        try:
-            seats.check_scope(name, state.seat, state.hotlines)
-        except CtiError:
-            continue
-        out.append(st)
+        if seats.policy.in_scope(name, state.seat, state.hotlines):
+            out.append(st)
     return out
 
 
@@ -111,7 +108,7 @@ class Help:
         state = self.seats.repo.get(seat)
         if state is None:
             raise CtiError("not_signed_in", f"seat {seat} is not signed in")
-        return state, self.seats.check_operator(state, operator)
+        return state, self.seats.policy.on_seat(state, operator)
 
     def ask(self, seat: str, operator: str = "") -> str:
         """``cti.help <seat>``: ring the free supervisors of the seat's hotline."""

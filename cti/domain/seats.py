@@ -29,6 +29,7 @@ from cti.domain.model import (
     Phone,
     SeatState,
 )
+from cti.domain.policy import Policy
 from cti.domain.ports import Events, KeyedLocks, Log, Store
 from cti.domain.tags import Tags
 
@@ -138,6 +139,7 @@ class Seats:
         self.config = config
         self.repo = repo if repo is not None and repo.store is store else SeatRepo(store, log)
         self.lockout = Lockout(self.repo.store, config.lockout, clock, time.monotonic)
+        self.policy = Policy(config, self.repo.get)  # who may act, for every verb
         self.tags = Tags(lambda: os.urandom(32))  # the wiring gives it the switch's own secret
         self.default_domain = ""  # the switch's: a bare extension belongs to it
         self._log = log
@@ -161,10 +163,7 @@ class Seats:
 
     # -- look-ups -------------------------------------------------------------------------
     def seat_conf(self, seat: str) -> SeatConf:
-        conf = self.config.seats.get(seat)
-        if conf is None:
-            raise CtiError("no_such_seat", f"no seat {seat!r} in {self.config.path}")
-        return conf
+        return self.policy.seat_conf(seat)
 
     def seat_on_phone(self, phone: Phone) -> Optional[str]:
         """The signed-in seat using ``phone`` (a dialplan caller), if any."""
@@ -179,36 +178,6 @@ class Seats:
         if state is None:
             raise CtiError("not_signed_in", f"seat {seat} is not signed in")
         return state
-
-    def check_operator(self, state: SeatState, operator: str) -> str:
-        """Who acts on ``state``: the seat itself, or a signed-in supervisor of its hotline."""
-        if not operator or operator == state.seat:
-            return state.seat
-        self.seat_conf(operator)
-        op = self.repo.get(operator)
-        if op is None:
-            raise CtiError("not_signed_in", f"operator {operator} is not signed in")
-        if op.role != SUPERVISOR:
-            raise CtiError("not_supervisor", f"{operator} is signed in as an agent and may act only on itself")
-        self.check_hotlines(op, state)
-        self.check_scope(operator, state.seat, state.hotlines)
-        return operator
-
-    def check_hotlines(self, sup: SeatState, state: SeatState) -> None:
-        """A supervisor supervises the seats of the hotlines it is signed in to."""
-        if not set(sup.hotlines) & set(state.hotlines):
-            raise CtiError(
-                "not_supervisor",
-                f"supervisor {sup.seat} is on hotline {','.join(sup.hotlines)};"
-                f" seat {state.seat} is on {','.join(state.hotlines)}",
-            )
-
-    def check_scope(self, supervisor: str, seat: str, hotlines: Tuple[str, ...]) -> None:
-        """A supervisor limited in the config (``supervises``) acts only on those hotlines and
-        seats: ``seat``, on ``hotlines`` (signed in to them, or, signed out, its own)."""
-        scope = self.config.seats[supervisor].supervises
-        if scope and not set(hotlines) & set(scope) and seat not in scope:
-            raise CtiError("not_supervisor", f"supervisor {supervisor} supervises {', '.join(scope)}, not seat {seat}")
 
     def check_domain(self, conf: SeatConf, phone: Phone) -> None:
         """A seat that names its domain signs in only with phones of that domain."""
@@ -390,18 +359,8 @@ class Seats:
         )
 
     def unlock(self, seat: str, operator: str = "") -> str:
-        """``cti.unlock``: from fs_cli, or by a signed-in supervisor of one of the seat's hotlines."""
-        conf = self.seat_conf(seat)
-        if operator and operator != seat:
-            self.seat_conf(operator)
-            op = self.repo.get(operator)
-            if op is None:
-                raise CtiError("not_signed_in", f"operator {operator} is not signed in")
-            if op.role != SUPERVISOR or not set(op.hotlines) & set(conf.hotlines):
-                raise CtiError("not_supervisor", f"{operator} is not a signed-in supervisor of a hotline of seat {seat}")
-            self.check_scope(operator, seat, conf.hotlines)
-        elif operator == seat:
-            raise CtiError("not_supervisor", f"seat {seat} cannot unlock itself")
+        """``cti.unlock``: from fs_cli, or by a signed-in supervisor over the seat."""
+        self.policy.unlock(seat, operator)
         until = self.lockout.unlock(seat)
         self._fire_security("unlocked", seat, Phone(""), "was locked" if until else "was not locked", operator)
         self._log.log("NOTICE", f"cti: seat {seat} unlocked by {operator or 'the console'}")
@@ -475,7 +434,7 @@ class Seats:
         self.seat_conf(seat)
         with self.locks.hold(seat):
             state = self.settled(self._signed_in(seat))
-            by = self.check_operator(state, operator)
+            by = self.policy.on_seat(state, operator)
             self._check_transition("checkout", state)
             self.repo.remove(state)
             self.repo.release_phone(state.phone_obj, seat)
@@ -493,7 +452,7 @@ class Seats:
             seen = self._signed_in(seat)
             state = self.settled(seen)
             freed = state is not seen and state.free  # its unseen hangup freed it
-            by = self.check_operator(state, operator)
+            by = self.policy.on_seat(state, operator)
             self._check_transition(action, state)
             wrapping = state.activity == WRAP_UP
             resting = target == IDLE and state.rest_until > self._clock()  # "ready": ends a delay after a missed offer

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
 from cti.domain.errors import CtiError
-from cti.domain.model import CAUSES, ON_A_CALL, SUPERVISOR, SeatState
+from cti.domain.model import CAUSES, ON_A_CALL, SeatState
 from cti.domain.ports import Calls, Log
 from cti.domain.seats import Seats
 from cti.domain.tags import new_leg
@@ -139,23 +139,6 @@ class Supervisors:
             raise CtiError("seat_not_in_call", f"seat {state.seat}'s call is not answered yet")
         return agent, customer
 
-    def _authorize(self, seat: str, supervisor: str) -> Tuple[SeatState, SeatState]:
-        self.seats.seat_conf(seat)
-        self.seats.seat_conf(supervisor)
-        if seat == supervisor:
-            raise CtiError("bad_arg", f"supervisor {supervisor} cannot supervise itself")
-        sup = self.seats.repo.get(supervisor)
-        if sup is None:
-            raise CtiError("not_signed_in", f"supervisor {supervisor} is not signed in")
-        if sup.role != SUPERVISOR:
-            raise CtiError("not_supervisor", f"{supervisor} is signed in as an agent, not a supervisor")
-        target = self.seats.repo.get(seat)
-        if target is None:
-            raise CtiError("not_signed_in", f"seat {seat} is not signed in")
-        self.seats.check_hotlines(sup, target)
-        self.seats.check_scope(supervisor, target.seat, target.hotlines)
-        return target, sup
-
     def warn(self, hotline: str, agent: str) -> None:
         """The hotline's monitor tone, to agent and customer, as a supervisor starts listening."""
         conf = self.seats.config.hotlines.get(hotline)
@@ -164,7 +147,7 @@ class Supervisors:
 
     # -- monitor / whisper / barge / robcall --------------------------------------------------
     def supervise(self, action: str, seat: str, supervisor: str, channel: Optional[Channel] = None) -> str:
-        target, sup = self._authorize(seat, supervisor)
+        target, sup = self.seats.policy.supervise(seat, supervisor)
         agent, customer = self.call_of(target)
         current = self.session(supervisor)
         if current is not None and not self._leg_alive(current):
@@ -266,7 +249,7 @@ class Supervisors:
         target = self.seats.repo.get(seat)
         if target is None:
             raise CtiError("not_signed_in", f"seat {seat} is not signed in")
-        by = self.seats.check_operator(target, operator)
+        by = self.seats.policy.on_seat(target, operator)
         agent, customer = self.call_of(target, answered=False)
         # the customer first: the agent leg follows it
         self.calls.end([leg for leg in (customer, agent) if leg], cause, {"cti_stopcall_by": by})
