@@ -18,13 +18,11 @@ from cti.domain.errors import CtiError
 SIGNED_OUT = "signed_out"
 IDLE = "idle"  # 示闲: may be offered calls
 BUSY = "busy"  # 示忙: signed in, not offered calls
-AVAILABILITIES = (IDLE, BUSY)
 NONE = ""  # no call
 RINGING = "ringing"
 IN_CALL = "in_call"
 WRAP_UP = "wrap_up"  # 话后处理
 ACTIVITIES = (NONE, RINGING, IN_CALL, WRAP_UP)
-STATUSES = (SIGNED_OUT, IDLE, BUSY, RINGING, IN_CALL, WRAP_UP)
 ON_A_CALL: FrozenSet[str] = frozenset({RINGING, IN_CALL})
 
 AGENT = "agent"

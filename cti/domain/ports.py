@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Dict, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Sequence, Tuple
 
 
 class Store(Protocol):
@@ -44,6 +44,12 @@ class Store(Protocol):
 
 class Events(Protocol):
     def fire(self, subclass: str, headers: Mapping[str, str]) -> None: ...
+
+    def defer(self, fn: Callable[..., Any], *args: Any) -> None:
+        """``fn(*args)`` after the command answered, in order with the events (work whose only
+        outcome is events: putting a seat event's headers together, counting it); an events
+        port that cannot wait runs it now."""
+        ...
 
 
 class Calls(Protocol):

@@ -236,12 +236,7 @@ class Seats:
         """The seat's ``cti::seat`` event. Its headers are put together (and counted, and fired)
         after the command answered where the events port can do that (``defer``: the switch's
         writer), from what holds now: the state (immutable), this config, this time."""
-        defer = getattr(self.events, "defer", None)
-        args = (action, state, previous, operator, extra, self.config, self._clock())
-        if defer is None:
-            self._fire_now(*args)
-        else:
-            defer(self._fire_now, *args)
+        self.events.defer(self._fire_now, action, state, previous, operator, extra, self.config, self._clock())
 
     def _fire_now(
         self,

@@ -306,11 +306,7 @@ class RecordingEvents:
     def defer(self, fn: Callable[..., Any], *args: Any) -> None:
         """``fn(*args)`` after the command answered, in order with the events, where the
         events port can (the switch's writer); else now."""
-        soon = getattr(self.inner, "defer", None)
-        if soon is None:
-            fn(*args)
-        else:
-            soon(fn, *args)
+        self.inner.defer(fn, *args)
 
 
 # -- the report ----------------------------------------------------------------------------------

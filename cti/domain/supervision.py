@@ -28,7 +28,6 @@ from cti.domain.tags import new_leg
 # eavesdrop DTMF with the agent leg as target (CALLS.md §4)
 MODE_DIGIT = {"monitor": "0", "whisper": "2", "barge": "3"}
 DIGIT_MODE = {"0": "monitor", "2": "whisper", "3": "barge", "1": "customer"}
-ACTIONS = ("monitor", "whisper", "barge", "robcall")
 
 
 def sup_key(supervisor: str) -> str:

@@ -96,6 +96,14 @@ class Tracker:
         self._pop_of = pop_of  # caller leg -> its screen pop, while this switch offers it
         features = self.seats.config.features.values()
         self._features = tuple(features)  # a call dialing one is a cti command, not a call
+        self._handlers: Dict[str, Callable[[H], None]] = {
+            "CHANNEL_CREATE": self._on_channel_create,
+            "CHANNEL_ANSWER": self._on_channel_answer,
+            "CHANNEL_BRIDGE": self._on_channel_bridge,
+            "CHANNEL_HANGUP_COMPLETE": self._on_channel_hangup_complete,
+            "DTMF": self._on_dtmf,
+            "BACKGROUND_JOB": self._on_background_job,
+        }
 
     def _var(self, h: H, name: str) -> Optional[str]:
         """A cti variable of the event's leg, if cti put it there (see ``_leg_var``)."""
@@ -111,8 +119,7 @@ class Tracker:
             return None
 
     def handle(self, h: H) -> None:
-        name = h.get("Event-Name", "")
-        handler = getattr(self, "_on_" + name.lower(), None)
+        handler = self._handlers.get(h.get("Event-Name", ""))
         if handler is not None:
             handler(h)
 

@@ -235,7 +235,3 @@ def stop() -> bool:
     event.addHeader("CTI-Command", "stop")
     event.fire()
     return had
-
-
-def running() -> bool:
-    return app.watcher_alive()
