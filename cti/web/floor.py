@@ -77,6 +77,7 @@ class Floor:
                 "number": known.get(w["caller"], {}).get("number", ""),
                 "since": now - float(w.get("seconds", 0)),
                 "priority": w.get("priority", 0),
+                "offered": bool(w.get("offered")),
             }
             for w in data.get("waiting", [])
         }
@@ -192,6 +193,7 @@ class Floor:
             row = queue.get(caller) or {"caller": caller, "since": ts - (_float(h.get("CTI-Waited")) or 0.0)}
             row["number"] = h.get("CTI-Caller-Number", row.get("number", ""))
             row["priority"] = int(_float(h.get("CTI-Priority")) or 0)
+            row["offered"] = action == "offered" or (action == "announced" and bool(row.get("offered")))
             queue[caller] = row
         elif action in ("answered", "abandoned", "overflow"):
             queue.pop(caller, None)

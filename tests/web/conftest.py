@@ -65,23 +65,34 @@ class WebThread:
         asyncio.run_coroutine_threadsafe(self.service.stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()
 
 
 class Stack:
     def __init__(self, switch: Switch, front: EslFront, web: WebThread) -> None:
         self.switch, self.front, self.web = switch, front, web
         self.url = web.url
+        self._stop = threading.Event()
+        self._pumper = threading.Thread(target=self._pump, daemon=True)  # the call watcher's loop
+        self._pumper.start()
+
+    def _pump(self) -> None:
+        while not self._stop.wait(0.01):
+            self.switch.pump()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._pumper.join(5)
 
     def reset(self) -> None:
         """Every seat signed out, no lockout, no call: a clean floor for the next test."""
         for ch in list(self.switch.core.channels):
-            self.switch.core.hangup(ch)
-        self.switch.pump()
+            if ch in self.switch.core.channels:
+                self.switch.core.hangup(ch)
         for seat in PHONES:
+            self.switch.cti("help", f"{seat} cancel")
             self.switch.cti("checkout", seat)
             self.switch.cti("unlock", seat)
-            self.switch.cti("help", f"{seat} cancel")
-        self.switch.pump()
         for token in list(self.web.service.logins):
             self.web.call(lambda t=token: self.web.service.logins.pop(t, None))
 
@@ -105,6 +116,7 @@ def stack(tmp_path_factory):
     try:
         yield st
     finally:
+        st.close()
         web.close()
         front.close()
 

@@ -89,6 +89,7 @@ class EslFront:
         self._consumer.cleanup()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+        self.loop.close()
 
     def _run(self, coro) -> None:
         asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)

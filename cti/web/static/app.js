@@ -71,7 +71,7 @@ function h(tag, attrs, ...kids) {
     if (k === "text") { el.textContent = v; continue; }
     el.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const kid of kids.flat()) {
+  for (const kid of kids.flat(Infinity)) {
     if (kid === null || kid === undefined || kid === false) continue;
     el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
   }
@@ -167,7 +167,10 @@ function connect() {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${proto}//${location.host}/ws`);
   S.ws = ws;
-  ws.onopen = () => { S.connected = true; S.retry = 0; renderConn(); };
+  ws.onopen = () => {
+    if (S.everConnected) document.body.dataset.reconnects = String(Number(document.body.dataset.reconnects || 0) + 1);
+    S.everConnected = true; S.connected = true; S.retry = 0; renderConn();
+  };
   ws.onmessage = (ev) => receive(JSON.parse(ev.data));
   ws.onclose = async () => {
     if (S.ws !== ws) return;
@@ -264,10 +267,19 @@ function popView(seat) {
       vars.map(([k, v]) => [h("dt", { text: k.slice(4) }), h("dd", { text: v })])));
 }
 
+function waitingCount() {
+  return Object.keys((S.snap && S.snap.queues) || {}).reduce((n, hid) => n + ((S.queues[hid] || []).length), 0);
+}
+
 function renderToolbar() {
   const box = $("[data-toolbar]");
-  if (!S.snap || !S.me) { box.replaceChildren(); return; }
+  if (!S.snap || !S.me) { box.replaceChildren(); S.toolbarKey = ""; return; }
   const seat = S.seats.get(S.me.seat) || { seat: S.me.seat, status: "signed_out", name: S.me.name, allowed: [] };
+  // rebuilt only when the seat changed (a form being filled in is left alone otherwise)
+  const key = JSON.stringify([S.lang, seat, S.snap.reasons]);
+  const badge = $("[data-toolbar] [data-qcount]");
+  if (key === S.toolbarKey && badge) { badge.textContent = String(waitingCount()); return; }
+  S.toolbarKey = key;
   const signedIn = seat.status !== "signed_out";
   const state = h("div", { class: "state", "data-seat": seat.seat, "data-state": seat.status },
     h("span", { class: "dot" }),
@@ -294,7 +306,9 @@ function renderToolbar() {
       h("button", { type: "submit", class: "primary", "data-action": "checkin" }, t("checkin"))));
   } else {
     const reasons = S.snap.reasons || [];
-    const pick = h("select", { name: "reason", "data-reason": true }, reasons.map((r) => h("option", { value: r, text: reasonText(r) })));
+    const pick = h("select", { name: "reason", "data-reason": true, on: { change: (e) => { S.reason = e.target.value; } } },
+      reasons.map((r) => h("option", { value: r, text: reasonText(r) })));
+    if (S.reason && reasons.includes(S.reason)) pick.value = S.reason;
     actions.append(
       h("div", { class: "group" }, pick, button("busy", t("busy_act"), seat.seat, () => ({ reason: pick.value || "busy" }), "warn")),
       button("idle", seat.activity === "wrap_up" ? t("end_wrap") : t("idle_act"), seat.seat, null, "ok"),
@@ -308,9 +322,8 @@ function renderToolbar() {
     info.append(h("div", { class: "wrap" }, h("span", { text: t("wrap_left") }),
       h("strong", { "data-until": wrap && seat.since ? seat.since + wrap : "" }, wrap && seat.since ? clock(seat.since + wrap - now()) : "—")));
   } else info.append(h("div", { class: "muted", text: signedIn ? `${t("no_call")} · ${(seat.hotlines || []).join(", ")} · ${seat.phone || ""}` : "" }));
-  const mine = (S.snap.queues && Object.entries(S.snap.queues)) || [];
-  const waitingCount = mine.reduce((n, [hid]) => n + ((S.queues[hid] || []).length), 0);
-  const queueBadge = h("div", { class: "qbadge", title: t("waiting") }, h("span", { text: t("waiting") }), h("strong", { text: String(waitingCount) }));
+  const queueBadge = h("div", { class: "qbadge", title: t("waiting") }, h("span", { text: t("waiting") }),
+    h("strong", { "data-qcount": true, text: String(waitingCount()) }));
   box.replaceChildren(h("div", { class: "toolbar-row" }, state, info, queueBadge), actions);
 }
 
@@ -377,7 +390,7 @@ function renderQueues() {
     const list = S.queues[hid] || [];
     return h("section", { class: "queue", "data-queue": hid },
       h("h3", {}, `${(S.snap.hotlines[hid] || {}).name || hid}`, h("span", { class: "id", text: hid }), h("span", { class: "count", text: String(list.length) })),
-      list.length ? h("ol", {}, list.map((w) => h("li", { "data-waiting": w.caller },
+      list.length ? h("ol", {}, list.map((w) => h("li", { "data-waiting": w.caller, class: w.offered ? "offered" : null },
         h("span", { class: "num", text: w.number || w.caller.slice(0, 8) }),
         h("span", { class: "timer", "data-since": w.since }, clock(now() - w.since)))))
         : h("p", { class: "muted", text: t("nobody_waiting") }));
