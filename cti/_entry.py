@@ -7,6 +7,7 @@ the caller gets ``+OK ...`` or ``-ERR <code> <message>``, never mod_python3's ``
 
 from __future__ import annotations
 
+import ipaddress
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -221,6 +222,40 @@ def _unlock(a: List[str], caller: Optional[Caller]) -> str:
     return seats.unlock(seat, operator)
 
 
+WEB_STEPS = ("check", "failed", "ok")
+
+
+def _weblogin(a: List[str], caller: Optional[Caller]) -> str:
+    """The web service's sign-in steps, from ESL only: ``check`` (locked?), ``failed`` / ``ok``
+    (the password it checked was wrong / right: the lockout counts or clears), ``checkin`` (the
+    logged-in seat signs in without its password ever being an API argument)."""
+    if caller is not None:
+        raise CtiError("usage", "cti.weblogin is the web service's, over ESL only")
+    seat, step = check_id("seat", a[0]), a[1]
+    seats = wiring.seats()
+    if step in WEB_STEPS:
+        if len(a) != 3:
+            raise _usage(COMMANDS["weblogin"])
+        try:
+            client = str(ipaddress.ip_address(a[2]))
+        except ValueError:
+            raise CtiError("bad_arg", f"web client {a[2][:50]!r} is not an IP address") from None
+        if step == "check":
+            return seats.web_check(seat, client)
+        return seats.web_failed(seat, client) if step == "failed" else seats.web_ok(seat, client)
+    if step != "checkin" or len(a) < 4:
+        raise _usage(COMMANDS["weblogin"])
+    hotline = a[2]
+    if hotline not in ("-", "*"):
+        for one in hotline.split(","):
+            check_id("hotline", one)
+    phone = Phone.parse(a[3], _at(a, 4) or "internal", wiring.default_domain())
+    conf = seats.config.seats.get(seat)
+    if conf is not None and conf.domain and phone.type == "internal" and "@" not in a[3]:
+        phone = Phone.extension(phone.number, conf.domain, wiring.default_domain())
+    return seats.checkin(hotline, seat, "", phone, _at(a, 5) or "agent", verified=True)
+
+
 def _reload(a: List[str], caller: Optional[Caller]) -> str:
     wiring.reload()
     cfg = wiring.seats().config  # parse now: a broken file answers -ERR config here
@@ -250,6 +285,13 @@ COMMANDS: Dict[str, Command] = {
     "reload": Command("cti.reload", 0, 0, _reload),
     "unlock": Command("cti.unlock <seat> [<supervisor>]", 1, 2, _unlock),
     "help": Command("cti.help <seat> [cancel]", 1, 2, _help),
+    "weblogin": Command(
+        "cti.weblogin <seat> check|failed|ok <client address> | cti.weblogin <seat> checkin <hotline>[,...]|- <phone>"
+        " [internal|external] [agent|supervisor]",
+        2,
+        6,
+        _weblogin,
+    ),
 }
 # From a phone the phone (checkin), the seat (the others) or the supervisor (the caller) may
 # be left out.

@@ -136,6 +136,20 @@ class Tones:
     password: str = "tone_stream://%(100,100,1400);loops=2"  # key the password now, then #
 
 
+@dataclass(frozen=True)
+class WebConf:
+    """``web:``: the web agent toolbar and supervisor wallboard (``python3 -m cti.web``), a
+    process of its own that reaches the switch only over ESL."""
+
+    listen: str = "0.0.0.0"  # the address the page answers on (127.0.0.1: this machine only)
+    port: int = 8088
+    esl_host: str = "127.0.0.1"  # the switch's event socket (mod_event_socket)
+    esl_port: int = 8021
+    esl_password: str = "ClueCon"
+    session_minutes: int = 480  # a login lasts this long, then the page asks for the password again
+    busy_reasons: Tuple[str, ...] = ("lunch", "meeting", "training", "break")  # offered by the toolbar's busy button
+
+
 FEATURE_DEFAULTS = {
     "checkin": "*21",
     "checkout": "*22",
@@ -166,6 +180,7 @@ class Config:
     ring_groups: Dict[str, RingGroup] = field(default_factory=dict)
     redis: RedisConf = field(default_factory=RedisConf)
     help_key: str = ""  # keys an agent presses in a call to ask for help (again: cancel); "": none
+    web: WebConf = field(default_factory=WebConf)
 
     @property
     def persistent(self) -> bool:
@@ -272,6 +287,7 @@ def parse(path: str, text: str) -> Config:
             "ring_groups",
             "redis",
             "help_key",
+            "web",
         )
     )
     values: Dict[str, Any] = {}
@@ -281,6 +297,8 @@ def parse(path: str, text: str) -> Config:
             raise top["store"].fail("expected hash, db or redis")
     if "redis" in top:
         values["redis"] = _redis(top["redis"])
+    if "web" in top:
+        values["web"] = _web(top["web"])
     if "realm" in top:
         realm = top["realm"].text(32)
         if not realm or not set(realm) <= _REALM_CHARS:
@@ -559,6 +577,46 @@ def _redis(node: _Node) -> RedisConf:
     if "dead_after" in got:
         values["dead_after"] = got["dead_after"].integer(2, 600)
     return RedisConf(**values)
+
+
+_HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:-]{0,252}\Z")
+_WORD_RE = re.compile(r"[^\s]{1,64}\Z")
+
+
+def _web(node: _Node) -> WebConf:
+    got = node.mapping(("listen", "port", "esl", "session_minutes", "busy_reasons"))
+    values: Dict[str, Any] = {}
+    if "listen" in got:
+        values["listen"] = got["listen"].text(253)
+        if not _HOST_RE.match(values["listen"]):
+            raise got["listen"].fail("an address to listen on, e.g. 0.0.0.0, 127.0.0.1 or ::")
+    if "port" in got:
+        values["port"] = got["port"].integer(1, 65535)
+    if "session_minutes" in got:
+        values["session_minutes"] = got["session_minutes"].integer(1, 7 * 24 * 60)
+    if "esl" in got:
+        esl = got["esl"].mapping(("host", "port", "password"))
+        if "host" in esl:
+            values["esl_host"] = esl["host"].text(253)
+            if not _HOST_RE.match(values["esl_host"]):
+                raise esl["host"].fail("a host name or address, e.g. 127.0.0.1")
+        if "port" in esl:
+            values["esl_port"] = esl["port"].integer(1, 65535)
+        if "password" in esl:
+            values["esl_password"] = esl["password"].text(128)
+            if not _WORD_RE.match(values["esl_password"]):
+                raise esl["password"].fail("the event socket's password: 1 to 64 characters, no spaces")
+    if "busy_reasons" in got:
+        reasons = []
+        for item in got["busy_reasons"].seq():
+            word = item.text(64)
+            if not _WORD_RE.match(word) or not word.isprintable():
+                raise item.fail("a busy reason is one word (no spaces), at most 64 characters")
+            if word in reasons:
+                raise item.fail(f"{word!r} twice")
+            reasons.append(word)
+        values["busy_reasons"] = tuple(reasons)
+    return WebConf(**values)
 
 
 def _target(node: _Node) -> str:

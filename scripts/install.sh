@@ -11,7 +11,11 @@
 #   3. installs <conf_dir>/cti.yaml from the example only if there is none (never overwrites);
 #   4. makes sure mod_python3 and mod_hash (and mod_db for store: db) load at boot and now;
 #   5. reloadxml; drops the switch's already-imported cti modules (mod_python3 keeps them until
-#      a restart) so the next call runs the new code; and runs `python cti.status` to prove it.
+#      a restart) so the next call runs the new code; and runs `python cti.status` to prove it;
+#   6. the web toolbar and wallboard (python3 -m cti.web): a virtualenv of its own in
+#      $CTI_WEB_PREFIX (default /opt/cti-web; never the switch's Python), a systemd unit
+#      cti-web where systemd runs, else started in the background; it answers on web.port
+#      (8088). CTI_WEB=off leaves it out.
 # Idempotent. --dry-run prints what it would do and changes nothing.
 set -euo pipefail
 
@@ -21,7 +25,7 @@ for arg in "$@"; do
   case "$arg" in
     --dry-run) DRY=1 ;;
     --uninstall) UNINSTALL=1 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown option $arg (use --dry-run, --uninstall)" >&2; exit 2 ;;
   esac
 done
@@ -80,7 +84,119 @@ forget_loaded_cti() {  # mod_python3 keeps imported modules until a restart (FAC
   fi
 }
 
+# -- the web service (cti/web): its own venv and process, reaching the switch over ESL ----------
+WEB="${CTI_WEB:-on}"
+WEB_PREFIX="${CTI_WEB_PREFIX:-/opt/cti-web}"
+WEB_VENV="${CTI_WEB_VENV:-$WEB_PREFIX/venv}"
+WEB_PY="${CTI_WEB_PYTHON:-/usr/bin/python3}"
+WEB_UNIT=/etc/systemd/system/cti-web.service
+WEB_PID="$WEB_PREFIX/cti-web.pid"
+has_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 && [ -z "${CTI_WEB_PREFIX:-}" ]; }
+
+web_stop() {  # the service this installer started (its systemd unit, or the pid it wrote)
+  if has_systemd && [ -f "$WEB_UNIT" ]; then run systemctl stop cti-web; fi
+  if [ -f "$WEB_PID" ]; then
+    pid=$(cat "$WEB_PID")
+    if [ "$DRY" = 1 ]; then echo "would stop the web service (pid $pid)"
+    else
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      rm -f "$WEB_PID"
+    fi
+  fi
+}
+
+web_install() {
+  if [ "$WEB" = off ]; then say "web service: left out (CTI_WEB=off)"; return 0; fi
+  if ! "$WEB_PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    say "web service: needs Python 3.10+ ($WEB_PY is older: genesis, its ESL client, needs 3.10); left out"
+    return 0
+  fi
+  if [ "$DRY" = 1 ]; then
+    echo "would make the web service's venv $WEB_VENV ($WEB_PY -m venv; pip install -r config/web-requirements.txt)"
+    echo "would copy: $SRC/cti -> $WEB_PREFIX/app/cti"
+    if has_systemd; then echo "would write $WEB_UNIT and run: systemctl enable --now cti-web (restart)"
+    else echo "would start: $WEB_VENV/bin/python -m cti.web --config $CONFIG (in the background; pid in $WEB_PID)"; fi
+    return 0
+  fi
+  mkdir -p "$WEB_PREFIX"
+  if [ ! -x "$WEB_VENV/bin/python" ]; then
+    "$WEB_PY" -m venv "$WEB_VENV" || die "cannot make $WEB_VENV (Debian: apt-get install python3-venv)"
+  fi
+  want=$(grep -E '^[a-z]' "$SRC/config/web-requirements.txt" | tr '\n' ' ')
+  # shellcheck disable=SC2086
+  if ! "$WEB_VENV/bin/python" - $want <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+sys.exit(any(version(name) != v for name, v in (r.split("==") for r in sys.argv[1:])))
+PY
+  then
+    "$WEB_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$SRC/config/web-requirements.txt" \
+      || die "cannot install the web service's packages into $WEB_VENV"
+  fi
+  rm -rf "$WEB_PREFIX/app.new"
+  mkdir -p "$WEB_PREFIX/app.new"
+  (cd "$SRC" && find cti \( -name '*.py' -o -path 'cti/web/static/*' \) -print0 | xargs -0 -I{} cp --parents {} "$WEB_PREFIX/app.new/")
+  rm -rf "$WEB_PREFIX/app"
+  mv "$WEB_PREFIX/app.new" "$WEB_PREFIX/app"
+  owner=$(stat -c %U "$CONFIG" 2>/dev/null || echo root)
+  web_stop
+  if has_systemd; then
+    cat > "$WEB_UNIT" <<UNIT
+[Unit]
+Description=cti web toolbar and wallboard (talks to FreeSWITCH over ESL)
+After=network.target freeswitch.service
+
+[Service]
+User=$owner
+Environment=PYTHONPATH=$WEB_PREFIX/app
+ExecStart=$WEB_VENV/bin/python -m cti.web --config $CONFIG
+Restart=always
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+    systemctl daemon-reload
+    systemctl enable -q --now cti-web
+    systemctl restart cti-web
+  else
+    # no systemd here: started in the background, its pid kept to stop it on upgrade/uninstall
+    (
+      cd "$WEB_PREFIX" || exit 1
+      PYTHONPATH="$WEB_PREFIX/app" nohup "$WEB_VENV/bin/python" -m cti.web --config "$CONFIG" \
+        >> "$WEB_PREFIX/cti-web.log" 2>&1 < /dev/null &
+      echo $! > "$WEB_PID"
+    )
+  fi
+  where=$(PYTHONPATH="$WEB_PREFIX/app" "$WEB_VENV/bin/python" -c \
+    "import sys; from cti import config; w = config.load(sys.argv[1]).web; print(w.port, w.listen)" "$CONFIG" 2>/dev/null) \
+    || { say "web service: fix $CONFIG first (see python cti.status)"; return 0; }
+  port=${where% *}; listen=${where#* }
+  for _ in $(seq 100); do
+    if "$WEB_VENV/bin/python" -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
+      "http://127.0.0.1:$port/" 2>/dev/null; then
+      say "web toolbar and wallboard: http://$( [ "$listen" = 0.0.0.0 ] && hostname -f 2>/dev/null || echo "$listen"):$port/"
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "the web service does not answer on port $port (see $WEB_PREFIX/cti-web.log or journalctl -u cti-web)"
+}
+
+web_uninstall() {
+  web_stop
+  if has_systemd && [ -f "$WEB_UNIT" ]; then
+    run systemctl disable -q cti-web
+    run rm -f "$WEB_UNIT"
+  fi
+  for p in "$WEB_PREFIX/app" "$WEB_PREFIX/cti-web.log"; do [ -e "$p" ] && run rm -rf "$p"; done
+  if [ -z "${CTI_WEB_VENV:-}" ] && [ -d "$WEB_VENV" ]; then run rm -rf "$WEB_VENV"; fi
+  if [ -d "$WEB_PREFIX" ] && [ "$DRY" = 0 ]; then rmdir "$WEB_PREFIX" 2>/dev/null || true; fi
+}
+
 if [ "$UNINSTALL" = 1 ]; then
+  web_uninstall
   forget_loaded_cti
   if [ -d "$SCRIPT_DIR/cti" ]; then run rm -rf "$SCRIPT_DIR/cti"; fi
   if [ -f "$DIALPLAN_XML" ]; then run rm -f "$DIALPLAN_XML"; fi
@@ -101,7 +217,8 @@ else
   tmp="$SCRIPT_DIR/.cti.new.$$"
   rm -rf "$tmp"
   mkdir -p "$tmp"
-  (cd "$SRC" && find cti -name '*.py' -print0 | xargs -0 -I{} cp --parents {} "$tmp/")
+  # the switch's copy: not cti/web (the web service's, run from its own venv)
+  (cd "$SRC" && find cti -path cti/web -prune -o -name '*.py' -print0 | xargs -0 -I{} cp --parents {} "$tmp/")
   rm -rf "$SCRIPT_DIR/cti.old"
   if [ -d "$SCRIPT_DIR/cti" ]; then mv "$SCRIPT_DIR/cti" "$SCRIPT_DIR/cti.old"; fi
   mv "$tmp/cti" "$SCRIPT_DIR/cti"
@@ -188,6 +305,7 @@ case "$(fs 'python cti.watcher' 2>/dev/null)" in
 esac
 if [ "$DRY" = 1 ]; then
   echo "would run: fs_cli -x 'python cti.status'"
+  web_install
   exit 0
 fi
 out=$(fs "python cti.status")
@@ -197,3 +315,4 @@ case "$out" in
   "-ERR"*) die "installed, but 'python cti.status' answered: $(echo "$out" | head -n1)" ;;
   *) say "installed and answering" ;;
 esac
+web_install

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # cti's checks: ruff (lint + format), mypy, then pytest on the main interpreter and again on
 # the other Pythons the switch side runs on (3.9 for Debian 11, 3.13 for Debian 13).
-# The main interpreter (${PYTHON:-python3}) uses .venv with setup.cfg's [test] and [dev] extras;
+# The main interpreter (${PYTHON:-python3}) uses .venv with setup.cfg's [test], [dev] and [web] extras;
 # each other one its own .venv-3.X with the python3-yaml and python3-redis versions of the
 # Debian release it stands for. Venvs are made and filled on first use, refilled when their
 # pins change (.cti-deps). ruff and mypy run on the main interpreter only; the live layer runs
-# only there too (CTI_LIVE=0 for the others). An interpreter this machine lacks is named in
+# only there too (CTI_LIVE=0 for the others), and so do the web service's tests. An interpreter this machine lacks is named in
 # one line and not tested. The exit status is non-zero if any interpreter's run fails.
 # Arguments go to pytest, on every interpreter:  scripts/test.sh -k robcall
 set -euo pipefail
@@ -22,16 +22,24 @@ OTHERS=(
 
 # store: redis is tested against a real redis-server (Debian's package): the cluster tests
 # start a private one on a unix socket and stop it when they end
-if ! command -v redis-server >/dev/null 2>&1; then
+# the web pages are tested in Debian's headless Chromium (chromium-driver drives it; a CJK font
+# draws the Chinese pages): nothing downloads a browser
+missing=""
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+[ -x /usr/bin/chromedriver ] || missing="$missing chromium-driver"
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$missing fonts-wqy-microhei"
+if [ -n "$missing" ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 if [ ! -x .venv/bin/python ]; then
   "${PYTHON:-python3}" -m venv .venv
 fi
 if [ ! -f .venv/.cti-deps ] || [ setup.cfg -nt .venv/.cti-deps ]; then
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,dev]"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,dev,web]"
   touch .venv/.cti-deps
 fi
 .venv/bin/ruff check .
@@ -106,7 +114,9 @@ for other in "${OTHERS[@]}"; do
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --use-pep517 $pins
     echo "$pins" >"$venv/.cti-deps"
   fi
-  CTI_LIVE=0 run_pytest "$venv/bin/python" "$(describe "$venv/bin/python" "$debian")" "$@"
+  # the switch side's Pythons: the web service (tests/web) runs in a venv of its own, on the
+  # main interpreter (genesis needs 3.10+), never on the switch's Python
+  CTI_LIVE=0 run_pytest "$venv/bin/python" "$(describe "$venv/bin/python" "$debian")" --ignore=tests/web "$@"
 done
 
 echo

@@ -48,13 +48,14 @@ class FakeSwitch:
     def save(self) -> None:
         (self.root / "state.json").write_text(json.dumps(self.state))
 
-    def install(self, *args: str, path: str = "", fs_cli: str = "") -> subprocess.CompletedProcess:
+    def install(self, *args: str, path: str = "", fs_cli: str = "", web: dict | None = None) -> subprocess.CompletedProcess:
         env = {
             "PATH": f"{path or self.bin}:/usr/bin:/bin",
             "FAKE_FS": str(self.root),
             "FAKE_FS_SHIM": str(HERE / "shim"),
             "PYTHON": sys.executable,
             "HOME": os.environ.get("HOME", "/tmp"),
+            **(web or {"CTI_WEB": "off"}),  # the web service: its own tests below
         }
         if fs_cli:
             env["FS_CLI"] = fs_cli
@@ -83,8 +84,8 @@ def test_install_into_a_switch(fake):
     result = fake.install()
     assert result.returncode == 0, result.stderr
     installed = sorted(p.relative_to(fake.scripts).as_posix() for p in (fake.scripts / "cti").rglob("*.py"))
-    shipped = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "cti").rglob("*.py"))
-    assert installed == shipped
+    shipped = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "cti").rglob("*.py") if "web" not in p.parent.parts)
+    assert installed == shipped, "everything but cti/web (the web service's own)"
     installed_conf = (fake.conf / "cti.yaml").read_text()
     example = (ROOT / "config" / "cti.example.yaml").read_text()
     # the example, but no seat with a password anybody knows: a random PIN each, shown once (issue 21)
@@ -194,3 +195,39 @@ def test_upgrade_drops_the_old_modules_so_the_new_code_runs(switch):
         for k in [k for k in sys.modules if k == "cti" or k.startswith("cti.")]:
             del sys.modules[k]
         sys.modules.update(saved)
+
+
+# -- the web service (issue 18) ---------------------------------------------------------------
+def test_install_starts_the_web_service_and_uninstall_stops_and_removes_it(fake, tmp_path):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:  # a free port for the page
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = fake.conf / "cti.yaml"
+    config = (ROOT / "config" / "cti.example.yaml").read_text().replace("  port: 8088", f"  port: {port}")
+    conf.write_text(config.replace("  listen: 0.0.0.0", "  listen: 127.0.0.1").replace("port: 8021", "port: 1"))
+    prefix = tmp_path / "cti-web"
+    web = {"CTI_WEB_PREFIX": str(prefix), "CTI_WEB_VENV": sys.prefix, "CTI_WEB_PYTHON": sys.executable}
+    dry = fake.install("--dry-run", web=web)
+    assert dry.returncode == 0, dry.stderr
+    assert f"would start: {sys.prefix}/bin/python -m cti.web --config {conf}" in dry.stdout and not prefix.exists()
+    try:
+        result = fake.install(web=web)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"cti: web toolbar and wallboard: http://127.0.0.1:{port}/" in result.stdout
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
+        assert 'name="password"' in page
+        assert (prefix / "app" / "cti" / "web" / "static" / "app.js").exists()
+        assert not (fake.scripts / "cti" / "web").exists(), "the switch gets no web service code"
+        pid = int((prefix / "cti-web.pid").read_text())
+        again = fake.install(web=web)  # an upgrade restarts it
+        assert again.returncode == 0, again.stderr
+        assert int((prefix / "cti-web.pid").read_text()) != pid
+    finally:
+        gone = fake.install("--uninstall", web=web)
+    assert gone.returncode == 0, gone.stderr
+    assert not prefix.exists()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)

@@ -16,6 +16,8 @@ import sys, pkgutil, importlib
 sys.path[:0] = [{root!r}, {shim!r}]
 import freeswitch, cti
 for m in pkgutil.walk_packages(cti.__path__, "cti."):
+    if m.name.startswith("cti.web"):  # the web service: its own process and venv, not the switch's
+        continue
     importlib.import_module(m.name)
 freeswitch.CORE.globals["conf_dir"] = {conf!r}
 print(freeswitch.API().executeString("python cti.checkin 8001 101 p101 101"), end="")

@@ -117,7 +117,8 @@ class Lockout:
 
     def check(self, seat: str, phone_key: str) -> None:
         """Refuse at once (no PBKDF2) while the seat or the phone is locked."""
-        for kind, name, what in (("s", seat, f"seat {seat}"), ("p", phone_key, f"phone {phone_key[2:]}")):
+        source = "web client" if phone_key.startswith("w.") else "phone"
+        for kind, name, what in (("s", seat, f"seat {seat}"), ("p", phone_key, f"{source} {phone_key[2:]}")):
             until = self.locked_until(kind, name)
             if until:
                 wait = int(until - self._clock()) + 1

@@ -42,6 +42,11 @@ def phone_key(phone: Phone) -> str:
     return f"phone.{phone.key}"
 
 
+def web_key(client: str) -> str:
+    """The lockout's key of a web browser's address (as a phone's is ``i.<ext>``)."""
+    return f"w.{client}"
+
+
 class SeatRepo:
     """Seat records and phone ownership over a Store."""
 
@@ -330,23 +335,49 @@ class Seats:
         if self.lockout.verify(conf.password, password):
             self.lockout.succeeded(conf.id, phone.key)
             return
-        locked = self.lockout.failed(conf.id, phone.key)
-        lock = self.config.lockout
-        what = {"s": f"seat {conf.id}", "p": f"phone {phone.number}"}
-        note = "; " + " and ".join(what[k] for k in locked) + f" locked for {lock.duration}s" if locked else ""
-        self._log.log("WARNING", f"cti: wrong password for seat {conf.id} from phone {phone.number}{note}")
-        self._fire_security("bad_password", conf.id, phone, note[2:])
-        for kind in locked:
-            self._fire_security("locked", conf.id, phone, f"{what[kind]} after {lock.max_failures} wrong passwords")
-        raise CtiError("bad_password", f"wrong password for seat {conf.id}{note}")
+        raise self._wrong_password(conf, phone.key, f"phone {phone.number}", phone.dial_string(self.config.gateway))
 
-    def _fire_security(self, action: str, seat: str, phone: Phone, reason: str, operator: str = "") -> None:
+    def _wrong_password(self, conf: SeatConf, key: str, where: str, source: str) -> CtiError:
+        """A wrong password for ``conf`` from ``where`` (a phone, a web client): counted for both,
+        logged and announced; the refusal to raise (``locked`` said in it when it locked now)."""
+        locked = self.lockout.failed(conf.id, key)
+        lock = self.config.lockout
+        what = {"s": f"seat {conf.id}", "p": where}
+        note = "; " + " and ".join(what[k] for k in locked) + f" locked for {lock.duration}s" if locked else ""
+        self._log.log("WARNING", f"cti: wrong password for seat {conf.id} from {where}{note}")
+        self._fire_security("bad_password", conf.id, source, note[2:])
+        for kind in locked:
+            self._fire_security("locked", conf.id, source, f"{what[kind]} after {lock.max_failures} wrong passwords")
+        return CtiError("bad_password", f"wrong password for seat {conf.id}{note}")
+
+    # -- the web service's sign-in (cti.weblogin, over ESL only) ------------------------------
+    # The web service checks the password itself (PBKDF2 against the same hash, on its own
+    # host) so that no password ever is an API argument; the lockout stays the switch's: it
+    # asks before, and reports the outcome after, keyed by the seat and the browser's address.
+    def web_check(self, seat: str, client: str) -> str:
+        self.seat_conf(seat)
+        self.lockout.check(seat, web_key(client))
+        return f"+OK {seat} may sign in from {client}"
+
+    def web_failed(self, seat: str, client: str) -> str:
+        conf = self.seat_conf(seat)
+        self.lockout.check(seat, web_key(client))
+        return self._wrong_password(conf, web_key(client), f"web client {client}", f"web/{client}").reply()
+
+    def web_ok(self, seat: str, client: str) -> str:
+        self.seat_conf(seat)
+        self.lockout.check(seat, web_key(client))  # locked meanwhile (by a phone): still locked
+        self.lockout.succeeded(seat, web_key(client))
+        self._log.log("INFO", f"cti: seat {seat} logged in on the web from {client}")
+        return f"+OK {seat} logged in from {client}"
+
+    def _fire_security(self, action: str, seat: str, source: str, reason: str, operator: str = "") -> None:
         self.events.fire(
             "cti::seat",
             {
                 "CTI-Action": action,
                 "CTI-Seat": seat,
-                "CTI-Phone": phone.dial_string(self.config.gateway) if phone.number else "",
+                "CTI-Phone": source,
                 "CTI-Operator": operator,
                 "CTI-Reason": reason,
                 "CTI-Timestamp": f"{self._clock():.3f}",
@@ -357,7 +388,7 @@ class Seats:
         """``cti.unlock``: from fs_cli, or by a signed-in supervisor over the seat."""
         self.policy.unlock(seat, operator)
         until = self.lockout.unlock(seat)
-        self._fire_security("unlocked", seat, Phone(""), "was locked" if until else "was not locked", operator)
+        self._fire_security("unlocked", seat, "", "was locked" if until else "was not locked", operator)
         self._log.log("NOTICE", f"cti: seat {seat} unlocked by {operator or 'the console'}")
         return f"+OK {seat} unlocked" + ("" if until else " (it was not locked)")
 
@@ -374,11 +405,18 @@ class Seats:
                 raise CtiError("not_allowed", f"seat {conf.id} may sign in to {', '.join(conf.hotlines)}, not {hotline}")
         return wanted
 
-    def checkin(self, hotline: str, seat: str, password: str, phone: Phone, role_word: str = "agent") -> str:
-        """Sign ``seat`` in to ``hotline`` (one, a list ``a,b``, or ``-``: all of its own)."""
+    def checkin(
+        self, hotline: str, seat: str, password: str, phone: Phone, role_word: str = "agent", verified: bool = False
+    ) -> str:
+        """Sign ``seat`` in to ``hotline`` (one, a list ``a,b``, or ``-``: all of its own).
+        ``verified``: the web service checked the password at its login (cti.weblogin); a seat
+        or phone locked since is still refused."""
         conf = self.seat_conf(seat)
         self.check_domain(conf, phone)
-        self._password(conf, password, phone)
+        if verified:
+            self.lockout.check(conf.id, phone.key)
+        else:
+            self._password(conf, password, phone)
         hotlines = self.hotlines_of(conf, hotline)
         role = ROLES.get(role_word.lower())
         if role is None:
@@ -504,6 +542,8 @@ class Seats:
                     "seconds": int(max(0.0, now - st.since)) if st else None,
                     "reason": st.reason if st else "",
                     "supervision": watching.get(seat) or ", ".join(watched.get(seat, [])),
+                    "call_hotline": st.line if st else "",  # the caller's screen pop, while it has a call
+                    "pop": dict(st.pop) if st else {},
                 }
             )
         queue = [

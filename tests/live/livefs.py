@@ -315,7 +315,13 @@ class Live:
     def install(self) -> subprocess.CompletedProcess:
         cli = fs_cli()
         host, port, password = target()
-        env = dict(os.environ, FS_CLI=cli or "fs_cli", FS_CLI_OPTS=f"-H {host} -P {port} -p {password}", PYTHON=sys.executable)
+        env = dict(
+            os.environ,
+            FS_CLI=cli or "fs_cli",
+            FS_CLI_OPTS=f"-H {host} -P {port} -p {password}",
+            PYTHON=sys.executable,
+            CTI_WEB="off",
+        )  # the live web test runs its own web service beside the switch
         return subprocess.run(
             ["bash", str(ROOT / "scripts" / "install.sh")], env=env, capture_output=True, text=True, timeout=120
         )

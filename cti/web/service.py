@@ -1,0 +1,422 @@
+"""The web service: login, the pages, one WebSocket per page, actions as cti commands.
+
+Trust (README, Security): a browser proves a seat's password once (checked here against the
+seat's PBKDF2 hash, counted by the switch's lockout through ``cti.weblogin``), then holds a
+session cookie (HttpOnly, SameSite=Strict, expiring). Every action it asks for is the cti
+command fs_cli would run, with the logged-in seat as the operator, so cti's one policy
+decides; nothing changes on a GET, and POSTs and WebSocket upgrades must come from the page's
+own origin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set
+from urllib.parse import urlsplit
+
+from aiohttp import WSMsgType, web
+
+from cti import config as cti_config
+from cti.config import Config
+from cti.domain import passwords
+from cti.domain.errors import CtiError
+from cti.domain.model import ID_RE, REASON_MAX
+from cti.web.floor import Floor, Viewer, viewer
+from cti.web.link import Link, Unreachable
+
+log = logging.getLogger("cti.web")
+STATIC = Path(__file__).resolve().parent / "static"
+COOKIE = "cti_session"
+PASSWORD_MAX = 128
+STATS_EVERY = 10.0  # seconds between two reads of cti.stats while a supervisor looks
+RESYNC_EVERY = 30.0  # seconds between two full reads of the floor (heals anything missed)
+SWEEP_EVERY = 0.5  # seconds between two looks for expired sessions
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+# verb -> (who may be its target, the command): an agent acts on its own seat; the operator
+# (the logged-in seat) is always the last argument, so cti's own policy decides
+SUPERVISION = ("monitor", "whisper", "barge", "robcall")
+VERBS = ("checkin", "checkout", "busy", "idle", "help", "help_cancel", "stopcall", "unlock", *SUPERVISION)
+
+
+@dataclass
+class Login:
+    token: str
+    seat: str
+    name: str
+    supervisor: bool
+    client: str
+    expires: float
+
+
+class Page:
+    """One page's WebSocket: what it sees, and a queue of messages to it (in order)."""
+
+    def __init__(self, ws: web.WebSocketResponse, login: Login, who: Viewer) -> None:
+        self.ws, self.login, self.who = ws, login, who
+        self.outbox: asyncio.Queue[Optional[str]] = asyncio.Queue(maxsize=1000)
+        self.resync = False
+        self.tasks: Set[asyncio.Future] = set()  # its actions being served
+
+    def send(self, message: Dict[str, Any]) -> None:
+        try:
+            self.outbox.put_nowait(json.dumps(message, ensure_ascii=False))
+        except asyncio.QueueFull:  # a page that does not read: it resyncs when it catches up
+            self.resync = True
+
+
+class Service:
+    def __init__(self, config_path: str, port: Optional[int] = None, listen: Optional[str] = None) -> None:
+        self.config_path = config_path
+        cfg = self.config()
+        self.port = cfg.web.port if port is None else port
+        self.listen = listen or cfg.web.listen
+        self.floor = Floor(cfg)
+        self.logins: Dict[str, Login] = {}
+        self.pages: Set[Page] = set()
+        self.link = Link(cfg.web.esl_host, cfg.web.esl_port, cfg.web.esl_password, self._event, self._switch_state)
+        self._seat_locks: Dict[str, asyncio.Lock] = {}
+        self._checks = asyncio.Semaphore(1)  # PBKDF2 runs at once on this host (each keeps a core busy)
+        self._tasks: List[asyncio.Task] = []
+        self._synced = asyncio.Event()
+        self._refreshing: Set[str] = set()
+        self.runner: Optional[web.AppRunner] = None
+
+    def config(self) -> Config:
+        return cti_config.load(self.config_path)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[_headers])
+        app.router.add_get("/", self.index)
+        app.router.add_get("/me", self.me)
+        app.router.add_post("/login", self.login)
+        app.router.add_post("/logout", self.logout)
+        app.router.add_get("/ws", self.websocket)
+        app.router.add_static("/static/", STATIC, follow_symlinks=False)
+        return app
+
+    async def start(self) -> int:
+        """Serve; the port it listens on."""
+        self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.listen, self.port)
+        await site.start()
+        for job in (self.link.run(), self._sweep(), self._poll()):
+            self._tasks.append(asyncio.ensure_future(job))
+        sockets = getattr(site._server, "sockets", None) or []
+        return int(sockets[0].getsockname()[1]) if sockets else self.port
+
+    async def stop(self) -> None:
+        self.link.stop()
+        for page in list(self.pages):
+            await page.ws.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    # -- the switch --------------------------------------------------------------------------
+    async def _switch_state(self, up: bool) -> None:
+        if up:
+            await self.resync()
+        else:
+            self._synced.clear()
+            for page in self.pages:
+                page.send({"type": "switch", "online": False, "why": self.link.why})
+
+    async def resync(self) -> None:
+        """Read the whole floor again, and send every page its snapshot."""
+        try:
+            cfg = self.config()
+            self.floor.config = cfg
+            self.floor.load_status(await self.link.api("python cti.status json"))
+            for hotline in cfg.hotlines:
+                self.floor.load_waiting(hotline, await self.link.api(f"python cti.status {hotline} json"))
+            stats = await self.link.api("python cti.stats json")
+            if stats.startswith("{"):
+                self.floor.load_stats(stats)
+        except (Unreachable, ValueError, CtiError) as exc:
+            log.warning("cti web: cannot read the floor: %s", exc)
+            return
+        self._synced.set()
+        for page in self.pages:
+            page.send(self.floor.view(page.who, self.link.up))
+
+    def _event(self, headers: Dict[str, str]) -> None:
+        for kind, key in self.floor.apply(headers):
+            if kind == "refresh":
+                self._refresh_soon(key)
+            else:
+                self._publish(kind, key)
+
+    def _publish(self, kind: str, key: str) -> None:
+        for page in self.pages:
+            if kind == "seat" and key in page.who.seats and key in self.floor.seats:
+                page.send({"type": "seat", "seat": self.floor.seats[key]})
+            elif kind == "queue" and key in page.who.hotlines:
+                page.send({"type": "queue", "hotline": key, "waiting": self.floor.queue(key)})
+
+    def _refresh_soon(self, seat: str) -> None:
+        if seat in self._refreshing:
+            return
+        self._refreshing.add(seat)
+
+        async def refresh() -> None:
+            try:
+                reply = await self.link.api(f"python cti.status {seat} json")
+                if reply.startswith("{"):
+                    self.floor.supervision(seat, reply)
+                    self._publish("seat", seat)
+            except Unreachable:
+                pass
+            finally:
+                self._refreshing.discard(seat)
+
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.ensure_future(refresh()))
+
+    async def _poll(self) -> None:
+        """Statistics while a supervisor looks; the whole floor now and then."""
+        last_sync = time.monotonic()
+        while True:
+            await asyncio.sleep(STATS_EVERY)
+            if not self.link.up:
+                continue
+            if time.monotonic() - last_sync >= RESYNC_EVERY:
+                last_sync = time.monotonic()
+                await self.resync()
+                continue
+            watchers = [p for p in self.pages if p.who.supervisor]
+            if not watchers:
+                continue
+            try:
+                reply = await self.link.api("python cti.stats json")
+            except Unreachable:
+                continue
+            if reply.startswith("{"):
+                self.floor.load_stats(reply)
+                for page in watchers:
+                    page.send({"type": "stats", "stats": self.floor.stats_for(page.who)})
+
+    async def _sweep(self) -> None:
+        """Sessions end when they expire: their pages are told and closed."""
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            now = time.time()
+            for token, login in list(self.logins.items()):
+                if login.expires <= now:
+                    del self.logins[token]
+            for page in list(self.pages):
+                if page.login.token not in self.logins:
+                    page.send({"type": "expired"})
+                    page.outbox.put_nowait(None)
+
+    # -- HTTP --------------------------------------------------------------------------------
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    def _login_of(self, request: web.Request) -> Optional[Login]:
+        token = request.cookies.get(COOKIE, "")
+        login = self.logins.get(token)
+        if login is None or login.expires <= time.time():
+            return None
+        return login
+
+    async def me(self, request: web.Request) -> web.Response:
+        login = self._login_of(request)
+        if login is None:
+            return web.json_response({"seat": None, "expired": COOKIE in request.cookies}, status=401)
+        return web.json_response(
+            {"seat": login.seat, "name": login.name, "supervisor": login.supervisor, "expires": login.expires}
+        )
+
+    async def login(self, request: web.Request) -> web.Response:
+        if not _same_origin(request):
+            return web.json_response({"error": "-ERR forbidden cross-origin request"}, status=403)
+        form = await request.post()
+        seat, password = str(form.get("seat", "")).strip(), str(form.get("password", ""))
+        client = request.remote or "127.0.0.1"
+        if not ID_RE.match(seat):
+            return _refused(f"-ERR bad_arg seat {seat[:40]!r} is not an id (letters, digits, '.', '-'; at most 32)")
+        if not password or len(password) > PASSWORD_MAX:
+            return _refused(
+                "-ERR bad_password no password given" if not password else f"-ERR too_long password longer than {PASSWORD_MAX}"
+            )
+        try:
+            cfg = self.config()
+        except CtiError as exc:
+            return _refused(exc.reply(), 503)
+        conf = cfg.seats.get(seat)
+        if conf is None:
+            return _refused(f"-ERR no_such_seat no seat {seat!r} in {cfg.path}")
+        lock = self._seat_locks.setdefault(seat, asyncio.Lock())
+        async with lock:  # one attempt per seat at a time: the lockout counts every one
+            try:
+                reply = await self.link.api(f"python cti.weblogin {seat} check {client}")
+                if not reply.startswith("+OK"):
+                    return _refused(reply.strip())
+                async with self._checks:
+                    right = await asyncio.get_running_loop().run_in_executor(None, passwords.verify, conf.password, password)
+                step = "ok" if right else "failed"
+                reply = await self.link.api(f"python cti.weblogin {seat} {step} {client}")
+            except Unreachable as exc:
+                return _refused(f"-ERR unreachable the switch does not answer ({exc})", 503)
+        if not right or not reply.startswith("+OK"):
+            return _refused(reply.strip())
+        token = secrets.token_urlsafe(32)
+        lifetime = cfg.web.session_minutes * 60
+        self.logins[token] = Login(token, seat, conf.name, conf.supervisor, client, time.time() + lifetime)
+        response = web.json_response({"seat": seat, "name": conf.name, "supervisor": conf.supervisor})
+        response.set_cookie(COOKIE, token, max_age=lifetime, httponly=True, samesite="Strict", path="/")
+        log.info("cti web: %s logged in from %s", seat, client)
+        return response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        if not _same_origin(request):
+            return web.json_response({"error": "-ERR forbidden cross-origin request"}, status=403)
+        login = self._login_of(request)
+        if login is not None:
+            self.logins.pop(login.token, None)
+            for page in list(self.pages):
+                if page.login.token == login.token:
+                    page.outbox.put_nowait(None)
+        response = web.json_response({"ok": True})
+        response.del_cookie(COOKIE, path="/")
+        return response
+
+    # -- the page's socket -------------------------------------------------------------------
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        if not _same_origin(request):
+            return web.Response(status=403, text="cross-origin WebSocket refused")
+        login = self._login_of(request)
+        if login is None:
+            return web.Response(status=401, text="not logged in")
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=64 * 1024)
+        await ws.prepare(request)
+        cfg = self.config()
+        page = Page(ws, login, viewer(cfg, login.seat))
+        page.send(self.floor.view(page.who, self.link.up) if self._synced.is_set() else _offline(self.link.why))
+        self.pages.add(page)
+        writer = asyncio.ensure_future(self._write(page))
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                if page.login.token not in self.logins:
+                    break
+                task = asyncio.ensure_future(self._serve(page, msg.data))
+                page.tasks.add(task)
+                task.add_done_callback(page.tasks.discard)
+        finally:
+            self.pages.discard(page)
+            page.outbox.put_nowait(None)
+            with contextlib.suppress(BaseException):
+                await writer
+        return ws
+
+    async def _write(self, page: Page) -> None:
+        while True:
+            text = await page.outbox.get()
+            if text is None or page.ws.closed:
+                break
+            if page.resync and page.outbox.empty():
+                page.resync = False
+                text = json.dumps(self.floor.view(page.who, self.link.up), ensure_ascii=False)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await page.ws.send_str(text)
+        if not page.ws.closed:
+            await page.ws.close()
+
+    async def _serve(self, page: Page, text: str) -> None:
+        try:
+            msg = json.loads(text)
+            if not isinstance(msg, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            page.send({"type": "reply", "id": None, "reply": "-ERR bad_arg not a JSON message"})
+            return
+        if msg.get("type") == "resync":
+            page.send(self.floor.view(page.who, self.link.up))
+            return
+        try:
+            command = self.command(page.login, msg)
+            reply = (await self.link.api(command)).strip().splitlines()[0]
+        except CtiError as exc:
+            reply = exc.reply()
+        except Unreachable:
+            reply = "-ERR unreachable the switch does not answer"
+        page.send({"type": "reply", "id": msg.get("id"), "verb": msg.get("verb"), "reply": reply})
+
+    def command(self, login: Login, msg: Dict[str, Any]) -> str:
+        """The cti command for a page's action, the logged-in seat its operator; CtiError when
+        the message itself is malformed (cti refuses everything else)."""
+        verb, me = str(msg.get("verb", "")), login.seat
+        seat = str(msg.get("seat") or me)
+        if verb not in VERBS:
+            raise CtiError("bad_arg", f"no action {verb[:30]!r}")
+        if not ID_RE.match(seat):
+            raise CtiError("bad_arg", f"seat {seat[:40]!r} is not an id")
+        if verb == "checkin":
+            if seat != me:
+                raise CtiError("not_supervisor", f"{me} may sign in only itself on the web")
+            hotlines = msg.get("hotlines") or ["-"]
+            if not isinstance(hotlines, list) or not all(isinstance(h, str) and (h == "-" or ID_RE.match(h)) for h in hotlines):
+                raise CtiError("bad_arg", "hotlines: a list of hotline ids")
+            phone, kind = str(msg.get("phone", "")).strip(), str(msg.get("phone_type") or "internal")
+            role = "supervisor" if msg.get("role") == "supervisor" else "agent"
+            if not phone or len(phone) > 100 or any(c.isspace() for c in phone) or kind not in ("internal", "external"):
+                raise CtiError("bad_arg", "a phone: an extension or a number, no spaces")
+            return f"python cti.weblogin {me} checkin {','.join(hotlines)} {phone} {kind} {role}"
+        if verb == "busy":
+            reason = str(msg.get("reason") or "")
+            if not reason or len(reason) > REASON_MAX or any(c.isspace() for c in reason) or not reason.isprintable():
+                raise CtiError("bad_arg", "a busy reason is one word")
+            return f"python cti.busy {seat} {reason} {me}"
+        if verb in ("help", "help_cancel"):
+            if seat != me:  # cti.help from ESL takes no operator: the web asks only for its own seat
+                raise CtiError("not_supervisor", f"{me} may ask for help only for itself")
+            return f"python cti.help {me}" + (" cancel" if verb == "help_cancel" else "")
+        if verb in SUPERVISION:
+            return f"python cti.{verb} {seat} {me}"
+        return f"python cti.{verb} {seat} {me}"  # checkout, idle, stopcall, unlock
+
+
+def _offline(why: str) -> Dict[str, Any]:
+    return {"type": "switch", "online": False, "why": why}
+
+
+def _refused(reply: str, status: int = 403) -> web.Response:
+    return web.json_response({"error": reply}, status=status)
+
+
+def _same_origin(request: web.Request) -> bool:
+    """A state-changing request comes from a page of this service: its Origin names this host."""
+    origin = request.headers.get("Origin", "")
+    return bool(origin) and urlsplit(origin).netloc == request.host
+
+
+@web.middleware
+async def _headers(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    response = await handler(request)
+    if not response.prepared:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+    return response

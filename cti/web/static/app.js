@@ -1,0 +1,466 @@
+// cti web: the agent toolbar (坐席工具条) and the supervisor wallboard (班长监控台).
+// Plain JavaScript, no build step, nothing loaded from elsewhere. Test hooks that never change
+// with the language or the styling: data-seat / data-state on every seat, data-action="<verb>"
+// on every action, data-pop / data-caller on the screen pop, data-waiting on waiting callers,
+// data-error on the visible refusal, name="seat" / name="password" on the login form.
+"use strict";
+
+const T = {
+  en: {
+    title: "Agent toolbar", title_sup: "Supervisor wallboard", wall_title: "Floor",
+    login_title: "Sign in to cti", seat: "Seat", password: "Password", login: "Log in", logout: "Log out",
+    lang: "中文", busy_reason: "Busy reason",
+    signed_out: "Signed out", idle: "Idle", busy: "Busy", ringing: "Ringing", in_call: "In call", wrap_up: "Wrap-up",
+    checkin: "Sign in", checkout: "Sign out", busy_act: "Busy", idle_act: "Idle", end_wrap: "End wrap-up",
+    help: "Ask for help", help_cancel: "Cancel help", monitor: "Monitor", whisper: "Whisper", barge: "Barge",
+    robcall: "Take over", stopcall: "Stop call", unlock: "Unlock",
+    hotlines: "Hotlines", phone: "Phone", external: "external number", as_supervisor: "as supervisor",
+    caller: "Caller", hotline: "Hotline", waited: "Waited", wrap_left: "Wrap-up ends in",
+    no_call: "No call", waiting: "Waiting", nobody_waiting: "Nobody waiting",
+    offered: "Offered", answered: "Answered", abandoned: "Abandoned", asa: "ASA", sl: "Service level",
+    today: "Today", last15: "Last 15 min", chart: "Answered per hour (today)",
+    help_from: "asks for help", answer_help: "Answer (whisper)", locked: "locked",
+    online: "Live", offline: "Switch unreachable", lost: "Connection lost — reconnecting…",
+    expired: "Your session expired: log in again.", for_: "for",
+  },
+  zh: {
+    title: "坐席工具条", title_sup: "班长监控台", wall_title: "坐席监控",
+    login_title: "登录 cti", seat: "坐席", password: "密码", login: "登录", logout: "退出",
+    lang: "English", busy_reason: "示忙原因",
+    signed_out: "未签入", idle: "空闲", busy: "忙碌", ringing: "振铃中", in_call: "通话中", wrap_up: "话后处理",
+    checkin: "签入", checkout: "签出", busy_act: "示忙", idle_act: "示闲", end_wrap: "结束话后处理",
+    help: "求助", help_cancel: "取消求助", monitor: "监听", whisper: "密语", barge: "强插",
+    robcall: "强接", stopcall: "强拆", unlock: "解锁",
+    hotlines: "热线", phone: "话机", external: "外线号码", as_supervisor: "以班长签入",
+    caller: "来电", hotline: "热线", waited: "已等待", wrap_left: "话后处理剩余",
+    no_call: "无通话", waiting: "排队", nobody_waiting: "无人排队",
+    offered: "呼入", answered: "接通", abandoned: "放弃", asa: "平均应答", sl: "服务水平",
+    today: "今日", last15: "近15分钟", chart: "今日每小时接通",
+    help_from: "请求求助", answer_help: "应答（密语）", locked: "已锁定",
+    online: "实时", offline: "交换机不可达", lost: "连接中断，正在重连…",
+    expired: "登录已过期，请重新登录。", for_: "持续",
+  },
+};
+const REASONS_ZH = { lunch: "午餐", meeting: "开会", training: "培训", break: "小休", "no-answer": "未接" };
+
+const S = {
+  lang: pickLang(), me: null, snap: null, seats: new Map(), queues: {}, offset: 0,
+  ws: null, retry: 0, online: false, connected: false, pending: new Map(), nextId: 1,
+};
+
+function pickLang() {
+  const saved = localStorage.getItem("cti.lang");
+  if (saved === "zh" || saved === "en") return saved;
+  const langs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || "en"];
+  for (const l of langs) {
+    const low = String(l).toLowerCase();
+    if (low.startsWith("zh")) return "zh";
+    if (low.startsWith("en")) return "en";
+  }
+  return "en";
+}
+function t(key) { return (T[S.lang] && T[S.lang][key]) || T.en[key] || key; }
+function reasonText(r) { return S.lang === "zh" && REASONS_ZH[r] ? `${REASONS_ZH[r]} (${r})` : r; }
+
+// h("div", {class: "x", "data-seat": "101"}, child, "text", ...): a DOM element, text never parsed as HTML
+function h(tag, attrs, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "on") { for (const [ev, fn] of Object.entries(v)) el.addEventListener(ev, fn); continue; }
+    if (k === "text") { el.textContent = v; continue; }
+    el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const kid of kids.flat(Infinity)) {
+    if (kid === null || kid === undefined || kid === false) continue;
+    el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  }
+  return el;
+}
+const $ = (sel, root) => (root || document).querySelector(sel);
+const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
+
+function clock(seconds) {
+  if (seconds === null || seconds === undefined || !isFinite(seconds)) return "";
+  const s = Math.max(0, Math.floor(seconds));
+  const hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
+  const two = (n) => String(n).padStart(2, "0");
+  return hh ? `${hh}:${two(mm)}:${two(ss)}` : `${two(mm)}:${two(ss)}`;
+}
+function now() { return Date.now() / 1000 + S.offset; }
+
+// -- static text and language -------------------------------------------------------------
+function applyLang() {
+  document.documentElement.lang = S.lang === "zh" ? "zh-CN" : "en";
+  for (const el of $$("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  $("[data-lang]").textContent = t("lang");
+  const sup = S.snap && S.snap.supervisor;
+  $(".title").textContent = sup ? t("title_sup") : t("title");
+  document.title = `cti · ${sup ? t("title_sup") : t("title")}`;
+  renderConn();
+  if (S.snap) renderAll();
+}
+
+function showError(msg, where) {
+  const box = where || $("[data-app]:not([hidden]) [data-error]") || $("[data-login] [data-error]");
+  for (const el of $$("[data-error]")) { if (el !== box) { el.hidden = true; el.textContent = ""; } }
+  if (!box) return;
+  box.textContent = msg || "";
+  box.hidden = !msg;
+}
+
+// -- login ----------------------------------------------------------------------------------
+function showLogin(message) {
+  S.me = null; S.snap = null;
+  if (S.ws) { S.ws.onclose = null; S.ws.close(); S.ws = null; }
+  document.body.dataset.view = "login";
+  $("[data-login]").hidden = false;
+  $("[data-app]").hidden = true;
+  $("[data-logout]").hidden = true;
+  $("[data-me]").textContent = "";
+  const err = $("[data-login] [data-error]");
+  err.textContent = message || ""; err.hidden = !message;
+  document.body.dataset.conn = "connecting";
+  renderConn();
+  const seat = $("[data-login] [name=seat]");
+  if (seat) seat.focus();
+}
+
+async function logIn(ev) {
+  ev.preventDefault();
+  const form = ev.target;
+  const body = new URLSearchParams(new FormData(form));
+  const err = $("[data-login] [data-error]");
+  err.hidden = true;
+  let res;
+  try {
+    res = await fetch("/login", { method: "POST", body, credentials: "same-origin" });
+  } catch (e) {
+    showError("-ERR unreachable the web service does not answer", err);
+    return;
+  }
+  const data = await res.json().catch(() => ({ error: `-ERR http ${res.status}` }));
+  if (!res.ok) { showError(data.error || `-ERR http ${res.status}`, err); form.password.value = ""; form.password.focus(); return; }
+  form.password.value = "";
+  start(data);
+}
+
+async function logOut() {
+  await fetch("/logout", { method: "POST", credentials: "same-origin" }).catch(() => null);
+  showLogin("");
+}
+
+function start(me) {
+  S.me = me;
+  document.body.dataset.view = me.supervisor ? "wall" : "toolbar";
+  $("[data-login]").hidden = true;
+  $("[data-app]").hidden = false;
+  $("[data-logout]").hidden = false;
+  $("[data-me]").textContent = `${me.name} (${me.seat})`;
+  showError("");
+  connect();
+}
+
+// -- the live connection ----------------------------------------------------------------------
+function connect() {
+  if (!S.me) return;
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${proto}//${location.host}/ws`);
+  S.ws = ws;
+  ws.onopen = () => {
+    if (S.everConnected) document.body.dataset.reconnects = String(Number(document.body.dataset.reconnects || 0) + 1);
+    S.everConnected = true; S.connected = true; S.retry = 0; renderConn();
+  };
+  ws.onmessage = (ev) => receive(JSON.parse(ev.data));
+  ws.onclose = async () => {
+    if (S.ws !== ws) return;
+    S.connected = false; S.ws = null;
+    document.body.dataset.conn = "lost";
+    renderConn();
+    const res = await fetch("/me", { credentials: "same-origin" }).catch(() => null);
+    if (res && res.status === 401) { showLogin(t("expired")); return; }
+    const wait = Math.min(5000, 300 * Math.pow(2, S.retry++));
+    setTimeout(connect, wait);
+  };
+}
+
+function send(msg) {
+  if (!S.ws || S.ws.readyState !== WebSocket.OPEN) { showError(`-ERR unreachable ${t("lost")}`); return; }
+  msg.id = S.nextId++;
+  S.ws.send(JSON.stringify(msg));
+}
+
+function receive(msg) {
+  switch (msg.type) {
+    case "snapshot":
+      S.snap = msg;
+      S.offset = msg.now - Date.now() / 1000;
+      S.online = msg.online;
+      S.seats = new Map(msg.seats.map((s) => [s.seat, s]));
+      S.queues = msg.queues || {};
+      document.body.dataset.conn = msg.online ? "online" : "offline";
+      applyLang();
+      break;
+    case "seat":
+      S.seats.set(msg.seat.seat, msg.seat);
+      renderSeat(msg.seat.seat);
+      break;
+    case "queue":
+      S.queues[msg.hotline] = msg.waiting;
+      renderQueues(); renderToolbar();
+      break;
+    case "stats":
+      if (S.snap) { S.snap.stats = msg.stats; renderStats(); }
+      break;
+    case "switch":
+      S.online = msg.online;
+      document.body.dataset.conn = msg.online ? "online" : "offline";
+      renderConn();
+      break;
+    case "reply":
+      if (String(msg.reply).startsWith("-ERR")) showError(msg.reply); else showError("");
+      break;
+    case "expired":
+      showLogin(t("expired"));
+      break;
+  }
+}
+
+function renderConn() {
+  const el = $("[data-conn-text]");
+  const state = document.body.dataset.conn;
+  el.textContent = state === "online" ? t("online") : state === "offline" ? t("offline") : state === "lost" ? t("lost") : "";
+}
+
+// -- rendering ---------------------------------------------------------------------------------
+function renderAll() { renderToolbar(); renderWall(); }
+
+function renderSeat(id) {
+  if (S.me && id === S.me.seat) renderToolbar();
+  if (S.snap && S.snap.supervisor) { renderTile(id); renderHelps(); }
+}
+
+function stateLabel(seat) {
+  const word = t(seat.status);
+  return seat.status === "busy" && seat.reason ? `${word} · ${reasonText(seat.reason)}` : word;
+}
+
+function act(verb, seat, extra) {
+  return (ev) => { ev.preventDefault(); send(Object.assign({ type: "action", verb, seat }, extra ? extra() : {})); };
+}
+
+function button(verb, label, seat, extra, cls) {
+  return h("button", { type: "button", class: cls || "", "data-action": verb, on: { click: act(verb, seat, extra) } }, label);
+}
+
+function popView(seat) {
+  const pop = seat.pop || {};
+  const hotName = pop["Hotline-Name"] || (S.snap.hotlines[seat.call_hotline] || {}).name || seat.call_hotline;
+  const vars = Object.entries(pop).filter(([k]) => k.startsWith("Var-"));
+  return h("div", { class: `pop ${seat.status}`, "data-pop": true, "data-caller": pop["Caller-Number"] || "" },
+    h("div", { class: "pop-head" }, h("span", { class: "pop-label", text: t("caller") }),
+      h("strong", { class: "pop-number", text: pop["Caller-Number"] || "—" }),
+      pop["Caller-Name"] && pop["Caller-Name"] !== pop["Caller-Number"] ? h("span", { class: "pop-name", text: pop["Caller-Name"] }) : null),
+    h("dl", {},
+      h("dt", { text: t("hotline") }), h("dd", { text: hotName || "—" }),
+      h("dt", { text: t("waited") }), h("dd", { text: pop.Waited ? `${pop.Waited}s` : "—" }),
+      vars.map(([k, v]) => [h("dt", { text: k.slice(4) }), h("dd", { text: v })])));
+}
+
+function waitingCount() {
+  return Object.keys((S.snap && S.snap.queues) || {}).reduce((n, hid) => n + ((S.queues[hid] || []).length), 0);
+}
+
+function renderToolbar() {
+  const box = $("[data-toolbar]");
+  if (!S.snap || !S.me) { box.replaceChildren(); S.toolbarKey = ""; return; }
+  const seat = S.seats.get(S.me.seat) || { seat: S.me.seat, status: "signed_out", name: S.me.name, allowed: [] };
+  // rebuilt only when the seat changed (a form being filled in is left alone otherwise)
+  const key = JSON.stringify([S.lang, seat, S.snap.reasons]);
+  const badge = $("[data-toolbar] [data-qcount]");
+  if (key === S.toolbarKey && badge) { badge.textContent = String(waitingCount()); return; }
+  S.toolbarKey = key;
+  const signedIn = seat.status !== "signed_out";
+  const state = h("div", { class: "state", "data-seat": seat.seat, "data-state": seat.status },
+    h("span", { class: "dot" }),
+    h("div", {}, h("div", { class: "state-word", text: stateLabel(seat) }),
+      h("div", { class: "timer", "data-since": seat.since || "" }, clock(seat.since ? now() - seat.since : null))),
+    seat.locked ? h("span", { class: "lock", text: `🔒 ${t("locked")}` }) : null);
+  const actions = h("div", { class: "actions" });
+  if (!signedIn) {
+    const boxes = (seat.allowed || []).map((hid) => h("label", { class: "check" },
+      h("input", { type: "checkbox", name: "hotline", value: hid, checked: true }),
+      `${hid} ${(S.snap.hotlines[hid] || {}).name || ""}`));
+    const phone = h("input", { name: "phone", value: localStorage.getItem(`cti.phone.${seat.seat}`) || seat.seat, size: 12 });
+    const ext = h("label", { class: "check" }, h("input", { type: "checkbox", name: "external" }), t("external"));
+    const sup = seat.supervisor_seat ? h("label", { class: "check" }, h("input", { type: "checkbox", name: "as_supervisor", checked: true }), t("as_supervisor")) : null;
+    actions.append(h("form", { class: "checkin", "data-checkin": true, on: { submit: act("checkin", seat.seat, () => {
+      const hot = $$("[data-checkin] [name=hotline]:checked").map((i) => i.value);
+      localStorage.setItem(`cti.phone.${seat.seat}`, phone.value.trim());
+      return { hotlines: hot.length ? hot : ["-"], phone: phone.value.trim(),
+        phone_type: $("[data-checkin] [name=external]").checked ? "external" : "internal",
+        role: sup && $("[data-checkin] [name=as_supervisor]").checked ? "supervisor" : "agent" };
+    }) } },
+      h("fieldset", {}, h("legend", { text: t("hotlines") }), boxes),
+      h("label", { class: "field" }, h("span", { text: t("phone") }), phone), ext, sup,
+      h("button", { type: "submit", class: "primary", "data-action": "checkin" }, t("checkin"))));
+  } else {
+    const reasons = S.snap.reasons || [];
+    const pick = h("select", { name: "reason", "data-reason": true, on: { change: (e) => { S.reason = e.target.value; } } },
+      reasons.map((r) => h("option", { value: r, text: reasonText(r) })));
+    if (S.reason && reasons.includes(S.reason)) pick.value = S.reason;
+    actions.append(
+      h("div", { class: "group" }, pick, button("busy", t("busy_act"), seat.seat, () => ({ reason: pick.value || "busy" }), "warn")),
+      button("idle", seat.activity === "wrap_up" ? t("end_wrap") : t("idle_act"), seat.seat, null, "ok"),
+      seat.help ? button("help_cancel", t("help_cancel"), seat.seat, null, "alert") : button("help", t("help"), seat.seat, null, "alert-outline"),
+      button("checkout", t("checkout"), seat.seat, null, "ghost"));
+  }
+  const info = h("div", { class: "call" });
+  if (seat.activity === "ringing" || seat.activity === "in_call") info.append(popView(seat));
+  else if (seat.activity === "wrap_up") {
+    const wrap = (S.snap.hotlines[seat.call_hotline] || {}).wrap_up || 0;
+    info.append(h("div", { class: "wrap" }, h("span", { text: t("wrap_left") }),
+      h("strong", { "data-until": wrap && seat.since ? seat.since + wrap : "" }, wrap && seat.since ? clock(seat.since + wrap - now()) : "—")));
+  } else info.append(h("div", { class: "muted", text: signedIn ? `${t("no_call")} · ${(seat.hotlines || []).join(", ")} · ${seat.phone || ""}` : "" }));
+  const queueBadge = h("div", { class: "qbadge", title: t("waiting") }, h("span", { text: t("waiting") }),
+    h("strong", { "data-qcount": true, text: String(waitingCount()) }));
+  box.replaceChildren(h("div", { class: "toolbar-row" }, state, info, queueBadge), actions);
+}
+
+function renderWall() {
+  const wall = $("[data-wall]");
+  const sup = S.snap && S.snap.supervisor;
+  wall.hidden = !sup;
+  if (!sup) return;
+  const pick = $("[data-wall-reason]");
+  const old = pick.value;
+  pick.replaceChildren(...(S.snap.reasons || []).map((r) => h("option", { value: r, text: reasonText(r) })));
+  if (old) pick.value = old;
+  const tiles = $("[data-tiles]");
+  tiles.replaceChildren();
+  for (const seat of S.seats.values()) if (seat.seat !== S.me.seat || true) tiles.append(tile(seat));
+  renderHelps(); renderQueues(); renderStats();
+}
+
+function tile(seat) {
+  const busy = () => ({ reason: $("[data-wall-reason]").value || "busy" });
+  const inCall = seat.activity === "in_call";
+  const signedIn = seat.status !== "signed_out";
+  const mine = seat.seat === S.me.seat;
+  const acts = [];
+  if (!mine && inCall) for (const v of ["monitor", "whisper", "barge", "robcall", "stopcall"]) acts.push(button(v, t(v), seat.seat, null, v === "stopcall" ? "danger sm" : "sm"));
+  if (!mine && signedIn) acts.push(button("busy", t("busy_act"), seat.seat, busy, "sm"), button("idle", seat.activity === "wrap_up" ? t("end_wrap") : t("idle_act"), seat.seat, null, "sm"), button("checkout", t("checkout"), seat.seat, null, "sm ghost"));
+  if (!mine && seat.locked) acts.push(button("unlock", t("unlock"), seat.seat, null, "sm"));
+  if (!mine && !seat.locked && !signedIn) acts.push(button("unlock", t("unlock"), seat.seat, null, "sm ghost"));
+  const pop = seat.pop || {};
+  return h("article", { class: `tile${seat.help ? " helping" : ""}${mine ? " mine" : ""}`, "data-seat": seat.seat, "data-state": seat.status },
+    h("header", {}, h("span", { class: "dot" }), h("strong", { class: "name", text: seat.name }), h("span", { class: "id", text: seat.seat }),
+      seat.role === "supervisor" ? h("span", { class: "tag", text: S.lang === "zh" ? "班长" : "sup" }) : null,
+      seat.locked ? h("span", { class: "lock", text: "🔒" }) : null),
+    h("div", { class: "tile-state" }, h("span", { class: "state-word", text: stateLabel(seat) }),
+      h("span", { class: "timer", "data-since": seat.since || "" }, clock(seat.since ? now() - seat.since : null))),
+    h("div", { class: "tile-call" }, (seat.activity === "ringing" || inCall) && pop["Caller-Number"]
+      ? h("span", { class: "caller", "data-caller": pop["Caller-Number"] }, `☎ ${pop["Caller-Number"]}`) : h("span", { class: "muted", text: (seat.hotlines || []).join(", ") || "—" }),
+    seat.supervision ? h("span", { class: "sv", text: seat.supervision }) : null),
+    acts.length ? h("div", { class: "tile-actions" }, acts) : null);
+}
+
+function renderTile(id) {
+  const seat = S.seats.get(id);
+  const old = $(`[data-tiles] [data-seat="${CSS.escape(id)}"]`);
+  if (!seat) return;
+  const fresh = tile(seat);
+  if (old) old.replaceWith(fresh); else $("[data-tiles]").append(fresh);
+}
+
+function renderHelps() {
+  const box = $("[data-helps]");
+  if (!box || !S.snap || !S.snap.supervisor) return;
+  const asking = Array.from(S.seats.values()).filter((s) => s.help && s.seat !== S.me.seat);
+  box.replaceChildren(...asking.map((s) => h("div", { class: "help-card", "data-help": s.seat },
+    h("strong", { text: `${s.name} (${s.seat})` }), h("span", { text: t("help_from") }),
+    s.pop && s.pop["Caller-Number"] ? h("span", { class: "muted", text: `☎ ${s.pop["Caller-Number"]}` }) : null,
+    button("whisper", t("answer_help"), s.seat, null, "alert"))));
+}
+
+function renderQueues() {
+  const box = $("[data-queues]");
+  if (!box || !S.snap || !S.snap.supervisor) return;
+  box.replaceChildren(...Object.keys(S.snap.queues || {}).map((hid) => {
+    const list = S.queues[hid] || [];
+    return h("section", { class: "queue", "data-queue": hid },
+      h("h3", {}, `${(S.snap.hotlines[hid] || {}).name || hid}`, h("span", { class: "id", text: hid }), h("span", { class: "count", text: String(list.length) })),
+      list.length ? h("ol", {}, list.map((w) => h("li", { "data-waiting": w.caller, class: w.offered ? "offered" : null },
+        h("span", { class: "num", text: w.number || w.caller.slice(0, 8) }),
+        h("span", { class: "timer", "data-since": w.since }, clock(now() - w.since)))))
+        : h("p", { class: "muted", text: t("nobody_waiting") }));
+  }));
+}
+
+function pct(v) { return v === null || v === undefined ? "—" : `${Math.round(v)}%`; }
+function secs(v) { return v === null || v === undefined ? "—" : `${Math.round(v)}s`; }
+
+function renderStats() {
+  const box = $("[data-stats]");
+  if (!box || !S.snap || !S.snap.stats) return;
+  const rows = S.snap.stats.hotlines || [];
+  const cards = rows.map((r) => {
+    const cell = (label, a, b) => h("div", { class: "fig" }, h("span", { class: "label", text: label }),
+      h("strong", { text: a }), h("span", { class: "sub", text: `${t("last15")}: ${b}` }));
+    const d = r.today || {}, q = r["15min"] || {};
+    return h("div", { class: "stat-card", "data-stats-hotline": r.hotline },
+      h("h3", {}, r.name || r.hotline, h("span", { class: "id", text: r.hotline })),
+      h("div", { class: "figs" },
+        cell(t("offered"), d.offered ?? 0, q.offered ?? 0), cell(t("answered"), d.answered ?? 0, q.answered ?? 0),
+        cell(t("abandoned"), d.abandoned ?? 0, q.abandoned ?? 0), cell(t("asa"), secs(d.speed_of_answer), secs(q.speed_of_answer)),
+        cell(t("sl"), pct(d.service_level), pct(q.service_level))));
+  });
+  box.replaceChildren(...cards, chart(S.snap.stats.day || []));
+}
+
+function chart(samples) {
+  // answered per hour: the difference between the day's counts at the end of each hour sampled
+  const byHour = new Map();
+  for (const s of samples) byHour.set(s.hour, (byHour.get(s.hour) || 0) + (s.answered || 0));
+  const hours = Array.from({ length: 24 }, (_, i) => String(i).padStart(2, "0"));
+  let prev = 0;
+  const bars = hours.map((hh) => { if (!byHour.has(hh)) return 0; const v = byHour.get(hh) - prev; prev = byHour.get(hh); return Math.max(0, v); });
+  const max = Math.max(1, ...bars);
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 240 60");
+  svg.setAttribute("class", "chart-svg");
+  bars.forEach((v, i) => {
+    const r = document.createElementNS(ns, "rect");
+    const height = Math.max(1, (v / max) * 48);
+    r.setAttribute("x", String(i * 10 + 1)); r.setAttribute("width", "8");
+    r.setAttribute("y", String(52 - height)); r.setAttribute("height", String(height));
+    r.setAttribute("class", v ? "bar" : "bar empty");
+    const tip = document.createElementNS(ns, "title"); tip.textContent = `${hours[i]}:00 ${v}`; r.append(tip);
+    svg.append(r);
+  });
+  for (const hh of [0, 6, 12, 18]) {
+    const tx = document.createElementNS(ns, "text");
+    tx.setAttribute("x", String(hh * 10 + 1)); tx.setAttribute("y", "60"); tx.setAttribute("class", "axis");
+    tx.textContent = `${hh}h`; svg.append(tx);
+  }
+  return h("div", { class: "stat-card chart", "data-chart": true }, h("h3", { text: t("chart") }), svg);
+}
+
+function tick() {
+  for (const el of $$("[data-since]")) { const s = parseFloat(el.dataset.since); if (s) el.textContent = clock(now() - s); }
+  for (const el of $$("[data-until]")) { const u = parseFloat(el.dataset.until); if (u) el.textContent = clock(u - now()); }
+}
+
+async function boot() {
+  $("[data-login-form]").addEventListener("submit", logIn);
+  $("[data-logout]").addEventListener("click", logOut);
+  $("[data-lang]").addEventListener("click", () => { S.lang = S.lang === "zh" ? "en" : "zh"; localStorage.setItem("cti.lang", S.lang); applyLang(); });
+  applyLang();
+  setInterval(tick, 1000);
+  const res = await fetch("/me", { credentials: "same-origin" }).catch(() => null);
+  if (res && res.ok) start(await res.json());
+  else showLogin(res && res.status === 401 && (await res.json().catch(() => ({}))).expired ? t("expired") : "");
+}
+
+document.addEventListener("DOMContentLoaded", boot);
