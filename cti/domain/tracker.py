@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import replace
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from cti.domain.errors import CtiError
+from cti.domain.facts import Answered, Bridged, Created, Ended, Fact, Key, Leg
 from cti.domain.help import Help
-from cti.domain.model import BUSY, IN_CALL, NONE, RINGING, WRAP_UP, Phone, SeatState
+from cti.domain.model import BUSY, IN_CALL, NONE, RINGING, WRAP_UP, SeatState
 from cti.domain.ports import Calls
 from cti.domain.routing import MISSED, offer_key
 from cti.domain.supervision import DIGIT_MODE, MODE_DIGIT, Session, Supervisors, sup_key, take_key
-from cti.domain.tags import Forged
 
 RECONCILE_EVERY = 5.0  # seconds between the watcher's sweeps of seats whose call may be gone
 
@@ -58,7 +58,7 @@ class WatchState:
         self.rests = Timers()  # the end of each seat's delay after a missed offer
         # a seat's phone on a second call while the first is its call: leg -> (seat, that
         # leg's first event, answered?), so the seat stays in a call when the first one ends
-        self.second: Dict[str, Tuple[str, Dict[str, str], bool]] = {}
+        self.second: Dict[str, Tuple[str, Leg, bool]] = {}
         self.keys: Dict[str, str] = {}  # agent leg -> its last keys (the help key), until it ends
         self.swept = 0.0  # monotonic time of the last reconcile sweep
 
@@ -71,9 +71,6 @@ class WatchState:
             return False
         self.swept = now
         return True
-
-
-H = Mapping[str, str]
 
 
 class Tracker:
@@ -96,68 +93,39 @@ class Tracker:
         self._pop_of = pop_of  # caller leg -> its screen pop, while this switch offers it
         features = self.seats.config.features.values()
         self._features = tuple(features)  # a call dialing one is a cti command, not a call
-        self._handlers: Dict[str, Callable[[H], None]] = {
-            "CHANNEL_CREATE": self._on_channel_create,
-            "CHANNEL_ANSWER": self._on_channel_answer,
-            "CHANNEL_BRIDGE": self._on_channel_bridge,
-            "CHANNEL_HANGUP_COMPLETE": self._on_channel_hangup_complete,
-            "DTMF": self._on_dtmf,
-            "BACKGROUND_JOB": self._on_background_job,
-        }
 
-    def _var(self, h: H, name: str) -> Optional[str]:
-        """A cti variable of the event's leg, if cti put it there (see ``_leg_var``)."""
-        return self._leg_var(h.get("Unique-ID", ""), name, h.get(f"variable_{name}"))
-
-    def _leg_var(self, leg: str, name: str, raw: Optional[str]) -> Optional[str]:
-        """``raw``, leg ``leg``'s value of ``name``, if cti tagged it; a forged one is logged and
-        ignored (tags.py)."""
-        try:
-            return self.seats.tags.read(leg, name, raw)
-        except Forged as exc:
-            self.seats.log("WARNING", f"cti: ignored a forged channel variable: {exc}")
-            return None
-
-    def handle(self, h: H) -> None:
-        handler = self._handlers.get(h.get("Event-Name", ""))
-        if handler is not None:
-            handler(h)
+    def handle(self, fact: Fact) -> None:
+        if isinstance(fact, Created):
+            self._created(fact.leg)
+        elif isinstance(fact, Answered):
+            self._answered_leg(fact.leg)
+        elif isinstance(fact, Bridged):
+            self._bridged(fact)
+        elif isinstance(fact, Ended):
+            self._ended(fact.leg, fact.cause)
+        elif isinstance(fact, Key):
+            self._key(fact.uuid, fact.digit)
+        else:
+            self._job_failed(fact.job, fact.reason)
 
     # -- which seat ---------------------------------------------------------------------------
-    def _seat_of(self, h: H) -> Optional[str]:
-        uuid = h.get("Unique-ID", "")
-        if uuid in self.leg_seat:
-            return self.leg_seat[uuid]
-        if self._var(h, "cti_supervision"):
+    def _seat_of(self, leg: Leg) -> Optional[str]:
+        if leg.uuid in self.leg_seat:
+            return self.leg_seat[leg.uuid]
+        if leg.supervision:
             return None  # a supervisor's call-back leg is not a call of the supervisor's seat
-        if h.get("Call-Direction") != "outbound":
-            return self._caller_seat(h)
-        tagged = self._var(h, "cti_seat")
-        if tagged:
-            return tagged if tagged in self.seats.config.seats else None
-        if h.get("variable_sip_gateway_name"):
-            # a gateway leg is named sofia/<the gateway's profile>/<number> (FACTS.md §9)
-            number = h.get("Channel-Name", "").rsplit("/", 1)[-1].split("@")[0]
-            phone = Phone(number, "external")
-        else:
-            presence = h.get("Channel-Presence-ID", "")
-            if not presence:
-                return None
-            user, _, domain = presence.partition("@")
-            phone = Phone.extension(user, domain, self.seats.default_domain)
-        return self.seats.seat_on_phone(phone)
+        if not leg.outbound:
+            return self._caller_seat(leg)
+        if leg.seat:
+            return leg.seat if leg.seat in self.seats.config.seats else None
+        return self.seats.seat_on_phone(leg.phone) if leg.phone is not None else None
 
-    def _caller_seat(self, h: H) -> Optional[str]:
-        """The seat whose phone places this inbound leg (the agent dials out, calls a colleague):
-        the leg's authenticated directory user (``user_name`` / ``domain_name``, as the dialplan
-        apps trust it). A call dialing a cti feature code is a command, not a call."""
-        user = h.get("variable_user_name")
-        if not user:
+    def _caller_seat(self, leg: Leg) -> Optional[str]:
+        """The seat whose phone places this inbound leg (the agent dials out, calls a colleague).
+        A call dialing a cti feature code is a command, not a call."""
+        if leg.caller is None or leg.dialed.startswith(self._features):
             return None
-        dest = h.get("Caller-Destination-Number", "")
-        if dest.startswith(self._features):
-            return None
-        return self.seats.seat_on_phone(Phone.extension(user, h.get("variable_domain_name", ""), self.seats.default_domain))
+        return self.seats.seat_on_phone(leg.caller)
 
     def _save(self, action: str, old: SeatState, new: SeatState, cause: str = "", missed: bool = False) -> SeatState:
         saved = self.repo.save(new, old)
@@ -165,16 +133,16 @@ class Tracker:
         return saved
 
     # -- channel events -------------------------------------------------------------------------
-    def _on_channel_create(self, h: H) -> None:
-        seat = self._seat_of(h)
-        uuid = h.get("Unique-ID", "")
-        if seat is None or not uuid:
+    def _created(self, leg: Leg) -> None:
+        seat = self._seat_of(leg)
+        if seat is None or not leg.uuid:
             return
-        self._begin(seat, uuid, h)
+        self._begin(seat, leg)
 
-    def _begin(self, seat: str, uuid: str, h: H) -> None:
-        """Leg ``uuid`` is the seat's call: ringing (a call to its phone), or in a call at once
-        (its phone placed the call)."""
+    def _begin(self, seat: str, leg: Leg, answered: bool = False) -> None:
+        """``leg`` is the seat's call: ringing (a call to its phone), or in a call at once
+        (its phone placed the call). ``answered``: seen only once it was answered."""
+        uuid = leg.uuid
         if uuid in self.seats.commands:
             return  # a cti command from the seat's phone (``Seats.detach``)
         with self.seats.locks.hold(seat):
@@ -185,47 +153,45 @@ class Tracker:
                 if not self.seats.mine(state) or self.calls.exists(state.call):
                     # a second call to a seat already on one: the first one is its call, and
                     # this one its next when the first ends while this one lasts
-                    self.memory.second[uuid] = (seat, dict(h), h.get("Event-Name") != "CHANNEL_CREATE")
+                    self.memory.second[uuid] = (seat, leg, answered)
                     return
                 state = self._save("recovered", state, self.seats.after_call(state), "the call ended unseen")
             self.leg_seat[uuid] = seat
             now = self.seats.now()
-            offer = self._var(h, "cti_offer")
             changes: Dict[str, object] = {
                 "call": uuid,
-                "customer": h.get("Other-Leg-Unique-ID") or h.get("variable_cti_customer", ""),
-                "line": (self._var(h, "cti_line") or "") if offer else "",
-                "pop": self._pop_of(offer) if offer else (),
+                "customer": leg.other,
+                "line": leg.line if leg.offer else "",
+                "pop": self._pop_of(leg.offer) if leg.offer else (),
             }
             if self.seats.node:
                 changes["node"] = self.seats.node
-            if h.get("Call-Direction") == "outbound":
+            if leg.outbound:
                 self._save("ringing", state, state.doing(RINGING, now, **changes))
             else:
                 self._save("calling", state, state.doing(IN_CALL, now, answered_at=now, **changes))
 
-    def _adopt(self, h: H) -> None:
+    def _adopt(self, leg: Leg) -> None:
         """A leg its phone placed, seen only now (its directory user was set after it was
         created: a call through a loopback or a transfer)."""
-        uuid = h.get("Unique-ID", "")
-        if uuid and uuid not in self.leg_seat and h.get("Call-Direction") == "inbound" and not self._var(h, "cti_supervision"):
-            seat = self._caller_seat(h)
+        if leg.uuid and leg.uuid not in self.leg_seat and not leg.outbound and not leg.supervision:
+            seat = self._caller_seat(leg)
             if seat is not None:
-                self._begin(seat, uuid, h)
+                self._begin(seat, leg, answered=True)
 
-    def _on_channel_answer(self, h: H) -> None:
-        uuid = h.get("Unique-ID", "")
+    def _answered_leg(self, leg: Leg) -> None:
+        uuid = leg.uuid
         if uuid in self.memory.second:
             holder, first, _ = self.memory.second[uuid]
             self.memory.second[uuid] = (holder, first, True)
-        sup = self._var(h, "cti_supervision")
+        sup = leg.supervision
         if sup:
-            asked = self._var(h, "cti_help")  # a help ring: it joins only while the request is open
-            if asked and not self.help.answered(asked, sup, uuid):
+            # a help ring: it joins only while the request is open
+            if leg.help and not self.help.answered(leg.help, sup, uuid):
                 self.calls.kill(uuid, "ORIGINATOR_CANCEL")
             else:
                 self._supervisor_answered(sup, uuid)
-        self._adopt(h)
+        self._adopt(leg)
         seat = self.leg_seat.get(uuid)
         if seat is None:
             return
@@ -234,9 +200,9 @@ class Tracker:
             if state is not None and state.call == uuid and state.activity != IN_CALL:
                 self._save("answered", state, self._answered(state))
 
-    def _on_channel_bridge(self, h: H) -> None:
-        a, b = h.get("Bridge-A-Unique-ID", ""), h.get("Bridge-B-Unique-ID", "")
-        self._adopt(h)  # the event's leg is the A leg
+    def _bridged(self, fact: Bridged) -> None:
+        a, b = fact.a, fact.b
+        self._adopt(fact.leg)  # the event's leg is the A leg
         for leg, other in ((a, b), (b, a)):
             seat = self.leg_seat.get(leg)
             if seat is None:
@@ -247,7 +213,7 @@ class Tracker:
                     answered = self._answered(state) if state.activity != IN_CALL else state
                     self._save("answered", state, answered.evolve({"customer": other}))
             self._on_bridged(other, seat)
-        sup = self._var(h, "cti_supervision")  # the A leg's: the event's Unique-ID
+        sup = fact.leg.supervision  # the A leg's
         if sup:
             session = self.sup.session(sup)
             if session is not None and session.leg == a and session.app == "intercept":
@@ -274,25 +240,22 @@ class Tracker:
                 changes["node"] = self.seats.node
             self._save("taken", state, state.doing(IN_CALL, now, **changes))
 
-    def _on_channel_hangup_complete(self, h: H) -> None:
-        uuid = h.get("Unique-ID", "")
-        cause = h.get("Hangup-Cause", "")
-        sup = self._var(h, "cti_supervision")
-        if sup:
-            self._supervisor_gone(sup, uuid, cause)
-        seat = self.leg_seat.pop(uuid, None) or self._seat_of(h)
+    def _ended(self, leg: Leg, cause: str) -> None:
+        uuid = leg.uuid
+        if leg.supervision:
+            self._supervisor_gone(leg.supervision, uuid, cause)
+        seat = self.leg_seat.pop(uuid, None) or self._seat_of(leg)
         self.memory.keys.pop(uuid, None)
         freed: Optional[SeatState] = None
         if seat is not None:
             with self.seats.locks.hold(seat):
                 state = self.repo.get(seat)
                 if state is not None and state.call == uuid:
-                    offer = self._var(h, "cti_offer")
-                    if offer:  # the ended caller's claim goes first: a seat that reads free is offerable
-                        self.sup.store.release(offer_key(seat), offer)
+                    if leg.offer:  # the ended caller's claim goes first: a seat that reads free is offerable
+                        self.sup.store.release(offer_key(seat), leg.offer)
                     after = self.seats.after_call(state)
                     action = "hangup"
-                    missed = state.activity == RINGING and bool(offer) and cause in MISSED
+                    missed = state.activity == RINGING and bool(leg.offer) and cause in MISSED
                     if missed:
                         after = self._missed(state, after, cause)
                         action = "no-answer" if after.availability == BUSY and state.availability != BUSY else action
@@ -318,7 +281,7 @@ class Tracker:
             del self.memory.second[leg]
             if not self.calls.exists(leg):
                 continue
-            self._begin(seat, leg, first)
+            self._begin(seat, first)
             with self.seats.locks.hold(seat):
                 state = self.repo.get(seat)
                 if state is None or state.call != leg:
@@ -448,22 +411,19 @@ class Tracker:
             if state.free:
                 self.seats.freed(state)
 
-    def _on_dtmf(self, h: H) -> None:
-        # DTMF events carry no channel variables (FACTS.md §9): ask the leg who it is
-        uuid = h.get("Unique-ID", "")
+    def _key(self, uuid: str, digit: str) -> None:
         seat = self.leg_seat.get(uuid)
         if seat is not None:  # a seat's own call leg: the agent's keys
-            self._agent_key(seat, uuid, h.get("DTMF-Digit", ""))
+            self._agent_key(seat, uuid, digit)
             return
-        sup = self._leg_var(uuid, "cti_supervision", self.calls.get_var(uuid, "cti_supervision")) if uuid else None
-        digit = h.get("DTMF-Digit", "")
-        session = self.sup.session(sup) if sup else None
-        if session is None or session.leg != h.get("Unique-ID") or session.app != "eavesdrop":
+        # a key names no marks (FACTS.md §9): a supervisor's leg is found by its session
+        session = next((s for s in self.sup.sessions() if s.leg == uuid), None) if uuid else None
+        if session is None or session.app != "eavesdrop":
             return
         mode = "ended" if digit == "*" else DIGIT_MODE.get(digit)
         if mode is not None and mode != session.mode:
             new = replace(session, mode=mode)
-            self.sup.store.put(sup_key(sup or ""), new.encode())
+            self.sup.store.put(sup_key(session.supervisor), new.encode())
             self.sup.audit(new, mode, "switched", f"dtmf {digit}")
 
     def _agent_key(self, seat: str, uuid: str, digit: str) -> None:
@@ -482,17 +442,13 @@ class Tracker:
             reply = exc.reply()
         self.seats.log("NOTICE", f"cti: seat {seat} keyed {key} (help): {reply}")
 
-    def _on_background_job(self, h: H) -> None:
-        body = h.get("_body", "")
-        if not body.startswith("-ERR"):
-            return
-        job = h.get("Job-UUID", "")
+    def _job_failed(self, job: str, reason: str) -> None:
         for session in self.sup.sessions():
             if job and session.job == job and session.state == "ringing" and not self.calls.exists(session.leg):
                 if session.help:
-                    self.help.ring_gone(session.help, session.supervisor, session.leg, body[4:].strip())
+                    self.help.ring_gone(session.help, session.supervisor, session.leg, reason)
                 else:
-                    self._end_session(session, "failed", body[4:].strip())
+                    self._end_session(session, "failed", reason)
 
     # -- supervision sessions --------------------------------------------------------------------
     def _supervisor_answered(self, sup: str, uuid: str) -> None:

@@ -18,35 +18,10 @@ from cti import app
 from cti.domain.tracker import Tracker, WatchState
 from cti.switch.api import Switch
 from cti.switch.calls import SwitchCalls
+from cti.switch.facts import HEADERS, Facts
 
 EVENTS = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_HANGUP_COMPLETE", "DTMF", "BACKGROUND_JOB")
 CONTROL = "cti::control"
-# the only headers cti reads: asking for them by name is cheaper than serialising the event
-HEADERS = (
-    "Event-Name",
-    "Event-Subclass",
-    "Unique-ID",
-    "Call-Direction",
-    "Channel-Name",
-    "Channel-Presence-ID",
-    "Caller-Destination-Number",
-    "Other-Leg-Unique-ID",
-    "Bridge-A-Unique-ID",
-    "Bridge-B-Unique-ID",
-    "Hangup-Cause",
-    "DTMF-Digit",
-    "Job-UUID",
-    "CTI-Command",
-    "key",
-    "variable_cti_seat",
-    "variable_sip_gateway_name",
-    "variable_cti_supervision",
-    "variable_cti_help",
-    "variable_cti_offer",
-    "variable_cti_line",
-    "variable_user_name",
-    "variable_domain_name",
-)
 
 
 def headers(event: Any) -> Dict[str, str]:
@@ -138,8 +113,11 @@ def cluster_tick(memory: WatchState, token: str) -> int:
 
 
 def handle(h: Dict[str, str], memory: WatchState) -> None:
-    """One event through the tracker."""
-    tracker(memory).handle(h)
+    """One event through the tracker, as the fact it tells."""
+    t = tracker(memory)
+    fact = Facts(t.seats.tags, t.seats.default_domain, t.seats.log).of(h)
+    if fact is not None:
+        t.handle(fact)
 
 
 def run(max_events: Optional[int] = None) -> None:
