@@ -170,7 +170,7 @@ class Switch:
         self._consumer = freeswitch.EventConsumer()
         for name in (*events.EVENTS, "SHUTDOWN", "MODULE_UNLOAD"):
             self._consumer.bind(name)
-        from cti.domain.tracker import WatchState
+        from cti.domain.watchstate import WatchState
 
         self._memory = WatchState()
         self._token = wiring.watcher_claim(loop=False)

@@ -441,7 +441,7 @@ def test_a_callers_name_cannot_add_a_leg_to_the_seats_dial_string():
 
 
 def test_a_delay_survives_a_watcher_restart(switch):
-    from cti.domain.tracker import WatchState
+    from cti.domain.watchstate import WatchState
     from cti.switch import events
 
     sw, t, box = missed_by_101(switch, no_answer_delay=30)

@@ -169,8 +169,16 @@ class SeatState:
 
     @property
     def free(self) -> bool:
-        """May be offered a call: idle, and on no call."""
+        """Idle, and on no call (it may still be resting after a missed offer: ``offerable``)."""
         return self.availability == IDLE and self.activity == NONE
+
+    def resting(self, now: float) -> bool:
+        """In its delay after a missed offer (no-answer / reject / busy delay)."""
+        return self.rest_until > now
+
+    def offerable(self, now: float) -> bool:
+        """May be offered a call now, by a hotline or a ring group alike: free and not resting."""
+        return self.free and not self.resting(now)
 
     @property
     def phone_obj(self) -> Phone:

@@ -9,9 +9,8 @@ a losing leg of a ring group may announce only its hangup); every handler tolera
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import replace
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from cti.domain.errors import CtiError
 from cti.domain.facts import Answered, Bridged, Created, Ended, Fact, Key, Leg
@@ -20,57 +19,7 @@ from cti.domain.model import BUSY, IN_CALL, NONE, RINGING, WRAP_UP, SeatState
 from cti.domain.ports import Calls
 from cti.domain.routing import MISSED, offer_key
 from cti.domain.supervision import DIGIT_MODE, MODE_DIGIT, Session, Supervisors, sup_key, take_key
-
-RECONCILE_EVERY = 5.0  # seconds between the watcher's sweeps of seats whose call may be gone
-
-
-class Timers:
-    """One deadline per seat, on one heap: arming a seat again at the same deadline is a no-op."""
-
-    def __init__(self) -> None:
-        self._heap: List[Tuple[float, str]] = []
-        self._armed: Dict[str, float] = {}  # seat -> its deadline in the heap
-
-    def arm(self, seat: str, deadline: float) -> None:
-        if self._armed.get(seat) != deadline:
-            self._armed[seat] = deadline
-            heapq.heappush(self._heap, (deadline, seat))
-
-    def next(self) -> Optional[float]:
-        return self._heap[0][0] if self._heap else None
-
-    def due(self, now: float) -> Optional[str]:
-        """The next seat whose deadline has come (its timer is then disarmed), or None."""
-        if not self._heap or self._heap[0][0] > now:
-            return None
-        deadline, seat = heapq.heappop(self._heap)
-        if self._armed.get(seat) == deadline:
-            del self._armed[seat]
-        return seat
-
-
-class WatchState:
-    """What the watcher remembers between events: which legs are seats', wrap-up deadlines."""
-
-    def __init__(self) -> None:
-        self.legs: Dict[str, str] = {}
-        self.wraps = Timers()  # the end of each seat's wrap-up
-        self.rests = Timers()  # the end of each seat's delay after a missed offer
-        # a seat's phone on a second call while the first is its call: leg -> (seat, that
-        # leg's first event, answered?), so the seat stays in a call when the first one ends
-        self.second: Dict[str, Tuple[str, Leg, bool]] = {}
-        self.keys: Dict[str, str] = {}  # agent leg -> its last keys (the help key), until it ends
-        self.swept = 0.0  # monotonic time of the last reconcile sweep
-
-    def next_deadline(self) -> Optional[float]:
-        due = [t for t in (self.wraps.next(), self.rests.next()) if t is not None]
-        return min(due) if due else None
-
-    def sweep_due(self, now: float) -> bool:
-        if now - self.swept < RECONCILE_EVERY:
-            return False
-        self.swept = now
-        return True
+from cti.domain.watchstate import WatchState
 
 
 class Tracker:
@@ -262,7 +211,7 @@ class Tracker:
                     after = self._save(action, state, after, cause, missed)
                     if after.activity == WRAP_UP:
                         self._arm_wrap_up(after)
-                    elif after.rest_until > self.seats.now():
+                    elif after.resting(self.seats.now()):
                         self._arm_rest(after)
                     elif after.free:
                         freed = after
@@ -345,7 +294,7 @@ class Tracker:
         states = self.repo.get_many(list(self.seats.config.seats))
         now = self.seats.now()
         for seat, seen in states.items():
-            if not (seen.call or seen.activity == WRAP_UP or seen.rest_until > now):
+            if not (seen.call or seen.activity == WRAP_UP or seen.resting(now)):
                 continue
             with self.seats.locks.hold(seat):
                 state = self.repo.get(seat)
@@ -357,7 +306,7 @@ class Tracker:
                     ended += 1
                 if state.activity == WRAP_UP:
                     self._arm_wrap_up(state)  # an expired one ends at the watcher's next look
-                elif state.rest_until > self.seats.now():
+                elif state.resting(self.seats.now()):
                     self._arm_rest(state)  # a delay after a missed offer: its end hands the seat on
             if state.free and not seen.free:
                 self.seats.freed(state)
@@ -397,7 +346,7 @@ class Tracker:
         watcher's clock, no thread per seat)."""
         while (seat := self.memory.rests.due(now)) is not None:
             state = self.repo.get(seat)
-            if state is not None and state.free and state.rest_until <= now:
+            if state is not None and state.offerable(now):
                 self.seats.freed(state)
         while (seat := self.memory.wraps.due(now)) is not None:
             with self.seats.locks.hold(seat):

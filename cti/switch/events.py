@@ -15,7 +15,8 @@ from typing import Any, Dict, Optional
 import freeswitch
 
 from cti import app
-from cti.domain.tracker import Tracker, WatchState
+from cti.domain.tracker import Tracker
+from cti.domain.watchstate import WatchState
 from cti.switch.api import Switch
 from cti.switch.calls import SwitchCalls
 from cti.switch.facts import HEADERS, Facts
