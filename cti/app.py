@@ -28,6 +28,7 @@ from cti.domain.supervision import Supervisors
 from cti.domain.tags import Tags
 from cti.switch.api import Switch
 from cti.switch.calls import SwitchCalls
+from cti.switch.headers import SwitchEvents
 from cti.switch.store import SwitchStore
 
 WATCHER_SILENCE = 3.0  # a watcher that has not looked for events for this long is not running
@@ -146,7 +147,7 @@ def seats() -> Seats:
             repo = _repos[(cfg.store, cfg.realm)] = SeatRepo(store, sw)
         locks = _locks if c is None else c.locks
         # each switch counts the events it fires itself (never the ones re-fired from others)
-        events = RecordingEvents(sw if c is None else c.events, _stats_of(cfg, store, locks, sw), _levels(cfg))
+        events = RecordingEvents(SwitchEvents(sw) if c is None else c.events, _stats_of(cfg, store, locks, sw), _levels(cfg))
         s = Seats(cfg, store, events, sw, locks, lambda: clock(), repo)
         if c is not None:
             s.node = c.store.node

@@ -21,11 +21,12 @@ from dataclasses import asdict, dataclass, replace
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from cti.domain.errors import CtiError
+from cti.domain.events import HelpAsk
 from cti.domain.model import ON_A_CALL, SUPERVISOR, SeatState
 from cti.domain.supervision import Session, Supervisors, call_hotline, start_app, sup_key
 from cti.domain.tags import new_leg
 
-HELP = "help"  # CTI-Action of every help event
+HELP = "help"  # the action of every help event
 MODE = "whisper"  # a supervisor who answers joins whispering to the agent
 RINGS = ("simultaneous", "sequential")
 
@@ -128,7 +129,7 @@ class Help:
             ring = hot.help_ring if hot is not None else RINGS[0]
             names = tuple(s.seat for s in asked)
             req = HelpRequest(seat, line, agent, customer, ring, names, {}, (), self.seats.now(), self.seats.node)
-            self._event(req, "requested", "", ring, {"CTI-Operator": by})
+            self._event(req, "requested", "", ring, by)
             first = asked if ring == "simultaneous" else asked[:1]
             req = replace(req, waiting=names[len(first) :])
             req = self._ring(req, first, "")
@@ -204,7 +205,7 @@ class Help:
         req = replace(req, ringing=ringing)
         self.store.put(help_key(req.seat), req.encode())
         for session in sessions:
-            self.sup.audit(session, HELP, "ringing", reason, self._extra(req))
+            self.sup.audit(session, HELP, "ringing", reason, self._ask(req))
         return req
 
     def _finish(self, req: HelpRequest, result: str, reason: str, joined: str = "") -> None:
@@ -273,12 +274,12 @@ class Help:
         return ended
 
     # -- events --------------------------------------------------------------------------------------------
-    def _extra(self, req: HelpRequest) -> Dict[str, str]:
-        return {"CTI-Supervisors": ",".join(req.asked), "CTI-Help-Ring": req.ring}
+    def _ask(self, req: HelpRequest, operator: Optional[str] = None) -> HelpAsk:
+        return HelpAsk(req.asked, req.ring, operator)
 
-    def _event(self, req: HelpRequest, result: str, supervisor: str, reason: str, more: Optional[Dict[str, str]] = None) -> None:
+    def _event(self, req: HelpRequest, result: str, supervisor: str, reason: str, operator: Optional[str] = None) -> None:
         leg = req.ringing.get(supervisor, "")
         session = Session(
             supervisor, req.seat, req.hotline, req.agent, req.customer, leg, MODE, "", "", req.since, node=req.node, help=req.seat
         )
-        self.sup.audit(session, HELP, result, reason, dict(self._extra(req), **(more or {})))
+        self.sup.audit(session, HELP, result, reason, self._ask(req, operator))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Sequence, Tuple
 
+from cti.domain.events import Event
+
 
 class Store(Protocol):
     """A key-value store in which every string value round-trips exactly."""
@@ -43,12 +45,14 @@ class Store(Protocol):
 
 
 class Events(Protocol):
-    def fire(self, subclass: str, headers: Mapping[str, str]) -> None: ...
+    """cti's own events (cti/domain/events.py) out: the switch layer renders and fires them."""
+
+    def fire(self, event: Event) -> None: ...
 
     def defer(self, fn: Callable[..., Any], *args: Any) -> None:
         """``fn(*args)`` after the command answered, in order with the events (work whose only
-        outcome is events: putting a seat event's headers together, counting it); an events
-        port that cannot wait runs it now."""
+        outcome is events: putting a seat event together, counting it); an events port that
+        cannot wait runs it now."""
         ...
 
 

@@ -25,8 +25,11 @@ from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Deque, Dict, Iterable, List, Optional, Protocol, Sequence, Set, Tuple
 
 from cti.config import RING_STRATEGIES, Hotline, RingGroup
+from cti.domain import pop as pop_fields
 from cti.domain.errors import CtiError
+from cti.domain.events import QueueEvent
 from cti.domain.model import SUPERVISOR, SeatState
+from cti.domain.pop import Pop, safe_value
 from cti.domain.ports import Calls
 from cti.domain.seats import Seats
 from cti.domain.tags import Tags, new_leg
@@ -103,19 +106,6 @@ def rank(
     raise ValueError(strategy)
 
 
-# what the switch splits a dial string on (``,`` ``|`` ``:_:``), expands (``$``), quotes or
-# brackets, and the ``^^`` delimiter change: a caller's value keeps none of them
-_UNSAFE = str.maketrans({c: " " for c in ",[]{}'\"\\^$|<>`;:"})
-
-
-def safe_value(value: str, most: int = 80) -> str:
-    """A caller's value (a name from a SIP From header: the caller chooses it) made safe to
-    put in a leg's ``[...]`` variables and in an event header: no character the switch would
-    split on, expand or quote; no control characters; at most ``most`` characters."""
-    text = "".join(ch for ch in value[: most * 2] if ch.isprintable()).translate(_UNSAFE)
-    return " ".join(text.split())[:most]
-
-
 def pop_variables(pop: Iterable[Tuple[str, str]]) -> Dict[str, str]:
     """The screen pop as the seat leg's channel variables: ``cti_caller_number``,
     ``cti_caller_name``, ``cti_hotline_name``, ``cti_waited``, and each exported variable
@@ -124,7 +114,12 @@ def pop_variables(pop: Iterable[Tuple[str, str]]) -> Dict[str, str]:
     for key, value in pop:
         if not value:
             continue
-        name = key[4:] if key.startswith("Var-") else "cti_" + key.lower().replace("-", "_")
+        if key.startswith(pop_fields.EXPORTED):
+            name = key[len(pop_fields.EXPORTED) :]
+        elif key.startswith("Var-"):  # a pop named the way of the version before
+            name = key[4:]
+        else:
+            name = "cti_" + key.lower().replace("-", "_")
         out[name] = value
     return out
 
@@ -180,7 +175,7 @@ class Waiter:
     answered: bool = False  # the `answered` queue event was fired
     queued: bool = False  # it joined the queue (waited for a seat)
     node: str = ""  # the switch the caller's channel is on (store: redis)
-    pop: Tuple[Tuple[str, str], ...] = ()  # the caller's screen pop: (header after "CTI-", value)
+    pop: Pop = ()  # the caller's screen pop
 
     def avoid(self, now: float, retry: float) -> Set[str]:
         """Seats that missed this caller less than ``retry`` seconds ago (not offered again yet)."""
@@ -603,10 +598,7 @@ class Router:
         prompts, told = self.announcement(conf, position)
         if not prompts:
             return False
-        extra = {"CTI-Position": str(position)}
-        if told is not None:  # a header with an empty value does not reach ESL
-            extra["CTI-Expected-Wait"] = str(told)
-        self._queue_event("announced", conf, waiter, extra=extra)
+        self._queue_event("announced", conf, waiter, position=position, expected_wait=told)
         return bool(channel.announce(prompts, conf.language, conf.exit_key))
 
     def _next_seats(self, conf: Hotline, waiter: Waiter) -> List[str]:
@@ -660,24 +652,24 @@ class Router:
         self.dispatch(conf.id)
         return answered
 
-    def _screen_pop(self, conf: Hotline, channel: RouteChannel) -> Tuple[Tuple[str, str], ...]:
+    def _screen_pop(self, conf: Hotline, channel: RouteChannel) -> Pop:
         """What the seat's phone and the events show of the caller: number, name, the
         hotline's configured variables (like mod_callcenter's ``cc_export_vars``)."""
         pop = [
-            ("Caller-Number", safe_value(channel.get_var("caller_id_number"))),
-            ("Caller-Name", safe_value(channel.get_var("caller_id_name"))),
+            (pop_fields.NUMBER, safe_value(channel.get_var("caller_id_number"))),
+            (pop_fields.NAME, safe_value(channel.get_var("caller_id_name"))),
         ]
-        pop.extend((f"Var-{name}", safe_value(channel.get_var(name))) for name in conf.export_vars)
+        pop.extend((pop_fields.exported(name), safe_value(channel.get_var(name))) for name in conf.export_vars)
         return tuple(pop)
 
-    def pop_of(self, waiter: Optional[Waiter]) -> Tuple[Tuple[str, str], ...]:
+    def pop_of(self, waiter: Optional[Waiter]) -> Pop:
         """The screen pop of a caller being offered, with the seconds waited so far."""
         if waiter is None:
             return ()
         name = safe_value(self.hotline(waiter.hotline).name)
-        return (("Hotline-Name", name), ("Waited", str(int(self._clock() - waiter.since))), *waiter.pop)
+        return ((pop_fields.HOTLINE_NAME, name), (pop_fields.WAITED, str(int(self._clock() - waiter.since))), *waiter.pop)
 
-    def offered_pop(self, caller: str) -> Tuple[Tuple[str, str], ...]:
+    def offered_pop(self, caller: str) -> Pop:
         """The screen pop of caller ``caller``, while one of this switch's seats is offered it."""
         with self.queues.lock:
             return self.pop_of(self.queues.offers.get(caller))
@@ -701,22 +693,29 @@ class Router:
             self._queue_event("answered", conf, w, seat=seat)
 
     def _queue_event(
-        self, action: str, conf: Hotline, waiter: Waiter, seat: str = "", reason: str = "", extra: Optional[Dict[str, str]] = None
+        self,
+        action: str,
+        conf: Hotline,
+        waiter: Waiter,
+        seat: str = "",
+        reason: str = "",
+        position: Optional[int] = None,
+        expected_wait: Optional[int] = None,
     ) -> None:
         now = self._clock()
-        headers = {
-            "CTI-Action": action,
-            "CTI-Hotline": conf.id,
-            "CTI-Hotline-Name": safe_value(conf.name),
-            "CTI-Caller": waiter.uuid,
-            "CTI-Seat": seat,
-            "CTI-Priority": str(waiter.priority),
-            "CTI-Waited": f"{now - waiter.since:.3f}",
-            "CTI-Waiting": str(self.queues.count(conf.id)),
-            "CTI-Timestamp": f"{now:.3f}",
-        }
-        if reason:
-            headers["CTI-Reason"] = reason
-        headers.update(extra or {})
-        headers.update((f"CTI-{k}", v) for k, v in waiter.pop)
-        self.seats.events.fire("cti::queue", headers)
+        event = QueueEvent(
+            action,
+            conf.id,
+            safe_value(conf.name),
+            waiter.uuid,
+            seat,
+            waiter.priority,
+            now - waiter.since,
+            self.queues.count(conf.id),
+            now,
+            reason,
+            position,
+            expected_wait,
+            waiter.pop,
+        )
+        self.seats.events.fire(event)

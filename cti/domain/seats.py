@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from cti.config import Config, SeatConf
 from cti.domain.errors import CtiError
+from cti.domain.events import SeatCall, SeatEvent, SignInEvent
 from cti.domain.lockout import Lockout
 from cti.domain.model import (
     AVAILABILITY_CHANGES,
@@ -30,6 +31,7 @@ from cti.domain.model import (
     SeatState,
 )
 from cti.domain.policy import Policy
+from cti.domain.pop import label
 from cti.domain.ports import Events, KeyedLocks, Log, Store
 from cti.domain.tags import Tags
 
@@ -237,11 +239,19 @@ class Seats:
         for hotline in self.by_level(state):
             self.on_available(hotline)
 
-    def _fire(self, action: str, state: SeatState, previous: str, operator: str, extra: Optional[Dict[str, str]] = None) -> None:
-        """The seat's ``cti::seat`` event. Its headers are put together (and counted, and fired)
-        after the command answered where the events port can do that (``defer``: the switch's
-        writer), from what holds now: the state (immutable), this config, this time."""
-        self.events.defer(self._fire_now, action, state, previous, operator, extra, self.config, self._clock())
+    def _fire(
+        self,
+        action: str,
+        state: SeatState,
+        previous: str,
+        operator: str,
+        call: Optional[SeatCall] = None,
+        busy: Optional[float] = None,
+    ) -> None:
+        """The seat's event. It is put together (and counted, and fired) after the command
+        answered where the events port can do that (``defer``: the switch's writer), from what
+        holds now: the state (immutable), this config, this time."""
+        self.events.defer(self._fire_now, action, state, previous, operator, call, busy, self.config, self._clock())
 
     def _fire_now(
         self,
@@ -249,56 +259,47 @@ class Seats:
         state: SeatState,
         previous: str,
         operator: str,
-        extra: Optional[Dict[str, str]],
+        call: Optional[SeatCall],
+        busy: Optional[float],
         cfg: Config,
         now: float,
     ) -> None:
         conf = cfg.seats.get(state.seat)
-        headers = {
-            "CTI-Action": action,
-            "CTI-Seat": state.seat,
-            "CTI-Seat-Name": conf.name if conf is not None else "",
-            "CTI-Hotline": ",".join(state.hotlines),
-            "CTI-Role": state.role,
-            "CTI-Phone": state.phone_obj.dial_string(cfg.gateway),
-            "CTI-Status": state.status,
-            "CTI-Availability": state.availability,
-            "CTI-Activity": state.activity or "none",  # the switch drops a header with no value
-            "CTI-Previous-Status": previous,
-            "CTI-Operator": operator,
-            "CTI-Reason": state.reason,
-            "CTI-Timestamp": f"{now:.3f}",
-        }
-        if extra:
-            headers.update(extra)
-        if self.repo.store.shared:  # several switches fire this seat's events: their order
-            headers["CTI-Revision"] = str(state.rev)
-        self.events.fire("cti::seat", headers)
+        event = SeatEvent(
+            action,
+            state.seat,
+            conf.name if conf is not None else "",
+            state.hotlines,
+            state.role,
+            state.phone_obj.dial_string(cfg.gateway),
+            state.status,
+            state.availability,
+            state.activity,
+            previous,
+            operator,
+            state.reason,
+            now,
+            call,
+            busy,
+            state.rev if self.repo.store.shared else None,  # several switches fire this seat's events: their order
+        )
+        self.events.fire(event)
 
     def fire_call(self, action: str, state: SeatState, before: SeatState, cause: str = "", missed: bool = False) -> None:
         """A seat's call rang, was answered or ended (the watcher). ``before``: the seat before."""
         call = state if state.call else before  # an ended call: the one that ended
-        extra = {
-            "CTI-Call": call.call,
-            "CTI-Customer": call.customer,
-            "CTI-Call-Hotline": call.line,
-            "CTI-Hangup-Cause": cause,
-        }
-        extra.update((f"CTI-{k}", v) for k, v in call.pop)  # the screen pop: Caller-Number, ...
-        if not state.call and before.call:  # the call ended
-            if before.activity == IN_CALL:
-                extra["CTI-Talk-Seconds"] = f"{max(0.0, self._clock() - before.answered_at):.3f}"
-            if missed:
-                extra["CTI-Missed"] = "true"
-        self._fire(action, state, before.status, state.seat, self._busy_ended(before, state, extra))
+        ended = not state.call and bool(before.call)
+        talk = max(0.0, self._clock() - before.answered_at) if ended and before.activity == IN_CALL else None
+        facts = SeatCall(call.call, call.customer, call.line, cause, call.pop, talk, ended and missed)
+        self._fire(action, state, before.status, state.seat, facts, self._busy_ended(before, state))
 
-    def _busy_ended(self, before: SeatState, after: Optional[SeatState], extra: Dict[str, str]) -> Dict[str, str]:
-        """``extra``, with ``CTI-Busy-Seconds`` when the change ends a busy period."""
+    def _busy_ended(self, before: SeatState, after: Optional[SeatState]) -> Optional[float]:
+        """How long the busy period lasted, when the change ends one."""
         if before.availability == BUSY and (
             after is None or after.availability != BUSY or after.available_since != before.available_since
         ):
-            extra["CTI-Busy-Seconds"] = f"{max(0.0, self._clock() - before.available_since):.3f}"
-        return extra
+            return max(0.0, self._clock() - before.available_since)
+        return None
 
     def after_call(self, state: SeatState) -> SeatState:
         """The seat once its call ended: wrap-up after a talk with a hotline's caller when the
@@ -372,17 +373,7 @@ class Seats:
         return f"+OK {seat} logged in from {client}"
 
     def _fire_security(self, action: str, seat: str, source: str, reason: str, operator: str = "") -> None:
-        self.events.fire(
-            "cti::seat",
-            {
-                "CTI-Action": action,
-                "CTI-Seat": seat,
-                "CTI-Phone": source,
-                "CTI-Operator": operator,
-                "CTI-Reason": reason,
-                "CTI-Timestamp": f"{self._clock():.3f}",
-            },
-        )
+        self.events.fire(SignInEvent(action, seat, source, operator, reason, self._clock()))
 
     def unlock(self, seat: str, operator: str = "") -> str:
         """``cti.unlock``: from fs_cli, or by a signed-in supervisor over the seat."""
@@ -456,8 +447,8 @@ class Seats:
                 raise
             if current is not None and current.phone_obj != phone:
                 self.repo.release_phone(current.phone_obj, seat)
-            extra = self._busy_ended(current, state, {}) if current is not None else None
-            self._fire("checkin", state, previous, seat, extra)  # under the seat's lock: events in commit order
+            busy = self._busy_ended(current, state) if current is not None else None
+            self._fire("checkin", state, previous, seat, busy=busy)  # under the seat's lock: events in commit order
         if state.free:
             self.freed(state)
         lines = ",".join(hotlines)
@@ -472,7 +463,7 @@ class Seats:
             self.repo.remove(state)
             self.repo.release_phone(state.phone_obj, seat)
             gone = state.evolve({"availability": SIGNED_OUT, "activity": NONE, "reason": "", "operator": by})
-            self._fire("checkout", gone, state.status, by, self._busy_ended(state, None, {}))
+            self._fire("checkout", gone, state.status, by, busy=self._busy_ended(state, None))
         self.freed(state)  # its callers may have nobody left (when_empty: overflow)
         return f"+OK {seat} signed out" + (f" by {by}" if by != seat else "")
 
@@ -498,7 +489,7 @@ class Seats:
                 if target == IDLE:
                     new = new.evolve({"misses": 0, "rest_until": 0.0})
                 new = self.repo.save(new, state)
-                self._fire(action, new, state.status, by, self._busy_ended(state, new, {}))
+                self._fire(action, new, state.status, by, busy=self._busy_ended(state, new))
                 freed = freed or new.free
         if freed:
             self.freed(state)
@@ -543,7 +534,7 @@ class Seats:
                     "reason": st.reason if st else "",
                     "supervision": watching.get(seat) or ", ".join(watched.get(seat, [])),
                     "call_hotline": st.line if st else "",  # the caller's screen pop, while it has a call
-                    "pop": dict(st.pop) if st else {},
+                    "pop": {label(k): v for k, v in st.pop} if st else {},
                 }
             )
         queue = [

@@ -1,7 +1,8 @@
-"""Call-center statistics (``cti.stats``), counted from the cti:: events cti fires. Pure Python.
+"""Call-center statistics (``cti.stats``), counted from the events cti fires. Pure Python.
 
-``RecordingEvents`` sits in front of the Events port: every ``cti::queue`` / ``cti::seat``
-event this switch fires is counted (an in-memory update, no store round trip) and passed on.
+``RecordingEvents`` sits in front of the Events port: every queue and seat event
+(cti/domain/events.py) this switch fires is counted (an in-memory update, no store round
+trip) and passed on.
 Events re-fired from another switch of a cluster do not pass through it: each switch counts
 its own. The pending counts are added into the store at most once a second (``flush``: a
 read-modify-write of one record per hotline and seat, under that record's lock, which in a
@@ -23,6 +24,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from cti.config import Config
 from cti.domain.errors import CtiError
+from cti.domain.events import Event, QueueEvent, SeatEvent
 from cti.domain.model import IN_CALL
 from cti.domain.ports import Events, KeyedLocks, Log, Store
 
@@ -67,52 +69,49 @@ def local_day(ts: float) -> str:
     return time.strftime("%Y-%m-%d", time.localtime(ts))
 
 
-def _seconds(text: Optional[str]) -> float:
-    try:
-        return max(0.0, float(text or 0))
-    except ValueError:
-        return 0.0
+def _seconds(value: float) -> float:
+    """Seconds as the event says them (to the millisecond), never negative."""
+    return max(0.0, round(value, 3))
 
 
-def counts(subclass: str, h: Mapping[str, str], service_level: int) -> List[Tuple[str, Counters]]:
+def counts(event: Event, service_level: int) -> List[Tuple[str, Counters]]:
     """What one event adds, to which records."""
-    action = h.get("CTI-Action", "")
-    if subclass == "cti::queue":
-        hotline = h.get("CTI-Hotline", "")
-        if not hotline:
+    if isinstance(event, QueueEvent):
+        if not event.hotline:
             return []
-        if action == "entered":
-            return [(hotline_key(hotline), {"o": 1})]
-        if action not in ("answered", "abandoned", "overflow"):
+        if event.action == "entered":
+            return [(hotline_key(event.hotline), {"o": 1})]
+        if event.action not in ("answered", "abandoned", "overflow"):
             return []
-        waited = _seconds(h.get("CTI-Waited"))
+        waited = _seconds(event.waited)
         c: Counters = {"l": 1, "w": waited, "wm": waited}
-        if action == "answered":
+        if event.action == "answered":
             c.update(a=1, aw=waited)
             if waited <= service_level:
                 c["sl"] = 1
-        elif action == "abandoned":
+        elif event.action == "abandoned":
             c.update(ab=1, abw=waited, abm=waited)
         else:
             c["ov"] = 1
-        return [(hotline_key(hotline), c)]
-    if subclass != "cti::seat" or not h.get("CTI-Seat"):
+        return [(hotline_key(event.hotline), c)]
+    if not isinstance(event, SeatEvent) or not event.seat:
         return []
     mine: Counters = {}
     out: List[Tuple[str, Counters]] = []
-    if action == "answered" and h.get("CTI-Previous-Status") != IN_CALL:
+    if event.action == "answered" and event.previous != IN_CALL:
         mine["a"] = 1
-    if h.get("CTI-Missed") == "true":
+    call = event.call
+    if call is not None and call.missed:
         mine["m"] = 1
-    if "CTI-Talk-Seconds" in h:
-        talk = _seconds(h["CTI-Talk-Seconds"])
+    if call is not None and call.talk_seconds is not None:
+        talk = _seconds(call.talk_seconds)
         mine.update(t=1, ts=talk)
-        if h.get("CTI-Call-Hotline"):
-            out.append((hotline_key(h["CTI-Call-Hotline"]), {"t": 1, "ts": talk}))
-    if "CTI-Busy-Seconds" in h:
-        mine["bs"] = _seconds(h["CTI-Busy-Seconds"])
+        if call.hotline:
+            out.append((hotline_key(call.hotline), {"t": 1, "ts": talk}))
+    if event.busy_seconds is not None:
+        mine["bs"] = _seconds(event.busy_seconds)
     if mine:
-        out.insert(0, (seat_key(h["CTI-Seat"]), mine))
+        out.insert(0, (seat_key(event.seat), mine))
     return out
 
 
@@ -206,9 +205,9 @@ class Stats:
     def now(self) -> float:
         return self._clock()
 
-    def record(self, subclass: str, headers: Mapping[str, str], service_level: int = DEFAULT_SERVICE_LEVEL) -> None:
+    def record(self, event: Event, service_level: int = DEFAULT_SERVICE_LEVEL) -> None:
         """Count one fired event: memory only (it may run under a seat's lock: never a flush)."""
-        changes = counts(subclass, headers, service_level)
+        changes = counts(event, service_level)
         if not changes:
             return
         minute = _minute(self._clock())
@@ -288,20 +287,20 @@ class Stats:
 
 
 class RecordingEvents:
-    """The Events port, counting each ``cti::queue`` / ``cti::seat`` event before passing it on."""
+    """The Events port, counting each queue and seat event before passing it on."""
 
     def __init__(self, inner: Events, stats: Stats, service_levels: Mapping[str, int]) -> None:
         self.inner = inner
         self.stats = stats
         self._levels = service_levels
 
-    def fire(self, subclass: str, headers: Mapping[str, str]) -> None:
+    def fire(self, event: Event) -> None:
         try:
-            level = self._levels.get(headers.get("CTI-Hotline", ""), DEFAULT_SERVICE_LEVEL)
-            self.stats.record(subclass, headers, level)
+            hotline = event.hotline if isinstance(event, QueueEvent) else ""
+            self.stats.record(event, self._levels.get(hotline, DEFAULT_SERVICE_LEVEL))
         except Exception:  # counting never fails the use case that fired the event
             pass
-        self.inner.fire(subclass, headers)
+        self.inner.fire(event)
 
     def defer(self, fn: Callable[..., Any], *args: Any) -> None:
         """``fn(*args)`` after the command answered, in order with the events, where the

@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Callable, Dict, List, Mapping, Optional, Protocol, Tuple
+from typing import Callable, Dict, List, Optional, Protocol, Tuple
 
 from cti.domain.errors import CtiError
+from cti.domain.events import HelpAsk, SupervisorEvent
 from cti.domain.model import CAUSES, ON_A_CALL, SeatState
 from cti.domain.ports import Calls, Log
 from cti.domain.seats import Seats
@@ -269,25 +270,24 @@ class Supervisors:
         return f"+OK stopcall {seat}: call ended with {cause}" + (f" by {by}" if by != seat else "")
 
     # -- audit ---------------------------------------------------------------------------------
-    def audit(
-        self, session: Session, action: str, result: str, reason: str = "", extra: Optional[Mapping[str, str]] = None
-    ) -> None:
-        headers: Dict[str, str] = {
-            "CTI-Action": action,
-            "CTI-Supervisor": session.supervisor,
-            "CTI-Seat": session.seat,
-            "CTI-Hotline": session.hotline,
-            "CTI-Mode": session.mode,
-            "CTI-Agent-Leg": session.agent,
-            "CTI-Customer-Leg": session.customer,
-            "CTI-Supervisor-Leg": session.leg,
-            "CTI-Result": result,
-            "CTI-Reason": reason,
-            "CTI-Timestamp": f"{self._clock():.3f}",
-        }
-        if extra:
-            headers.update(extra)
-        self.seats.events.fire("cti::supervisor", headers)
+    def audit(self, session: Session, action: str, result: str, reason: str = "", ask: Optional[HelpAsk] = None) -> None:
+        """The ``cti::supervisor`` event of a supervisor's action (or a help request's step), and
+        its line in the audit trail."""
+        event = SupervisorEvent(
+            action,
+            session.supervisor,
+            session.seat,
+            session.hotline,
+            session.mode,
+            session.agent,
+            session.customer,
+            session.leg,
+            result,
+            reason,
+            self._clock(),
+            ask,
+        )
+        self.seats.events.fire(event)
         self._log.log(
             "NOTICE",
             f"cti audit: {session.supervisor} {action} seat {session.seat} "
