@@ -17,7 +17,7 @@ from cti.domain import stats
 from cti.domain.errors import CtiError
 from cti.domain.model import CAUSES, Phone, check_id, check_reason
 from cti.domain.seats import Seats, _width
-from cti.switch import events
+from cti.switch import dial, events
 from cti.switch.api import SessionChannel
 
 PASSWORD_MAX = 128
@@ -170,8 +170,8 @@ def _ring(a: List[str], caller: Optional[Caller]) -> str:
     number = check_id("ring group", a[0])
     router = wiring.router(wiring.seats())
     if caller is None or caller.channel is None:
-        _, dial, skipped = router.group(number)
-        return f"+OK {dial}" + (f" (skipped {' '.join(skipped)})" if skipped else "")
+        group, legs, skipped = router.group(number)  # the dial string it would ring now
+        return f"+OK {dial.group(group, legs)}" + (f" (skipped {' '.join(skipped)})" if skipped else "")
     return router.ring(number, caller.channel)
 
 

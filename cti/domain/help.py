@@ -6,7 +6,7 @@ the legs joined with ``,``: the first to answer wins, the switch ends the others
 ``LOSE_RACE``) or one after the other (the next one's originate when the last one's leg
 ends unanswered), each for the hotline's ``help_timeout``. Each ringing supervisor has a
 supervision session ``sup.<supervisor>`` in whisper mode marked ``help``, and each leg carries
-its own tags (``cti_supervision``, ``cti_help``), so the call watcher knows who answered. The
+its own signed marks (its supervision, the help request), so the call watcher knows who answered. The
 first to answer is a normal supervision session from then on (keys ``0``/``2``/``3``,
 ``cti.barge``, ``cti.robcall``). The request ends ``joined``, ``ended`` (the call ended),
 ``cancelled`` or ``not_answered``; every step is a ``cti::supervisor`` event with
@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import asdict, dataclass, replace
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from cti.domain.errors import CtiError
 from cti.domain.events import HelpAsk
 from cti.domain.model import ON_A_CALL, SUPERVISOR, SeatState
-from cti.domain.supervision import Session, Supervisors, call_hotline, start_app, sup_key
-from cti.domain.tags import new_leg
+from cti.domain.ports import Mark, Marks, RingLeg
+from cti.domain.supervision import Session, Supervisors, call_hotline, sup_key
 
 HELP = "help"  # the action of every help event
 MODE = "whisper"  # a supervisor who answers joins whispering to the agent
@@ -158,31 +158,18 @@ class Help:
         """Ring ``supervisors`` in one originate; store their sessions and the request. Under the lock."""
         hot = self.seats.config.hotlines.get(req.hotline)
         timeout = hot.help_timeout if hot is not None else 20
-        app, data, variables = start_app(MODE, req.agent, req.customer)
-        gateway = self.seats.config.gateway
-        legs: List[Tuple[str, Mapping[str, str]]] = []
-        for st in supervisors:
-            leg = new_leg()
-            own = {
-                "origination_uuid": leg,
-                "cti_supervision": self.seats.tags.tag(leg, "cti_supervision", st.seat),
-                "cti_help": self.seats.tags.tag(leg, "cti_help", req.seat),
-            }
-            legs.append((st.phone_obj.dial_string(gateway), own))
-        shared = dict(
-            variables,
-            originate_timeout=str(timeout),
-            origination_caller_id_number=req.seat,
-            origination_caller_id_name="cti-help",
-            cti_action=MODE,
-            cti_target=req.seat,
-        )
-        job = self.calls.ring(legs, shared, app, data)
+        tags, gateway = self.seats.tags, self.seats.config.gateway
+        legs = [
+            RingLeg(st.phone_obj.dial_string(gateway), Marks(((Mark.SUPERVISION, st.seat), (Mark.HELP, req.seat)), tags))
+            for st in supervisors
+        ]
+        shared = Marks(((Mark.ACTION, MODE), (Mark.TARGET, req.seat)))
+        shown = (req.seat, "cti-help")  # what the supervisors' phones show
+        job, uuids, kind = self.calls.ring_supervisors(legs, shared, MODE, req.agent, req.customer, shown, timeout)
         now = self.seats.now()
         ringing = dict(req.ringing)
         sessions = []
-        for st, (_, leg_vars) in zip(supervisors, legs):
-            leg = leg_vars["origination_uuid"]
+        for st, leg in zip(supervisors, uuids):
             session = Session(
                 st.seat,
                 req.seat,
@@ -191,7 +178,7 @@ class Help:
                 req.customer,
                 leg,
                 MODE,
-                app,
+                kind,
                 "ringing",
                 now,
                 MODE,

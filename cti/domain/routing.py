@@ -22,25 +22,22 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager, Deque, Dict, Iterable, List, Optional, Protocol, Sequence, Set, Tuple
+from typing import Callable, ContextManager, Deque, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from cti.config import RING_STRATEGIES, Hotline, RingGroup
+from cti.config import Hotline, RingGroup
 from cti.domain import pop as pop_fields
 from cti.domain.errors import CtiError
 from cti.domain.events import QueueEvent
 from cti.domain.model import SUPERVISOR, SeatState
 from cti.domain.pop import Pop, safe_value
-from cti.domain.ports import Calls
+from cti.domain.ports import CallerInfo, Calls, Mark, Marks, Prompt, RingLeg, RouteChannel
 from cti.domain.seats import Seats
-from cti.domain.tags import Tags, new_leg
+from cti.domain.tags import Tags
 
 CLAIM_SLACK = 10  # seconds an offer's claim outlives its ring time on a shared store (then expires)
 MISSED = frozenset({"NO_ANSWER", "ALLOTTED_TIMEOUT", "NO_USER_RESPONSE", "USER_BUSY", "CALL_REJECTED"})
 
 
-# what a waiting caller hears: (kind, value), kind "file" (a sound), "number" (said as a
-# number) or "duration" (seconds, said as a time); the switch layer knows how to play each
-Prompt = Tuple[str, str]
 Estimate = Callable[[str, int], Optional[float]]  # (hotline, position) -> expected wait in seconds; None: unknown
 
 
@@ -106,60 +103,37 @@ def rank(
     raise ValueError(strategy)
 
 
-def pop_variables(pop: Iterable[Tuple[str, str]]) -> Dict[str, str]:
-    """The screen pop as the seat leg's channel variables: ``cti_caller_number``,
-    ``cti_caller_name``, ``cti_hotline_name``, ``cti_waited``, and each exported variable
-    under its own name."""
-    out = {}
-    for key, value in pop:
-        if not value:
-            continue
-        if key.startswith(pop_fields.EXPORTED):
-            name = key[len(pop_fields.EXPORTED) :]
-        elif key.startswith("Var-"):  # a pop named the way of the version before
-            name = key[4:]
-        else:
-            name = "cti_" + key.lower().replace("-", "_")
-        out[name] = value
-    return out
+def screen_pop(who: CallerInfo) -> Pop:
+    """What the seat's phone and the events show of the caller: number, name, the hotline's
+    configured variables (like mod_callcenter's ``cc_export_vars``), each made safe."""
+    pop = [(pop_fields.NUMBER, safe_value(who.number)), (pop_fields.NAME, safe_value(who.name))]
+    pop.extend((pop_fields.exported(name), safe_value(value)) for name, value in who.exported)
+    return tuple(pop)
 
 
-def leg(dial: str, variables: Dict[str, str]) -> str:
-    return ("[" + ",".join(f"{k}={v}" for k, v in variables.items()) + "]" if variables else "") + dial
-
-
-def group_dial_string(
+def group_legs(
     group: RingGroup, states: Dict[str, SeatState], gateway: str, taken: Iterable[str] = (), tags: Optional[Tags] = None
-) -> Tuple[str, List[str]]:
-    """(dial string, members skipped and why) for a ring group. ``taken``: seats offered to
-    another caller right now (their claim is held elsewhere). With ``tags``, each seat's leg
-    gets its uuid and an unforgeable ``cti_seat``; without, the plain view (fs_cli)."""
+) -> Tuple[List[RingLeg], List[str]]:
+    """(the legs to ring, members skipped and why) for a ring group. ``taken``: seats offered to
+    another caller right now (their claim is held elsewhere). With ``tags``, each seat's leg is
+    marked with an unforgeable seat; without, the plain view (fs_cli)."""
     legs, skipped = [], []
     held = set(taken)
     for member in group.members:
-        variables = {"leg_timeout": str(member.timeout or group.leg_timeout)}
-        if member.delay:
-            variables["leg_delay_start"] = str(member.delay)
-        if member.seat:
-            st = states.get(member.seat)
-            if st is None or not st.free:
-                skipped.append(f"{member.seat}:{st.status if st else 'signed_out'}")
-                continue
-            if member.seat in held:
-                skipped.append(f"{member.seat}:offered")
-                continue
-            if tags is None:
-                variables["cti_seat"] = member.seat
-            else:
-                uuid = new_leg()
-                variables = {"origination_uuid": uuid, **variables, "cti_seat": tags.tag(uuid, "cti_seat", member.seat)}
-            dial = st.phone_obj.dial_string(gateway)
-        else:
-            dial = member.endpoint
-        legs.append(leg(dial, variables))
-    # the total ring time in {} is originate_timeout; call_timeout there is ignored (FACTS.md §9)
-    head = f"{{ignore_early_media=true,originate_timeout={group.timeout},cti_ring_group={group.id}}}"
-    return head + RING_STRATEGIES[group.strategy].join(legs), skipped
+        timeout = member.timeout or group.leg_timeout
+        if not member.seat:
+            legs.append(RingLeg(member.endpoint, Marks(), timeout, member.delay))
+            continue
+        st = states.get(member.seat)
+        if st is None or not st.free:
+            skipped.append(f"{member.seat}:{st.status if st else 'signed_out'}")
+            continue
+        if member.seat in held:
+            skipped.append(f"{member.seat}:offered")
+            continue
+        marks = Marks(((Mark.SEAT, member.seat),), tags)
+        legs.append(RingLeg(st.phone_obj.dial_string(gateway), marks, timeout, member.delay))
+    return legs, skipped
 
 
 # -- the queue ---------------------------------------------------------------------------------
@@ -256,32 +230,6 @@ class Queues:
     def first_free(self, hotline: str) -> Optional[Waiter]:
         free = self.free(hotline)
         return free[0] if free else None
-
-
-class RouteChannel(Protocol):
-    """The caller's channel while cti.route runs on it (the dialplan thread)."""
-
-    uuid: str
-
-    def ready(self) -> bool: ...
-
-    def get_var(self, name: str) -> str: ...
-
-    def set_var(self, name: str, value: str) -> None: ...
-
-    def execute(self, app: str, data: str) -> None: ...
-
-    def play(self, source: str, keys: str = "") -> str:
-        """Play until the source ends, the caller hangs up, the leg is woken (``Calls.wake``) or
-        the caller presses one of ``keys`` (then that key is returned, else ""); a wake that
-        lands just before it starts is not lost. Other keys are ignored."""
-        ...
-
-    def announce(self, prompts: Sequence[Prompt], language: str, keys: str = "") -> str:
-        """Play ``prompts`` one after the other (numbers and durations said in ``language``)
-        until they end, the caller hangs up or presses one of ``keys`` (returned, else "").
-        A wake while it plays may cut it short or be lost: look for a reserved seat after it."""
-        ...
 
 
 class Router:
@@ -415,11 +363,12 @@ class Router:
                 self.queues.wake(waiter, self.calls)
 
     # -- ring groups ----------------------------------------------------------------------------
-    def group(self, number: str) -> Tuple[RingGroup, str, List[str]]:
+    def group(self, number: str) -> Tuple[RingGroup, List[RingLeg], List[str]]:
+        """The ring group, the legs it would ring now and the members it would skip (fs_cli)."""
         group = self._group(number)
         seats = [m.seat for m in group.members if m.seat]
-        dial, skipped = group_dial_string(group, self.seats.repo.get_many(seats), self.seats.config.gateway)
-        return group, dial, skipped
+        legs, skipped = group_legs(group, self.seats.repo.get_many(seats), self.seats.config.gateway)
+        return group, legs, skipped
 
     def _group(self, number: str) -> RingGroup:
         group = self.seats.config.ring_groups.get(number)
@@ -438,37 +387,22 @@ class Router:
         claimed = [s for s in idle if self._claim(s, caller, "", group.timeout + CLAIM_SLACK)]
         try:
             taken = [s for s in idle if s not in claimed]
-            dial, skipped = group_dial_string(group, states, self.seats.config.gateway, taken, self.seats.tags)
+            legs, skipped = group_legs(group, states, self.seats.config.gateway, taken, self.seats.tags)
             if len(skipped) == len(group.members):  # every member is a seat that is not free
                 return self._fallback(channel, group.fallback, f"ring group {number}: nobody free ({' '.join(skipped)})")
-            cause = self._bridge(channel, dial)
+            cause = channel.ring_group(group, legs)
         finally:
             self.release(claimed, caller)
         for seat in claimed:
             if seat in states:
                 self.seats.freed(states[seat])  # a waiting hotline caller may take a seat the group held
-        if cause == "SUCCESS":
+        if cause is None:
             return f"+OK ring group {number} answered"
         return self._fallback(channel, group.fallback, f"ring group {number}: {cause}")
 
-    def _bridge(self, channel: RouteChannel, dial: str) -> str:
-        """``bridge`` that never hangs the caller up when it fails: without continue_on_fail the
-        switch ends the calling channel for every cause but NO_ANSWER, NO_USER_RESPONSE and
-        ORIGINATOR_CANCEL (switch_channel_handle_cause). The caller's own value is put back."""
-        mine = channel.get_var("continue_on_fail")
-        channel.set_var("continue_on_fail", "true")
-        try:
-            channel.execute("bridge", dial)
-        finally:
-            channel.set_var("continue_on_fail", mine)
-        disposition = channel.get_var("originate_disposition")
-        if disposition == "SUCCESS":
-            return disposition
-        return channel.get_var("last_bridge_hangup_cause") or disposition or "NO_ANSWER"
-
     def _fallback(self, channel: RouteChannel, target: str, why: str) -> str:
         if target and channel.ready():
-            channel.execute("transfer", target)
+            channel.transfer(target)
             return f"+OK {why}; transferred to {target}"
         return f"+OK {why}"
 
@@ -476,12 +410,9 @@ class Router:
     def route(self, hotline: str, channel: RouteChannel) -> str:
         conf = self.hotline(hotline)
         caller = channel.uuid
-        try:
-            priority = int(channel.get_var("cti_priority") or 0)
-        except ValueError:
-            priority = 0
+        who = channel.caller(conf.export_vars)
         start = self._clock()
-        waiter = Waiter(caller, hotline, priority, start, pop=self._screen_pop(conf, channel))
+        waiter = Waiter(caller, hotline, who.priority, start, pop=screen_pop(who))
         self._queue_event("entered", conf, waiter)
         if conf.when_empty == "overflow" and not self.staffed(hotline):
             return self._overflow(conf, channel, waiter, "empty")
@@ -620,23 +551,14 @@ class Router:
         answered = False
         try:
             states = self.seats.repo.get_many(seats)
-            tags, legs = self.seats.tags, []
+            gateway, legs = self.seats.config.gateway, []
             pop = self.pop_of(waiter)
             for st in (states[s] for s in seats if s in states):
-                uuid = new_leg()  # cti names the leg, so its tags bind to it
-                variables = {
-                    "origination_uuid": uuid,
-                    "leg_timeout": str(conf.ring_timeout),
-                    "cti_seat": tags.tag(uuid, "cti_seat", st.seat),
-                    "cti_offer": tags.tag(uuid, "cti_offer", waiter.uuid),
-                    "cti_line": tags.tag(uuid, "cti_line", conf.id),
-                    **pop_variables(pop),
-                }
-                legs.append(leg(st.phone_obj.dial_string(self.seats.config.gateway), variables))
+                marks = Marks(((Mark.SEAT, st.seat), (Mark.OFFER, waiter.uuid), (Mark.LINE, conf.id)), self.seats.tags)
+                legs.append(RingLeg(st.phone_obj.dial_string(gateway), marks, conf.ring_timeout))
             for seat in seats:
                 self._queue_event("offered", conf, waiter, seat=seat)
-            cause = self._bridge(channel, f"{{ignore_early_media=true,cti_hotline={conf.id}}}" + ",".join(legs))
-            answered = cause == "SUCCESS"
+            answered = channel.offer(legs, conf.id, pop) is None
         finally:
             with self.queues.guard(conf.id):
                 if answered:
@@ -651,16 +573,6 @@ class Router:
         # the hangup first): whoever releases a claim hands the seat on, or a waiter would sleep.
         self.dispatch(conf.id)
         return answered
-
-    def _screen_pop(self, conf: Hotline, channel: RouteChannel) -> Pop:
-        """What the seat's phone and the events show of the caller: number, name, the
-        hotline's configured variables (like mod_callcenter's ``cc_export_vars``)."""
-        pop = [
-            (pop_fields.NUMBER, safe_value(channel.get_var("caller_id_number"))),
-            (pop_fields.NAME, safe_value(channel.get_var("caller_id_name"))),
-        ]
-        pop.extend((pop_fields.exported(name), safe_value(channel.get_var(name))) for name in conf.export_vars)
-        return tuple(pop)
 
     def pop_of(self, waiter: Optional[Waiter]) -> Pop:
         """The screen pop of a caller being offered, with the seconds waited so far."""

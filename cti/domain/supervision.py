@@ -1,10 +1,8 @@
 """Supervisor controls on a live call: monitor (监听), whisper (密语), barge (强插),
 take over (强接, robcall) and force hang-up (强拆, stopcall).
 
-The primitives and which leg is which come from CALLS.md: ``eavesdrop`` on the **agent** leg
-(DTMF ``0`` listen, ``2`` whisper to the agent, ``3`` barge, ``1`` talk to the customer only,
-``*`` stop), ``three_way`` (barge from the start), ``intercept <customer leg>`` (the agent leg
-ends ``PICKED_OFF``, the supervisor gets the customer), ``uuid_kill`` with a cause.
+The supervisor's leg joins the agent's call in a mode, takes it over or ends it through the
+Calls port; the switch layer knows which application does each (cti/switch/dial.py).
 
 A supervisor has at most one supervision session, stored as ``sup.<supervisor>``: while it
 lasts, monitor / whisper / barge change its mode (or its target) without a new call and
@@ -17,18 +15,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Callable, Dict, List, Optional, Protocol, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from cti.domain.errors import CtiError
 from cti.domain.events import HelpAsk, SupervisorEvent
 from cti.domain.model import CAUSES, ON_A_CALL, SeatState
-from cti.domain.ports import Calls, Log
+from cti.domain.ports import Calls, Log, Mark, Marks, RingLeg, SupervisorChannel
 from cti.domain.seats import Seats
-from cti.domain.tags import new_leg
-
-# eavesdrop DTMF with the agent leg as target (CALLS.md §4)
-MODE_DIGIT = {"monitor": "0", "whisper": "2", "barge": "3"}
-DIGIT_MODE = {"0": "monitor", "2": "whisper", "3": "barge", "1": "customer"}
 
 
 def sup_key(supervisor: str) -> str:
@@ -48,7 +41,7 @@ class Session:
     customer: str
     leg: str  # the supervisor's own leg
     mode: str  # monitor | whisper | barge | customer | robcall
-    app: str  # eavesdrop | three_way | intercept: what runs on the supervisor's leg
+    app: str  # how the supervisor's leg is joined, in the switch's word (Calls.join_kind)
     state: str  # ringing (supervisor's phone) | active
     since: float
     start_mode: str = ""  # the mode the app starts in (a change while ringing is applied on answer)
@@ -69,28 +62,9 @@ class Session:
             return None
 
 
-class Channel(Protocol):
-    """The caller's own channel, for a supervisor dialing a feature code."""
-
-    uuid: str
-
-    def set_var(self, name: str, value: str) -> None: ...
-
-    def execute(self, app: str, data: str) -> None: ...
-
-
 def call_hotline(state: SeatState) -> str:
     """The hotline a seat's call belongs to: its caller's, else (its own call) its first one."""
     return state.line or state.hotlines[0]
-
-
-def start_app(action: str, agent: str, customer: str) -> Tuple[str, str, Dict[str, str]]:
-    """(application, data, channel variables) that start ``action`` on the supervisor's leg."""
-    if action == "robcall":
-        return "intercept", customer, {}
-    if action == "barge":
-        return "three_way", agent, {}
-    return "eavesdrop", agent, {"eavesdrop_whisper_bleg": "true" if action == "whisper" else "false"}
 
 
 class Supervisors:
@@ -146,7 +120,7 @@ class Supervisors:
             self.calls.broadcast(agent, conf.monitor_tone)
 
     # -- monitor / whisper / barge / robcall --------------------------------------------------
-    def supervise(self, action: str, seat: str, supervisor: str, channel: Optional[Channel] = None) -> str:
+    def supervise(self, action: str, seat: str, supervisor: str, channel: Optional[SupervisorChannel] = None) -> str:
         target, sup = self.seats.policy.supervise(seat, supervisor)
         agent, customer = self.call_of(target)
         current = self.session(supervisor)
@@ -174,25 +148,16 @@ class Supervisors:
             raise CtiError("call_taken", f"supervisor {holder} is already taking this call over")
 
     def _start(
-        self, action: str, target: SeatState, sup: SeatState, agent: str, customer: str, channel: Optional[Channel]
+        self, action: str, target: SeatState, sup: SeatState, agent: str, customer: str, channel: Optional[SupervisorChannel]
     ) -> str:
-        app, data, variables = start_app(action, agent, customer)
-        leg = channel.uuid if channel is not None else new_leg()  # cti names the leg it tags
-        tagged = self.seats.tags.tag(leg, "cti_supervision", sup.seat)
-        variables = dict(variables, cti_supervision=tagged, cti_action=action, cti_target=target.seat)
+        marks = Marks(((Mark.SUPERVISION, sup.seat), (Mark.ACTION, action), (Mark.TARGET, target.seat)), self.seats.tags)
+        dial = sup.phone_obj.dial_string(self.seats.config.gateway)
         now = self._clock()
-        job = ""
-        if channel is None:
-            variables = {"origination_uuid": leg, **variables}
-            leg, job = self.calls.originate(
-                sup.phone_obj.dial_string(self.seats.config.gateway),
-                dict(variables, origination_caller_id_number=target.seat, origination_caller_id_name=f"cti-{action}"),
-                app,
-                data,
-            )
+        if channel is None:  # the switch rings the supervisor's phone
+            leg, job, kind = self.calls.supervise(RingLeg(dial, marks), action, agent, customer, (target.seat, f"cti-{action}"))
             state = "ringing"
-        else:
-            leg, state = channel.uuid, "active"
+        else:  # a feature code: the supervisor's own channel joins
+            leg, job, kind, state = channel.uuid, "", self.calls.join_kind(action), "active"
         session = Session(
             sup.seat,
             target.seat,
@@ -201,7 +166,7 @@ class Supervisors:
             customer,
             leg,
             action,
-            app,
+            kind,
             state,
             now,
             action,
@@ -211,12 +176,10 @@ class Supervisors:
         self.store.put(sup_key(sup.seat), session.encode())
         self.audit(session, action, "ringing" if channel is None else "started")
         if channel is not None:
-            for name, value in variables.items():
-                channel.set_var(name, value)
+            channel.mark(marks)
             self.warn(call_hotline(target), agent)
-            channel.execute(app, data)  # blocks on a real switch until the supervisor is done
+            channel.join(action, agent, customer)  # blocks on a real switch until the supervisor is done
             return f"+OK {action} {target.seat} by {sup.seat}"
-        dial = sup.phone_obj.dial_string(self.seats.config.gateway)
         return f"+OK {action} {target.seat} by {sup.seat}: ringing {dial} (leg {leg})"
 
     def _change(self, session: Session, action: str, target: SeatState, agent: str, customer: str) -> str:
@@ -226,17 +189,12 @@ class Supervisors:
             if action == "robcall" or session.agent != agent:
                 raise CtiError("seat_in_call", f"supervisor {session.supervisor}'s phone is still ringing for {session.seat}")
         elif action == "robcall":
-            self.calls.transfer_app(session.leg, "intercept", customer)
-            new = replace(new, app="intercept")
-        elif session.agent == agent and session.app == "eavesdrop":
-            self.calls.send_dtmf(session.leg, MODE_DIGIT[action])
-        else:  # another seat, or out of three_way: eavesdrop afresh (three_way ignores DTMF)
-            app, data, variables = start_app(action, agent, customer)
-            for name, value in variables.items():
-                self.calls.set_var(session.leg, name, value)
-            self.calls.set_var(session.leg, "cti_target", target.seat)
-            self.calls.transfer_app(session.leg, app, data)
-            new = replace(new, app=app, start_mode=action)
+            new = replace(new, app=self.calls.take_over(session.leg, customer))
+        else:
+            marks, same = Marks(((Mark.TARGET, target.seat),)), session.agent == agent
+            kind, afresh = self.calls.change_mode(session.leg, session.app, action, agent, customer, same, marks)
+            if afresh:
+                new = replace(new, app=kind, start_mode=action)
         self.store.put(sup_key(session.supervisor), new.encode())
         self.audit(new, action, "switched")
         return f"+OK {action} {target.seat} by {session.supervisor} (was {session.mode} {session.seat})"
@@ -252,7 +210,7 @@ class Supervisors:
         by = self.seats.policy.on_seat(target, operator)
         agent, customer = self.call_of(target, answered=False)
         # the customer first: the agent leg follows it
-        self.calls.end([leg for leg in (customer, agent) if leg], cause, {"cti_stopcall_by": by})
+        self.calls.end([leg for leg in (customer, agent) if leg], cause, by)
         session = Session(
             by,
             seat,
@@ -261,7 +219,7 @@ class Supervisors:
             customer,
             "",
             "stopcall",
-            "uuid_kill",
+            "",
             "active",
             self._clock(),
             node=self.seats.node,
