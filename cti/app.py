@@ -21,7 +21,8 @@ from cti import config
 from cti.domain.help import Help
 from cti.domain.lockout import Budget
 from cti.domain.ports import KeyedLocks, Store
-from cti.domain.routing import Queues, Router, WaitTimes
+from cti.domain.queue import Queues
+from cti.domain.routing import Router, WaitTimes
 from cti.domain.seats import SeatRepo, Seats
 from cti.domain.stats import RecordingEvents, Stats
 from cti.domain.supervision import Supervisors
@@ -37,7 +38,16 @@ clock = time.time  # the one clock of seat times, queues and timers (tests use t
 
 _guard = threading.Lock()
 _locks = KeyedLocks()
-_queues = Queues()  # callers waiting in this switch, per hotline
+
+
+class _Log:
+    """The switch's log, found when a line is logged (nothing is built at import time)."""
+
+    def log(self, level: str, message: str) -> None:
+        Switch.here().log(level, message)
+
+
+_queues = Queues(_Log())  # callers waiting in this switch, per hotline
 _waits = WaitTimes()  # recent answers of queued callers: the default expected wait
 _budget = Budget(time.monotonic)  # the switch's CPU budget for password checks (sign-in)
 _music: Dict[str, str] = {}
@@ -70,7 +80,7 @@ def forget() -> None:
     global _path, _queues, _waits, _budget, _seats, _watch_token, _beat, _locks, _tag, _domain
     with _guard:
         _path = ""
-        _queues = Queues()
+        _queues = Queues(_Log())
         _waits = WaitTimes()
         _budget = Budget(time.monotonic)
         _locks = KeyedLocks()
@@ -113,7 +123,7 @@ class Cluster:
         node = cfg.redis.node or sw.global_var("hostname") or os.uname().nodename
         self.store = RedisStore(client(cfg.redis.url, cfg.redis.timeout_ms), cfg.realm, node)
         self.locks = RedisLocks(self.store)
-        self.queues = ClusterQueues(self.store)
+        self.queues = ClusterQueues(self.store, sw)
         self.events = ClusterEvents(sw, self.store, cfg.redis.refire)
         self.node = Node(self.store, cfg.redis.dead_after)
         self.refire = cfg.redis.refire

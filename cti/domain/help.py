@@ -24,10 +24,11 @@ from cti.domain.errors import CtiError
 from cti.domain.events import HelpAsk
 from cti.domain.model import ON_A_CALL, SUPERVISOR, SeatState
 from cti.domain.ports import Mark, Marks, RingLeg
-from cti.domain.supervision import Session, Supervisors, call_hotline, sup_key
+from cti.domain.sessions import RINGING, WHISPER, Session
+from cti.domain.supervision import Supervisors, call_hotline
 
 HELP = "help"  # the action of every help event
-MODE = "whisper"  # a supervisor who answers joins whispering to the agent
+MODE = WHISPER  # a supervisor who answers joins whispering to the agent
 RINGS = ("simultaneous", "sequential")
 
 
@@ -75,7 +76,7 @@ def supervisors_for(
     if candidates is not None:
         names = [s for s in candidates if s in names]
     states = seats.repo.get_many(names)
-    busy = {s.supervisor for s in sup.sessions() if s.state == "ringing" or live(s.leg)}
+    busy = {s.supervisor for s in sup.sessions() if s.state == RINGING or live(s.leg)}
     mine = {state.line} if state.line else set(state.hotlines)  # the call's hotline: its supervisors
     out = []
     for name in names:
@@ -179,14 +180,14 @@ class Help:
                 leg,
                 MODE,
                 kind,
-                "ringing",
+                RINGING,
                 now,
                 MODE,
                 job,
                 req.node,
                 req.seat,
             )
-            self.store.put(sup_key(st.seat), session.encode())
+            self.sup.keep(None, session, st.seat)  # a new session (a stale one, its leg gone, is replaced)
             ringing[st.seat] = leg
             sessions.append(session)
         req = replace(req, ringing=ringing)
@@ -204,7 +205,7 @@ class Help:
                 continue
             session = self.sup.session(supervisor)
             if session is not None and session.leg == leg:
-                self.store.delete(sup_key(supervisor))
+                self.sup.keep(session, None, supervisor)
             if not joined:  # a joined race's losers are ended by the switch (LOSE_RACE)
                 self.calls.kill(leg, "ORIGINATOR_CANCEL")
         self._event(req, result, joined, reason)
@@ -228,7 +229,7 @@ class Help:
                 return
             session = self.sup.session(supervisor)
             if session is not None and session.leg == leg:
-                self.store.delete(sup_key(supervisor))
+                self.sup.keep(session, None, supervisor)
             ringing = {s: v for s, v in req.ringing.items() if s != supervisor}
             req = replace(req, ringing=ringing)
             if ringing:  # others still ring (a LOSE_RACE loser: the winner is among them)

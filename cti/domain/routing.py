@@ -21,8 +21,7 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Callable, ContextManager, Deque, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from cti.config import Hotline, RingGroup
 from cti.domain import pop as pop_fields
@@ -31,6 +30,7 @@ from cti.domain.events import QueueEvent
 from cti.domain.model import SUPERVISOR, SeatState
 from cti.domain.pop import Pop, safe_value
 from cti.domain.ports import CallerInfo, Calls, Mark, Marks, Prompt, RingLeg, RouteChannel
+from cti.domain.queue import ANSWERED, LEFT, WAITING, Queues, Waiter
 from cti.domain.seats import Seats
 from cti.domain.tags import Tags
 
@@ -134,102 +134,6 @@ def group_legs(
         marks = Marks(((Mark.SEAT, member.seat),), tags)
         legs.append(RingLeg(st.phone_obj.dial_string(gateway), marks, timeout, member.delay))
     return legs, skipped
-
-
-# -- the queue ---------------------------------------------------------------------------------
-@dataclass
-class Waiter:
-    uuid: str
-    hotline: str
-    priority: int
-    since: float
-    reserved: str = ""  # a seat claimed for this caller by the seat that freed
-    offering: bool = False  # being offered a seat right now
-    tried: Dict[str, float] = field(default_factory=dict)  # seat -> when it missed this caller
-    answered: bool = False  # the `answered` queue event was fired
-    queued: bool = False  # it joined the queue (waited for a seat)
-    node: str = ""  # the switch the caller's channel is on (store: redis)
-    pop: Pop = ()  # the caller's screen pop
-
-    def avoid(self, now: float, retry: float) -> Set[str]:
-        """Seats that missed this caller less than ``retry`` seconds ago (not offered again yet)."""
-        return {seat for seat, when in self.tried.items() if now - when < retry}
-
-    def retry_at(self, now: float, retry: float) -> Optional[float]:
-        """When the next seat this caller is avoiding may be offered it again."""
-        due = [when + retry for when in self.tried.values() if when + retry > now]
-        return min(due) if due else None
-
-
-class Queues:
-    """Callers waiting per hotline, in this switch (their channels are here). In memory.
-    ``offers`` holds every caller of this switch being offered a seat right now, queued or not.
-    A waiter's changes (``reserve``, ``take_reserved``, ``offering``, ``missed``) are made
-    under ``guard(hotline)``. cti/cluster/queue.py keeps the same queue in Redis."""
-
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self._waiting: Dict[str, List[Waiter]] = {}
-        self.offers: Dict[str, Waiter] = {}
-
-    def guard(self, hotline: str) -> ContextManager[object]:
-        return self.lock
-
-    def any_waiting(self, hotline: str) -> bool:
-        return hotline in self._waiting
-
-    def count(self, hotline: str) -> int:
-        return len(self._waiting.get(hotline, ()))
-
-    def reserve(self, waiter: Waiter, seats: List[str]) -> None:
-        waiter.reserved = ",".join(seats)
-
-    def take_reserved(self, waiter: Waiter) -> List[str]:
-        seats, waiter.reserved = waiter.reserved, ""
-        return seats.split(",") if seats else []
-
-    def offering(self, waiter: Waiter, on: bool) -> None:
-        waiter.offering = on
-        if on:
-            self.offers[waiter.uuid] = waiter
-        else:
-            self.offers.pop(waiter.uuid, None)
-
-    def missed(self, waiter: Waiter, seats: Iterable[str], now: float) -> None:
-        waiter.tried.update((seat, now) for seat in seats)
-
-    def wake(self, waiter: Waiter, calls: Calls) -> None:
-        calls.wake(waiter.uuid)
-
-    def join(self, waiter: Waiter) -> None:
-        with self.lock:
-            line = self._waiting.setdefault(waiter.hotline, [])
-            line.append(waiter)
-            line.sort(key=lambda w: (-w.priority, w.since))
-
-    def leave(self, uuid: str) -> Optional[Waiter]:
-        with self.lock:
-            for hotline, line in self._waiting.items():
-                for w in line:
-                    if w.uuid == uuid:
-                        line.remove(w)
-                        if not line:
-                            del self._waiting[hotline]
-                        return w
-        return None
-
-    def waiting(self, hotline: str) -> List[Waiter]:
-        with self.lock:
-            return list(self._waiting.get(hotline, ()))
-
-    def free(self, hotline: str) -> List[Waiter]:
-        """Waiting callers not yet holding or being offered a seat, first in line first."""
-        with self.lock:
-            return [w for w in self._waiting.get(hotline, ()) if not w.reserved and not w.offering]
-
-    def first_free(self, hotline: str) -> Optional[Waiter]:
-        free = self.free(hotline)
-        return free[0] if free else None
 
 
 class Router:
@@ -416,7 +320,6 @@ class Router:
         self._queue_event("entered", conf, waiter)
         if conf.when_empty == "overflow" and not self.staffed(hotline):
             return self._overflow(conf, channel, waiter, "empty")
-        queued = False
         armed = False  # a timed wake-up is scheduled
         announce_at: Optional[float] = None  # when the next announcement is due (None: never)
         try:
@@ -427,10 +330,9 @@ class Router:
                     waited = now - start
                     if waited >= conf.max_wait:
                         return self._overflow(conf, channel, waiter, "max_wait")
-                    if not queued:
+                    if not waiter.queued:
                         if not self._join(conf, waiter):
                             return self._overflow(conf, channel, waiter, "full")
-                        queued = True
                         self._queue_event("queued", conf, waiter)
                         announce_at = now if conf.announce else None
                         # a seat freed between the reserve above and the join had nobody
@@ -469,13 +371,16 @@ class Router:
         finally:
             if armed:
                 self.calls.cancel_wake(caller)
-            if queued:
+            if waiter.queued:
                 with self.queues.guard(hotline):
                     unused = self.queues.take_reserved(waiter)
                     self.queues.leave(caller)
                 if unused:  # a seat was reserved for a caller who went away
                     self.release(unused, caller)
                 self.dispatch(hotline)  # what this caller held may serve the next one
+            if waiter.state != ANSWERED:
+                with self.queues.guard(hotline):
+                    self.queues.move(waiter, LEFT)
 
     def _join(self, conf: Hotline, waiter: Waiter) -> bool:
         """Queue the caller, unless ``max_waiting`` callers wait already (counted and joined
@@ -483,6 +388,7 @@ class Router:
         with self.queues.guard(conf.id):
             if conf.max_waiting and self.queues.count(conf.id) >= conf.max_waiting:
                 return False
+            self.queues.move(waiter, WAITING)
             self.queues.join(waiter)
         waiter.queued = True
         return True
@@ -565,7 +471,7 @@ class Router:
                     self.queues.leave(waiter.uuid)  # served: out of the queue before its seat is handed on
                 else:
                     self.queues.missed(waiter, seats, self._clock())
-                self.queues.offering(waiter, False)
+                self.queues.offering(waiter, False, answered)
             self.release(seats, waiter.uuid)
         if answered:
             self.answered(waiter.uuid, ",".join(seats), waiter)  # if the watcher did not see the bridge
@@ -593,9 +499,9 @@ class Router:
         ``max_waiting``)."""
         with self.queues.lock:  # this switch's offers (the watcher of the caller's switch sees the bridge)
             w = waiter or self.queues.offers.get(caller)
-            if w is None or w.answered:
+            if w is None or w.state == ANSWERED:
                 return
-            w.answered = True
+            self.queues.move(w, ANSWERED)
         if w.queued:  # the queue moved one place: the default expected wait learns from it
             with self.queues.guard(w.hotline):
                 self.queues.leave(w.uuid)

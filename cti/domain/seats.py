@@ -542,7 +542,7 @@ class Seats:
                 "caller": w.uuid,
                 "priority": w.priority,
                 "seconds": int(max(0.0, now - w.since)),
-                "offered": w.offering or bool(w.reserved),
+                "offered": w.offered,
                 **({"switch": w.node} if w.node else {}),
             }
             for w in waiting

@@ -23,6 +23,7 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 from cti.config import RingGroup
 from cti.domain import pop as pop_fields
 from cti.domain.ports import Mark, Marks, RingLeg
+from cti.domain.sessions import BARGE, CUSTOMER, MONITOR, ROBCALL, WHISPER
 
 # the ring groups' strategies (config.RING_STRATEGIES): how their legs are joined
 JOINS = {"simultaneous": ",", "sequential": "|", "enterprise": ":_:"}
@@ -41,9 +42,8 @@ VARIABLES: Dict[str, str] = {
 
 EAVESDROP, THREE_WAY, INTERCEPT = "eavesdrop", "three_way", "intercept"
 # eavesdrop's keys, with the agent leg as its target (CALLS.md §4)
-MODE_DIGIT = {"monitor": "0", "whisper": "2", "barge": "3"}
-DIGIT_MODE = {"0": "monitor", "2": "whisper", "3": "barge", "1": "customer"}
-ROBCALL, BARGE, WHISPER = "robcall", "barge", "whisper"
+MODE_DIGIT = {MONITOR: "0", WHISPER: "2", BARGE: "3"}
+DIGIT_MODE = {"0": MONITOR, "2": WHISPER, "3": BARGE, "1": CUSTOMER}
 
 
 def join_kind(mode: str) -> str:
