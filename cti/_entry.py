@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from cti import app as wiring
-from cti.domain import stats
+from cti.domain import stats_report
 from cti.domain.errors import CtiError
 from cti.domain.model import CAUSES, Phone, check_id, check_reason
-from cti.domain.seats import Seats, _width
+from cti.domain.seats import Seats
 from cti.switch import dial, events
 from cti.switch.api import SessionChannel
 
@@ -144,7 +144,7 @@ def _stats(a: List[str], caller: Optional[Caller]) -> str:
         raise _usage(COMMANDS["stats"])
     target = check_id("hotline or seat", rest[0]) if rest else ""
     wiring.Switch.here().settle()  # the counts of events the writer has still to fire
-    return stats.report(wiring.stats(), wiring.seats().config, target, as_json, _width)
+    return stats_report.report(wiring.stats(), wiring.seats().config, target, as_json)
 
 
 def _supervise(action: str) -> Callable[[List[str], Optional[Caller]], str]:
@@ -168,11 +168,11 @@ def _supervise(action: str) -> Callable[[List[str], Optional[Caller]], str]:
 
 def _ring(a: List[str], caller: Optional[Caller]) -> str:
     number = check_id("ring group", a[0])
-    router = wiring.router(wiring.seats())
+    groups = wiring.ring_groups()
     if caller is None or caller.channel is None:
-        group, legs, skipped = router.group(number)  # the dial string it would ring now
+        group, legs, skipped = groups.group(number)  # the dial string it would ring now
         return f"+OK {dial.group(group, legs)}" + (f" (skipped {' '.join(skipped)})" if skipped else "")
-    return router.ring(number, caller.channel)
+    return groups.ring(number, caller.channel)
 
 
 def _route(a: List[str], caller: Optional[Caller]) -> str:
@@ -219,7 +219,7 @@ def _unlock(a: List[str], caller: Optional[Caller]) -> str:
             raise CtiError("not_signed_in", "the calling phone has no signed-in supervisor seat")
     else:
         operator = ""  # fs_cli / ESL: the switch's console
-    return seats.unlock(seat, operator)
+    return seats.signin.unlock(seat, operator)
 
 
 WEB_STEPS = ("check", "failed", "ok")
@@ -241,8 +241,8 @@ def _weblogin(a: List[str], caller: Optional[Caller]) -> str:
         except ValueError:
             raise CtiError("bad_arg", f"web client {a[2][:50]!r} is not an IP address") from None
         if step == "check":
-            return seats.web_check(seat, client)
-        return seats.web_failed(seat, client) if step == "failed" else seats.web_ok(seat, client)
+            return seats.signin.web_check(seat, client)
+        return seats.signin.web_failed(seat, client) if step == "failed" else seats.signin.web_ok(seat, client)
     if step != "checkin" or len(a) < 4:
         raise _usage(COMMANDS["weblogin"])
     hotline = a[2]

@@ -18,15 +18,18 @@ import uuid as uuidlib
 from typing import Any, Dict, Optional, Set, Tuple
 
 from cti import config
+from cti.domain.groups import RingGroups
 from cti.domain.help import Help
 from cti.domain.lockout import Budget
 from cti.domain.ports import KeyedLocks, Store
 from cti.domain.queue import Queues
-from cti.domain.routing import Router, WaitTimes
-from cti.domain.seats import SeatRepo, Seats
+from cti.domain.repo import SeatRepo
+from cti.domain.routing import Router
+from cti.domain.seats import Seats
 from cti.domain.stats import RecordingEvents, Stats
 from cti.domain.supervision import Supervisors
 from cti.domain.tags import Tags
+from cti.domain.waits import WaitTimes
 from cti.switch.api import Switch
 from cti.switch.calls import SwitchCalls
 from cti.switch.headers import SwitchEvents
@@ -251,6 +254,10 @@ def hold_music(configured: str) -> str:
 
 def router(s: Seats) -> Router:
     return Router(s, SwitchCalls(Switch.here()), queues_for(s), hold_music, clock=lambda: clock(), waits=_waits)
+
+
+def ring_groups() -> RingGroups:
+    return RingGroups(router(seats()))
 
 
 def queues_for(s: Seats) -> Queues:

@@ -82,15 +82,8 @@ class ClusterQueues(Queues):
 
     @staticmethod
     def _encode(w: Waiter) -> str:
-        data = {
-            "h": w.hotline,
-            "n": w.node,
-            "p": w.priority,
-            "s": w.since,
-            "r": w.reserved,
-            "o": w.state == OFFERED,
-            "t": w.tried,
-        }
+        offered = w.state == OFFERED
+        data = {"h": w.hotline, "n": w.node, "p": w.priority, "s": w.since, "r": w.reserved, "o": offered, "t": w.tried}
         return json.dumps(data, separators=(",", ":"))
 
     @staticmethod

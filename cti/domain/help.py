@@ -15,16 +15,16 @@ first to answer is a normal supervision session from then on (keys ``0``/``2``/`
 
 from __future__ import annotations
 
-import json
 import threading
-from dataclasses import asdict, dataclass, replace
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from cti.domain.errors import CtiError
 from cti.domain.events import HelpAsk
 from cti.domain.model import ON_A_CALL, SUPERVISOR, SeatState
-from cti.domain.ports import Mark, Marks, RingLeg
+from cti.domain.ports import Join, Mark, Marks, RingLeg
 from cti.domain.sessions import RINGING, WHISPER, Session
+from cti.domain.stored import Stored
 from cti.domain.supervision import Supervisors, call_hotline
 
 HELP = "help"  # the action of every help event
@@ -37,7 +37,7 @@ def help_key(seat: str) -> str:
 
 
 @dataclass(frozen=True)
-class HelpRequest:
+class HelpRequest(Stored):
     seat: str
     hotline: str
     agent: str  # the agent leg of the call the help is for
@@ -49,19 +49,10 @@ class HelpRequest:
     since: float
     node: str = ""
 
-    def encode(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
-
     @classmethod
-    def decode(cls, text: Optional[str]) -> Optional[HelpRequest]:
-        if not text:
-            return None
-        try:
-            data = json.loads(text)
-            data["asked"], data["waiting"] = tuple(data["asked"]), tuple(data["waiting"])
-            return cls(**data)
-        except (ValueError, TypeError, KeyError):
-            return None
+    def revived(cls, data: Dict[str, Any]) -> Dict[str, Any]:
+        data["asked"], data["waiting"] = tuple(data["asked"]), tuple(data["waiting"])
+        return data
 
 
 def supervisors_for(
@@ -166,7 +157,7 @@ class Help:
         ]
         shared = Marks(((Mark.ACTION, MODE), (Mark.TARGET, req.seat)))
         shown = (req.seat, "cti-help")  # what the supervisors' phones show
-        job, uuids, kind = self.calls.ring_supervisors(legs, shared, MODE, req.agent, req.customer, shown, timeout)
+        job, uuids, kind = self.calls.ring_supervisors(legs, shared, Join(MODE, req.agent, req.customer), shown, timeout)
         now = self.seats.now()
         ringing = dict(req.ringing)
         sessions = []

@@ -95,6 +95,16 @@ class RingLeg:
 
 
 @dataclass(frozen=True)
+class Join:
+    """A supervisor's leg joining a call: in ``mode`` (monitor, whisper, barge, robcall), on
+    the agent's leg ``agent``, bridged to the customer's ``customer``."""
+
+    mode: str
+    agent: str
+    customer: str
+
+
+@dataclass(frozen=True)
 class CallerInfo:
     """A hotline's caller as its channel has it (its values not made safe yet)."""
 
@@ -153,9 +163,8 @@ class SupervisorChannel(Protocol):
 
     def mark(self, marks: Marks) -> None: ...
 
-    def join(self, mode: str, agent: str, customer: str) -> None:
-        """Join the call of ``agent`` (and ``customer``) in ``mode``: monitor, whisper, barge,
-        robcall. Returns when the supervisor is done."""
+    def join(self, join: Join) -> None:
+        """Join the call. Returns when the supervisor is done."""
         ...
 
 
@@ -186,25 +195,18 @@ class Calls(Protocol):
 
     def send_dtmf(self, uuid: str, digits: str) -> bool: ...
 
-    def supervise(self, leg: RingLeg, mode: str, agent: str, customer: str, shown: Tuple[str, str]) -> Tuple[str, str, str]:
-        """Ring a supervisor's phone in the background; answered, it joins the call of
-        ``agent`` in ``mode`` (as ``join_kind``); its phone shows ``shown`` (number, name).
-        (its leg, the background job, ``join_kind(mode)``)."""
+    def supervise(self, leg: RingLeg, join: Join, shown: Tuple[str, str]) -> Tuple[str, str, str]:
+        """Ring a supervisor's phone in the background; answered, it joins the call (as
+        ``join_kind``); its phone shows ``shown`` (number, name). (its leg, the background job,
+        ``join_kind(join.mode)``)."""
         ...
 
     def ring_supervisors(
-        self,
-        legs: Sequence[RingLeg],
-        marks: Marks,
-        mode: str,
-        agent: str,
-        customer: str,
-        shown: Tuple[str, str],
-        timeout: int,
+        self, legs: Sequence[RingLeg], marks: Marks, join: Join, shown: Tuple[str, str], timeout: int
     ) -> Tuple[str, Sequence[str], str]:
         """Ring every supervisor's leg at once for ``timeout`` seconds in one background job
-        (the first to answer joins in ``mode``, the others end ``LOSE_RACE``); ``marks`` go on
-        every leg. (the job, each leg in the order of ``legs``, ``join_kind(mode)``)."""
+        (the first to answer joins, the others end ``LOSE_RACE``); ``marks`` go on every leg.
+        (the job, each leg in the order of ``legs``, ``join_kind(join.mode)``)."""
         ...
 
     def join_kind(self, mode: str) -> str:
@@ -217,12 +219,10 @@ class Calls(Protocol):
         ``PICKED_OFF``). What now runs on it (as ``join_kind``)."""
         ...
 
-    def change_mode(
-        self, leg: str, kind: str, mode: str, agent: str, customer: str, same_call: bool, marks: Marks
-    ) -> Tuple[str, bool]:
-        """The supervisor's live ``leg`` (joined as ``kind``) goes on in ``mode`` on the call of
-        ``agent`` (the same call it is on, or another), with ``marks``. (what runs on it now,
-        whether it joined afresh: else it changed mode in place)."""
+    def change_mode(self, leg: str, kind: str, join: Join, same_call: bool, marks: Marks) -> Tuple[str, bool]:
+        """The supervisor's live ``leg`` (joined as ``kind``) goes on as ``join`` (on the call it
+        is on, or another), with ``marks``. (what runs on it now, whether it joined afresh:
+        else it changed mode in place)."""
         ...
 
     def broadcast(self, uuid: str, sound: str) -> bool:

@@ -12,9 +12,10 @@ bug, logged; the call goes on.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Dict, FrozenSet, Optional
+
+from cti.domain.stored import Stored
 
 NO_SESSION = ""
 RINGING = "ringing"  # the supervisor's phone rings
@@ -42,7 +43,7 @@ MODE_CHANGES: Dict[str, FrozenSet[str]] = {
 
 
 @dataclass(frozen=True)
-class Session:
+class Session(Stored):
     supervisor: str
     seat: str
     hotline: str
@@ -57,18 +58,6 @@ class Session:
     job: str = ""  # the background job ringing the supervisor
     node: str = ""  # the switch the call is on (store: redis)
     help: str = ""  # the seat whose help request (求助) rings this supervisor (cti/domain/help.py)
-
-    def encode(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
-
-    @classmethod
-    def decode(cls, text: Optional[str]) -> Optional[Session]:
-        if not text:
-            return None
-        try:
-            return cls(**json.loads(text))
-        except (ValueError, TypeError):
-            return None
 
 
 def undeclared(old: Optional[Session], new: Optional[Session]) -> str:

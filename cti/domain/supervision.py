@@ -19,7 +19,7 @@ from typing import Callable, List, Optional, Tuple
 from cti.domain.errors import CtiError
 from cti.domain.events import HelpAsk, SupervisorEvent
 from cti.domain.model import CAUSES, ON_A_CALL, SeatState
-from cti.domain.ports import Calls, Log, Mark, Marks, RingLeg, SupervisorChannel
+from cti.domain.ports import Calls, Join, Log, Mark, Marks, RingLeg, SupervisorChannel
 from cti.domain.seats import Seats
 from cti.domain.sessions import ACTIVE, RINGING, ROBCALL, Session, undeclared
 
@@ -133,9 +133,9 @@ class Supervisors:
     ) -> str:
         marks = Marks(((Mark.SUPERVISION, sup.seat), (Mark.ACTION, action), (Mark.TARGET, target.seat)), self.seats.tags)
         dial = sup.phone_obj.dial_string(self.seats.config.gateway)
-        now = self._clock()
+        join, now = Join(action, agent, customer), self._clock()
         if channel is None:  # the switch rings the supervisor's phone
-            leg, job, kind = self.calls.supervise(RingLeg(dial, marks), action, agent, customer, (target.seat, f"cti-{action}"))
+            leg, job, kind = self.calls.supervise(RingLeg(dial, marks), join, (target.seat, f"cti-{action}"))
             state = RINGING
         else:  # a feature code: the supervisor's own channel joins
             leg, job, kind, state = channel.uuid, "", self.calls.join_kind(action), ACTIVE
@@ -159,7 +159,7 @@ class Supervisors:
         if channel is not None:
             channel.mark(marks)
             self.warn(call_hotline(target), agent)
-            channel.join(action, agent, customer)  # blocks on a real switch until the supervisor is done
+            channel.join(join)  # blocks on a real switch until the supervisor is done
             return f"+OK {action} {target.seat} by {sup.seat}"
         return f"+OK {action} {target.seat} by {sup.seat}: ringing {dial} (leg {leg})"
 
@@ -173,7 +173,7 @@ class Supervisors:
             new = replace(new, app=self.calls.take_over(session.leg, customer))
         else:
             marks, same = Marks(((Mark.TARGET, target.seat),)), session.agent == agent
-            kind, afresh = self.calls.change_mode(session.leg, session.app, action, agent, customer, same, marks)
+            kind, afresh = self.calls.change_mode(session.leg, session.app, Join(action, agent, customer), same, marks)
             if afresh:
                 new = replace(new, app=kind, start_mode=action)
         self.keep(session, new, session.supervisor)

@@ -17,7 +17,7 @@ from cti.domain.errors import CtiError
 from cti.domain.help import Help
 from cti.domain.model import BUSY, IN_CALL, NONE, RINGING, WRAP_UP, Phone, SeatState
 from cti.domain.ports import Calls
-from cti.domain.routing import MISSED, offer_key
+from cti.domain.seating import MISSED, offer_key
 from cti.domain.supervision import Session, Supervisors, sup_key, take_key
 from cti.domain.tags import Forged
 from cti.switch.dial import DIGIT_MODE, MODE_DIGIT

@@ -8,7 +8,7 @@ import freeswitch  # provided by mod_python3 (the tests install a shim)
 
 from cti.config import RingGroup
 from cti.domain.pop import Pop
-from cti.domain.ports import CallerInfo, Marks, RingLeg
+from cti.domain.ports import CallerInfo, Join, Marks, RingLeg
 from cti.switch import dial
 
 _one: Optional[Switch] = None
@@ -136,9 +136,9 @@ class SessionChannel:
         for name, value in dial.mark_variables(marks, self.uuid).items():
             self.set_var(name, value)
 
-    def join(self, mode: str, agent: str, customer: str) -> None:
+    def join(self, join: Join) -> None:
         """Runs the application until the supervisor is done (blocks on a real switch)."""
-        app, data, variables = dial.start_app(mode, agent, customer)
+        app, data, variables = dial.start_app(join)
         for name, value in variables.items():
             self.set_var(name, value)
         self.execute(app, data)

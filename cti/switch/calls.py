@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid as uuidlib
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
-from cti.domain.ports import Marks, RingLeg
+from cti.domain.ports import Join, Marks, RingLeg
+from cti.domain.sessions import ROBCALL
 from cti.switch import dial
 from cti.switch.api import Switch
 
@@ -17,6 +18,11 @@ def _var_value(value: str) -> str:
     if any(c in _VAR_UNSAFE for c in value):
         raise ValueError(f"channel variable value {value!r} needs quoting")
     return value
+
+
+def _shown(shown: Tuple[str, str]) -> Dict[str, str]:
+    """What a supervisor's phone shows while it rings: (number, name)."""
+    return {"origination_caller_id_number": shown[0], "origination_caller_id_name": shown[1]}
 
 
 def _pairs(variables: Mapping[str, str], brackets: str) -> str:
@@ -80,17 +86,12 @@ class SwitchCalls:
     def _set_var(self, uuid: str, name: str, value: str) -> None:
         self._sw.api(f"uuid_setvar {uuid} {name} {_var_value(value)}")
 
-    def supervise(self, leg: RingLeg, mode: str, agent: str, customer: str, shown: Tuple[str, str]) -> Tuple[str, str, str]:
+    def supervise(self, leg: RingLeg, join: Join, shown: Tuple[str, str]) -> Tuple[str, str, str]:
         """``bgapi originate {origination_uuid=...,...}<phone> '&app(data)'``: returns at once
         (a synchronous originate would hold the GIL for the whole ring time, FACTS.md §1)."""
-        app, data, variables = dial.start_app(mode, agent, customer)
+        app, data, variables = dial.start_app(join)
         uuid = str(uuidlib.uuid4())  # cti names the leg it tags
-        variables = {
-            **variables,
-            **dial.mark_variables(leg.marks, uuid),
-            "origination_caller_id_number": shown[0],
-            "origination_caller_id_name": shown[1],
-        }
+        variables = {**variables, **dial.mark_variables(leg.marks, uuid), **_shown(shown)}
         pairs = [f"origination_uuid={uuid}"] + [f"{k}={_var_value(v)}" for k, v in variables.items()]
         # the app data is quoted: unquoted, originate splits it at the space (CALLS.md §2)
         return uuid, self._background(f"originate {{{','.join(pairs)}}}{leg.phone} '&{app}({data})'"), app
@@ -104,26 +105,13 @@ class SwitchCalls:
         return job
 
     def ring_supervisors(
-        self,
-        legs: Sequence[RingLeg],
-        marks: Marks,
-        mode: str,
-        agent: str,
-        customer: str,
-        shown: Tuple[str, str],
-        timeout: int,
+        self, legs: Sequence[RingLeg], marks: Marks, join: Join, shown: Tuple[str, str], timeout: int
     ) -> Tuple[str, Sequence[str], str]:
         """``bgapi originate {<shared>}[<leg's>]<phone>,[<leg's>]<phone> '&app(data)'``: every
         leg rings at once, each with its own variables (``origination_uuid`` among them); the
         first to answer runs the app, the others end LOSE_RACE."""
-        app, data, variables = dial.start_app(mode, agent, customer)
-        shared = {
-            **variables,
-            "originate_timeout": str(timeout),
-            "origination_caller_id_number": shown[0],
-            "origination_caller_id_name": shown[1],
-            **dial.mark_variables(marks, ""),
-        }
+        app, data, variables = dial.start_app(join)
+        shared = {**variables, "originate_timeout": str(timeout), **_shown(shown), **dial.mark_variables(marks, "")}
         uuids = [str(uuidlib.uuid4()) for _ in legs]
         dials = ",".join(_pairs(dial.leg_variables(r, u), "[]") + r.phone for r, u in zip(legs, uuids))
         return self._background(f"originate {_pairs(shared, '{}')}{dials} '&{app}({data})'"), uuids, app
@@ -132,19 +120,17 @@ class SwitchCalls:
         return dial.join_kind(mode)
 
     def take_over(self, leg: str, customer: str) -> str:
-        app, data, _ = dial.start_app(dial.ROBCALL, "", customer)
+        app, data, _ = dial.start_app(Join(ROBCALL, "", customer))
         self._transfer(leg, app, data)
         return app
 
-    def change_mode(
-        self, leg: str, kind: str, mode: str, agent: str, customer: str, same_call: bool, marks: Marks
-    ) -> Tuple[str, bool]:
+    def change_mode(self, leg: str, kind: str, join: Join, same_call: bool, marks: Marks) -> Tuple[str, bool]:
         """On the same call, eavesdrop changes mode by its keys; else (another call, or out of
         three_way, which ignores keys) the leg joins afresh."""
         if same_call and kind == dial.EAVESDROP:
-            self.send_dtmf(leg, dial.MODE_DIGIT[mode])
+            self.send_dtmf(leg, dial.MODE_DIGIT[join.mode])
             return kind, False
-        app, data, variables = dial.start_app(mode, agent, customer)
+        app, data, variables = dial.start_app(join)
         for name, value in {**variables, **dial.mark_variables(marks, leg)}.items():
             self._set_var(leg, name, value)
         self._transfer(leg, app, data)

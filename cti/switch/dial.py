@@ -22,7 +22,7 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 from cti.config import RingGroup
 from cti.domain import pop as pop_fields
-from cti.domain.ports import Mark, Marks, RingLeg
+from cti.domain.ports import Join, Mark, Marks, RingLeg
 from cti.domain.sessions import BARGE, CUSTOMER, MONITOR, ROBCALL, WHISPER
 
 # the ring groups' strategies (config.RING_STRATEGIES): how their legs are joined
@@ -53,14 +53,14 @@ def join_kind(mode: str) -> str:
     return THREE_WAY if mode == BARGE else EAVESDROP
 
 
-def start_app(mode: str, agent: str, customer: str) -> Tuple[str, str, Dict[str, str]]:
-    """(application, data, channel variables) that join the supervisor's leg in ``mode``."""
-    app = join_kind(mode)
+def start_app(join: Join) -> Tuple[str, str, Dict[str, str]]:
+    """(application, data, channel variables) that join the supervisor's leg to the call."""
+    app = join_kind(join.mode)
     if app == INTERCEPT:
-        return app, customer, {}
+        return app, join.customer, {}
     if app == THREE_WAY:
-        return app, agent, {}
-    return app, agent, {"eavesdrop_whisper_bleg": "true" if mode == WHISPER else "false"}
+        return app, join.agent, {}
+    return app, join.agent, {"eavesdrop_whisper_bleg": "true" if join.mode == WHISPER else "false"}
 
 
 def mark_variables(marks: Marks, leg: str) -> Dict[str, str]:

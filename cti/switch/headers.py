@@ -40,21 +40,11 @@ def _pop(headers: Headers, pop: Pop) -> None:
 
 
 def _seat(e: SeatEvent) -> Headers:
-    h = {
-        "CTI-Action": e.action,
-        "CTI-Seat": e.seat,
-        "CTI-Seat-Name": e.name,
-        "CTI-Hotline": ",".join(e.hotlines),
-        "CTI-Role": e.role,
-        "CTI-Phone": e.phone,
-        "CTI-Status": e.status,
-        "CTI-Availability": e.availability,
-        "CTI-Activity": e.activity or "none",  # the switch drops a header with no value
-        "CTI-Previous-Status": e.previous,
-        "CTI-Operator": e.operator,
-        "CTI-Reason": e.reason,
-        "CTI-Timestamp": _time(e.at),
-    }
+    h = {"CTI-Action": e.action, "CTI-Seat": e.seat, "CTI-Seat-Name": e.name, "CTI-Hotline": ",".join(e.hotlines)}
+    h.update({"CTI-Role": e.role, "CTI-Phone": e.phone, "CTI-Status": e.status, "CTI-Availability": e.availability})
+    h["CTI-Activity"] = e.activity or "none"  # the switch drops a header with no value
+    h.update({"CTI-Previous-Status": e.previous, "CTI-Operator": e.operator, "CTI-Reason": e.reason})
+    h["CTI-Timestamp"] = _time(e.at)
     call = e.call
     if call is not None:
         h.update({"CTI-Call": call.call, "CTI-Customer": call.customer, "CTI-Call-Hotline": call.hotline})
@@ -72,28 +62,15 @@ def _seat(e: SeatEvent) -> Headers:
 
 
 def _sign_in(e: SignInEvent) -> Headers:
-    return {
-        "CTI-Action": e.action,
-        "CTI-Seat": e.seat,
-        "CTI-Phone": e.source,
-        "CTI-Operator": e.operator,
-        "CTI-Reason": e.reason,
-        "CTI-Timestamp": _time(e.at),
-    }
+    h = {"CTI-Action": e.action, "CTI-Seat": e.seat, "CTI-Phone": e.source, "CTI-Operator": e.operator}
+    h.update({"CTI-Reason": e.reason, "CTI-Timestamp": _time(e.at)})
+    return h
 
 
 def _queue(e: QueueEvent) -> Headers:
-    h = {
-        "CTI-Action": e.action,
-        "CTI-Hotline": e.hotline,
-        "CTI-Hotline-Name": e.hotline_name,
-        "CTI-Caller": e.caller,
-        "CTI-Seat": e.seat,
-        "CTI-Priority": str(e.priority),
-        "CTI-Waited": _time(e.waited),
-        "CTI-Waiting": str(e.waiting),
-        "CTI-Timestamp": _time(e.at),
-    }
+    h = {"CTI-Action": e.action, "CTI-Hotline": e.hotline, "CTI-Hotline-Name": e.hotline_name, "CTI-Caller": e.caller}
+    h.update({"CTI-Seat": e.seat, "CTI-Priority": str(e.priority), "CTI-Waited": _time(e.waited)})
+    h.update({"CTI-Waiting": str(e.waiting), "CTI-Timestamp": _time(e.at)})
     if e.reason:
         h["CTI-Reason"] = e.reason
     if e.position is not None:
@@ -105,19 +82,9 @@ def _queue(e: QueueEvent) -> Headers:
 
 
 def _supervisor(e: SupervisorEvent) -> Headers:
-    h = {
-        "CTI-Action": e.action,
-        "CTI-Supervisor": e.supervisor,
-        "CTI-Seat": e.seat,
-        "CTI-Hotline": e.hotline,
-        "CTI-Mode": e.mode,
-        "CTI-Agent-Leg": e.agent_leg,
-        "CTI-Customer-Leg": e.customer_leg,
-        "CTI-Supervisor-Leg": e.supervisor_leg,
-        "CTI-Result": e.result,
-        "CTI-Reason": e.reason,
-        "CTI-Timestamp": _time(e.at),
-    }
+    h = {"CTI-Action": e.action, "CTI-Supervisor": e.supervisor, "CTI-Seat": e.seat, "CTI-Hotline": e.hotline, "CTI-Mode": e.mode}
+    h.update({"CTI-Agent-Leg": e.agent_leg, "CTI-Customer-Leg": e.customer_leg, "CTI-Supervisor-Leg": e.supervisor_leg})
+    h.update({"CTI-Result": e.result, "CTI-Reason": e.reason, "CTI-Timestamp": _time(e.at)})
     if e.help is not None:
         h["CTI-Supervisors"] = ",".join(e.help.supervisors)
         h["CTI-Help-Ring"] = e.help.ring
