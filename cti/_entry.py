@@ -1,6 +1,6 @@
 """What every entry module calls: parse the arguments, run the use case, answer one line.
 
-``api`` serves ``python cti.<command> <args>`` (fs_cli, ESL); ``app`` serves the dialplan
+``api`` serves ``python cti.<command> <args>`` (fs_cli, ESL); ``dialplan`` serves the dialplan
 application ``<action application="python" data="cti.<command> <args>"/>``. Whatever happens,
 the caller gets ``+OK ...`` or ``-ERR <code> <message>``, never mod_python3's ``-ERR no reply``.
 """
@@ -339,7 +339,7 @@ def api(name: str, stream: Any, args: str) -> None:
 CALLS = frozenset({"route", "ring"})
 
 
-def app(name: str, session: Any, args: str) -> None:
+def dialplan(name: str, session: Any, args: str) -> None:
     caller = Caller(_session_phone(session), SessionChannel(session))
     leg = caller.channel.uuid if caller.channel is not None else ""
     command = name not in CALLS and bool(leg)
