@@ -33,7 +33,7 @@ import freeswitch  # noqa: E402  (the test shim)
 from cti import app  # noqa: E402
 from cti.domain import passwords  # noqa: E402
 from cti.domain.model import IDLE, SeatState  # noqa: E402
-from cti.domain.routing import rank  # noqa: E402
+from cti.domain.ranking import rank  # noqa: E402
 
 TARGETS = {"default": 1.5, "busy ⇄ idle": 1.25}
 

@@ -1,6 +1,6 @@
 """What every entry module calls: parse the arguments, run the use case, answer one line.
 
-``api`` serves ``python cti.<command> <args>`` (fs_cli, ESL); ``app`` serves the dialplan
+``api`` serves ``python cti.<command> <args>`` (fs_cli, ESL); ``dialplan`` serves the dialplan
 application ``<action application="python" data="cti.<command> <args>"/>``. Whatever happens,
 the caller gets ``+OK ...`` or ``-ERR <code> <message>``, never mod_python3's ``-ERR no reply``.
 """
@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from cti import app as wiring
-from cti.domain import stats
+from cti.domain import stats_report
 from cti.domain.errors import CtiError
 from cti.domain.model import CAUSES, Phone, check_id, check_reason
-from cti.domain.seats import Seats, _width
-from cti.switch import events
+from cti.domain.seats import Seats
+from cti.switch import dial, events
 from cti.switch.api import SessionChannel
 
 PASSWORD_MAX = 128
@@ -92,7 +92,8 @@ def _checkin(a: List[str], caller: Optional[Caller]) -> str:
     if len(password) > PASSWORD_MAX:
         raise CtiError("too_long", f"password longer than {PASSWORD_MAX}")
     if len(a) >= 4:
-        phone = Phone.parse(a[3], a[4] if len(a) >= 5 else "internal", wiring.default_domain())
+        kind = a[4] if len(a) >= 5 else "internal"
+        phone = Phone.parse(dial.typed_phone(a[3], kind), kind, wiring.default_domain())
         conf = wiring.seats().config.seats.get(seat)
         if conf is not None and conf.domain and phone.type == "internal" and "@" not in a[3]:
             phone = Phone.extension(phone.number, conf.domain, wiring.default_domain())  # bare: the seat's domain
@@ -144,7 +145,7 @@ def _stats(a: List[str], caller: Optional[Caller]) -> str:
         raise _usage(COMMANDS["stats"])
     target = check_id("hotline or seat", rest[0]) if rest else ""
     wiring.Switch.here().settle()  # the counts of events the writer has still to fire
-    return stats.report(wiring.stats(), wiring.seats().config, target, as_json, _width)
+    return stats_report.report(wiring.stats(), wiring.seats().config, target, as_json)
 
 
 def _supervise(action: str) -> Callable[[List[str], Optional[Caller]], str]:
@@ -168,11 +169,11 @@ def _supervise(action: str) -> Callable[[List[str], Optional[Caller]], str]:
 
 def _ring(a: List[str], caller: Optional[Caller]) -> str:
     number = check_id("ring group", a[0])
-    router = wiring.router(wiring.seats())
+    groups = wiring.ring_groups()
     if caller is None or caller.channel is None:
-        _, dial, skipped = router.group(number)
-        return f"+OK {dial}" + (f" (skipped {' '.join(skipped)})" if skipped else "")
-    return router.ring(number, caller.channel)
+        group, legs, skipped = groups.group(number)  # the dial string it would ring now
+        return f"+OK {dial.group(group, legs)}" + (f" (skipped {' '.join(skipped)})" if skipped else "")
+    return groups.ring(number, caller.channel)
 
 
 def _route(a: List[str], caller: Optional[Caller]) -> str:
@@ -219,7 +220,7 @@ def _unlock(a: List[str], caller: Optional[Caller]) -> str:
             raise CtiError("not_signed_in", "the calling phone has no signed-in supervisor seat")
     else:
         operator = ""  # fs_cli / ESL: the switch's console
-    return seats.unlock(seat, operator)
+    return seats.signin.unlock(seat, operator)
 
 
 WEB_STEPS = ("check", "failed", "ok")
@@ -241,15 +242,16 @@ def _weblogin(a: List[str], caller: Optional[Caller]) -> str:
         except ValueError:
             raise CtiError("bad_arg", f"web client {a[2][:50]!r} is not an IP address") from None
         if step == "check":
-            return seats.web_check(seat, client)
-        return seats.web_failed(seat, client) if step == "failed" else seats.web_ok(seat, client)
+            return seats.signin.web_check(seat, client)
+        return seats.signin.web_failed(seat, client) if step == "failed" else seats.signin.web_ok(seat, client)
     if step != "checkin" or len(a) < 4:
         raise _usage(COMMANDS["weblogin"])
     hotline = a[2]
     if hotline not in ("-", "*"):
         for one in hotline.split(","):
             check_id("hotline", one)
-    phone = Phone.parse(a[3], _at(a, 4) or "internal", wiring.default_domain())
+    kind = _at(a, 4) or "internal"
+    phone = Phone.parse(dial.typed_phone(a[3], kind), kind, wiring.default_domain())
     conf = seats.config.seats.get(seat)
     if conf is not None and conf.domain and phone.type == "internal" and "@" not in a[3]:
         phone = Phone.extension(phone.number, conf.domain, wiring.default_domain())
@@ -339,7 +341,7 @@ def api(name: str, stream: Any, args: str) -> None:
 CALLS = frozenset({"route", "ring"})
 
 
-def app(name: str, session: Any, args: str) -> None:
+def dialplan(name: str, session: Any, args: str) -> None:
     caller = Caller(_session_phone(session), SessionChannel(session))
     leg = caller.channel.uuid if caller.channel is not None else ""
     command = name not in CALLS and bool(leg)

@@ -18,16 +18,22 @@ import uuid as uuidlib
 from typing import Any, Dict, Optional, Set, Tuple
 
 from cti import config
+from cti.domain.groups import RingGroups
 from cti.domain.help import Help
 from cti.domain.lockout import Budget
 from cti.domain.ports import KeyedLocks, Store
-from cti.domain.routing import Queues, Router, WaitTimes
-from cti.domain.seats import SeatRepo, Seats
+from cti.domain.queue import Queues
+from cti.domain.repo import SeatRepo
+from cti.domain.routing import Router
+from cti.domain.seats import Seats
 from cti.domain.stats import RecordingEvents, Stats
 from cti.domain.supervision import Supervisors
 from cti.domain.tags import Tags
+from cti.domain.waits import WaitTimes
+from cti.switch import dial
 from cti.switch.api import Switch
 from cti.switch.calls import SwitchCalls
+from cti.switch.headers import SwitchEvents
 from cti.switch.store import SwitchStore
 
 WATCHER_SILENCE = 3.0  # a watcher that has not looked for events for this long is not running
@@ -36,7 +42,16 @@ clock = time.time  # the one clock of seat times, queues and timers (tests use t
 
 _guard = threading.Lock()
 _locks = KeyedLocks()
-_queues = Queues()  # callers waiting in this switch, per hotline
+
+
+class _Log:
+    """The switch's log, found when a line is logged (nothing is built at import time)."""
+
+    def log(self, level: str, message: str) -> None:
+        Switch.here().log(level, message)
+
+
+_queues = Queues(_Log())  # callers waiting in this switch, per hotline
 _waits = WaitTimes()  # recent answers of queued callers: the default expected wait
 _budget = Budget(time.monotonic)  # the switch's CPU budget for password checks (sign-in)
 _music: Dict[str, str] = {}
@@ -69,7 +84,7 @@ def forget() -> None:
     global _path, _queues, _waits, _budget, _seats, _watch_token, _beat, _locks, _tag, _domain
     with _guard:
         _path = ""
-        _queues = Queues()
+        _queues = Queues(_Log())
         _waits = WaitTimes()
         _budget = Budget(time.monotonic)
         _locks = KeyedLocks()
@@ -112,7 +127,7 @@ class Cluster:
         node = cfg.redis.node or sw.global_var("hostname") or os.uname().nodename
         self.store = RedisStore(client(cfg.redis.url, cfg.redis.timeout_ms), cfg.realm, node)
         self.locks = RedisLocks(self.store)
-        self.queues = ClusterQueues(self.store)
+        self.queues = ClusterQueues(self.store, sw)
         self.events = ClusterEvents(sw, self.store, cfg.redis.refire)
         self.node = Node(self.store, cfg.redis.dead_after)
         self.refire = cfg.redis.refire
@@ -146,7 +161,7 @@ def seats() -> Seats:
             repo = _repos[(cfg.store, cfg.realm)] = SeatRepo(store, sw)
         locks = _locks if c is None else c.locks
         # each switch counts the events it fires itself (never the ones re-fired from others)
-        events = RecordingEvents(sw if c is None else c.events, _stats_of(cfg, store, locks, sw), _levels(cfg))
+        events = RecordingEvents(SwitchEvents(sw) if c is None else c.events, _stats_of(cfg, store, locks, sw), _levels(cfg))
         s = Seats(cfg, store, events, sw, locks, lambda: clock(), repo)
         if c is not None:
             s.node = c.store.node
@@ -155,6 +170,7 @@ def seats() -> Seats:
         s.lockout.budget = _budget  # one budget for the switch, whatever the config
         s.commands = _commands
         s.tags = _tags(store)
+        s.dial = lambda phone, gateway=cfg.gateway: dial.phone(phone, gateway)  # type: ignore[misc]
         s.default_domain = default_domain()
         _seats = s
     return s
@@ -240,6 +256,10 @@ def hold_music(configured: str) -> str:
 
 def router(s: Seats) -> Router:
     return Router(s, SwitchCalls(Switch.here()), queues_for(s), hold_music, clock=lambda: clock(), waits=_waits)
+
+
+def ring_groups() -> RingGroups:
+    return RingGroups(router(seats()))
 
 
 def queues_for(s: Seats) -> Queues:

@@ -1,6 +1,6 @@
 """`python cti.checkout <seat> [<operator>]` (fs_cli, ESL, dialplan)."""
 
-from cti._entry import api, app
+from cti._entry import api, dialplan
 
 
 def fsapi(session, stream, env, args):
@@ -8,4 +8,4 @@ def fsapi(session, stream, env, args):
 
 
 def handler(session, args):
-    app("checkout", session, args)
+    dialplan("checkout", session, args)

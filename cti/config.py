@@ -36,7 +36,7 @@ _KEY_RE = re.compile(r"[0-9*#]\Z")
 HELP_RINGS = ("simultaneous", "sequential")
 _KEYS_RE = re.compile(r"[*#0-9]{1,4}\Z")
 STRATEGIES = ("ring-all", "longest-idle", "round-robin", "top-down", "fewest-calls", "random")
-RING_STRATEGIES = {"simultaneous": ",", "sequential": "|", "enterprise": ":_:"}
+RING_STRATEGIES = ("simultaneous", "sequential", "enterprise")  # how a ring group rings its members (cti/switch/dial.py)
 DEFAULT_MOH = "local_stream://moh"
 TONE_MOH = "tone_stream://%(2000,4000,440,480);loops=-1"  # when no sound files are installed
 

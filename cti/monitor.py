@@ -1,6 +1,6 @@
 """`python cti.monitor <seat> <supervisor>` (fs_cli, ESL, dialplan)."""
 
-from cti._entry import api, app
+from cti._entry import api, dialplan
 
 
 def fsapi(session, stream, env, args):
@@ -8,4 +8,4 @@ def fsapi(session, stream, env, args):
 
 
 def handler(session, args):
-    app("monitor", session, args)
+    dialplan("monitor", session, args)

@@ -1,6 +1,6 @@
 """`python cti.status [<seat>|<hotline>] [json]` (fs_cli, ESL, dialplan)."""
 
-from cti._entry import api, app
+from cti._entry import api, dialplan
 
 
 def fsapi(session, stream, env, args):
@@ -8,4 +8,4 @@ def fsapi(session, stream, env, args):
 
 
 def handler(session, args):
-    app("status", session, args)
+    dialplan("status", session, args)

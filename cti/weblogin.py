@@ -1,7 +1,7 @@
 """`python cti.weblogin <seat> check|failed|ok <client>` / `... checkin <hotline> <phone> ...`:
 the web service's sign-in steps (ESL only)."""
 
-from cti._entry import api, app
+from cti._entry import api, dialplan
 
 
 def fsapi(session, stream, env, args):
@@ -9,4 +9,4 @@ def fsapi(session, stream, env, args):
 
 
 def handler(session, args):
-    app("weblogin", session, args)
+    dialplan("weblogin", session, args)

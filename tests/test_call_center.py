@@ -432,7 +432,8 @@ def test_a_cti_command_dialed_from_the_seats_phone_is_not_a_call_of_it(switch):
 
 
 def test_a_callers_name_cannot_add_a_leg_to_the_seats_dial_string():
-    from cti.domain.routing import leg, pop_variables, safe_value
+    from cti.domain.pop import safe_value
+    from cti.switch.dial import leg, pop_variables
 
     name = "a:_:sofia/gateway/carrier1/0090012345678:_:b"
     dial = leg("user/101", {"cti_seat": "101", **pop_variables([("Caller-Name", safe_value(name))])})

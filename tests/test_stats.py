@@ -277,6 +277,7 @@ def test_two_processes_on_one_store_add_up(db_switch):
     from cti.domain.seats import Seats
     from cti.domain.stats import RecordingEvents
     from cti.switch.api import Switch as FsSwitch
+    from cti.switch.headers import SwitchEvents
     from cti.switch.store import SwitchStore
 
     sw = open_center(db_switch, "db")
@@ -284,7 +285,7 @@ def test_two_processes_on_one_store_add_up(db_switch):
     fs = FsSwitch()
     store = SwitchStore(fs, "db", "cti")  # its own store object: nothing shared in memory
     other = Stats(store, KeyedLocks(), fs, wiring.clock)
-    two = Seats(one.config, store, RecordingEvents(fs, other, {"8001": 20}), fs, KeyedLocks(), wiring.clock)
+    two = Seats(one.config, store, RecordingEvents(SwitchEvents(fs), other, {"8001": 20}), fs, KeyedLocks(), wiring.clock)
     assert one.set_status("busy", "101") == "+OK 101 busy"
     sw.core.advance(7)
     assert one.set_status("idle", "101") == "+OK 101 idle"
@@ -337,24 +338,26 @@ def test_recording_is_memory_only_until_a_flush_is_due():
     mono = [100.0]
     store = CountingStore()
     st = Stats(store, KeyedLocks(), Log(), lambda: DAY_START, lambda: mono[0])  # type: ignore[arg-type]
-    busy_ended = {"CTI-Action": "idle", "CTI-Seat": "101", "CTI-Busy-Seconds": "4.000", "CTI-Previous-Status": "busy"}
-    st.record("cti::seat", busy_ended)
+    from cti.domain.events import QueueEvent, SeatEvent, SignInEvent
+
+    busy_ended = SeatEvent("idle", "101", "", (), "", "", "idle", "idle", "", "busy", "", "", 0.0, busy_seconds=4.0)
+    st.record(busy_ended)
     mono[0] += 0.5
-    st.record("cti::seat", busy_ended)
-    st.record("cti::queue", {"CTI-Action": "entered", "CTI-Hotline": "8001"})
-    st.record("cti::seat", {"CTI-Action": "bad_password", "CTI-Seat": "101"})  # counts nothing
+    st.record(busy_ended)
+    st.record(QueueEvent("entered", "8001", "", "", "", 0, 0.0, 0, 0.0))
+    st.record(SignInEvent("bad_password", "101", "", "", "", 0.0))  # counts nothing
     assert store.calls == [] and st.pending() == 2
     mono[0] += 0.5  # the oldest count is 1 s old: due, but a record never flushes (it may hold a seat's lock)
-    st.record("cti::queue", {"CTI-Action": "abandoned", "CTI-Hotline": "8001", "CTI-Waited": "12.5"})
+    st.record(QueueEvent("abandoned", "8001", "", "", "", 0, 12.5, 0, 0.0))
     assert store.calls == [] and st.due()
     st.idle_tick()  # after the command, outside its locks, with no watcher to flush
     assert sorted(store.calls) == ["get stats.h.8001", "get stats.s.101", "swap stats.h.8001", "swap stats.s.101"]
     assert st.pending() == 0
     store.calls.clear()
-    st.record("cti::seat", busy_ended)
+    st.record(busy_ended)
     st.auto_flush = lambda: False  # a call watcher runs: it flushes, a command never does
     mono[0] += 5
-    st.record("cti::seat", busy_ended)
+    st.record(busy_ended)
     st.idle_tick()
     assert store.calls == [] and st.due()
     st.tick()

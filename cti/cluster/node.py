@@ -23,13 +23,17 @@ import redis  # type: ignore[import-untyped]  # 4.3 (Debian 12) ships no hints
 
 from cti.cluster.queue import ClusterQueues, wake_channel
 from cti.cluster.store import RedisStore, failed
+from cti.domain.events import Event
+from cti.switch.headers import render
 
 EVENTS_CHANNEL = "events"
 LOOK_EVERY = 0.25  # seconds between two looks for nodes whose heartbeat expired
 
 
 class ClusterEvents:
-    """The Events port: fire here with ``CTI-Node``, and publish for the other switches."""
+    """The Events port: each event rendered (cti/switch/headers.py), fired here with
+    ``CTI-Node``, and published for the other switches, which re-fire its headers as they are
+    (``listen``; each switch counts only the events it fires itself)."""
 
     def __init__(self, local: Any, store: RedisStore, refire: bool) -> None:
         self._local = local
@@ -41,8 +45,8 @@ class ClusterEvents:
         """In a cluster an event is fired at once: the other switches' refires keep its order."""
         fn(*args)
 
-    def fire(self, subclass: str, headers: Mapping[str, str]) -> None:
-        full = dict(headers)
+    def fire(self, event: Event) -> None:
+        subclass, full = render(event)
         full["CTI-Node"] = self._store.node
         self._local.fire(subclass, full)
         if self._publish:

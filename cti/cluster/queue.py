@@ -20,8 +20,8 @@ import redis  # type: ignore[import-untyped]  # 4.3 (Debian 12) ships no hints
 
 from cti.cluster.store import LOCK_WAIT, RedisStore, failed
 from cti.domain.errors import CtiError
-from cti.domain.ports import Calls
-from cti.domain.routing import Queues, Waiter
+from cti.domain.ports import Calls, Log
+from cti.domain.queue import OFFERED, RESERVED, WAITING, Queues, Waiter
 
 
 def wake_channel(store: RedisStore, node: str) -> str:
@@ -66,8 +66,8 @@ class _Guard:
 
 
 class ClusterQueues(Queues):
-    def __init__(self, store: RedisStore) -> None:
-        super().__init__()
+    def __init__(self, store: RedisStore, log: Log) -> None:
+        super().__init__(log)
         self.store = store
         self.node = store.node
         self.r: Any = store.r
@@ -82,7 +82,8 @@ class ClusterQueues(Queues):
 
     @staticmethod
     def _encode(w: Waiter) -> str:
-        data = {"h": w.hotline, "n": w.node, "p": w.priority, "s": w.since, "r": w.reserved, "o": w.offering, "t": w.tried}
+        offered = w.state == OFFERED
+        data = {"h": w.hotline, "n": w.node, "p": w.priority, "s": w.since, "r": w.reserved, "o": offered, "t": w.tried}
         return json.dumps(data, separators=(",", ":"))
 
     @staticmethod
@@ -91,7 +92,8 @@ class ClusterQueues(Queues):
             return None
         try:
             d = json.loads(text)
-            return Waiter(uuid, d["h"], int(d["p"]), float(d["s"]), d["r"], bool(d["o"]), dict(d["t"]), node=d["n"])
+            state = OFFERED if d["o"] else RESERVED if d["r"] else WAITING  # it is queued: its record says so
+            return Waiter(uuid, d["h"], int(d["p"]), float(d["s"]), state, d["r"], dict(d["t"]), True, d["n"])
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -140,7 +142,7 @@ class ClusterQueues(Queues):
         return out
 
     def free(self, hotline: str) -> List[Waiter]:
-        return [w for w in self.waiting(hotline) if not w.reserved and not w.offering]
+        return [w for w in self.waiting(hotline) if w.state == WAITING]
 
     def any_waiting(self, hotline: str) -> bool:
         return bool(self._run(self.r.zcard, self._qkey(hotline)))
@@ -152,37 +154,43 @@ class ClusterQueues(Queues):
     def _stored(self, waiter: Waiter) -> Optional[Waiter]:
         return self._decode(waiter.uuid, self._run(self.r.get, self._wkey(waiter.uuid)))
 
-    def _update(self, waiter: Waiter, stored: Optional[Waiter] = None, **changes: Any) -> None:
-        """``changes`` to ``waiter`` and to its record (``stored``: the record, if just read)."""
-        for name, value in changes.items():
-            setattr(waiter, name, value)
+    def _update(
+        self, waiter: Waiter, change: Callable[[Waiter], None], stored: Optional[Waiter] = None, mine: bool = True
+    ) -> None:
+        """``change`` to ``waiter`` (unless ``mine`` is False: done) and to its record
+        (``stored``: the record, if just read)."""
+        if mine:
+            change(waiter)
         if stored is None:
             stored = self._stored(waiter)
         if stored is None:
             return  # not queued (an offer straight away): this switch's object is all there is
-        for name, value in changes.items():
-            setattr(stored, name, value)
+        change(stored)
         key, text = self._wkey(waiter.uuid), self._encode(stored)
         self._run(lambda: self.r.set(key, text, xx=True))  # only while it is queued
 
     def reserve(self, waiter: Waiter, seats: List[str]) -> None:
-        self._update(waiter, reserved=",".join(seats))
+        self._update(waiter, lambda w: self._reserve(w, seats))
 
     def take_reserved(self, waiter: Waiter) -> List[str]:
         stored = self._stored(waiter)
         seats = stored.reserved if stored is not None else waiter.reserved
         if seats:
-            self._update(waiter, stored, reserved="")
+            self._update(waiter, self._take, stored)
         return seats.split(",") if seats else []
 
-    def offering(self, waiter: Waiter, on: bool) -> None:
-        super().offering(waiter, on)
-        self._update(waiter, offering=on)
+    def offering(self, waiter: Waiter, on: bool, answered: bool = False) -> None:
+        super().offering(waiter, on, answered)
+        self._update(waiter, lambda w: self._offering(w, on, answered), mine=False)
 
     def missed(self, waiter: Waiter, seats: Iterable[str], now: float) -> None:
         tried = dict(waiter.tried)
         tried.update((seat, now) for seat in seats)
-        self._update(waiter, tried=tried)
+
+        def change(w: Waiter) -> None:
+            w.tried = dict(tried)
+
+        self._update(waiter, change)
 
     def wake(self, waiter: Waiter, calls: Calls) -> None:
         if waiter.node in ("", self.node):

@@ -61,10 +61,12 @@ class Ended:
 
 @dataclass(frozen=True)
 class Key:
-    """A key (DTMF) was pressed on a leg. (The switch names no marks on a key: find the leg.)"""
+    """A key (DTMF) was pressed on a leg. (The switch names no marks on a key: find the leg.)
+    ``mode``: the supervision mode that key selects on a listening supervisor's leg ("": none)."""
 
     uuid: str
     digit: str
+    mode: str = ""
 
 
 @dataclass(frozen=True)

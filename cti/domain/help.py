@@ -6,7 +6,7 @@ the legs joined with ``,``: the first to answer wins, the switch ends the others
 ``LOSE_RACE``) or one after the other (the next one's originate when the last one's leg
 ends unanswered), each for the hotline's ``help_timeout``. Each ringing supervisor has a
 supervision session ``sup.<supervisor>`` in whisper mode marked ``help``, and each leg carries
-its own tags (``cti_supervision``, ``cti_help``), so the call watcher knows who answered. The
+its own signed marks (its supervision, the help request), so the call watcher knows who answered. The
 first to answer is a normal supervision session from then on (keys ``0``/``2``/``3``,
 ``cti.barge``, ``cti.robcall``). The request ends ``joined``, ``ended`` (the call ended),
 ``cancelled`` or ``not_answered``; every step is a ``cti::supervisor`` event with
@@ -15,18 +15,20 @@ first to answer is a normal supervision session from then on (keys ``0``/``2``/`
 
 from __future__ import annotations
 
-import json
 import threading
-from dataclasses import asdict, dataclass, replace
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from cti.domain.errors import CtiError
+from cti.domain.events import HelpAsk
 from cti.domain.model import ON_A_CALL, SUPERVISOR, SeatState
-from cti.domain.supervision import Session, Supervisors, call_hotline, start_app, sup_key
-from cti.domain.tags import new_leg
+from cti.domain.ports import Join, Mark, Marks, RingLeg
+from cti.domain.sessions import RINGING, WHISPER, Session
+from cti.domain.stored import Stored
+from cti.domain.supervision import Supervisors, call_hotline
 
-HELP = "help"  # CTI-Action of every help event
-MODE = "whisper"  # a supervisor who answers joins whispering to the agent
+HELP = "help"  # the action of every help event
+MODE = WHISPER  # a supervisor who answers joins whispering to the agent
 RINGS = ("simultaneous", "sequential")
 
 
@@ -35,7 +37,7 @@ def help_key(seat: str) -> str:
 
 
 @dataclass(frozen=True)
-class HelpRequest:
+class HelpRequest(Stored):
     seat: str
     hotline: str
     agent: str  # the agent leg of the call the help is for
@@ -47,19 +49,10 @@ class HelpRequest:
     since: float
     node: str = ""
 
-    def encode(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
-
     @classmethod
-    def decode(cls, text: Optional[str]) -> Optional[HelpRequest]:
-        if not text:
-            return None
-        try:
-            data = json.loads(text)
-            data["asked"], data["waiting"] = tuple(data["asked"]), tuple(data["waiting"])
-            return cls(**data)
-        except (ValueError, TypeError, KeyError):
-            return None
+    def revived(cls, data: Dict[str, Any]) -> Dict[str, Any]:
+        data["asked"], data["waiting"] = tuple(data["asked"]), tuple(data["waiting"])
+        return data
 
 
 def supervisors_for(
@@ -74,7 +67,7 @@ def supervisors_for(
     if candidates is not None:
         names = [s for s in candidates if s in names]
     states = seats.repo.get_many(names)
-    busy = {s.supervisor for s in sup.sessions() if s.state == "ringing" or live(s.leg)}
+    busy = {s.supervisor for s in sup.sessions() if s.state == RINGING or live(s.leg)}
     mine = {state.line} if state.line else set(state.hotlines)  # the call's hotline: its supervisors
     out = []
     for name in names:
@@ -128,7 +121,7 @@ class Help:
             ring = hot.help_ring if hot is not None else RINGS[0]
             names = tuple(s.seat for s in asked)
             req = HelpRequest(seat, line, agent, customer, ring, names, {}, (), self.seats.now(), self.seats.node)
-            self._event(req, "requested", "", ring, {"CTI-Operator": by})
+            self._event(req, "requested", "", ring, by)
             first = asked if ring == "simultaneous" else asked[:1]
             req = replace(req, waiting=names[len(first) :])
             req = self._ring(req, first, "")
@@ -157,31 +150,18 @@ class Help:
         """Ring ``supervisors`` in one originate; store their sessions and the request. Under the lock."""
         hot = self.seats.config.hotlines.get(req.hotline)
         timeout = hot.help_timeout if hot is not None else 20
-        app, data, variables = start_app(MODE, req.agent, req.customer)
-        gateway = self.seats.config.gateway
-        legs: List[Tuple[str, Mapping[str, str]]] = []
-        for st in supervisors:
-            leg = new_leg()
-            own = {
-                "origination_uuid": leg,
-                "cti_supervision": self.seats.tags.tag(leg, "cti_supervision", st.seat),
-                "cti_help": self.seats.tags.tag(leg, "cti_help", req.seat),
-            }
-            legs.append((st.phone_obj.dial_string(gateway), own))
-        shared = dict(
-            variables,
-            originate_timeout=str(timeout),
-            origination_caller_id_number=req.seat,
-            origination_caller_id_name="cti-help",
-            cti_action=MODE,
-            cti_target=req.seat,
-        )
-        job = self.calls.ring(legs, shared, app, data)
+        tags = self.seats.tags
+        legs = [
+            RingLeg(self.seats.dial(st.phone_obj), Marks(((Mark.SUPERVISION, st.seat), (Mark.HELP, req.seat)), tags))
+            for st in supervisors
+        ]
+        shared = Marks(((Mark.ACTION, MODE), (Mark.TARGET, req.seat)))
+        shown = (req.seat, "cti-help")  # what the supervisors' phones show
+        job, uuids, kind = self.calls.ring_supervisors(legs, shared, Join(MODE, req.agent, req.customer), shown, timeout)
         now = self.seats.now()
         ringing = dict(req.ringing)
         sessions = []
-        for st, (_, leg_vars) in zip(supervisors, legs):
-            leg = leg_vars["origination_uuid"]
+        for st, leg in zip(supervisors, uuids):
             session = Session(
                 st.seat,
                 req.seat,
@@ -190,21 +170,21 @@ class Help:
                 req.customer,
                 leg,
                 MODE,
-                app,
-                "ringing",
+                kind,
+                RINGING,
                 now,
                 MODE,
                 job,
                 req.node,
                 req.seat,
             )
-            self.store.put(sup_key(st.seat), session.encode())
+            self.sup.keep(None, session, st.seat)  # a new session (a stale one, its leg gone, is replaced)
             ringing[st.seat] = leg
             sessions.append(session)
         req = replace(req, ringing=ringing)
         self.store.put(help_key(req.seat), req.encode())
         for session in sessions:
-            self.sup.audit(session, HELP, "ringing", reason, self._extra(req))
+            self.sup.audit(session, HELP, "ringing", reason, self._ask(req))
         return req
 
     def _finish(self, req: HelpRequest, result: str, reason: str, joined: str = "") -> None:
@@ -216,7 +196,7 @@ class Help:
                 continue
             session = self.sup.session(supervisor)
             if session is not None and session.leg == leg:
-                self.store.delete(sup_key(supervisor))
+                self.sup.keep(session, None, supervisor)
             if not joined:  # a joined race's losers are ended by the switch (LOSE_RACE)
                 self.calls.kill(leg, "ORIGINATOR_CANCEL")
         self._event(req, result, joined, reason)
@@ -240,7 +220,7 @@ class Help:
                 return
             session = self.sup.session(supervisor)
             if session is not None and session.leg == leg:
-                self.store.delete(sup_key(supervisor))
+                self.sup.keep(session, None, supervisor)
             ringing = {s: v for s, v in req.ringing.items() if s != supervisor}
             req = replace(req, ringing=ringing)
             if ringing:  # others still ring (a LOSE_RACE loser: the winner is among them)
@@ -273,12 +253,12 @@ class Help:
         return ended
 
     # -- events --------------------------------------------------------------------------------------------
-    def _extra(self, req: HelpRequest) -> Dict[str, str]:
-        return {"CTI-Supervisors": ",".join(req.asked), "CTI-Help-Ring": req.ring}
+    def _ask(self, req: HelpRequest, operator: Optional[str] = None) -> HelpAsk:
+        return HelpAsk(req.asked, req.ring, operator)
 
-    def _event(self, req: HelpRequest, result: str, supervisor: str, reason: str, more: Optional[Dict[str, str]] = None) -> None:
+    def _event(self, req: HelpRequest, result: str, supervisor: str, reason: str, operator: Optional[str] = None) -> None:
         leg = req.ringing.get(supervisor, "")
         session = Session(
             supervisor, req.seat, req.hotline, req.agent, req.customer, leg, MODE, "", "", req.since, node=req.node, help=req.seat
         )
-        self.sup.audit(session, HELP, result, reason, dict(self._extra(req), **(more or {})))
+        self.sup.audit(session, HELP, result, reason, self._ask(req, operator))

@@ -99,13 +99,14 @@ class Phone:
 
     @classmethod
     def parse(cls, text: str, type_word: str = "internal", default_domain: str = "") -> Phone:
-        """``101``, ``user/101`` or ``101@domain`` (an extension), or a number (external). An
-        extension of the switch's default domain is kept as the bare ``101``: ``101`` and
-        ``101@<default domain>`` are one phone, ``101@a`` and ``101@b`` two (tenants)."""
+        """``101`` or ``101@domain`` (an extension), or a number (external). An extension of
+        the switch's default domain is kept as the bare ``101``: ``101`` and ``101@<default
+        domain>`` are one phone, ``101@a`` and ``101@b`` two (tenants). (A dial string a user
+        typed is read by the switch layer first: cti/switch/dial.py ``typed_phone``.)"""
         kind = PHONE_TYPES.get(type_word.lower())
         if kind is None:
             raise CtiError("bad_arg", f"phone type {type_word[:20]!r} is not internal|external|0|1")
-        number = text[5:] if kind == INTERNAL and text.startswith("user/") else text
+        number = text
         pattern = _INTERNAL_RE if kind == INTERNAL else _EXTERNAL_RE
         if not pattern.match(number):
             raise CtiError("bad_arg", f"{kind} phone {text[:40]!r} is malformed")
@@ -126,11 +127,6 @@ class Phone:
     def key(self) -> str:
         """Identity of the phone: one signed-in seat at most per key."""
         return f"{self.type[0]}.{self.number}"
-
-    def dial_string(self, gateway: str) -> str:
-        if self.type == INTERNAL:
-            return f"user/{self.number}"
-        return f"sofia/gateway/{gateway}/{self.number}"
 
 
 @dataclass(frozen=True)

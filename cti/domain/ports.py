@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Protocol, Sequence, Tuple
+
+from cti.config import RingGroup
+from cti.domain.events import Event
+from cti.domain.pop import Pop
+from cti.domain.tags import Tags
 
 
 class Store(Protocol):
@@ -43,12 +49,122 @@ class Store(Protocol):
 
 
 class Events(Protocol):
-    def fire(self, subclass: str, headers: Mapping[str, str]) -> None: ...
+    """cti's own events (cti/domain/events.py) out: the switch layer renders and fires them."""
+
+    def fire(self, event: Event) -> None: ...
 
     def defer(self, fn: Callable[..., Any], *args: Any) -> None:
         """``fn(*args)`` after the command answered, in order with the events (work whose only
-        outcome is events: putting a seat event's headers together, counting it); an events
-        port that cannot wait runs it now."""
+        outcome is events: putting a seat event together, counting it); an events port that
+        cannot wait runs it now."""
+        ...
+
+
+class Mark:
+    """What cti marks a leg it rings with: which seat, which offer, which supervision... The
+    switch layer keeps each mark on the leg (a channel variable); the marks cti reads back
+    (``SIGNED``) carry a tag over the leg (cti/domain/tags.py), so nobody else can set them."""
+
+    SEAT = "seat"  # the seat whose phone the leg rings
+    OFFER = "offer"  # the hotline caller offered on it
+    LINE = "line"  # that caller's hotline
+    SUPERVISION = "supervision"  # the supervisor whose session the leg is
+    HELP = "help"  # the seat whose help request rings it
+    ACTION = "action"  # what the supervisor does on it (monitor, whisper, ...)
+    TARGET = "target"  # the seat it supervises
+    SIGNED = frozenset({SEAT, OFFER, LINE, SUPERVISION, HELP})
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Marks for a leg, and the tags that sign the ``Mark.SIGNED`` ones (None: nothing is
+    signed, a leg shown rather than rung: ``cti.ring`` from fs_cli)."""
+
+    values: Tuple[Tuple[str, str], ...] = ()
+    tags: Optional[Tags] = None
+
+
+@dataclass(frozen=True)
+class RingLeg:
+    """A leg cti asks the switch to ring."""
+
+    phone: str  # the phone, as it is dialed (a seat's: ``Seats.dial``; or a ring group's endpoint)
+    marks: Marks = Marks()
+    timeout: int = 0  # seconds it rings at most (0: as long as the whole ring)
+    delay: int = 0  # seconds before it starts ringing
+
+
+@dataclass(frozen=True)
+class Join:
+    """A supervisor's leg joining a call: in ``mode`` (monitor, whisper, barge, robcall), on
+    the agent's leg ``agent``, bridged to the customer's ``customer``."""
+
+    mode: str
+    agent: str
+    customer: str
+
+
+@dataclass(frozen=True)
+class CallerInfo:
+    """A hotline's caller as its channel has it (its values not made safe yet)."""
+
+    number: str
+    name: str
+    priority: int  # higher first in the queue (the caller's ``cti_priority`` in the dialplan)
+    exported: Tuple[Tuple[str, str], ...]  # (name, value) of each of the hotline's export_vars
+
+
+# what a waiting caller hears: (kind, value), kind "file" (a sound), "number" (said as a
+# number) or "duration" (seconds, said as a time); the switch layer knows how to play each
+Prompt = Tuple[str, str]
+
+
+class RouteChannel(Protocol):
+    """The caller's channel while ``cti.route`` or ``cti.ring`` runs on it (the dialplan thread)."""
+
+    uuid: str
+
+    def ready(self) -> bool: ...
+
+    def caller(self, export_vars: Sequence[str]) -> CallerInfo: ...
+
+    def offer(self, legs: Sequence[RingLeg], hotline: str, pop: Pop) -> Optional[str]:
+        """Ring ``legs`` at once, each with the caller's screen pop, and bridge the caller to the
+        first to answer. None when one answered, else why nobody did (a hangup cause). The
+        caller is never hung up by a failed offer."""
+        ...
+
+    def ring_group(self, group: RingGroup, legs: Sequence[RingLeg]) -> Optional[str]:
+        """Ring ``legs`` as the group's strategy says (all at once, one after the other, ...)
+        for at most the group's timeout, and bridge the first to answer; as ``offer``."""
+        ...
+
+    def transfer(self, target: str) -> None:
+        """Send the caller on to ``target`` (``<extension> [<dialplan> [<context>]]``)."""
+        ...
+
+    def play(self, source: str, keys: str = "") -> str:
+        """Play until the source ends, the caller hangs up, the leg is woken (``Calls.wake``) or
+        the caller presses one of ``keys`` (then that key is returned, else ""); a wake that
+        lands just before it starts is not lost. Other keys are ignored."""
+        ...
+
+    def announce(self, prompts: Sequence[Prompt], language: str, keys: str = "") -> str:
+        """Play ``prompts`` one after the other (numbers and durations said in ``language``)
+        until they end, the caller hangs up or presses one of ``keys`` (returned, else "").
+        A wake while it plays may cut it short or be lost: look for a reserved seat after it."""
+        ...
+
+
+class SupervisorChannel(Protocol):
+    """A supervisor's own channel, dialing a feature code: it joins the call itself."""
+
+    uuid: str
+
+    def mark(self, marks: Marks) -> None: ...
+
+    def join(self, join: Join) -> None:
+        """Join the call. Returns when the supervisor is done."""
         ...
 
 
@@ -72,28 +188,42 @@ class Calls(Protocol):
 
     def kill(self, uuid: str, cause: str) -> bool: ...
 
-    def end(self, legs: Sequence[str], cause: str, variables: Mapping[str, str]) -> None:
-        """Set ``variables`` on every leg, then end each with ``cause``, in that order; nobody
-        waits for it (the switch may do it just after the command answered)."""
-        ...
-
-    def set_var(self, uuid: str, name: str, value: str) -> None: ...
-
-    def originate(self, dial: str, variables: Mapping[str, str], app: str, data: str) -> Tuple[str, str]:
-        """Ring ``dial`` in the background; on answer run ``app(data)`` on it. (new leg, job)."""
-        ...
-
-    def ring(self, legs: Sequence[Tuple[str, Mapping[str, str]]], variables: Mapping[str, str], app: str, data: str) -> str:
-        """Ring every ``(dial, leg variables)`` at once in the background (one originate: the
-        first to answer runs ``app(data)``, the others end ``LOSE_RACE``); each leg's variables
-        name its ``origination_uuid``. The job."""
-        ...
-
-    def transfer_app(self, uuid: str, app: str, data: str) -> bool:
-        """Run ``app(data)`` on a live leg at once (``uuid_transfer ... inline``)."""
+    def end(self, legs: Sequence[str], cause: str, by: str) -> None:
+        """End every leg with ``cause``, each marked as ended by ``by`` (a CDR tells who);
+        nobody waits for it (the switch may do it just after the command answered)."""
         ...
 
     def send_dtmf(self, uuid: str, digits: str) -> bool: ...
+
+    def supervise(self, leg: RingLeg, join: Join, shown: Tuple[str, str]) -> Tuple[str, str, str]:
+        """Ring a supervisor's phone in the background; answered, it joins the call (as
+        ``join_kind``); its phone shows ``shown`` (number, name). (its leg, the background job,
+        ``join_kind(join.mode)``)."""
+        ...
+
+    def ring_supervisors(
+        self, legs: Sequence[RingLeg], marks: Marks, join: Join, shown: Tuple[str, str], timeout: int
+    ) -> Tuple[str, Sequence[str], str]:
+        """Ring every supervisor's leg at once for ``timeout`` seconds in one background job
+        (the first to answer joins, the others end ``LOSE_RACE``); ``marks`` go on every leg.
+        (the job, each leg in the order of ``legs``, ``join_kind(join.mode)``)."""
+        ...
+
+    def join_kind(self, mode: str) -> str:
+        """How a supervisor's leg joins a call in ``mode``, in the switch's word (what runs on
+        it): a session keeps it and hands it back to ``change_mode``."""
+        ...
+
+    def take_over(self, leg: str, customer: str) -> str:
+        """The supervisor's live ``leg`` takes the customer over (the agent's leg ends
+        ``PICKED_OFF``). What now runs on it (as ``join_kind``)."""
+        ...
+
+    def change_mode(self, leg: str, kind: str, join: Join, same_call: bool, marks: Marks) -> Tuple[str, bool]:
+        """The supervisor's live ``leg`` (joined as ``kind``) goes on as ``join`` (on the call it
+        is on, or another), with ``marks``. (what runs on it now, whether it joined afresh:
+        else it changed mode in place)."""
+        ...
 
     def broadcast(self, uuid: str, sound: str) -> bool:
         """Play ``sound`` to the leg and its partner (both hear it)."""

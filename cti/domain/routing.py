@@ -1,295 +1,44 @@
-"""Ringing and distribution: ring groups (同振 / 顺振), hotline routing, the queue.
-
-Ring groups are dial strings: ``,`` rings all members at once (the first to answer wins, the
-others end ``LOSE_RACE``), ``|`` one after the other (``leg_timeout`` ends a member with
-``ALLOTTED_TIMEOUT``), ``:_:`` the enterprise form. Seat members are dialed on their current
-phone and only while idle; each leg is tagged ``cti_seat`` so the watcher knows whose it is.
-
-Hotline routing offers a caller to one idle seat at a time, chosen by the hotline's strategy,
-after claiming the seat (``offer.<seat>``, insert-if-empty): two callers are never offered the
-same seat. When no seat is free the caller waits in the queue with music on hold; a seat that
-becomes free is reserved for the first caller in the queue at once, by the event that freed
-it (no polling), and the caller is woken (``uuid_break``). While it waits the caller may be
-told its position and expected wait, leave with an exit key, and overflows at once when the
-queue is full (``max_waiting``) or nobody is signed in (``when_empty: overflow``).
+"""A hotline's caller (``cti.route``): offered to one idle seat at a time, chosen by the
+hotline's strategy, after claiming the seat (seating.py); when no seat is free, it waits in the
+queue (queue.py) with music on hold, until a seat that becomes free is reserved for it and it
+is woken. While it waits it may be told its position and expected wait (waits.py), leave with
+an exit key, and it overflows at once when the queue is full (``max_waiting``) or nobody is
+signed in (``when_empty: overflow``). Each step is a queue event.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Callable, ContextManager, Deque, Dict, Iterable, List, Optional, Protocol, Sequence, Set, Tuple
+from typing import Callable, List, Optional
 
-from cti.config import RING_STRATEGIES, Hotline, RingGroup
-from cti.domain.errors import CtiError
-from cti.domain.model import SUPERVISOR, SeatState
-from cti.domain.ports import Calls
+from cti.config import Hotline
+from cti.domain import pop as pop_fields
+from cti.domain.events import QueueEvent
+from cti.domain.groups import send_on
+from cti.domain.pop import Pop, safe_value
+from cti.domain.ports import CallerInfo, Calls, Mark, Marks, RingLeg, RouteChannel
+from cti.domain.queue import ANSWERED, LEFT, WAITING, Queues, Waiter
+from cti.domain.seating import Seating
 from cti.domain.seats import Seats
-from cti.domain.tags import Tags, new_leg
-
-CLAIM_SLACK = 10  # seconds an offer's claim outlives its ring time on a shared store (then expires)
-MISSED = frozenset({"NO_ANSWER", "ALLOTTED_TIMEOUT", "NO_USER_RESPONSE", "USER_BUSY", "CALL_REJECTED"})
+from cti.domain.waits import Estimate, WaitTimes, announcement
 
 
-# what a waiting caller hears: (kind, value), kind "file" (a sound), "number" (said as a
-# number) or "duration" (seconds, said as a time); the switch layer knows how to play each
-Prompt = Tuple[str, str]
-Estimate = Callable[[str, int], Optional[float]]  # (hotline, position) -> expected wait in seconds; None: unknown
+def screen_pop(who: CallerInfo) -> Pop:
+    """What the seat's phone and the events show of the caller: number, name, the hotline's
+    configured variables (like mod_callcenter's ``cc_export_vars``), each made safe."""
+    pop = [(pop_fields.NUMBER, safe_value(who.number)), (pop_fields.NAME, safe_value(who.name))]
+    pop.extend((pop_fields.exported(name), safe_value(value)) for name, value in who.exported)
+    return tuple(pop)
 
 
-class WaitTimes:
-    """The default expected wait, from the callers of each hotline answered lately (in memory,
-    per switch): how long the queue took to move one place, times the caller's position.
+class Router(Seating):
+    """A hotline's caller, from ``cti.route`` until a seat answers or it leaves: offered the
+    seats it gets, or waiting in the queue with music, told its position and wait, and sent on
+    to the overflow target when the queue is full, nobody is signed in, it waited too long or
+    pressed the exit key."""
 
-    The queue moves one place when a queued caller is answered; the time that took is from the
-    previous such answer, or from the caller's arrival when it came later (so an idle spell
-    without callers does not count). The mean of the last ``keep`` moves within ``window``
-    seconds, times the position; None (nothing said) with no such answer."""
-
-    def __init__(self, keep: int = 10, window: float = 900.0) -> None:
-        self.keep = keep
-        self.window = window
-        self._lock = threading.Lock()
-        self._moves: Dict[str, Deque[Tuple[float, float]]] = {}  # hotline -> (answered at, seconds the move took)
-        self._last: Dict[str, float] = {}  # hotline -> when its last queued caller was answered
-
-    def answered(self, hotline: str, since: float, now: float) -> None:
-        """A caller of ``hotline`` who queued at ``since`` was answered at ``now``."""
-        with self._lock:
-            moved = now - max(since, self._last.get(hotline, since))
-            self._last[hotline] = now
-            self._moves.setdefault(hotline, deque(maxlen=self.keep)).append((now, max(0.0, moved)))
-
-    def estimate(self, hotline: str, position: int, now: float) -> Optional[float]:
-        with self._lock:
-            recent = [took for when, took in self._moves.get(hotline, ()) if now - when <= self.window]
-        if not recent:
-            return None
-        return position * sum(recent) / len(recent)
-
-
-def offer_key(seat: str) -> str:
-    return f"offer.{seat}"
-
-
-def rr_key(hotline: str) -> str:
-    return f"rr.{hotline}"
-
-
-# -- strategies: pure ranking of idle seats --------------------------------------------------
-def rank(
-    strategy: str, idle: Sequence[SeatState], order: Dict[str, int], last: str = "", rng: Callable[[], float] = random.random
-) -> List[str]:
-    """The idle seats in the order the strategy offers them. ``order`` is the config's seat
-    order; ``last`` the seat round-robin offered last. O(n log n) in the idle seats."""
-    if strategy == "top-down" or strategy == "ring-all":
-        return sorted((s.seat for s in idle), key=order.__getitem__)
-    if strategy == "longest-idle":
-        # idle since the last call ended, or since sign-in when it had none
-        return [s.seat for s in sorted(idle, key=lambda s: (s.last_end or s.signed_in_at, order[s.seat]))]
-    if strategy == "fewest-calls":
-        return [s.seat for s in sorted(idle, key=lambda s: (s.answered, s.last_end or s.signed_in_at, order[s.seat]))]
-    if strategy == "round-robin":
-        seats = sorted((s.seat for s in idle), key=order.__getitem__)
-        pivot = order.get(last, -1)
-        after = [s for s in seats if order[s] > pivot]
-        return after + [s for s in seats if order[s] <= pivot]
-    if strategy == "random":
-        return [s.seat for s in sorted(idle, key=lambda s: rng())]
-    raise ValueError(strategy)
-
-
-# what the switch splits a dial string on (``,`` ``|`` ``:_:``), expands (``$``), quotes or
-# brackets, and the ``^^`` delimiter change: a caller's value keeps none of them
-_UNSAFE = str.maketrans({c: " " for c in ",[]{}'\"\\^$|<>`;:"})
-
-
-def safe_value(value: str, most: int = 80) -> str:
-    """A caller's value (a name from a SIP From header: the caller chooses it) made safe to
-    put in a leg's ``[...]`` variables and in an event header: no character the switch would
-    split on, expand or quote; no control characters; at most ``most`` characters."""
-    text = "".join(ch for ch in value[: most * 2] if ch.isprintable()).translate(_UNSAFE)
-    return " ".join(text.split())[:most]
-
-
-def pop_variables(pop: Iterable[Tuple[str, str]]) -> Dict[str, str]:
-    """The screen pop as the seat leg's channel variables: ``cti_caller_number``,
-    ``cti_caller_name``, ``cti_hotline_name``, ``cti_waited``, and each exported variable
-    under its own name."""
-    out = {}
-    for key, value in pop:
-        if not value:
-            continue
-        name = key[4:] if key.startswith("Var-") else "cti_" + key.lower().replace("-", "_")
-        out[name] = value
-    return out
-
-
-def leg(dial: str, variables: Dict[str, str]) -> str:
-    return ("[" + ",".join(f"{k}={v}" for k, v in variables.items()) + "]" if variables else "") + dial
-
-
-def group_dial_string(
-    group: RingGroup, states: Dict[str, SeatState], gateway: str, taken: Iterable[str] = (), tags: Optional[Tags] = None
-) -> Tuple[str, List[str]]:
-    """(dial string, members skipped and why) for a ring group. ``taken``: seats offered to
-    another caller right now (their claim is held elsewhere). With ``tags``, each seat's leg
-    gets its uuid and an unforgeable ``cti_seat``; without, the plain view (fs_cli)."""
-    legs, skipped = [], []
-    held = set(taken)
-    for member in group.members:
-        variables = {"leg_timeout": str(member.timeout or group.leg_timeout)}
-        if member.delay:
-            variables["leg_delay_start"] = str(member.delay)
-        if member.seat:
-            st = states.get(member.seat)
-            if st is None or not st.free:
-                skipped.append(f"{member.seat}:{st.status if st else 'signed_out'}")
-                continue
-            if member.seat in held:
-                skipped.append(f"{member.seat}:offered")
-                continue
-            if tags is None:
-                variables["cti_seat"] = member.seat
-            else:
-                uuid = new_leg()
-                variables = {"origination_uuid": uuid, **variables, "cti_seat": tags.tag(uuid, "cti_seat", member.seat)}
-            dial = st.phone_obj.dial_string(gateway)
-        else:
-            dial = member.endpoint
-        legs.append(leg(dial, variables))
-    # the total ring time in {} is originate_timeout; call_timeout there is ignored (FACTS.md §9)
-    head = f"{{ignore_early_media=true,originate_timeout={group.timeout},cti_ring_group={group.id}}}"
-    return head + RING_STRATEGIES[group.strategy].join(legs), skipped
-
-
-# -- the queue ---------------------------------------------------------------------------------
-@dataclass
-class Waiter:
-    uuid: str
-    hotline: str
-    priority: int
-    since: float
-    reserved: str = ""  # a seat claimed for this caller by the seat that freed
-    offering: bool = False  # being offered a seat right now
-    tried: Dict[str, float] = field(default_factory=dict)  # seat -> when it missed this caller
-    answered: bool = False  # the `answered` queue event was fired
-    queued: bool = False  # it joined the queue (waited for a seat)
-    node: str = ""  # the switch the caller's channel is on (store: redis)
-    pop: Tuple[Tuple[str, str], ...] = ()  # the caller's screen pop: (header after "CTI-", value)
-
-    def avoid(self, now: float, retry: float) -> Set[str]:
-        """Seats that missed this caller less than ``retry`` seconds ago (not offered again yet)."""
-        return {seat for seat, when in self.tried.items() if now - when < retry}
-
-    def retry_at(self, now: float, retry: float) -> Optional[float]:
-        """When the next seat this caller is avoiding may be offered it again."""
-        due = [when + retry for when in self.tried.values() if when + retry > now]
-        return min(due) if due else None
-
-
-class Queues:
-    """Callers waiting per hotline, in this switch (their channels are here). In memory.
-    ``offers`` holds every caller of this switch being offered a seat right now, queued or not.
-    A waiter's changes (``reserve``, ``take_reserved``, ``offering``, ``missed``) are made
-    under ``guard(hotline)``. cti/cluster/queue.py keeps the same queue in Redis."""
-
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self._waiting: Dict[str, List[Waiter]] = {}
-        self.offers: Dict[str, Waiter] = {}
-
-    def guard(self, hotline: str) -> ContextManager[object]:
-        return self.lock
-
-    def any_waiting(self, hotline: str) -> bool:
-        return hotline in self._waiting
-
-    def count(self, hotline: str) -> int:
-        return len(self._waiting.get(hotline, ()))
-
-    def reserve(self, waiter: Waiter, seats: List[str]) -> None:
-        waiter.reserved = ",".join(seats)
-
-    def take_reserved(self, waiter: Waiter) -> List[str]:
-        seats, waiter.reserved = waiter.reserved, ""
-        return seats.split(",") if seats else []
-
-    def offering(self, waiter: Waiter, on: bool) -> None:
-        waiter.offering = on
-        if on:
-            self.offers[waiter.uuid] = waiter
-        else:
-            self.offers.pop(waiter.uuid, None)
-
-    def missed(self, waiter: Waiter, seats: Iterable[str], now: float) -> None:
-        waiter.tried.update((seat, now) for seat in seats)
-
-    def wake(self, waiter: Waiter, calls: Calls) -> None:
-        calls.wake(waiter.uuid)
-
-    def join(self, waiter: Waiter) -> None:
-        with self.lock:
-            line = self._waiting.setdefault(waiter.hotline, [])
-            line.append(waiter)
-            line.sort(key=lambda w: (-w.priority, w.since))
-
-    def leave(self, uuid: str) -> Optional[Waiter]:
-        with self.lock:
-            for hotline, line in self._waiting.items():
-                for w in line:
-                    if w.uuid == uuid:
-                        line.remove(w)
-                        if not line:
-                            del self._waiting[hotline]
-                        return w
-        return None
-
-    def waiting(self, hotline: str) -> List[Waiter]:
-        with self.lock:
-            return list(self._waiting.get(hotline, ()))
-
-    def free(self, hotline: str) -> List[Waiter]:
-        """Waiting callers not yet holding or being offered a seat, first in line first."""
-        with self.lock:
-            return [w for w in self._waiting.get(hotline, ()) if not w.reserved and not w.offering]
-
-    def first_free(self, hotline: str) -> Optional[Waiter]:
-        free = self.free(hotline)
-        return free[0] if free else None
-
-
-class RouteChannel(Protocol):
-    """The caller's channel while cti.route runs on it (the dialplan thread)."""
-
-    uuid: str
-
-    def ready(self) -> bool: ...
-
-    def get_var(self, name: str) -> str: ...
-
-    def set_var(self, name: str, value: str) -> None: ...
-
-    def execute(self, app: str, data: str) -> None: ...
-
-    def play(self, source: str, keys: str = "") -> str:
-        """Play until the source ends, the caller hangs up, the leg is woken (``Calls.wake``) or
-        the caller presses one of ``keys`` (then that key is returned, else ""); a wake that
-        lands just before it starts is not lost. Other keys are ignored."""
-        ...
-
-    def announce(self, prompts: Sequence[Prompt], language: str, keys: str = "") -> str:
-        """Play ``prompts`` one after the other (numbers and durations said in ``language``)
-        until they end, the caller hangs up or presses one of ``keys`` (returned, else "").
-        A wake while it plays may cut it short or be lost: look for a reserved seat after it."""
-        ...
-
-
-class Router:
     def __init__(
         self,
         seats: Seats,
@@ -301,196 +50,22 @@ class Router:
         waits: Optional[WaitTimes] = None,
         estimate: Optional[Estimate] = None,
     ) -> None:
-        self.seats = seats
-        self.store = seats.repo.store
-        self.calls = calls
-        self.queues = queues
+        super().__init__(seats, calls, queues, rng, clock)
         self._music = hold_music
-        self._rng = rng
-        self._clock = clock
         self.waits = waits if waits is not None else WaitTimes()
         # the expected wait of a caller at a position: the statistics may replace the default
         self.estimate: Estimate = estimate or (lambda hotline, position: self.waits.estimate(hotline, position, self._clock()))
-
-    def hotline(self, hotline: str) -> Hotline:
-        conf = self.seats.config.hotlines.get(hotline)
-        if conf is None:
-            raise CtiError("no_such_hotline", f"no hotline {hotline!r} in {self.seats.config.path}")
-        return conf
-
-    # -- choosing and claiming a seat ---------------------------------------------------------
-    @staticmethod
-    def serves(st: SeatState, conf: Hotline) -> bool:
-        """Does signed-in seat ``st`` take hotline ``conf``'s calls? Signed in to it; a
-        supervisor only where the hotline says so."""
-        return conf.id in st.hotlines and (st.role != SUPERVISOR or conf.supervisors_take_calls)
-
-    def takes(self, st: SeatState, conf: Hotline, now: float) -> bool:
-        """May ``st`` be offered a caller of hotline ``conf`` now? It serves the hotline, is
-        idle, on no call, and past its no-answer / reject / busy delay."""
-        return st.free and st.rest_until <= now and self.serves(st, conf)
-
-    def _signed_in(self, conf: Hotline) -> List[SeatState]:
-        """The signed-in seats allowed on hotline ``conf`` (one store read)."""
-        allowed = [s for s, c in self.seats.config.seats.items() if conf.id in c.hotlines]
-        return list(self.seats.repo.get_many(allowed).values())
-
-    def idle_seats(self, conf: Hotline) -> List[SeatState]:
-        now = self._clock()
-        return [st for st in self._signed_in(conf) if self.takes(st, conf, now)]
-
-    def staffed(self, hotline: str) -> bool:
-        """Is any seat that takes ``hotline``'s calls signed in (idle or not)?"""
-        conf = self.hotline(hotline)
-        return any(self.serves(st, conf) for st in self._signed_in(conf))
-
-    def ranked(self, conf: Hotline, exclude: Iterable[str] = ()) -> List[str]:
-        """The seats to offer the hotline's next caller, in order: the lowest level first, then
-        by the hotline's strategy (ring-all: every seat of the lowest level)."""
-        skip = set(exclude)
-        idle = [s for s in self.idle_seats(conf) if s.seat not in skip]
-        last = self.store.get(rr_key(conf.id)) or "" if conf.strategy == "round-robin" else ""
-        seat_confs = self.seats.config.seats
-        order = {s: i for i, s in enumerate(seat_confs)}
-        ranked = rank(conf.strategy, idle, order, last, self._rng)
-        levels = {s: seat_confs[s].levels.get(conf.id, 1) for s in ranked} if ranked else {}
-        if levels and max(levels.values()) > 1:
-            ranked.sort(key=levels.__getitem__)  # stable: the strategy's order within a level
-            if conf.strategy == "ring-all":
-                ranked = [s for s in ranked if levels[s] == levels[ranked[0]]]
-        return ranked
-
-    def reserve(self, conf: Hotline, caller: str, exclude: Iterable[str] = (), many: bool = False, node: str = "") -> List[str]:
-        """Claim the next seat(s) for ``caller`` (a call on switch ``node``; "": this one): one,
-        or all idle ones for ring-all."""
-        got: List[str] = []
-        for seat in self.ranked(conf, exclude):
-            if self._claim(seat, caller, conf.id, conf.ring_timeout + CLAIM_SLACK, node):
-                got.append(seat)
-                if not many:
-                    break
-        if got and conf.strategy == "round-robin":
-            self.store.put(rr_key(conf.id), got[-1])
-        return got
-
-    def _claim(self, seat: str, caller: str, hotline: str, ttl: float, node: str = "") -> bool:
-        """Claim ``seat`` for ``caller`` (``offer.<seat>``, insert-if-empty): then it is offered
-        to nobody else, by a hotline or a ring group, until released (or, on a shared store,
-        ``ttl`` seconds later, or when the caller's switch dies)."""
-        if self.store.claim(offer_key(seat), caller, ttl, node) is not None:
-            return False  # offered to another caller right now
-        state = self.seats.repo.get(seat)
-        conf = self.seats.config.hotlines.get(hotline) if hotline else None
-        if state is None or not (state.free if conf is None else self.takes(state, conf, self._clock())):
-            self.store.release(offer_key(seat), caller)  # changed since we looked
-            return False
-        return True
-
-    def release(self, seats: Iterable[str], caller: str) -> None:
-        for seat in seats:
-            self.store.release(offer_key(seat), caller)
-
-    def dispatch(self, hotline: str, until: str = "") -> None:
-        """A seat of ``hotline`` may have become free: hand it to the first waiting caller it
-        may serve (a caller it missed a moment ago is passed over), and wake that caller.
-        ``until``: only the callers ahead of that one."""
-        conf = self.seats.config.hotlines.get(hotline)
-        if conf is None:
-            return
-        with self.queues.guard(hotline):
-            now = self._clock()
-            for waiter in self.queues.free(hotline):
-                if waiter.uuid == until:
-                    return
-                avoid = waiter.avoid(now, conf.retry_delay)
-                got = self.reserve(conf, waiter.uuid, avoid, conf.strategy == "ring-all", waiter.node)
-                if not got:
-                    if not avoid:
-                        self._unstaffed(conf)
-                        return  # no seat free for anyone
-                    continue  # only seats this caller just missed: the next caller may take them
-                self.queues.reserve(waiter, got)
-                self.queues.wake(waiter, self.calls)
-
-    def _unstaffed(self, conf: Hotline) -> None:
-        """With ``when_empty: overflow``, once no seat of the hotline is signed in any more
-        (the last one signed out), its waiting callers are woken: they overflow."""
-        if conf.when_empty == "overflow" and not self.staffed(conf.id):
-            for waiter in self.queues.waiting(conf.id):
-                self.queues.wake(waiter, self.calls)
-
-    # -- ring groups ----------------------------------------------------------------------------
-    def group(self, number: str) -> Tuple[RingGroup, str, List[str]]:
-        group = self._group(number)
-        seats = [m.seat for m in group.members if m.seat]
-        dial, skipped = group_dial_string(group, self.seats.repo.get_many(seats), self.seats.config.gateway)
-        return group, dial, skipped
-
-    def _group(self, number: str) -> RingGroup:
-        group = self.seats.config.ring_groups.get(number)
-        if group is None:
-            raise CtiError("no_such_group", f"no ring group {number!r} in {self.seats.config.path}")
-        return group
-
-    def ring(self, number: str, channel: RouteChannel) -> str:
-        """Ring the group from the caller's channel. Its idle seats are claimed like a hotline
-        offer first, so no seat is rung by a group and a hotline at once."""
-        group = self._group(number)
-        caller = channel.uuid
-        seats = [m.seat for m in group.members if m.seat]
-        states = self.seats.repo.get_many(seats)
-        idle = [s for s in dict.fromkeys(seats) if s in states and states[s].free]
-        claimed = [s for s in idle if self._claim(s, caller, "", group.timeout + CLAIM_SLACK)]
-        try:
-            taken = [s for s in idle if s not in claimed]
-            dial, skipped = group_dial_string(group, states, self.seats.config.gateway, taken, self.seats.tags)
-            if len(skipped) == len(group.members):  # every member is a seat that is not free
-                return self._fallback(channel, group.fallback, f"ring group {number}: nobody free ({' '.join(skipped)})")
-            cause = self._bridge(channel, dial)
-        finally:
-            self.release(claimed, caller)
-        for seat in claimed:
-            if seat in states:
-                self.seats.freed(states[seat])  # a waiting hotline caller may take a seat the group held
-        if cause == "SUCCESS":
-            return f"+OK ring group {number} answered"
-        return self._fallback(channel, group.fallback, f"ring group {number}: {cause}")
-
-    def _bridge(self, channel: RouteChannel, dial: str) -> str:
-        """``bridge`` that never hangs the caller up when it fails: without continue_on_fail the
-        switch ends the calling channel for every cause but NO_ANSWER, NO_USER_RESPONSE and
-        ORIGINATOR_CANCEL (switch_channel_handle_cause). The caller's own value is put back."""
-        mine = channel.get_var("continue_on_fail")
-        channel.set_var("continue_on_fail", "true")
-        try:
-            channel.execute("bridge", dial)
-        finally:
-            channel.set_var("continue_on_fail", mine)
-        disposition = channel.get_var("originate_disposition")
-        if disposition == "SUCCESS":
-            return disposition
-        return channel.get_var("last_bridge_hangup_cause") or disposition or "NO_ANSWER"
-
-    def _fallback(self, channel: RouteChannel, target: str, why: str) -> str:
-        if target and channel.ready():
-            channel.execute("transfer", target)
-            return f"+OK {why}; transferred to {target}"
-        return f"+OK {why}"
 
     # -- hotline routing ------------------------------------------------------------------------
     def route(self, hotline: str, channel: RouteChannel) -> str:
         conf = self.hotline(hotline)
         caller = channel.uuid
-        try:
-            priority = int(channel.get_var("cti_priority") or 0)
-        except ValueError:
-            priority = 0
+        who = channel.caller(conf.export_vars)
         start = self._clock()
-        waiter = Waiter(caller, hotline, priority, start, pop=self._screen_pop(conf, channel))
+        waiter = Waiter(caller, hotline, who.priority, start, pop=screen_pop(who))
         self._queue_event("entered", conf, waiter)
         if conf.when_empty == "overflow" and not self.staffed(hotline):
             return self._overflow(conf, channel, waiter, "empty")
-        queued = False
         armed = False  # a timed wake-up is scheduled
         announce_at: Optional[float] = None  # when the next announcement is due (None: never)
         try:
@@ -501,10 +76,9 @@ class Router:
                     waited = now - start
                     if waited >= conf.max_wait:
                         return self._overflow(conf, channel, waiter, "max_wait")
-                    if not queued:
+                    if not waiter.queued:
                         if not self._join(conf, waiter):
                             return self._overflow(conf, channel, waiter, "full")
-                        queued = True
                         self._queue_event("queued", conf, waiter)
                         announce_at = now if conf.announce else None
                         # a seat freed between the reserve above and the join had nobody
@@ -543,13 +117,16 @@ class Router:
         finally:
             if armed:
                 self.calls.cancel_wake(caller)
-            if queued:
+            if waiter.queued:
                 with self.queues.guard(hotline):
                     unused = self.queues.take_reserved(waiter)
                     self.queues.leave(caller)
                 if unused:  # a seat was reserved for a caller who went away
                     self.release(unused, caller)
                 self.dispatch(hotline)  # what this caller held may serve the next one
+            if waiter.state != ANSWERED:
+                with self.queues.guard(hotline):
+                    self.queues.move(waiter, LEFT)
 
     def _join(self, conf: Hotline, waiter: Waiter) -> bool:
         """Queue the caller, unless ``max_waiting`` callers wait already (counted and joined
@@ -557,6 +134,7 @@ class Router:
         with self.queues.guard(conf.id):
             if conf.max_waiting and self.queues.count(conf.id) >= conf.max_waiting:
                 return False
+            self.queues.move(waiter, WAITING)
             self.queues.join(waiter)
         waiter.queued = True
         return True
@@ -571,42 +149,20 @@ class Router:
             "empty": "no seat signed in",
             "exit_key": f"the caller pressed {conf.exit_key}",
         }[reason]
-        return self._fallback(channel, conf.overflow, f"hotline {conf.id}: {why}")
+        return send_on(channel, conf.overflow, f"hotline {conf.id}: {why}")
 
     def position(self, conf: Hotline, waiter: Waiter) -> int:
         """The caller's place in the queue (1: next), priority then arrival."""
         line = self.queues.waiting(conf.id)
         return next((i + 1 for i, w in enumerate(line) if w.uuid == waiter.uuid), len(line) + 1)
 
-    def announcement(self, conf: Hotline, position: int) -> Tuple[List[Prompt], Optional[int]]:
-        """What the caller at ``position`` hears, and the wait it is told (whole minutes, in
-        seconds; None when not told: not configured, or no estimate)."""
-        prompts: List[Prompt] = []
-        told: Optional[int] = None
-        for what in conf.announce:
-            if what == "position":
-                said: Prompt = ("number", str(position))
-            else:
-                expected = self.estimate(conf.id, position)
-                if expected is None:
-                    continue
-                told = 60 * max(1, math.ceil(expected / 60))
-                said = ("duration", str(told))
-            if conf.sound(what):
-                prompts.append(("file", conf.sound(what)))
-            prompts.append(said)
-        return prompts, told
-
     def _announce(self, conf: Hotline, channel: RouteChannel, waiter: Waiter) -> bool:
         """Tell the caller its position and expected wait; True when it pressed the exit key."""
         position = self.position(conf, waiter)
-        prompts, told = self.announcement(conf, position)
+        prompts, told = announcement(conf, position, self.estimate)
         if not prompts:
             return False
-        extra = {"CTI-Position": str(position)}
-        if told is not None:  # a header with an empty value does not reach ESL
-            extra["CTI-Expected-Wait"] = str(told)
-        self._queue_event("announced", conf, waiter, extra=extra)
+        self._queue_event("announced", conf, waiter, position=position, expected_wait=told)
         return bool(channel.announce(prompts, conf.language, conf.exit_key))
 
     def _next_seats(self, conf: Hotline, waiter: Waiter) -> List[str]:
@@ -628,30 +184,21 @@ class Router:
         answered = False
         try:
             states = self.seats.repo.get_many(seats)
-            tags, legs = self.seats.tags, []
+            legs = []
             pop = self.pop_of(waiter)
             for st in (states[s] for s in seats if s in states):
-                uuid = new_leg()  # cti names the leg, so its tags bind to it
-                variables = {
-                    "origination_uuid": uuid,
-                    "leg_timeout": str(conf.ring_timeout),
-                    "cti_seat": tags.tag(uuid, "cti_seat", st.seat),
-                    "cti_offer": tags.tag(uuid, "cti_offer", waiter.uuid),
-                    "cti_line": tags.tag(uuid, "cti_line", conf.id),
-                    **pop_variables(pop),
-                }
-                legs.append(leg(st.phone_obj.dial_string(self.seats.config.gateway), variables))
+                marks = Marks(((Mark.SEAT, st.seat), (Mark.OFFER, waiter.uuid), (Mark.LINE, conf.id)), self.seats.tags)
+                legs.append(RingLeg(self.seats.dial(st.phone_obj), marks, conf.ring_timeout))
             for seat in seats:
                 self._queue_event("offered", conf, waiter, seat=seat)
-            cause = self._bridge(channel, f"{{ignore_early_media=true,cti_hotline={conf.id}}}" + ",".join(legs))
-            answered = cause == "SUCCESS"
+            answered = channel.offer(legs, conf.id, pop) is None
         finally:
             with self.queues.guard(conf.id):
                 if answered:
                     self.queues.leave(waiter.uuid)  # served: out of the queue before its seat is handed on
                 else:
                     self.queues.missed(waiter, seats, self._clock())
-                self.queues.offering(waiter, False)
+                self.queues.offering(waiter, False, answered)
             self.release(seats, waiter.uuid)
         if answered:
             self.answered(waiter.uuid, ",".join(seats), waiter)  # if the watcher did not see the bridge
@@ -660,24 +207,14 @@ class Router:
         self.dispatch(conf.id)
         return answered
 
-    def _screen_pop(self, conf: Hotline, channel: RouteChannel) -> Tuple[Tuple[str, str], ...]:
-        """What the seat's phone and the events show of the caller: number, name, the
-        hotline's configured variables (like mod_callcenter's ``cc_export_vars``)."""
-        pop = [
-            ("Caller-Number", safe_value(channel.get_var("caller_id_number"))),
-            ("Caller-Name", safe_value(channel.get_var("caller_id_name"))),
-        ]
-        pop.extend((f"Var-{name}", safe_value(channel.get_var(name))) for name in conf.export_vars)
-        return tuple(pop)
-
-    def pop_of(self, waiter: Optional[Waiter]) -> Tuple[Tuple[str, str], ...]:
+    def pop_of(self, waiter: Optional[Waiter]) -> Pop:
         """The screen pop of a caller being offered, with the seconds waited so far."""
         if waiter is None:
             return ()
         name = safe_value(self.hotline(waiter.hotline).name)
-        return (("Hotline-Name", name), ("Waited", str(int(self._clock() - waiter.since))), *waiter.pop)
+        return ((pop_fields.HOTLINE_NAME, name), (pop_fields.WAITED, str(int(self._clock() - waiter.since))), *waiter.pop)
 
-    def offered_pop(self, caller: str) -> Tuple[Tuple[str, str], ...]:
+    def offered_pop(self, caller: str) -> Pop:
         """The screen pop of caller ``caller``, while one of this switch's seats is offered it."""
         with self.queues.lock:
             return self.pop_of(self.queues.offers.get(caller))
@@ -689,9 +226,9 @@ class Router:
         ``max_waiting``)."""
         with self.queues.lock:  # this switch's offers (the watcher of the caller's switch sees the bridge)
             w = waiter or self.queues.offers.get(caller)
-            if w is None or w.answered:
+            if w is None or w.state == ANSWERED:
                 return
-            w.answered = True
+            self.queues.move(w, ANSWERED)
         if w.queued:  # the queue moved one place: the default expected wait learns from it
             with self.queues.guard(w.hotline):
                 self.queues.leave(w.uuid)
@@ -701,22 +238,29 @@ class Router:
             self._queue_event("answered", conf, w, seat=seat)
 
     def _queue_event(
-        self, action: str, conf: Hotline, waiter: Waiter, seat: str = "", reason: str = "", extra: Optional[Dict[str, str]] = None
+        self,
+        action: str,
+        conf: Hotline,
+        waiter: Waiter,
+        seat: str = "",
+        reason: str = "",
+        position: Optional[int] = None,
+        expected_wait: Optional[int] = None,
     ) -> None:
         now = self._clock()
-        headers = {
-            "CTI-Action": action,
-            "CTI-Hotline": conf.id,
-            "CTI-Hotline-Name": safe_value(conf.name),
-            "CTI-Caller": waiter.uuid,
-            "CTI-Seat": seat,
-            "CTI-Priority": str(waiter.priority),
-            "CTI-Waited": f"{now - waiter.since:.3f}",
-            "CTI-Waiting": str(self.queues.count(conf.id)),
-            "CTI-Timestamp": f"{now:.3f}",
-        }
-        if reason:
-            headers["CTI-Reason"] = reason
-        headers.update(extra or {})
-        headers.update((f"CTI-{k}", v) for k, v in waiter.pop)
-        self.seats.events.fire("cti::queue", headers)
+        event = QueueEvent(
+            action,
+            conf.id,
+            safe_value(conf.name),
+            waiter.uuid,
+            seat,
+            waiter.priority,
+            now - waiter.since,
+            self.queues.count(conf.id),
+            now,
+            reason,
+            position,
+            expected_wait,
+            waiter.pop,
+        )
+        self.seats.events.fire(event)

@@ -1,4 +1,5 @@
-"""Seat use cases: sign in (签入), sign out (签出), busy (示忙), idle (示闲), status.
+"""Seat use cases: sign in (签入), sign out (签出), busy (示忙), idle (示闲); a seat's call
+settled when its hangup was never seen; the seat's events.
 
 Each use case checks every precondition first and raises CtiError before anything changes,
 then performs its side effects as a short checklist: store, then event.
@@ -6,14 +7,13 @@ then performs its side effects as a short checklist: store, then event.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import unicodedata
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from cti.config import Config, SeatConf
 from cti.domain.errors import CtiError
+from cti.domain.events import SeatCall, SeatEvent
 from cti.domain.lockout import Lockout
 from cti.domain.model import (
     AVAILABILITY_CHANGES,
@@ -31,103 +31,10 @@ from cti.domain.model import (
 )
 from cti.domain.policy import Policy
 from cti.domain.ports import Events, KeyedLocks, Log, Store
+from cti.domain.repo import SeatRepo
+from cti.domain.signin import SignIn
+from cti.domain.status import status
 from cti.domain.tags import Tags
-
-
-def seat_key(seat: str) -> str:
-    return f"seat.{seat}"
-
-
-def phone_key(phone: Phone) -> str:
-    return f"phone.{phone.key}"
-
-
-def web_key(client: str) -> str:
-    """The lockout's key of a web browser's address (as a phone's is ``i.<ext>``)."""
-    return f"w.{client}"
-
-
-class SeatRepo:
-    """Seat records and phone ownership over a Store."""
-
-    def __init__(self, store: Store, log: Log) -> None:
-        self.store = store
-        self._log = log
-        # seat -> (the record's text, its SeatState): a record read again unchanged is not
-        # decoded again (SeatState is immutable, so sharing it is safe). One entry per seat.
-        self._decoded: Dict[str, Tuple[str, SeatState]] = {}
-
-    def get(self, seat: str) -> Optional[SeatState]:
-        return self._decode(seat, self.store.get(seat_key(seat)))
-
-    def get_many(self, seats: Sequence[str]) -> Dict[str, SeatState]:
-        raw = self.store.get_many([seat_key(s) for s in seats])
-        out: Dict[str, SeatState] = {}
-        for seat in seats:
-            state = self._decode(seat, raw.get(seat_key(seat)))
-            if state is not None:
-                out[seat] = state
-        return out
-
-    def _decode(self, seat: str, text: Optional[str]) -> Optional[SeatState]:
-        if text is None:
-            return None
-        known = self._decoded.get(seat)
-        if known is not None and known[0] == text:
-            return known[1]
-        state = SeatState.decode(text)
-        if state is None:
-            self._log.log("WARNING", f"cti: seat {seat}: unreadable record {text[:80]!r}; treated as signed out")
-            return None
-        self._decoded[seat] = (text, state)
-        return state
-
-    def save(self, state: SeatState, base: Optional[SeatState]) -> SeatState:
-        """Store ``state``, computed from ``base`` (the record as read under the seat's lock;
-        None: there was none), as the next revision; the state saved. On a shared store this
-        is a compare-and-set: if another switch changed the record since, nothing is written."""
-        state = state.evolve({"rev": base.rev + 1 if base is not None else 1})
-        text = state.encode()
-        if not self.store.swap(seat_key(state.seat), self._text(base), text):
-            raise _conflict(state.seat)
-        self._decoded[state.seat] = (text, state)
-        return state
-
-    def remove(self, base: SeatState) -> None:
-        """Delete the record ``base`` (read under the seat's lock), the same way."""
-        if not self.store.swap(seat_key(base.seat), self._text(base), None):
-            raise _conflict(base.seat)
-
-    def _text(self, base: Optional[SeatState]) -> Optional[str]:
-        """The record's text as read (the decoded cache holds it: ``base`` came from it)."""
-        if base is None:
-            return None
-        known = self._decoded.get(base.seat)
-        return known[0] if known is not None and known[1] is base else base.encode()
-
-    def owner_of(self, phone: Phone) -> Optional[str]:
-        return self.store.get(phone_key(phone))
-
-    def claim_phone(self, phone: Phone, seat: str, uses: Callable[[str, Phone], bool]) -> Optional[str]:
-        """Claim ``phone`` for ``seat``; the other seat that holds it, or None. ``uses(holder,
-        phone)`` tells whether the holder really uses it (asked under the holder's lock)."""
-        for _ in range(2):
-            holder = self.store.claim(phone_key(phone), seat)
-            if holder is None or holder == seat:
-                return None
-            # A claim whose holder no longer uses the phone (a crash between two steps) is stale.
-            if uses(holder, phone):
-                return holder
-            self._log.log("WARNING", f"cti: phone {phone.key} was claimed by {holder}, who does not use it; freed")
-            self.store.release(phone_key(phone), holder)
-        return self.store.get(phone_key(phone))
-
-    def release_phone(self, phone: Phone, seat: str) -> None:
-        self.store.release(phone_key(phone), seat)
-
-
-def _conflict(seat: str) -> CtiError:
-    return CtiError("conflict", f"seat {seat} was changed on another switch at the same moment; nothing was changed, try again")
 
 
 class Seats:
@@ -145,6 +52,9 @@ class Seats:
         self.repo = repo if repo is not None and repo.store is store else SeatRepo(store, log)
         self.lockout = Lockout(self.repo.store, config.lockout, clock, time.monotonic)
         self.policy = Policy(config, self.repo.get)  # who may act, for every verb
+        # how a phone is dialed and shown (cti/switch/dial.py: the wiring sets it); its number here
+        self.dial: Callable[[Phone], str] = lambda phone: phone.number
+        self.signin = SignIn(config, self.lockout, self.policy, events, log, clock, lambda phone: self.dial(phone))
         self.tags = Tags(lambda: os.urandom(32))  # the wiring gives it the switch's own secret
         self.default_domain = ""  # the switch's: a bare extension belongs to it
         self._log = log
@@ -237,11 +147,20 @@ class Seats:
         for hotline in self.by_level(state):
             self.on_available(hotline)
 
-    def _fire(self, action: str, state: SeatState, previous: str, operator: str, extra: Optional[Dict[str, str]] = None) -> None:
-        """The seat's ``cti::seat`` event. Its headers are put together (and counted, and fired)
-        after the command answered where the events port can do that (``defer``: the switch's
-        writer), from what holds now: the state (immutable), this config, this time."""
-        self.events.defer(self._fire_now, action, state, previous, operator, extra, self.config, self._clock())
+    def _fire(
+        self,
+        action: str,
+        state: SeatState,
+        previous: str,
+        operator: str,
+        call: Optional[SeatCall] = None,
+        busy: Optional[float] = None,
+    ) -> None:
+        """The seat's event. It is put together (and counted, and fired) after the command
+        answered where the events port can do that (``defer``: the switch's writer), from what
+        holds now: the state (immutable), this config, this time."""
+        phone = self.dial(state.phone_obj)
+        self.events.defer(self._fire_now, action, state, previous, operator, call, busy, self.config, self._clock(), phone)
 
     def _fire_now(
         self,
@@ -249,56 +168,48 @@ class Seats:
         state: SeatState,
         previous: str,
         operator: str,
-        extra: Optional[Dict[str, str]],
+        call: Optional[SeatCall],
+        busy: Optional[float],
         cfg: Config,
         now: float,
+        phone: str,
     ) -> None:
         conf = cfg.seats.get(state.seat)
-        headers = {
-            "CTI-Action": action,
-            "CTI-Seat": state.seat,
-            "CTI-Seat-Name": conf.name if conf is not None else "",
-            "CTI-Hotline": ",".join(state.hotlines),
-            "CTI-Role": state.role,
-            "CTI-Phone": state.phone_obj.dial_string(cfg.gateway),
-            "CTI-Status": state.status,
-            "CTI-Availability": state.availability,
-            "CTI-Activity": state.activity or "none",  # the switch drops a header with no value
-            "CTI-Previous-Status": previous,
-            "CTI-Operator": operator,
-            "CTI-Reason": state.reason,
-            "CTI-Timestamp": f"{now:.3f}",
-        }
-        if extra:
-            headers.update(extra)
-        if self.repo.store.shared:  # several switches fire this seat's events: their order
-            headers["CTI-Revision"] = str(state.rev)
-        self.events.fire("cti::seat", headers)
+        event = SeatEvent(
+            action,
+            state.seat,
+            conf.name if conf is not None else "",
+            state.hotlines,
+            state.role,
+            phone,
+            state.status,
+            state.availability,
+            state.activity,
+            previous,
+            operator,
+            state.reason,
+            now,
+            call,
+            busy,
+            state.rev if self.repo.store.shared else None,  # several switches fire this seat's events: their order
+        )
+        self.events.fire(event)
 
     def fire_call(self, action: str, state: SeatState, before: SeatState, cause: str = "", missed: bool = False) -> None:
         """A seat's call rang, was answered or ended (the watcher). ``before``: the seat before."""
         call = state if state.call else before  # an ended call: the one that ended
-        extra = {
-            "CTI-Call": call.call,
-            "CTI-Customer": call.customer,
-            "CTI-Call-Hotline": call.line,
-            "CTI-Hangup-Cause": cause,
-        }
-        extra.update((f"CTI-{k}", v) for k, v in call.pop)  # the screen pop: Caller-Number, ...
-        if not state.call and before.call:  # the call ended
-            if before.activity == IN_CALL:
-                extra["CTI-Talk-Seconds"] = f"{max(0.0, self._clock() - before.answered_at):.3f}"
-            if missed:
-                extra["CTI-Missed"] = "true"
-        self._fire(action, state, before.status, state.seat, self._busy_ended(before, state, extra))
+        ended = not state.call and bool(before.call)
+        talk = max(0.0, self._clock() - before.answered_at) if ended and before.activity == IN_CALL else None
+        facts = SeatCall(call.call, call.customer, call.line, cause, call.pop, talk, ended and missed)
+        self._fire(action, state, before.status, state.seat, facts, self._busy_ended(before, state))
 
-    def _busy_ended(self, before: SeatState, after: Optional[SeatState], extra: Dict[str, str]) -> Dict[str, str]:
-        """``extra``, with ``CTI-Busy-Seconds`` when the change ends a busy period."""
+    def _busy_ended(self, before: SeatState, after: Optional[SeatState]) -> Optional[float]:
+        """How long the busy period lasted, when the change ends one."""
         if before.availability == BUSY and (
             after is None or after.availability != BUSY or after.available_since != before.available_since
         ):
-            extra["CTI-Busy-Seconds"] = f"{max(0.0, self._clock() - before.available_since):.3f}"
-        return extra
+            return max(0.0, self._clock() - before.available_since)
+        return None
 
     def after_call(self, state: SeatState) -> SeatState:
         """The seat once its call ended: wrap-up after a talk with a hotline's caller when the
@@ -328,70 +239,6 @@ class Seats:
         finally:
             lock.release()
 
-    def _password(self, conf: SeatConf, password: str, phone: Phone) -> None:
-        """The seat's password, or a refusal: while the seat or phone is locked at once (no
-        PBKDF2); a wrong one is counted, logged and announced, and may lock both."""
-        self.lockout.check(conf.id, phone.key)
-        if self.lockout.verify(conf.password, password):
-            self.lockout.succeeded(conf.id, phone.key)
-            return
-        raise self._wrong_password(conf, phone.key, f"phone {phone.number}", phone.dial_string(self.config.gateway))
-
-    def _wrong_password(self, conf: SeatConf, key: str, where: str, source: str) -> CtiError:
-        """A wrong password for ``conf`` from ``where`` (a phone, a web client): counted for both,
-        logged and announced; the refusal to raise (``locked`` said in it when it locked now)."""
-        locked = self.lockout.failed(conf.id, key)
-        lock = self.config.lockout
-        what = {"s": f"seat {conf.id}", "p": where}
-        note = "; " + " and ".join(what[k] for k in locked) + f" locked for {lock.duration}s" if locked else ""
-        self._log.log("WARNING", f"cti: wrong password for seat {conf.id} from {where}{note}")
-        self._fire_security("bad_password", conf.id, source, note[2:])
-        for kind in locked:
-            self._fire_security("locked", conf.id, source, f"{what[kind]} after {lock.max_failures} wrong passwords")
-        return CtiError("bad_password", f"wrong password for seat {conf.id}{note}")
-
-    # -- the web service's sign-in (cti.weblogin, over ESL only) ------------------------------
-    # The web service checks the password itself (PBKDF2 against the same hash, on its own
-    # host) so that no password ever is an API argument; the lockout stays the switch's: it
-    # asks before, and reports the outcome after, keyed by the seat and the browser's address.
-    def web_check(self, seat: str, client: str) -> str:
-        self.seat_conf(seat)
-        self.lockout.check(seat, web_key(client))
-        return f"+OK {seat} may sign in from {client}"
-
-    def web_failed(self, seat: str, client: str) -> str:
-        conf = self.seat_conf(seat)
-        self.lockout.check(seat, web_key(client))
-        return self._wrong_password(conf, web_key(client), f"web client {client}", f"web/{client}").reply()
-
-    def web_ok(self, seat: str, client: str) -> str:
-        self.seat_conf(seat)
-        self.lockout.check(seat, web_key(client))  # locked meanwhile (by a phone): still locked
-        self.lockout.succeeded(seat, web_key(client))
-        self._log.log("INFO", f"cti: seat {seat} logged in on the web from {client}")
-        return f"+OK {seat} logged in from {client}"
-
-    def _fire_security(self, action: str, seat: str, source: str, reason: str, operator: str = "") -> None:
-        self.events.fire(
-            "cti::seat",
-            {
-                "CTI-Action": action,
-                "CTI-Seat": seat,
-                "CTI-Phone": source,
-                "CTI-Operator": operator,
-                "CTI-Reason": reason,
-                "CTI-Timestamp": f"{self._clock():.3f}",
-            },
-        )
-
-    def unlock(self, seat: str, operator: str = "") -> str:
-        """``cti.unlock``: from fs_cli, or by a signed-in supervisor over the seat."""
-        self.policy.unlock(seat, operator)
-        until = self.lockout.unlock(seat)
-        self._fire_security("unlocked", seat, "", "was locked" if until else "was not locked", operator)
-        self._log.log("NOTICE", f"cti: seat {seat} unlocked by {operator or 'the console'}")
-        return f"+OK {seat} unlocked" + ("" if until else " (it was not locked)")
-
     def hotlines_of(self, conf: SeatConf, spec: str) -> Tuple[str, ...]:
         """The hotlines a sign-in names: ``-`` (or ``*``) every hotline of the seat, else one
         hotline or a comma-separated list."""
@@ -416,7 +263,7 @@ class Seats:
         if verified:
             self.lockout.check(conf.id, phone.key)
         else:
-            self._password(conf, password, phone)
+            self.signin.password(conf, password, phone)
         hotlines = self.hotlines_of(conf, hotline)
         role = ROLES.get(role_word.lower())
         if role is None:
@@ -456,12 +303,12 @@ class Seats:
                 raise
             if current is not None and current.phone_obj != phone:
                 self.repo.release_phone(current.phone_obj, seat)
-            extra = self._busy_ended(current, state, {}) if current is not None else None
-            self._fire("checkin", state, previous, seat, extra)  # under the seat's lock: events in commit order
+            busy = self._busy_ended(current, state) if current is not None else None
+            self._fire("checkin", state, previous, seat, busy=busy)  # under the seat's lock: events in commit order
         if state.free:
             self.freed(state)
         lines = ",".join(hotlines)
-        return f"+OK {seat} signed in to {lines} as {role} on {phone.dial_string(self.config.gateway)}, {state.status}"
+        return f"+OK {seat} signed in to {lines} as {role} on {self.dial(phone)}, {state.status}"
 
     def checkout(self, seat: str, operator: str = "") -> str:
         self.seat_conf(seat)
@@ -472,7 +319,7 @@ class Seats:
             self.repo.remove(state)
             self.repo.release_phone(state.phone_obj, seat)
             gone = state.evolve({"availability": SIGNED_OUT, "activity": NONE, "reason": "", "operator": by})
-            self._fire("checkout", gone, state.status, by, self._busy_ended(state, None, {}))
+            self._fire("checkout", gone, state.status, by, busy=self._busy_ended(state, None))
         self.freed(state)  # its callers may have nobody left (when_empty: overflow)
         return f"+OK {seat} signed out" + (f" by {by}" if by != seat else "")
 
@@ -498,124 +345,12 @@ class Seats:
                 if target == IDLE:
                     new = new.evolve({"misses": 0, "rest_until": 0.0})
                 new = self.repo.save(new, state)
-                self._fire(action, new, state.status, by, self._busy_ended(state, new, {}))
+                self._fire(action, new, state.status, by, busy=self._busy_ended(state, new))
                 freed = freed or new.free
         if freed:
             self.freed(state)
         later = " once the call ends" if state.activity in ON_A_CALL else ""
         return f"+OK {seat} {target}" + (f" ({reason})" if reason else "") + later
 
-    # -- status ---------------------------------------------------------------------------
     def status(self, target: str = "", as_json: bool = False, sessions: Sequence[Any] = (), waiting: Sequence[Any] = ()) -> str:
-        cfg = self.config
-        if not target:
-            seats = list(cfg.seats)
-        elif target in cfg.seats:
-            seats = [target]
-        elif target in cfg.hotlines:
-            seats = [s for s, c in cfg.seats.items() if target in c.hotlines]
-        else:
-            raise CtiError("no_such_seat", f"no seat or hotline {target!r} in {cfg.path}")
-        states = self.repo.get_many(seats)
-        if target in cfg.hotlines:  # a seat allowed on this hotline but signed in elsewhere is not its
-            seats = [s for s in seats if s not in states or target in states[s].hotlines]
-        now = self._clock()
-        watching = {s.supervisor: f"on {s.seat} ({s.mode}{', ringing' if s.state == 'ringing' else ''})" for s in sessions}
-        watched: Dict[str, List[str]] = {}
-        for s in sessions:
-            watched.setdefault(s.seat, []).append(f"{s.mode} by {s.supervisor}")
-        rows: List[Dict[str, object]] = []
-        for seat in seats:
-            conf = cfg.seats[seat]
-            st = states.get(seat)
-            rows.append(
-                {
-                    "seat": seat,
-                    "name": conf.name,
-                    "hotlines": list(st.hotlines) if st else [],
-                    "role": st.role if st else "",
-                    "phone": st.phone_obj.dial_string(cfg.gateway) if st else "",
-                    "status": st.status if st else SIGNED_OUT,
-                    "availability": st.availability if st else SIGNED_OUT,
-                    "activity": (st.activity or "none") if st else "",
-                    "since": round(st.since, 3) if st else None,
-                    "seconds": int(max(0.0, now - st.since)) if st else None,
-                    "reason": st.reason if st else "",
-                    "supervision": watching.get(seat) or ", ".join(watched.get(seat, [])),
-                    "call_hotline": st.line if st else "",  # the caller's screen pop, while it has a call
-                    "pop": dict(st.pop) if st else {},
-                }
-            )
-        queue = [
-            {
-                "caller": w.uuid,
-                "priority": w.priority,
-                "seconds": int(max(0.0, now - w.since)),
-                "offered": w.offering or bool(w.reserved),
-                **({"switch": w.node} if w.node else {}),
-            }
-            for w in waiting
-        ]
-        if as_json:
-            data: Dict[str, object] = {"store": cfg.store, "persistent": cfg.persistent, "seats": rows}
-            if target in cfg.hotlines:
-                data["waiting"] = queue
-            return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-        out = _table(rows)
-        if target in cfg.hotlines:
-            out += f"\nwaiting: {len(queue)}" + "".join(
-                f"\n  {q['caller']}  {_duration(q['seconds'])}"
-                + (f"  priority {q['priority']}" if q["priority"] else "")
-                + (f"  on {q['switch']}" if "switch" in q else "")
-                for q in queue
-            )
-        return out + "\n" + _store_note(cfg)
-
-
-def _store_note(cfg: Config) -> str:
-    if cfg.store == "redis":
-        return f"store: redis ({cfg.redis.url}): seat state is shared by every switch of the cluster"
-    if cfg.persistent:
-        return "store: db (mod_db): seat state survives a FreeSWITCH restart"
-    return "store: hash (mod_hash, in memory): seat state is lost when FreeSWITCH restarts"
-
-
-def _duration(seconds: object) -> str:
-    if not isinstance(seconds, int):
-        return ""
-    h, rest = divmod(seconds, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
-
-
-def _table(rows: List[Dict[str, object]]) -> str:
-    head = ("seat", "name", "hotlines", "role", "phone", "availability", "activity", "for", "reason", "supervision")
-    lines = [head] + [
-        (
-            str(r["seat"]),
-            str(r["name"]),
-            ",".join(r["hotlines"]) or "-",  # type: ignore[arg-type]
-            str(r["role"]) or "-",
-            str(r["phone"]) or "-",
-            str(r["availability"]),
-            "-" if r["activity"] in ("", "none") else str(r["activity"]),
-            _duration(r["seconds"]) or "-",
-            str(r["reason"]) or ("-" if r["supervision"] else ""),
-            str(r["supervision"]),
-        )
-        for r in rows
-    ]
-    widths = [max(_width(line[i]) for line in lines) for i in range(len(head))]
-    out = []
-    for line in lines:
-        cells = [cell + " " * (w - _width(cell)) for cell, w in zip(line, widths)]
-        out.append("  ".join(cells).rstrip())
-    return "\n".join(out)
-
-
-def _width(text: str) -> int:
-    """Display width: CJK characters take two columns in a terminal."""
-    return sum(2 if ord(ch) >= 0x1100 and _wide(ch) else 1 for ch in text)
-
-
-def _wide(ch: str) -> bool:
-    return unicodedata.east_asian_width(ch) in ("W", "F")
+        return status(self, target, as_json, sessions, waiting)

@@ -1,7 +1,8 @@
-"""Call-center statistics (``cti.stats``), counted from the cti:: events cti fires. Pure Python.
+"""Call-center statistics (``cti.stats``), counted from the events cti fires. Pure Python.
 
-``RecordingEvents`` sits in front of the Events port: every ``cti::queue`` / ``cti::seat``
-event this switch fires is counted (an in-memory update, no store round trip) and passed on.
+``RecordingEvents`` sits in front of the Events port: every queue and seat event
+(cti/domain/events.py) this switch fires is counted (an in-memory update, no store round
+trip) and passed on.
 Events re-fired from another switch of a cluster do not pass through it: each switch counts
 its own. The pending counts are added into the store at most once a second (``flush``: a
 read-modify-write of one record per hotline and seat, under that record's lock, which in a
@@ -21,8 +22,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from cti.config import Config
 from cti.domain.errors import CtiError
+from cti.domain.events import Event, QueueEvent, SeatEvent
 from cti.domain.model import IN_CALL
 from cti.domain.ports import Events, KeyedLocks, Log, Store
 
@@ -67,52 +68,49 @@ def local_day(ts: float) -> str:
     return time.strftime("%Y-%m-%d", time.localtime(ts))
 
 
-def _seconds(text: Optional[str]) -> float:
-    try:
-        return max(0.0, float(text or 0))
-    except ValueError:
-        return 0.0
+def _seconds(value: float) -> float:
+    """Seconds as the event says them (to the millisecond), never negative."""
+    return max(0.0, round(value, 3))
 
 
-def counts(subclass: str, h: Mapping[str, str], service_level: int) -> List[Tuple[str, Counters]]:
+def counts(event: Event, service_level: int) -> List[Tuple[str, Counters]]:
     """What one event adds, to which records."""
-    action = h.get("CTI-Action", "")
-    if subclass == "cti::queue":
-        hotline = h.get("CTI-Hotline", "")
-        if not hotline:
+    if isinstance(event, QueueEvent):
+        if not event.hotline:
             return []
-        if action == "entered":
-            return [(hotline_key(hotline), {"o": 1})]
-        if action not in ("answered", "abandoned", "overflow"):
+        if event.action == "entered":
+            return [(hotline_key(event.hotline), {"o": 1})]
+        if event.action not in ("answered", "abandoned", "overflow"):
             return []
-        waited = _seconds(h.get("CTI-Waited"))
+        waited = _seconds(event.waited)
         c: Counters = {"l": 1, "w": waited, "wm": waited}
-        if action == "answered":
+        if event.action == "answered":
             c.update(a=1, aw=waited)
             if waited <= service_level:
                 c["sl"] = 1
-        elif action == "abandoned":
+        elif event.action == "abandoned":
             c.update(ab=1, abw=waited, abm=waited)
         else:
             c["ov"] = 1
-        return [(hotline_key(hotline), c)]
-    if subclass != "cti::seat" or not h.get("CTI-Seat"):
+        return [(hotline_key(event.hotline), c)]
+    if not isinstance(event, SeatEvent) or not event.seat:
         return []
     mine: Counters = {}
     out: List[Tuple[str, Counters]] = []
-    if action == "answered" and h.get("CTI-Previous-Status") != IN_CALL:
+    if event.action == "answered" and event.previous != IN_CALL:
         mine["a"] = 1
-    if h.get("CTI-Missed") == "true":
+    call = event.call
+    if call is not None and call.missed:
         mine["m"] = 1
-    if "CTI-Talk-Seconds" in h:
-        talk = _seconds(h["CTI-Talk-Seconds"])
+    if call is not None and call.talk_seconds is not None:
+        talk = _seconds(call.talk_seconds)
         mine.update(t=1, ts=talk)
-        if h.get("CTI-Call-Hotline"):
-            out.append((hotline_key(h["CTI-Call-Hotline"]), {"t": 1, "ts": talk}))
-    if "CTI-Busy-Seconds" in h:
-        mine["bs"] = _seconds(h["CTI-Busy-Seconds"])
+        if call.hotline:
+            out.append((hotline_key(call.hotline), {"t": 1, "ts": talk}))
+    if event.busy_seconds is not None:
+        mine["bs"] = _seconds(event.busy_seconds)
     if mine:
-        out.insert(0, (seat_key(h["CTI-Seat"]), mine))
+        out.insert(0, (seat_key(event.seat), mine))
     return out
 
 
@@ -206,9 +204,9 @@ class Stats:
     def now(self) -> float:
         return self._clock()
 
-    def record(self, subclass: str, headers: Mapping[str, str], service_level: int = DEFAULT_SERVICE_LEVEL) -> None:
+    def record(self, event: Event, service_level: int = DEFAULT_SERVICE_LEVEL) -> None:
         """Count one fired event: memory only (it may run under a seat's lock: never a flush)."""
-        changes = counts(subclass, headers, service_level)
+        changes = counts(event, service_level)
         if not changes:
             return
         minute = _minute(self._clock())
@@ -288,151 +286,22 @@ class Stats:
 
 
 class RecordingEvents:
-    """The Events port, counting each ``cti::queue`` / ``cti::seat`` event before passing it on."""
+    """The Events port, counting each queue and seat event before passing it on."""
 
     def __init__(self, inner: Events, stats: Stats, service_levels: Mapping[str, int]) -> None:
         self.inner = inner
         self.stats = stats
         self._levels = service_levels
 
-    def fire(self, subclass: str, headers: Mapping[str, str]) -> None:
+    def fire(self, event: Event) -> None:
         try:
-            level = self._levels.get(headers.get("CTI-Hotline", ""), DEFAULT_SERVICE_LEVEL)
-            self.stats.record(subclass, headers, level)
+            hotline = event.hotline if isinstance(event, QueueEvent) else ""
+            self.stats.record(event, self._levels.get(hotline, DEFAULT_SERVICE_LEVEL))
         except Exception:  # counting never fails the use case that fired the event
             pass
-        self.inner.fire(subclass, headers)
+        self.inner.fire(event)
 
     def defer(self, fn: Callable[..., Any], *args: Any) -> None:
         """``fn(*args)`` after the command answered, in order with the events, where the
         events port can (the switch's writer); else now."""
         self.inner.defer(fn, *args)
-
-
-# -- the report ----------------------------------------------------------------------------------
-def _avg(total: float, n: float) -> Optional[float]:
-    return round(total / n, 3) if n else None
-
-
-def hotline_figures(c: Counters) -> Dict[str, object]:
-    """The derived figures of one window (None: nothing to average over)."""
-    left = c.get("l", 0)
-    return {
-        "offered": int(c.get("o", 0)),
-        "answered": int(c.get("a", 0)),
-        "abandoned": int(c.get("ab", 0)),
-        "abandoned_wait_avg": _avg(c.get("abw", 0), c.get("ab", 0)),
-        "abandoned_wait_max": round(c["abm"], 3) if "abm" in c else None,
-        "overflowed": int(c.get("ov", 0)),
-        "wait_avg": _avg(c.get("w", 0), left),
-        "wait_max": round(c["wm"], 3) if "wm" in c else None,
-        "speed_of_answer": _avg(c.get("aw", 0), c.get("a", 0)),
-        "talk_avg": _avg(c.get("ts", 0), c.get("t", 0)),
-        "service_level": round(100.0 * c.get("sl", 0) / left, 1) if left else None,
-    }
-
-
-def seat_figures(c: Counters) -> Dict[str, object]:
-    return {
-        "answered": int(c.get("a", 0)),
-        "missed": int(c.get("m", 0)),
-        "talk": round(c.get("ts", 0), 3),
-        "talk_avg": _avg(c.get("ts", 0), c.get("t", 0)),
-        "busy": round(c.get("bs", 0), 3),
-    }
-
-
-WINDOWS = ("today", "15min")
-HOTLINE_COLUMNS = (
-    ("offered", "offered"),
-    ("answered", "answered"),
-    ("abandoned", "abandoned"),
-    ("abandoned_wait_avg", "ab.avg"),
-    ("abandoned_wait_max", "ab.max"),
-    ("overflowed", "overflow"),
-    ("wait_avg", "wait.avg"),
-    ("wait_max", "wait.max"),
-    ("speed_of_answer", "asa"),
-    ("talk_avg", "talk.avg"),
-    ("service_level", "sl"),
-)
-SEAT_COLUMNS = (("answered", "answered"), ("missed", "missed"), ("talk", "talk"), ("talk_avg", "talk.avg"), ("busy", "busy"))
-COUNTS = frozenset({"offered", "answered", "abandoned", "overflowed", "missed"})
-
-
-def cell(name: str, value: object) -> str:
-    if value is None:
-        return "-"
-    if name in COUNTS:
-        return str(value)
-    if name == "service_level":
-        return f"{value:g}%"
-    return clock_text(float(value))  # type: ignore[arg-type]
-
-
-def clock_text(seconds: float) -> str:
-    """Whole seconds as m:ss (h:mm:ss from an hour)."""
-    s = int(seconds + 0.5)
-    h, rest = divmod(s, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def table(head: Sequence[str], rows: Sequence[Sequence[str]], width: Callable[[str], int]) -> str:
-    lines = [tuple(head)] + [tuple(r) for r in rows]
-    widths = [max(width(line[i]) for line in lines) for i in range(len(head))]
-    return "\n".join("  ".join(c + " " * (w - width(c)) for c, w in zip(line, widths)).rstrip() for line in lines)
-
-
-def report(stats: Stats, config: Config, target: str, as_json: bool, width: Callable[[str], int] = len) -> str:
-    """``cti.stats``: every hotline; one hotline and its seats; or one seat."""
-    if not target:
-        hotlines, seats = list(config.hotlines), []
-    elif target in config.hotlines:
-        hotlines, seats = [target], [s for s, c in config.seats.items() if target in c.hotlines]
-    elif target in config.seats:
-        hotlines, seats = [], [target]
-    else:
-        raise CtiError("no_such_seat", f"no seat or hotline {target!r} in {config.path}")
-    stats.flush()
-    found = stats.read([hotline_key(h) for h in hotlines] + [seat_key(s) for s in seats])
-    day = stats.day_of(stats.now())
-    hot_rows = []
-    for h in hotlines:
-        conf = config.hotlines[h]
-        windows = found[hotline_key(h)]
-        row: Dict[str, object] = {"hotline": h, "name": conf.name, "service_level": conf.service_level}
-        row.update({w: hotline_figures(c) for w, c in zip(WINDOWS, windows)})
-        hot_rows.append(row)
-    seat_rows = []
-    for s in seats:
-        windows = found[seat_key(s)]
-        srow: Dict[str, object] = {"seat": s, "name": config.seats[s].name}
-        srow.update({w: seat_figures(c) for w, c in zip(WINDOWS, windows)})
-        seat_rows.append(srow)
-    if as_json:
-        data: Dict[str, object] = {"day": day, "hotlines": hot_rows, "seats": seat_rows}
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    parts = []
-    if hot_rows:
-        parts.append(_rows(("hotline", "name"), HOTLINE_COLUMNS, hot_rows, width))
-    if seat_rows:
-        parts.append(_rows(("seat", "name"), SEAT_COLUMNS, seat_rows, width))
-    note = f"today: since midnight of {day} (switch time); 15min: the last {WINDOW_MINUTES} minutes"
-    if hot_rows:
-        levels = ", ".join(f"{r['hotline']}: {r['service_level']}s" for r in hot_rows)
-        note += f"; sl: callers who left the queue answered within the service level ({levels})"
-    return "\n\n".join(parts) + "\n" + note
-
-
-def _rows(
-    ids: Tuple[str, str], columns: Sequence[Tuple[str, str]], rows: List[Dict[str, object]], width: Callable[[str], int]
-) -> str:
-    head = (*ids, "window", *(title for _, title in columns))
-    lines = []
-    for r in rows:
-        for w in WINDOWS:
-            figures = r[w]
-            assert isinstance(figures, dict)
-            lines.append((str(r[ids[0]]), str(r["name"]), w, *(cell(name, figures[name]) for name, _ in columns)))
-    return table(head, lines, width)

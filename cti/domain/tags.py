@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import uuid as uuidlib
 from typing import Callable, Optional
 
 MAC_HEX = 16
@@ -46,7 +45,3 @@ class Tags:
 
 class Forged(Exception):
     pass
-
-
-def new_leg() -> str:
-    return str(uuidlib.uuid4())

@@ -9,7 +9,6 @@ a losing leg of a ring group may announce only its hangup); every handler tolera
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable, Dict, Optional, Tuple
 
 from cti.domain.errors import CtiError
@@ -17,8 +16,10 @@ from cti.domain.facts import Answered, Bridged, Created, Ended, Fact, Key, Leg
 from cti.domain.help import Help
 from cti.domain.model import BUSY, IN_CALL, NONE, RINGING, WRAP_UP, SeatState
 from cti.domain.ports import Calls
-from cti.domain.routing import MISSED, offer_key
-from cti.domain.supervision import DIGIT_MODE, MODE_DIGIT, Session, Supervisors, sup_key, take_key
+from cti.domain.seating import MISSED, offer_key
+from cti.domain.session_watch import SessionWatch
+from cti.domain.sessions import Session
+from cti.domain.supervision import Supervisors
 from cti.domain.watchstate import WatchState
 
 
@@ -38,6 +39,7 @@ class Tracker:
         self.memory = memory or WatchState()
         self.leg_seat = self.memory.legs  # legs known to belong to a seat, kept across events
         self.help = Help(supervisors)
+        self.sessions = SessionWatch(supervisors, calls, self.help)
         self._on_bridged = on_bridged  # (caller leg, seat): a hotline offer was answered
         self._pop_of = pop_of  # caller leg -> its screen pop, while this switch offers it
         features = self.seats.config.features.values()
@@ -53,9 +55,9 @@ class Tracker:
         elif isinstance(fact, Ended):
             self._ended(fact.leg, fact.cause)
         elif isinstance(fact, Key):
-            self._key(fact.uuid, fact.digit)
+            self._key(fact)
         else:
-            self._job_failed(fact.job, fact.reason)
+            self.sessions.job_failed(fact.job, fact.reason)
 
     # -- which seat ---------------------------------------------------------------------------
     def _seat_of(self, leg: Leg) -> Optional[str]:
@@ -133,13 +135,8 @@ class Tracker:
         if uuid in self.memory.second:
             holder, first, _ = self.memory.second[uuid]
             self.memory.second[uuid] = (holder, first, True)
-        sup = leg.supervision
-        if sup:
-            # a help ring: it joins only while the request is open
-            if leg.help and not self.help.answered(leg.help, sup, uuid):
-                self.calls.kill(uuid, "ORIGINATOR_CANCEL")
-            else:
-                self._supervisor_answered(sup, uuid)
+        if leg.supervision:
+            self.sessions.answered(leg.supervision, uuid, leg.help)
         self._adopt(leg)
         seat = self.leg_seat.get(uuid)
         if seat is None:
@@ -162,12 +159,9 @@ class Tracker:
                     answered = self._answered(state) if state.activity != IN_CALL else state
                     self._save("answered", state, answered.evolve({"customer": other}))
             self._on_bridged(other, seat)
-        sup = fact.leg.supervision  # the A leg's
-        if sup:
-            session = self.sup.session(sup)
-            if session is not None and session.leg == a and session.app == "intercept":
-                self.sup.audit(session, "robcall", "taken")
-                self.sup.store.delete(sup_key(sup))
+        if fact.leg.supervision:  # the A leg's
+            session = self.sessions.taken(fact.leg.supervision, a)
+            if session is not None:
                 self._took_over(session, b or session.customer)
 
     def _took_over(self, session: Session, customer: str) -> None:
@@ -192,7 +186,7 @@ class Tracker:
     def _ended(self, leg: Leg, cause: str) -> None:
         uuid = leg.uuid
         if leg.supervision:
-            self._supervisor_gone(leg.supervision, uuid, cause)
+            self.sessions.gone(leg.supervision, uuid, cause)
         seat = self.leg_seat.pop(uuid, None) or self._seat_of(leg)
         self.memory.keys.pop(uuid, None)
         freed: Optional[SeatState] = None
@@ -218,7 +212,7 @@ class Tracker:
         self.memory.second.pop(uuid, None)
         if seat is not None and self._next_call(seat):
             freed = None
-        self._call_gone(uuid, cause)
+        self.sessions.call_gone(uuid, cause)
         if freed is not None:
             self.seats.freed(freed)
 
@@ -265,7 +259,7 @@ class Tracker:
         done = {"calls": self.reconcile(), "sessions": 0, "claims": 0, "help": self.help.recover()}
         for session in self.sup.sessions():
             if session.node in ("", self.seats.node) and not self.calls.exists(session.leg):
-                self.sup.store.delete(sup_key(session.supervisor))
+                self.sup.keep(session, None, session.supervisor)  # its leg is gone
                 done["sessions"] += 1
         if self.sup.store.shared:  # the claims of other switches' calls are theirs (cluster/node.py)
             return done
@@ -360,20 +354,12 @@ class Tracker:
             if state.free:
                 self.seats.freed(state)
 
-    def _key(self, uuid: str, digit: str) -> None:
-        seat = self.leg_seat.get(uuid)
+    def _key(self, fact: Key) -> None:
+        seat = self.leg_seat.get(fact.uuid)
         if seat is not None:  # a seat's own call leg: the agent's keys
-            self._agent_key(seat, uuid, digit)
-            return
-        # a key names no marks (FACTS.md §9): a supervisor's leg is found by its session
-        session = next((s for s in self.sup.sessions() if s.leg == uuid), None) if uuid else None
-        if session is None or session.app != "eavesdrop":
-            return
-        mode = "ended" if digit == "*" else DIGIT_MODE.get(digit)
-        if mode is not None and mode != session.mode:
-            new = replace(session, mode=mode)
-            self.sup.store.put(sup_key(session.supervisor), new.encode())
-            self.sup.audit(new, mode, "switched", f"dtmf {digit}")
+            self._agent_key(seat, fact.uuid, fact.digit)
+        elif fact.uuid:
+            self.sessions.keyed(fact.uuid, fact.mode, fact.digit)
 
     def _agent_key(self, seat: str, uuid: str, digit: str) -> None:
         """The agent keys ``help_key`` in a call: ask for help, or cancel the request."""
@@ -390,59 +376,3 @@ class Tracker:
         except CtiError as exc:
             reply = exc.reply()
         self.seats.log("NOTICE", f"cti: seat {seat} keyed {key} (help): {reply}")
-
-    def _job_failed(self, job: str, reason: str) -> None:
-        for session in self.sup.sessions():
-            if job and session.job == job and session.state == "ringing" and not self.calls.exists(session.leg):
-                if session.help:
-                    self.help.ring_gone(session.help, session.supervisor, session.leg, reason)
-                else:
-                    self._end_session(session, "failed", reason)
-
-    # -- supervision sessions --------------------------------------------------------------------
-    def _supervisor_answered(self, sup: str, uuid: str) -> None:
-        session = self.sup.session(sup)
-        if session is None or session.leg != uuid:
-            return
-        # The leg the supervisor keeps must still be there: the customer for a take-over (the
-        # agent leg is gone by design once intercept ran), the agent leg for eavesdrop. Else
-        # the switch fails silently (CALLS.md §2, §4): end the leg and say why.
-        kept = session.customer if session.app == "intercept" else session.agent
-        if not self.calls.exists(kept):
-            self.calls.kill(uuid, "NORMAL_CLEARING")
-            self._end_session(session, "failed", "the call ended before the supervisor answered")
-            return
-        active = replace(session, state="active")
-        self.sup.store.put(sup_key(sup), active.encode())
-        self.sup.warn(session.hotline, session.agent)
-        if session.app == "eavesdrop" and session.mode != session.start_mode and session.mode in MODE_DIGIT:
-            self.calls.send_dtmf(uuid, MODE_DIGIT[session.mode])
-        self.sup.audit(active, session.mode, "started")
-
-    def _supervisor_gone(self, sup: str, uuid: str, cause: str) -> None:
-        session = self.sup.session(sup)
-        if session is not None and session.leg == uuid:
-            if session.help and session.state == "ringing":
-                self.help.ring_gone(session.help, sup, uuid, cause)
-                return
-            result = "not_answered" if session.state == "ringing" else "ended"
-            self._end_session(session, result, cause)
-
-    def _end_session(self, session: Session, result: str, reason: str) -> None:
-        current = self.sup.session(session.supervisor)
-        if current is not None and current.leg == session.leg:
-            self.sup.store.delete(sup_key(session.supervisor))
-        if session.app == "intercept":
-            self.sup.store.release(take_key(session.agent), session.supervisor)
-        self.sup.audit(session, session.mode, result, reason)
-
-    def _call_gone(self, uuid: str, cause: str = "") -> None:
-        """A leg ended: drop take-over claims on it, stop supervisors still ringing for it, end
-        the help request of its call."""
-        self.sup.store.delete(take_key(uuid))
-        for session in self.sup.sessions():
-            if session.agent == uuid and session.state == "ringing" and session.help:
-                self.help.call_gone(session.help, uuid, f"the call ended ({cause})" if cause else "the call ended")
-            elif session.agent == uuid and session.state == "ringing":
-                self.calls.kill(session.leg, "ORIGINATOR_CANCEL")
-                self._end_session(session, "failed", "the call ended while the supervisor's phone rang")

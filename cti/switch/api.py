@@ -6,6 +6,11 @@ from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 import freeswitch  # provided by mod_python3 (the tests install a shim)
 
+from cti.config import RingGroup
+from cti.domain.pop import Pop
+from cti.domain.ports import CallerInfo, Join, Marks, RingLeg
+from cti.switch import dial
+
 _one: Optional[Switch] = None
 
 
@@ -81,7 +86,8 @@ class Switch:
 
 
 class SessionChannel:
-    """The dialplan caller's own channel (a ``freeswitch.Session``), for feature codes."""
+    """The dialplan caller's own channel (a ``freeswitch.Session``): the domain's RouteChannel
+    (a hotline's or ring group's caller) and SupervisorChannel (a supervisor's feature code)."""
 
     def __init__(self, session: Any) -> None:
         self._session = session
@@ -92,6 +98,50 @@ class SessionChannel:
 
     def execute(self, app: str, data: str) -> None:
         self._session.execute(app, data)
+
+    def caller(self, export_vars: Sequence[str]) -> CallerInfo:
+        try:
+            priority = int(self.get_var("cti_priority") or 0)
+        except ValueError:
+            priority = 0
+        number, name = self.get_var("caller_id_number"), self.get_var("caller_id_name")
+        return CallerInfo(number, name, priority, tuple((var, self.get_var(var)) for var in export_vars))
+
+    def offer(self, legs: Sequence[RingLeg], hotline: str, pop: Pop) -> Optional[str]:
+        return self.bridge(dial.offer(legs, hotline, pop))
+
+    def ring_group(self, group: RingGroup, legs: Sequence[RingLeg]) -> Optional[str]:
+        return self.bridge(dial.group(group, legs))
+
+    def bridge(self, target: str) -> Optional[str]:
+        """``bridge`` that never hangs the caller up when it fails: without continue_on_fail the
+        switch ends the calling channel for every cause but NO_ANSWER, NO_USER_RESPONSE and
+        ORIGINATOR_CANCEL (switch_channel_handle_cause). The caller's own value is put back.
+        None when bridged, else the cause."""
+        mine = self.get_var("continue_on_fail")
+        self.set_var("continue_on_fail", "true")
+        try:
+            self.execute("bridge", target)
+        finally:
+            self.set_var("continue_on_fail", mine)
+        disposition = self.get_var("originate_disposition")
+        if disposition == "SUCCESS":
+            return None
+        return self.get_var("last_bridge_hangup_cause") or disposition or "NO_ANSWER"
+
+    def transfer(self, target: str) -> None:
+        self.execute("transfer", target)
+
+    def mark(self, marks: Marks) -> None:
+        for name, value in dial.mark_variables(marks, self.uuid).items():
+            self.set_var(name, value)
+
+    def join(self, join: Join) -> None:
+        """Runs the application until the supervisor is done (blocks on a real switch)."""
+        app, data, variables = dial.start_app(join)
+        for name, value in variables.items():
+            self.set_var(name, value)
+        self.execute(app, data)
 
     def play(self, source: str, keys: str = "") -> str:
         """Play ``source`` until it ends, the channel hangs up, ``uuid_break`` breaks it or the

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid as uuidlib
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
+from cti.domain.ports import Join, Marks, RingLeg
+from cti.domain.sessions import ROBCALL
+from cti.switch import dial
 from cti.switch.api import Switch
 
 _VAR_UNSAFE = set(",{}[]'\" \t\n\r")
@@ -17,7 +20,18 @@ def _var_value(value: str) -> str:
     return value
 
 
+def _shown(shown: Tuple[str, str]) -> Dict[str, str]:
+    """What a supervisor's phone shows while it rings: (number, name)."""
+    return {"origination_caller_id_number": shown[0], "origination_caller_id_name": shown[1]}
+
+
+def _pairs(variables: Mapping[str, str], brackets: str) -> str:
+    return brackets[0] + ",".join(f"{k}={_var_value(v)}" for k, v in variables.items()) + brackets[1]
+
+
 class SwitchCalls:
+    """The Calls port (cti/domain/ports.py) over the switch's API."""
+
     def __init__(self, switch: Switch) -> None:
         self._sw = switch
 
@@ -63,23 +77,24 @@ class SwitchCalls:
     def kill(self, uuid: str, cause: str) -> bool:
         return self._sw.api(f"uuid_kill {uuid} {cause}").startswith("+OK")
 
-    def end(self, legs: Sequence[str], cause: str, variables: Mapping[str, str]) -> None:
+    def end(self, legs: Sequence[str], cause: str, by: str) -> None:
         for leg in legs:
-            for name, value in variables.items():
-                self._sw.later(f"uuid_setvar {leg} {name} {_var_value(value)}")
+            self._sw.later(f"uuid_setvar {leg} cti_stopcall_by {_var_value(by)}")
         for leg in legs:
             self._sw.later(f"uuid_kill {leg} {cause}")
 
-    def set_var(self, uuid: str, name: str, value: str) -> None:
+    def _set_var(self, uuid: str, name: str, value: str) -> None:
         self._sw.api(f"uuid_setvar {uuid} {name} {_var_value(value)}")
 
-    def originate(self, dial: str, variables: Mapping[str, str], app: str, data: str) -> Tuple[str, str]:
-        """``bgapi originate {origination_uuid=...,...}<dial> '&app(data)'``: returns at once
+    def supervise(self, leg: RingLeg, join: Join, shown: Tuple[str, str]) -> Tuple[str, str, str]:
+        """``bgapi originate {origination_uuid=...,...}<phone> '&app(data)'``: returns at once
         (a synchronous originate would hold the GIL for the whole ring time, FACTS.md §1)."""
-        leg = variables.get("origination_uuid") or str(uuidlib.uuid4())
-        pairs = [f"origination_uuid={leg}"] + [f"{k}={_var_value(v)}" for k, v in variables.items() if k != "origination_uuid"]
+        app, data, variables = dial.start_app(join)
+        uuid = str(uuidlib.uuid4())  # cti names the leg it tags
+        variables = {**variables, **dial.mark_variables(leg.marks, uuid), **_shown(shown)}
+        pairs = [f"origination_uuid={uuid}"] + [f"{k}={_var_value(v)}" for k, v in variables.items()]
         # the app data is quoted: unquoted, originate splits it at the space (CALLS.md §2)
-        return leg, self._background(f"originate {{{','.join(pairs)}}}{dial} '&{app}({data})'")
+        return uuid, self._background(f"originate {{{','.join(pairs)}}}{leg.phone} '&{app}({data})'"), app
 
     def _background(self, command: str) -> str:
         """``bgapi uuid:<job> <command>``: cti names the job (mod_commands' ``uuid:`` prefix),
@@ -89,15 +104,40 @@ class SwitchCalls:
         self._sw.later(f"bgapi uuid:{job} {command}")
         return job
 
-    def ring(self, legs: Sequence[Tuple[str, Mapping[str, str]]], variables: Mapping[str, str], app: str, data: str) -> str:
-        """``bgapi originate {<variables>}[<leg's>]<dial>,[<leg's>]<dial> '&app(data)'``: every
+    def ring_supervisors(
+        self, legs: Sequence[RingLeg], marks: Marks, join: Join, shown: Tuple[str, str], timeout: int
+    ) -> Tuple[str, Sequence[str], str]:
+        """``bgapi originate {<shared>}[<leg's>]<phone>,[<leg's>]<phone> '&app(data)'``: every
         leg rings at once, each with its own variables (``origination_uuid`` among them); the
-        first to answer runs the app, the others end LOSE_RACE. Returns the job."""
-        shared = ",".join(f"{k}={_var_value(v)}" for k, v in variables.items())
-        dials = ",".join("[" + ",".join(f"{k}={_var_value(v)}" for k, v in own.items()) + "]" + dial for dial, own in legs)
-        return self._background(f"originate {{{shared}}}{dials} '&{app}({data})'")
+        first to answer runs the app, the others end LOSE_RACE."""
+        app, data, variables = dial.start_app(join)
+        shared = {**variables, "originate_timeout": str(timeout), **_shown(shown), **dial.mark_variables(marks, "")}
+        uuids = [str(uuidlib.uuid4()) for _ in legs]
+        dials = ",".join(_pairs(dial.leg_variables(r, u), "[]") + r.phone for r, u in zip(legs, uuids))
+        return self._background(f"originate {_pairs(shared, '{}')}{dials} '&{app}({data})'"), uuids, app
 
-    def transfer_app(self, uuid: str, app: str, data: str) -> bool:
+    def join_kind(self, mode: str) -> str:
+        return dial.join_kind(mode)
+
+    def take_over(self, leg: str, customer: str) -> str:
+        app, data, _ = dial.start_app(Join(ROBCALL, "", customer))
+        self._transfer(leg, app, data)
+        return app
+
+    def change_mode(self, leg: str, kind: str, join: Join, same_call: bool, marks: Marks) -> Tuple[str, bool]:
+        """On the same call, eavesdrop changes mode by its keys; else (another call, or out of
+        three_way, which ignores keys) the leg joins afresh."""
+        if same_call and kind == dial.EAVESDROP:
+            self.send_dtmf(leg, dial.MODE_DIGIT[join.mode])
+            return kind, False
+        app, data, variables = dial.start_app(join)
+        for name, value in {**variables, **dial.mark_variables(marks, leg)}.items():
+            self._set_var(leg, name, value)
+        self._transfer(leg, app, data)
+        return app, True
+
+    def _transfer(self, uuid: str, app: str, data: str) -> bool:
+        """Run ``app(data)`` on a live leg at once."""
         return self._sw.api(f"uuid_transfer {uuid} {app}:{data} inline").startswith("+OK")
 
     def broadcast(self, uuid: str, sound: str) -> bool:

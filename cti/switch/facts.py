@@ -1,7 +1,7 @@
 """Channel events into the domain's typed facts (cti/domain/facts.py): the one place where the
 call watcher reads an event header or a channel variable.
 
-cti's marks on a leg are channel variables ``cti_<mark>`` carrying a MAC (cti/domain/tags.py);
+cti's marks on a leg are channel variables (dial.py ``VARIABLES``) carrying a MAC (cti/domain/tags.py);
 one that does not verify (set by a dialplan, a phone's header, or copied from another leg) is
 dropped here and logged, so the facts carry only marks cti put there itself.
 """
@@ -12,16 +12,13 @@ from typing import Callable, Dict, Mapping, Optional
 
 from cti.domain.facts import Answered, Bridged, Created, Ended, Fact, JobFailed, Key, Leg
 from cti.domain.model import Phone
+from cti.domain.ports import Mark
+from cti.domain.sessions import ENDED
 from cti.domain.tags import Forged, Tags
+from cti.switch.dial import DIGIT_MODE, VARIABLES
 
-# Leg's marks -> the channel variables cti writes them in
-MARKS: Dict[str, str] = {
-    "seat": "cti_seat",
-    "offer": "cti_offer",
-    "line": "cti_line",
-    "supervision": "cti_supervision",
-    "help": "cti_help",
-}
+# the signed marks a Leg carries (its fields of the same names) -> their channel variables
+MARKS: Dict[str, str] = {mark: VARIABLES[mark] for mark in sorted(Mark.SIGNED)}
 
 # the only headers the watcher reads: asking for them by name is cheaper than serialising the event
 HEADERS = (
@@ -62,7 +59,8 @@ class Facts:
         """The fact an event tells, or None (an event the watcher does not act on)."""
         name = h.get("Event-Name", "")
         if name == "DTMF":
-            return Key(h.get("Unique-ID", ""), h.get("DTMF-Digit", ""))
+            digit = h.get("DTMF-Digit", "")
+            return Key(h.get("Unique-ID", ""), digit, ENDED if digit == "*" else DIGIT_MODE.get(digit, ""))
         if name == "BACKGROUND_JOB":
             body = h.get("_body", "")
             return JobFailed(h.get("Job-UUID", ""), body[4:].strip()) if body.startswith("-ERR") else None

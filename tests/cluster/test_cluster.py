@@ -158,7 +158,7 @@ def worker(n):
                 stats['changes' if reply.startswith('+OK') else 'refused'] += 1
         with guard:
             stats['tried'] += 1
-        if router._claim(seat, caller, '8001', 30):
+        if router.claim(seat, caller, '8001', 30):
             held = r.incr('race:held:' + seat)
             with guard:
                 stats['won'] += 1
