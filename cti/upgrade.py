@@ -27,7 +27,11 @@ def _watcher(app):
 def fsapi(session, stream, env, args):
     # "stop": the code is about to be removed: stop the watcher, wait until its loop has left,
     # drop the modules, and restart nothing (a watcher started now would import removed files)
-    restart = (args or "").strip() != "stop"
+    word = (args or "").strip() if isinstance(args, str) else ""
+    if word not in ("", "stop"):
+        stream.write("-ERR usage cti.upgrade [stop]\n")
+        return
+    restart = word != "stop"
     old = sys.modules.get("cti.app")
     running, loops = _watcher(old)
     if loops:

@@ -375,6 +375,15 @@ def test_upgrade_stop_stops_the_watcher_and_restarts_nothing(switch):
         sys.modules.update(saved)
 
 
+def test_upgrade_refuses_other_words_and_changes_nothing(switch):
+    import sys
+
+    assert switch.cli("python cti.status").startswith("seat")
+    loaded = sys.modules["cti.app"]
+    assert switch.cli("python cti.upgrade now") == "-ERR usage cti.upgrade [stop]\n"
+    assert sys.modules["cti.app"] is loaded
+
+
 def test_shim_session_is_weakly_referenceable():
     """The leak tests above rely on it (a real mod_python3 session is a SWIG object)."""
     assert weakref.ref(freeswitch.Session()) is not None

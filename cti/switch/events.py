@@ -254,13 +254,15 @@ def run(max_events: Optional[int] = None) -> None:
                 complaints.ok("skipped an event")  # the next bad one is logged again
     finally:
         try:
-            app.stats_flush()
-        except Exception:
-            pass
-        sw.writer.stop()  # what it holds is written before the watcher is gone (an upgrade waits for that)
-        app.watcher_done(token)
-        consumer.cleanup()
-        sw.log("NOTICE", f"cti: call watcher {why}")
+            try:
+                app.stats_flush()
+            except Exception:
+                pass
+            sw.writer.stop()  # what it holds is written before the watcher is gone (an upgrade waits for that)
+            consumer.cleanup()
+            sw.log("NOTICE", f"cti: call watcher {why}")
+        finally:
+            app.watcher_done(token)  # last: an upgrade or uninstall waits for this (its loop has left)
 
 
 def stop() -> bool:
