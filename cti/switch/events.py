@@ -157,7 +157,7 @@ class Complaints:
             level, text = "ERR", brief(exc)
         if self._last.get(step) != text:
             self._last[step] = text
-            self._log(level, f"cti: call watcher {step}: {text}")
+            self._log(level, f"cti: call watcher: {step}: {text}")
 
     def ok(self, step: str, say: str = "") -> None:
         if step in self._last:
