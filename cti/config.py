@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -645,43 +645,97 @@ def _member(node: _Node, seats: Dict[str, SeatConf]) -> Member:
 
 CHECK_EVERY = 1.0  # seconds: how often a call may stat the file to see whether it changed
 
-_cache: Dict[str, Tuple[Tuple[int, int, int], Any, float]] = {}
-_cache_lock = threading.Lock()
+
+@dataclass(frozen=True)
+class _Seen:
+    """What cti knows of one config file: replaced whole (never mutated), so a reader that
+    takes it without the lock sees one consistent state."""
+
+    stamp: Optional[Tuple[int, int, int]]  # (mtime_ns, size, inode) of the file last read; None: read again
+    checked: float  # monotonic time of the last look
+    good: Optional[Config]  # the last good config of this file (None: none yet)
+    error: str = ""  # what is wrong with the file as it is now ("": nothing); "<file>:<line>: <what>"
+
+
+_seen: Dict[str, _Seen] = {}
+_lock = threading.Lock()  # one look (stat, read, parse) at a time
+
+# Told (path, error) when what is wrong with a file changes: a new error, or "" once it is good
+# again. One call per distinct error, whoever noticed it (cti.app logs it and fires cti::config).
+on_change: Optional[Callable[[str, str], None]] = None
 
 
 def load(path: str) -> Config:
-    """The config at ``path``. The file is looked at (one ``stat``) at most once per
-    ``CHECK_EVERY`` seconds and parsed again only when it changed, so a command on the hot
-    path costs one dict look-up and a clock read."""
-    now = time.monotonic()
-    hit = _cache.get(path)
-    if hit is not None and now - hit[2] < CHECK_EVERY:
-        result = hit[1]
-    else:
+    """The config at ``path``: the last good one. The file is looked at (one ``stat``) at most
+    once per ``CHECK_EVERY`` seconds and parsed again only when it changed, so a command on the
+    hot path costs one dict look-up and a clock read.
+
+    A broken, emptied or deleted file never replaces the last good config (as ``reloadxml``
+    keeps the XML it has): ``problem(path)`` says what is wrong until it is fixed. Only while no
+    good config of ``path`` was ever loaded does this raise ``CtiError("config", ...)`` — a new
+    one on every call: an exception raised twice would carry every frame it passed through."""
+    seen = _seen.get(path)
+    if seen is None or time.monotonic() - seen.checked >= CHECK_EVERY:
+        seen = _look(path)
+    if seen.good is None:
+        raise CtiError("config", seen.error)
+    return seen.good
+
+
+def problem(path: str) -> str:
+    """What is wrong with the file at ``path`` as it is now (``"<file>:<line>: <what>"``), or ""."""
+    seen = _seen.get(path)
+    return seen.error if seen is not None else ""
+
+
+def _look(path: str) -> _Seen:
+    with _lock:
+        now = time.monotonic()
+        before = _seen.get(path)
+        if before is not None and now - before.checked < CHECK_EVERY:
+            return before  # another call looked meanwhile
+        good = before.good if before is not None else None
         try:
             st = os.stat(path)
         except OSError as exc:
-            raise CtiError("config", f"{path}:0: cannot read: {exc.strerror}") from None
-        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        if hit is not None and hit[0] == stamp:
-            result = hit[1]
+            seen = _Seen(None, now, good, f"{path}:0: cannot read: {exc.strerror}")
         else:
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if before is not None and before.stamp == stamp:
+                seen = _Seen(stamp, now, good, before.error)
+            else:
+                seen = _Seen(stamp, now, *_read(path, good))
+        _seen[path] = seen
+    if seen.error != (before.error if before is not None else ""):
+        hook = on_change
+        if hook is not None:
             try:
-                with open(path, encoding="utf-8") as fh:
-                    text = fh.read()
-                result = parse(path, text)
-            except CtiError as exc:
-                result = exc
-            except (OSError, UnicodeDecodeError) as exc:
-                result = CtiError("config", f"{path}:0: cannot read: {exc}")
-        with _cache_lock:
-            _cache[path] = (stamp, result, now)
-    if isinstance(result, CtiError):
-        raise result
-    return result
+                hook(path, seen.error)
+            except Exception:  # telling about it never fails the caller
+                pass
+    return seen
+
+
+def _read(path: str, good: Optional[Config]) -> Tuple[Optional[Config], str]:
+    """(the config to use, what is wrong with the file: "" when nothing)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        return parse(path, text), ""
+    except CtiError as exc:
+        return good, exc.message  # the message only: the exception and its frames go now
+    except (OSError, UnicodeDecodeError) as exc:
+        return good, f"{path}:0: cannot read: {getattr(exc, 'strerror', None) or exc}"
+
+
+def recheck() -> None:
+    """Read every file again on its next use (``cti.reload``); the last good configs stay."""
+    with _lock:
+        for path, seen in list(_seen.items()):
+            _seen[path] = _Seen(None, float("-inf"), seen.good, seen.error)
 
 
 def forget() -> None:
-    """Look at the files again on the next call (``cti.reload``, tests)."""
-    with _cache_lock:
-        _cache.clear()
+    """Forget every file and config (tests, a restart): the next call reads them afresh."""
+    with _lock:
+        _seen.clear()

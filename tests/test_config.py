@@ -75,14 +75,16 @@ def test_a_bad_file_names_file_line_and_problem(tmp_path, text, line, what):
     assert what in err.value.message  # type: ignore[attr-defined]
 
 
-def test_a_bad_file_answers_err_config_and_changes_nothing(switch):
+def test_a_bad_file_never_replaces_the_last_good_config(switch):
+    """More in test_config_errors.py (issue 26)."""
     switch.cti("checkin", "8001 101 p101 101")
     before = switch.snapshot()
     switch.write_config(config_text() + "  oops: [\n")
-    reply = switch.cti("busy", "101")
+    reply = switch.cti("reload")
     assert reply.startswith(f"-ERR config {switch.conf}:")
     assert reply.count("\n") == 1
     assert switch.snapshot() == before
+    assert switch.cti("busy", "101") == "+OK 101 busy\n", "the last good config stays in force"
 
 
 def test_the_file_is_reread_when_it_changes_and_parsed_once_otherwise(switch, mocker):

@@ -150,6 +150,18 @@ def test_uninstall_reverses_but_keeps_the_config(fake):
     assert "Kept" in result.stdout
 
 
+def test_uninstall_stops_the_watcher_before_it_removes_anything_and_restarts_nothing(fake):
+    assert fake.install().returncode == 0
+    before = len(fake.commands())
+    result = fake.install("--uninstall")
+    assert result.returncode == 0, result.stderr
+    cmds = fake.commands()[before:]
+    # the installed cti.upgrade ran (so before its files went) and restarted nothing
+    assert "python cti.upgrade stop" in cmds and not [c for c in cmds if c.startswith(("pyrun", "python cti.watcher"))]
+    assert "+OK dropped " in result.stdout and "nothing restarted" in result.stdout, result.stdout
+    assert cmds.index("python cti.upgrade stop") < cmds.index("reloadxml")
+
+
 def test_without_a_switch_it_says_why_in_one_line(fake, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

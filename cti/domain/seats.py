@@ -511,7 +511,16 @@ class Seats:
         return f"+OK {seat} {target}" + (f" ({reason})" if reason else "") + later
 
     # -- status ---------------------------------------------------------------------------
-    def status(self, target: str = "", as_json: bool = False, sessions: Sequence[Any] = (), waiting: Sequence[Any] = ()) -> str:
+    def status(
+        self,
+        target: str = "",
+        as_json: bool = False,
+        sessions: Sequence[Any] = (),
+        waiting: Sequence[Any] = (),
+        problem: str = "",
+    ) -> str:
+        """The seats at a glance. ``problem``: what is wrong with the config file now (the
+        config shown is the last good one): a last line ``-ERR config <problem>``."""
         cfg = self.config
         if not target:
             seats = list(cfg.seats)
@@ -565,6 +574,8 @@ class Seats:
             data: Dict[str, object] = {"store": cfg.store, "persistent": cfg.persistent, "seats": rows}
             if target in cfg.hotlines:
                 data["waiting"] = queue
+            if problem:
+                data["config_error"] = problem
             return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         out = _table(rows)
         if target in cfg.hotlines:
@@ -574,7 +585,7 @@ class Seats:
                 + (f"  on {q['switch']}" if "switch" in q else "")
                 for q in queue
             )
-        return out + "\n" + _store_note(cfg)
+        return out + "\n" + _store_note(cfg) + (f"\n-ERR config {problem}" if problem else "")
 
 
 def _store_note(cfg: Config) -> str:
