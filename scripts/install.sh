@@ -118,8 +118,11 @@ web_stop() {  # the service this installer started (its systemd unit, or the pid
 
 web_install() {
   if [ "$WEB" = off ]; then say "web service: left out (CTI_WEB=off)"; return 0; fi
-  if ! "$WEB_PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-    say "web service: needs Python 3.10+ ($WEB_PY is older: genesis, its ESL client, needs 3.10); left out"
+  # genesis, its ESL client, supports Python 3.10 to 3.12 (Requires-Python <3.13,>=3.10):
+  # with another interpreter (Debian 11's 3.9, Debian 13's 3.13) the web service is left out,
+  # and the switch side installed all the same; CTI_WEB_PYTHON names one that fits
+  if ! "$WEB_PY" -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 12))' 2>/dev/null; then
+    say "web service: left out: genesis, its ESL client, needs Python 3.10 to 3.12 and $WEB_PY is $("$WEB_PY" -c 'import platform; print(platform.python_version())' 2>/dev/null || echo missing) (set CTI_WEB_PYTHON to one that fits)"
     return 0
   fi
   if [ "$DRY" = 1 ]; then
