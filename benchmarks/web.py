@@ -104,6 +104,7 @@ def switch_cost(sessions: int, rounds: int) -> dict:
     noop = Path(esl.api("global_getvar script_dir").strip()) / "cti_bench_noop.py"
     noop.write_text((ROOT / "benchmarks" / "noop_entry.py").read_text())  # the baseline, as benchmarks/live.py
     conf = Path(esl.api("global_getvar conf_dir").strip()) / "cti_web_bench.yaml"
+    before = esl.api("global_getvar cti_config").strip()  # the switch's own config: put back at the end
     conf.write_text(config_yaml(extra="web:\n  listen: 127.0.0.1\n"))
     esl.api(f"global_setvar cti_config={conf}")
     esl.api("python cti.reload")
@@ -139,6 +140,9 @@ def switch_cost(sessions: int, rounds: int) -> dict:
     finally:
         web.close()
         esl.api("python cti.checkout 101")
+        if not before.startswith("-ERR"):
+            esl.api(f"global_setvar cti_config={before}")
+            esl.api("python cti.reload")
         conf.unlink(missing_ok=True)
         noop.unlink(missing_ok=True)
     return {
