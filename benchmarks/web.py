@@ -87,10 +87,14 @@ def latency(rounds: int) -> dict:
 async def _sessions(url: str, n: int):
     import aiohttp
 
-    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    # no limit on connections: aiohttp's default (100) would keep the 101st WebSocket waiting for ever
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), connector=aiohttp.TCPConnector(limit=0))
     async with http.post(url + "login", data={"seat": "102", "password": "p102"}, headers={"Origin": url.rstrip("/")}) as r:
         assert r.status == 200, await r.text()
-    sockets = [await http.ws_connect(url + "ws", origin=url.rstrip("/")) for _ in range(n)]
+    sockets = [await asyncio.wait_for(http.ws_connect(url + "ws", origin=url.rstrip("/")), 10) for _ in range(n)]
+    for ws in sockets:  # each page has its snapshot: connected and served
+        msg = await asyncio.wait_for(ws.receive_json(), 10)
+        assert msg["type"] == "snapshot", msg
     return http, sockets
 
 
