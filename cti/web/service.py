@@ -205,7 +205,8 @@ class Service:
             # switch's own link; only while that one is down (or the switch is not listed) does
             # one link, the first that answers, pass the re-fired copies on
             own = self.links.get(node)
-            if (own is not None and own.up) or link is not self.pick():
+            relay = next((each for each in self.links.values() if each.up), None)
+            if (own is not None and own.up) or link is not relay:
                 return
         for kind, key in self.floor.apply(headers):
             if kind == "refresh":
