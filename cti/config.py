@@ -137,6 +137,18 @@ class Tones:
 
 
 @dataclass(frozen=True)
+class SwitchConf:
+    """One switch's event socket, as the web service reaches it. ``name``: the switch's
+    ``redis.node`` (what its events' ``CTI-Node`` and ``-ERR other_switch`` call it); "" for
+    the one switch of ``web.esl``."""
+
+    name: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8021
+    password: str = "ClueCon"
+
+
+@dataclass(frozen=True)
 class WebConf:
     """``web:``: the web agent toolbar and supervisor wallboard (``python3 -m cti.web``), a
     process of its own that reaches the switch only over ESL."""
@@ -148,6 +160,11 @@ class WebConf:
     esl_password: str = "ClueCon"
     session_minutes: int = 480  # a login lasts this long, then the page asks for the password again
     busy_reasons: Tuple[str, ...] = ("lunch", "meeting", "training", "break")  # offered by the toolbar's busy button
+    switches: Tuple[SwitchConf, ...] = ()  # store: redis: every switch of the floor (instead of esl)
+
+    def links(self) -> Tuple[SwitchConf, ...]:
+        """The switches the service keeps an ESL connection to: ``switches``, else the one of ``esl``."""
+        return self.switches or (SwitchConf("", self.esl_host, self.esl_port, self.esl_password),)
 
 
 FEATURE_DEFAULTS = {
@@ -299,6 +316,9 @@ def parse(path: str, text: str) -> Config:
         values["redis"] = _redis(top["redis"])
     if "web" in top:
         values["web"] = _web(top["web"])
+        switches = top["web"].mapping().get("switches")
+        if switches is not None and len(values["web"].switches) > 1 and values.get("store") != "redis":
+            raise switches.fail("several switches share one floor only with store: redis (each has its own seats otherwise)")
     if "realm" in top:
         realm = top["realm"].text(32)
         if not realm or not set(realm) <= _REALM_CHARS:
@@ -584,7 +604,7 @@ _WORD_RE = re.compile(r"[^\s]{1,64}\Z")
 
 
 def _web(node: _Node) -> WebConf:
-    got = node.mapping(("listen", "port", "esl", "session_minutes", "busy_reasons"))
+    got = node.mapping(("listen", "port", "esl", "switches", "session_minutes", "busy_reasons"))
     values: Dict[str, Any] = {}
     if "listen" in got:
         values["listen"] = got["listen"].text(253)
@@ -594,18 +614,30 @@ def _web(node: _Node) -> WebConf:
         values["port"] = got["port"].integer(1, 65535)
     if "session_minutes" in got:
         values["session_minutes"] = got["session_minutes"].integer(1, 7 * 24 * 60)
+    if "esl" in got and "switches" in got:
+        raise got["switches"].fail(
+            f"give web.esl (one switch, line {got['esl'].line}) or web.switches (every switch of the floor), not both"
+        )
     if "esl" in got:
-        esl = got["esl"].mapping(("host", "port", "password"))
-        if "host" in esl:
-            values["esl_host"] = esl["host"].text(253)
-            if not _HOST_RE.match(values["esl_host"]):
-                raise esl["host"].fail("a host name or address, e.g. 127.0.0.1")
-        if "port" in esl:
-            values["esl_port"] = esl["port"].integer(1, 65535)
-        if "password" in esl:
-            values["esl_password"] = esl["password"].text(128)
-            if not _WORD_RE.match(values["esl_password"]):
-                raise esl["password"].fail("the event socket's password: 1 to 64 characters, no spaces")
+        esl = _socket(got["esl"], "")
+        values.update(esl_host=esl.host, esl_port=esl.port, esl_password=esl.password)
+    if "switches" in got:
+        switches: List[SwitchConf] = []
+        seen: Dict[Tuple[str, int], Tuple[str, int]] = {}
+        items = got["switches"].mapping()
+        if not items:
+            raise got["switches"].fail("list every switch: <its redis.node>: {host: ..., port: ..., password: ...}")
+        for name, item in items.items():
+            if not ID_RE.match(name):
+                raise item.fail("a switch is named by its redis.node: letters, digits, '.' or '-' (at most 32)")
+            switch = _socket(item, name)
+            where = (switch.host, switch.port)
+            if where in seen:
+                other, line = seen[where]
+                raise item.fail(f"the same event socket as {other} (line {line}): {switch.host}:{switch.port}")
+            seen[where] = (name, item.line)
+            switches.append(switch)
+        values["switches"] = tuple(switches)
     if "busy_reasons" in got:
         reasons = []
         for item in got["busy_reasons"].seq():
@@ -617,6 +649,23 @@ def _web(node: _Node) -> WebConf:
             reasons.append(word)
         values["busy_reasons"] = tuple(reasons)
     return WebConf(**values)
+
+
+def _socket(node: _Node, name: str) -> SwitchConf:
+    """``{host, port, password}``: a switch's event socket (mod_event_socket)."""
+    esl = node.mapping(("host", "port", "password"))
+    values: Dict[str, Any] = {"name": name}
+    if "host" in esl:
+        values["host"] = esl["host"].text(253)
+        if not _HOST_RE.match(values["host"]):
+            raise esl["host"].fail("a host name or address, e.g. 127.0.0.1")
+    if "port" in esl:
+        values["port"] = esl["port"].integer(1, 65535)
+    if "password" in esl:
+        values["password"] = esl["password"].text(128)
+        if not _WORD_RE.match(values["password"]):
+            raise esl["password"].fail("the event socket's password: 1 to 64 characters, no spaces")
+    return SwitchConf(**values)
 
 
 def _target(node: _Node) -> str:

@@ -558,6 +558,7 @@ class Seats:
                     "supervision": watching.get(seat) or ", ".join(watched.get(seat, [])),
                     "call_hotline": st.line if st else "",  # the caller's screen pop, while it has a call
                     "pop": dict(st.pop) if st else {},
+                    **({"switch": st.node} if st and st.node else {}),  # the switch holding its call (store: redis)
                 }
             )
         queue = [
@@ -572,6 +573,8 @@ class Seats:
         ]
         if as_json:
             data: Dict[str, object] = {"store": cfg.store, "persistent": cfg.persistent, "seats": rows}
+            if self.node:  # store: redis: which switch answered (its redis.node)
+                data["node"] = self.node
             if target in cfg.hotlines:
                 data["waiting"] = queue
             if problem:
