@@ -9,8 +9,10 @@
 2. What connected pages cost the switch (only where a switch answers on ESL, FS_ESL_*):
    ``cti.busy``/``cti.idle`` over ESL against the no-op module, with no page connected and with
    ``--sessions`` (200) WebSocket sessions connected to a web service attached to that switch,
-   in one run. The web service holds one ESL connection whatever the number of pages, so the
-   ratio should not move. (benchmarks/live.py installs the no-op module; run it once first.)
+   and with none again after them, in one run; each measurement interleaves ``--switch-rounds``
+   (2000) busy/idle commands with as many no-op calls and takes the medians. The web service
+   holds one ESL connection whatever the number of pages, so the ratio should not move. (The
+   no-op module is written into the switch's script_dir for the run, as benchmarks/live.py does.)
 """
 
 from __future__ import annotations
@@ -87,10 +89,14 @@ def latency(rounds: int) -> dict:
 async def _sessions(url: str, n: int):
     import aiohttp
 
-    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    # no limit on connections: aiohttp's default (100) would keep the 101st WebSocket waiting for ever
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), connector=aiohttp.TCPConnector(limit=0))
     async with http.post(url + "login", data={"seat": "102", "password": "p102"}, headers={"Origin": url.rstrip("/")}) as r:
         assert r.status == 200, await r.text()
-    sockets = [await http.ws_connect(url + "ws", origin=url.rstrip("/")) for _ in range(n)]
+    sockets = [await asyncio.wait_for(http.ws_connect(url + "ws", origin=url.rstrip("/")), 10) for _ in range(n)]
+    for ws in sockets:  # each page has its snapshot: connected and served
+        msg = await asyncio.wait_for(ws.receive_json(), 10)
+        assert msg["type"] == "snapshot", msg
     return http, sockets
 
 
@@ -104,24 +110,26 @@ def switch_cost(sessions: int, rounds: int) -> dict:
     noop = Path(esl.api("global_getvar script_dir").strip()) / "cti_bench_noop.py"
     noop.write_text((ROOT / "benchmarks" / "noop_entry.py").read_text())  # the baseline, as benchmarks/live.py
     conf = Path(esl.api("global_getvar conf_dir").strip()) / "cti_web_bench.yaml"
+    before = esl.api("global_getvar cti_config").strip()  # the switch's own config: put back at the end
     conf.write_text(config_yaml(extra="web:\n  listen: 127.0.0.1\n"))
     esl.api(f"global_setvar cti_config={conf}")
     esl.api("python cti.reload")
     esl.api(f"python cti.checkin 8001 101 {PASSWORDS['101']} 101")
 
-    def timed(cmds) -> float:
-        times = []
+    def both() -> dict:
+        """cti.busy / cti.idle and the no-op, interleaved (a burst of load elsewhere on the
+        machine weighs on both alike): their medians, in milliseconds, and their ratio."""
+        busy, idle = "python cti.busy 101 lunch", "python cti.idle 101"
+        cti, base = [], []
         for i in range(rounds):
             t = time.perf_counter()
-            esl.api(cmds[i % len(cmds)])
-            times.append(time.perf_counter() - t)
-        return statistics.median(times) * 1000
-
-    def both() -> dict:
-        return {
-            "busy_idle_ms": round(timed(["python cti.busy 101 lunch", "python cti.idle 101"]), 3),
-            "noop_ms": round(timed(["python cti_bench_noop"]), 3),
-        }
+            esl.api(busy if i % 2 == 0 else idle)
+            cti.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            esl.api("python cti_bench_noop")
+            base.append(time.perf_counter() - t)
+        busy_ms, noop_ms = statistics.median(cti) * 1000, statistics.median(base) * 1000
+        return {"busy_idle_ms": round(busy_ms, 3), "noop_ms": round(noop_ms, 3), "ratio": round(busy_ms / noop_ms, 2)}
 
     from web.conftest import WebThread
 
@@ -136,28 +144,29 @@ def switch_cost(sessions: int, rounds: int) -> dict:
             loop.run_until_complete(ws.close())
         loop.run_until_complete(http.close())
         loop.close()
+        after = both()  # without them again: what moved between the two runs without pages is noise
     finally:
         web.close()
         esl.api("python cti.checkout 101")
+        if not before.startswith("-ERR"):
+            esl.api(f"global_setvar cti_config={before}")
+            esl.api("python cti.reload")
         conf.unlink(missing_ok=True)
         noop.unlink(missing_ok=True)
-    return {
-        "sessions": sessions,
-        "without": {**alone, "ratio": round(alone["busy_idle_ms"] / alone["noop_ms"], 2)},
-        "with": {**with_pages, "ratio": round(with_pages["busy_idle_ms"] / with_pages["noop_ms"], 2)},
-    }
+    return {"sessions": sessions, "rounds": rounds, "without": alone, "with": with_pages, "without_again": after}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--sessions", type=int, default=200)
+    ap.add_argument("--switch-rounds", type=int, default=2000, help="cti.busy/idle + no-op pairs per measurement")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     result = {"event_to_dom": latency(args.rounds)}
     dom = result["event_to_dom"]
     print(f"event -> DOM (shim, headless Chromium): p50 {dom['p50_ms']} ms, p95 {dom['p95_ms']} ms")
-    result["switch"] = switch_cost(args.sessions, args.rounds * 5)
+    result["switch"] = switch_cost(args.sessions, args.switch_rounds)
     print("switch:", json.dumps(result["switch"]))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

@@ -8,13 +8,12 @@ the caller gets ``+OK ...`` or ``-ERR <code> <message>``, never mod_python3's ``
 from __future__ import annotations
 
 import ipaddress
-import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from cti import app as wiring
 from cti.domain import stats_report
-from cti.domain.errors import CtiError
+from cti.domain.errors import CtiError, brief
 from cti.domain.model import CAUSES, Phone, check_id, check_reason
 from cti.domain.seats import Seats
 from cti.switch import dial, events
@@ -135,7 +134,7 @@ def _status(a: List[str], caller: Optional[Caller]) -> str:
     here = ("", sup.seats.node)  # another switch's sessions are that switch's to check
     live = [s for s in sup.sessions() if s.state == "ringing" or s.node not in here or sup.calls.exists(s.leg)]
     waiting = wiring.queues().waiting(target) if target in sup.seats.config.hotlines else []
-    return sup.seats.status(target, as_json, live, waiting)
+    return sup.seats.status(target, as_json, live, waiting, wiring.config_problem())
 
 
 def _stats(a: List[str], caller: Optional[Caller]) -> str:
@@ -260,7 +259,10 @@ def _weblogin(a: List[str], caller: Optional[Caller]) -> str:
 
 def _reload(a: List[str], caller: Optional[Caller]) -> str:
     wiring.reload()
-    cfg = wiring.seats().config  # parse now: a broken file answers -ERR config here
+    cfg = wiring.seats().config  # read now; a broken file never replaces the last good config
+    problem = wiring.config_problem()
+    if problem:
+        raise CtiError("config", problem)
     return f"+OK reloaded {cfg.path}: {len(cfg.seats)} seats, {len(cfg.hotlines)} hotlines, {len(cfg.ring_groups)} ring groups"
 
 
@@ -319,14 +321,10 @@ def execute(name: str, args: str, caller: Optional[Caller]) -> str:
         if not low <= len(argv) <= cmd.max_args:
             raise _usage(cmd)
         return cmd.run(argv, caller)
-    except CtiError as exc:
+    except CtiError as exc:  # a new one per raise; it and its frames go when this returns
         return exc.reply()
     except Exception as exc:  # never let mod_python3 answer "-ERR no reply"
-        try:
-            wiring.Switch.here().log("ERR", f"cti.{name} {args[:200]!r}: {traceback.format_exc()}")
-        except Exception:
-            pass
-        return f"-ERR internal {type(exc).__name__}: {str(exc)[:120]}".replace("\n", " ")
+        return _internal(name, args, exc)
     finally:
         wiring.after_command()
 
@@ -342,6 +340,31 @@ CALLS = frozenset({"route", "ring"})
 
 
 def dialplan(name: str, session: Any, args: str) -> None:
+    """A dialplan application. It never raises and keeps nothing of the call: whatever
+    happened, the channel gets ``cti_result``/``cti_ok``/``cti_code``/``cti_tone`` and the
+    dialplan's next action runs; mod_python3 then releases the session (an error or frame kept
+    past the call would keep the session locked, ``CS_EXECUTE`` for ever)."""
+    try:
+        reply = _dialplan(name, session, args if isinstance(args, str) else "")
+    except Exception as exc:  # the session's own calls failed (execute answers every other error)
+        reply = _internal(name, args, exc)
+    ok = reply.startswith("+OK") or not reply.startswith("-ERR")
+    try:
+        tones = wiring.seats().config.tones
+        tone = tones.ok if ok else tones.error
+    except Exception:
+        tone = "tone_stream://%(500,500,480,620);loops=2"
+    try:
+        session.setVariable("cti_result", reply.split("\n", 1)[0])
+        session.setVariable("cti_ok", "true" if ok else "false")
+        session.setVariable("cti_code", "OK" if ok else reply.split(" ", 2)[1])
+        session.setVariable("cti_tone", tone)
+        wiring.Switch.here().log("INFO" if ok else "NOTICE", f"cti.{name}: {reply.splitlines()[0] if reply else ''}")
+    except Exception as exc:
+        _internal(name, args, exc)
+
+
+def _dialplan(name: str, session: Any, args: str) -> str:
     caller = Caller(_session_phone(session), SessionChannel(session))
     leg = caller.channel.uuid if caller.channel is not None else ""
     command = name not in CALLS and bool(leg)
@@ -354,20 +377,18 @@ def dialplan(name: str, session: Any, args: str) -> None:
                 wiring.seats().detach(caller.phone, leg)
             except Exception:  # a broken config or store: the command says so itself
                 pass
-        reply = execute(name, args if isinstance(args, str) else "", caller)
+        return execute(name, args, caller)
     finally:
         commands.discard(leg)
-    ok = reply.startswith("+OK") or not reply.startswith("-ERR")
+
+
+def _internal(name: str, args: Any, exc: BaseException) -> str:
+    """Log an unexpected error in one line (never its traceback object) and answer it."""
     try:
-        tones = wiring.seats().config.tones
-        tone = tones.ok if ok else tones.error
+        wiring.Switch.here().log("ERR", f"cti.{name} {str(args)[:200]!r}: {brief(exc)}")
     except Exception:
-        tone = "tone_stream://%(500,500,480,620);loops=2"
-    session.setVariable("cti_result", reply.split("\n", 1)[0])
-    session.setVariable("cti_ok", "true" if ok else "false")
-    session.setVariable("cti_code", "OK" if ok else reply.split(" ", 2)[1])
-    session.setVariable("cti_tone", tone)
-    wiring.Switch.here().log("INFO" if ok else "NOTICE", f"cti.{name}: {reply.splitlines()[0] if reply else ''}")
+        pass
+    return f"-ERR internal {type(exc).__name__}: {str(exc)[:120]}".replace("\n", " ")
 
 
 def _session_phone(session: Any) -> Optional[Phone]:

@@ -18,6 +18,7 @@ import uuid as uuidlib
 from typing import Any, Dict, Optional, Set, Tuple
 
 from cti import config
+from cti.domain.errors import CtiError
 from cti.domain.groups import RingGroups
 from cti.domain.help import Help
 from cti.domain.lockout import Budget
@@ -102,10 +103,46 @@ def forget() -> None:
 
 
 def reload() -> None:
-    """Read the config path and the file again on the next call (``cti.reload``)."""
+    """Ask the config path and read the file again on the next call (``cti.reload``). The
+    config in force stays until a good file replaces it."""
     global _path
     _path = ""
-    config.forget()
+    config.recheck()
+
+
+def config_problem() -> str:
+    """What is wrong with the config file now (``"<file>:<line>: <what>"``), or "" when it is
+    the config in force."""
+    return config.problem(config_path(Switch.here()))
+
+
+def _config_changed(path: str, error: str) -> None:
+    """The config file turned bad (a new error), or good again: one log line and one
+    ``cti::config`` event each time, never a traceback (it is the administrator's mistake)."""
+    if path != _path:  # a file cti does not run on (a test, a tool)
+        return
+    sw = Switch.here()
+    s = _seats
+    if error:
+        note = (
+            "cti keeps the last good config until it is fixed"
+            if s is not None
+            else "no config loaded: commands answer -ERR config"
+        )
+        sw.log("WARNING", f"cti: config not loaded: -ERR config {error} ({note})")
+    else:
+        sw.log("NOTICE", f"cti: config {path} is valid again and in force")
+    headers = {
+        "CTI-Action": "invalid" if error else "loaded",
+        "CTI-File": path,
+        "CTI-Error": error,
+        "CTI-Last-Good": "kept" if error and s is not None else ("none" if error else ""),
+        "CTI-Timestamp": f"{clock():.3f}",
+    }
+    sw.fire("cti::config", {k: v for k, v in headers.items() if v})
+
+
+config.on_change = _config_changed
 
 
 def store_for(sw: Switch, kind: str, realm: str) -> Store:
@@ -151,8 +188,13 @@ def seats() -> Seats:
     """The seat use cases, built once per configuration and shared by every call."""
     global _seats
     sw = Switch.here()
-    cfg = config.load(config_path(sw))
     s = _seats
+    try:
+        cfg = config.load(config_path(sw))
+    except CtiError:
+        if s is None:  # no good config ever loaded (a switch started on a broken file)
+            raise
+        return s  # cti_config names a new file that is broken: the last good config stays
     if s is None or s.config is not cfg:
         c = cluster(cfg)
         store = c.store if c is not None else store_for(sw, cfg.store, cfg.realm)

@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -137,6 +137,18 @@ class Tones:
 
 
 @dataclass(frozen=True)
+class SwitchConf:
+    """One switch's event socket, as the web service reaches it. ``name``: the switch's
+    ``redis.node`` (what its events' ``CTI-Node`` and ``-ERR other_switch`` call it); "" for
+    the one switch of ``web.esl``."""
+
+    name: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8021
+    password: str = "ClueCon"
+
+
+@dataclass(frozen=True)
 class WebConf:
     """``web:``: the web agent toolbar and supervisor wallboard (``python3 -m cti.web``), a
     process of its own that reaches the switch only over ESL."""
@@ -148,6 +160,11 @@ class WebConf:
     esl_password: str = "ClueCon"
     session_minutes: int = 480  # a login lasts this long, then the page asks for the password again
     busy_reasons: Tuple[str, ...] = ("lunch", "meeting", "training", "break")  # offered by the toolbar's busy button
+    switches: Tuple[SwitchConf, ...] = ()  # store: redis: every switch of the floor (instead of esl)
+
+    def links(self) -> Tuple[SwitchConf, ...]:
+        """The switches the service keeps an ESL connection to: ``switches``, else the one of ``esl``."""
+        return self.switches or (SwitchConf("", self.esl_host, self.esl_port, self.esl_password),)
 
 
 FEATURE_DEFAULTS = {
@@ -299,6 +316,9 @@ def parse(path: str, text: str) -> Config:
         values["redis"] = _redis(top["redis"])
     if "web" in top:
         values["web"] = _web(top["web"])
+        switches = top["web"].mapping().get("switches")
+        if switches is not None and len(values["web"].switches) > 1 and values.get("store") != "redis":
+            raise switches.fail("several switches share one floor only with store: redis (each has its own seats otherwise)")
     if "realm" in top:
         realm = top["realm"].text(32)
         if not realm or not set(realm) <= _REALM_CHARS:
@@ -584,7 +604,7 @@ _WORD_RE = re.compile(r"[^\s]{1,64}\Z")
 
 
 def _web(node: _Node) -> WebConf:
-    got = node.mapping(("listen", "port", "esl", "session_minutes", "busy_reasons"))
+    got = node.mapping(("listen", "port", "esl", "switches", "session_minutes", "busy_reasons"))
     values: Dict[str, Any] = {}
     if "listen" in got:
         values["listen"] = got["listen"].text(253)
@@ -594,18 +614,30 @@ def _web(node: _Node) -> WebConf:
         values["port"] = got["port"].integer(1, 65535)
     if "session_minutes" in got:
         values["session_minutes"] = got["session_minutes"].integer(1, 7 * 24 * 60)
+    if "esl" in got and "switches" in got:
+        raise got["switches"].fail(
+            f"give web.esl (one switch, line {got['esl'].line}) or web.switches (every switch of the floor), not both"
+        )
     if "esl" in got:
-        esl = got["esl"].mapping(("host", "port", "password"))
-        if "host" in esl:
-            values["esl_host"] = esl["host"].text(253)
-            if not _HOST_RE.match(values["esl_host"]):
-                raise esl["host"].fail("a host name or address, e.g. 127.0.0.1")
-        if "port" in esl:
-            values["esl_port"] = esl["port"].integer(1, 65535)
-        if "password" in esl:
-            values["esl_password"] = esl["password"].text(128)
-            if not _WORD_RE.match(values["esl_password"]):
-                raise esl["password"].fail("the event socket's password: 1 to 64 characters, no spaces")
+        esl = _socket(got["esl"], "")
+        values.update(esl_host=esl.host, esl_port=esl.port, esl_password=esl.password)
+    if "switches" in got:
+        switches: List[SwitchConf] = []
+        seen: Dict[Tuple[str, int], Tuple[str, int]] = {}
+        items = got["switches"].mapping()
+        if not items:
+            raise got["switches"].fail("list every switch: <its redis.node>: {host: ..., port: ..., password: ...}")
+        for name, item in items.items():
+            if not ID_RE.match(name):
+                raise item.fail("a switch is named by its redis.node: letters, digits, '.' or '-' (at most 32)")
+            switch = _socket(item, name)
+            where = (switch.host, switch.port)
+            if where in seen:
+                other, line = seen[where]
+                raise item.fail(f"the same event socket as {other} (line {line}): {switch.host}:{switch.port}")
+            seen[where] = (name, item.line)
+            switches.append(switch)
+        values["switches"] = tuple(switches)
     if "busy_reasons" in got:
         reasons = []
         for item in got["busy_reasons"].seq():
@@ -617,6 +649,23 @@ def _web(node: _Node) -> WebConf:
             reasons.append(word)
         values["busy_reasons"] = tuple(reasons)
     return WebConf(**values)
+
+
+def _socket(node: _Node, name: str) -> SwitchConf:
+    """``{host, port, password}``: a switch's event socket (mod_event_socket)."""
+    esl = node.mapping(("host", "port", "password"))
+    values: Dict[str, Any] = {"name": name}
+    if "host" in esl:
+        values["host"] = esl["host"].text(253)
+        if not _HOST_RE.match(values["host"]):
+            raise esl["host"].fail("a host name or address, e.g. 127.0.0.1")
+    if "port" in esl:
+        values["port"] = esl["port"].integer(1, 65535)
+    if "password" in esl:
+        values["password"] = esl["password"].text(128)
+        if not _WORD_RE.match(values["password"]):
+            raise esl["password"].fail("the event socket's password: 1 to 64 characters, no spaces")
+    return SwitchConf(**values)
 
 
 def _target(node: _Node) -> str:
@@ -645,43 +694,97 @@ def _member(node: _Node, seats: Dict[str, SeatConf]) -> Member:
 
 CHECK_EVERY = 1.0  # seconds: how often a call may stat the file to see whether it changed
 
-_cache: Dict[str, Tuple[Tuple[int, int, int], Any, float]] = {}
-_cache_lock = threading.Lock()
+
+@dataclass(frozen=True)
+class _Seen:
+    """What cti knows of one config file: replaced whole (never mutated), so a reader that
+    takes it without the lock sees one consistent state."""
+
+    stamp: Optional[Tuple[int, int, int]]  # (mtime_ns, size, inode) of the file last read; None: read again
+    checked: float  # monotonic time of the last look
+    good: Optional[Config]  # the last good config of this file (None: none yet)
+    error: str = ""  # what is wrong with the file as it is now ("": nothing); "<file>:<line>: <what>"
+
+
+_seen: Dict[str, _Seen] = {}
+_lock = threading.Lock()  # one look (stat, read, parse) at a time
+
+# Told (path, error) when what is wrong with a file changes: a new error, or "" once it is good
+# again. One call per distinct error, whoever noticed it (cti.app logs it and fires cti::config).
+on_change: Optional[Callable[[str, str], None]] = None
 
 
 def load(path: str) -> Config:
-    """The config at ``path``. The file is looked at (one ``stat``) at most once per
-    ``CHECK_EVERY`` seconds and parsed again only when it changed, so a command on the hot
-    path costs one dict look-up and a clock read."""
-    now = time.monotonic()
-    hit = _cache.get(path)
-    if hit is not None and now - hit[2] < CHECK_EVERY:
-        result = hit[1]
-    else:
+    """The config at ``path``: the last good one. The file is looked at (one ``stat``) at most
+    once per ``CHECK_EVERY`` seconds and parsed again only when it changed, so a command on the
+    hot path costs one dict look-up and a clock read.
+
+    A broken, emptied or deleted file never replaces the last good config (as ``reloadxml``
+    keeps the XML it has): ``problem(path)`` says what is wrong until it is fixed. Only while no
+    good config of ``path`` was ever loaded does this raise ``CtiError("config", ...)`` — a new
+    one on every call: an exception raised twice would carry every frame it passed through."""
+    seen = _seen.get(path)
+    if seen is None or time.monotonic() - seen.checked >= CHECK_EVERY:
+        seen = _look(path)
+    if seen.good is None:
+        raise CtiError("config", seen.error)
+    return seen.good
+
+
+def problem(path: str) -> str:
+    """What is wrong with the file at ``path`` as it is now (``"<file>:<line>: <what>"``), or ""."""
+    seen = _seen.get(path)
+    return seen.error if seen is not None else ""
+
+
+def _look(path: str) -> _Seen:
+    with _lock:
+        now = time.monotonic()
+        before = _seen.get(path)
+        if before is not None and now - before.checked < CHECK_EVERY:
+            return before  # another call looked meanwhile
+        good = before.good if before is not None else None
         try:
             st = os.stat(path)
         except OSError as exc:
-            raise CtiError("config", f"{path}:0: cannot read: {exc.strerror}") from None
-        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        if hit is not None and hit[0] == stamp:
-            result = hit[1]
+            seen = _Seen(None, now, good, f"{path}:0: cannot read: {exc.strerror}")
         else:
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if before is not None and before.stamp == stamp:
+                seen = _Seen(stamp, now, good, before.error)
+            else:
+                seen = _Seen(stamp, now, *_read(path, good))
+        _seen[path] = seen
+    if seen.error != (before.error if before is not None else ""):
+        hook = on_change
+        if hook is not None:
             try:
-                with open(path, encoding="utf-8") as fh:
-                    text = fh.read()
-                result = parse(path, text)
-            except CtiError as exc:
-                result = exc
-            except (OSError, UnicodeDecodeError) as exc:
-                result = CtiError("config", f"{path}:0: cannot read: {exc}")
-        with _cache_lock:
-            _cache[path] = (stamp, result, now)
-    if isinstance(result, CtiError):
-        raise result
-    return result
+                hook(path, seen.error)
+            except Exception:  # telling about it never fails the caller
+                pass
+    return seen
+
+
+def _read(path: str, good: Optional[Config]) -> Tuple[Optional[Config], str]:
+    """(the config to use, what is wrong with the file: "" when nothing)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        return parse(path, text), ""
+    except CtiError as exc:
+        return good, exc.message  # the message only: the exception and its frames go now
+    except (OSError, UnicodeDecodeError) as exc:
+        return good, f"{path}:0: cannot read: {getattr(exc, 'strerror', None) or exc}"
+
+
+def recheck() -> None:
+    """Read every file again on its next use (``cti.reload``); the last good configs stay."""
+    with _lock:
+        for path, seen in list(_seen.items()):
+            _seen[path] = _Seen(None, float("-inf"), seen.good, seen.error)
 
 
 def forget() -> None:
-    """Look at the files again on the next call (``cti.reload``, tests)."""
-    with _cache_lock:
-        _cache.clear()
+    """Forget every file and config (tests, a restart): the next call reads them afresh."""
+    with _lock:
+        _seen.clear()

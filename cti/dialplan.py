@@ -14,6 +14,7 @@ from typing import Dict, List, Optional
 from xml.sax.saxutils import quoteattr
 
 from cti.config import FEATURE_DEFAULTS, load
+from cti.domain.errors import CtiError
 
 # action -> (pattern after the prefix, python data, comment)
 FEATURES = {
@@ -61,7 +62,11 @@ def render(codes: Optional[Dict[str, str]] = None) -> str:
 
 
 def main(argv: List[str]) -> int:
-    codes = load(argv[0]).features if argv else None
+    try:
+        codes = load(argv[0]).features if argv else None
+    except CtiError as exc:  # one line saying where, not a traceback
+        sys.stderr.write(exc.reply() + "\n")
+        return 1
     sys.stdout.write(render(codes))
     return 0
 

@@ -1,4 +1,5 @@
 """`python cti.upgrade`: make the running switch use the cti code now on disk, no restart.
+`python cti.upgrade stop` (``install.sh --uninstall``): the same, but it restarts nothing.
 
 mod_python3 keeps imported modules until the switch restarts (FACTS.md §7). This stops the
 call watcher (it runs the old code) and waits until its loop has left, drops every loaded cti
@@ -24,6 +25,13 @@ def _watcher(app):
 
 
 def fsapi(session, stream, env, args):
+    # "stop": the code is about to be removed: stop the watcher, wait until its loop has left,
+    # drop the modules, and restart nothing (a watcher started now would import removed files)
+    word = (args or "").strip() if isinstance(args, str) else ""
+    if word not in ("", "stop"):
+        stream.write("-ERR usage cti.upgrade [stop]\n")
+        return
+    restart = word != "stop"
     old = sys.modules.get("cti.app")
     running, loops = _watcher(old)
     if loops:
@@ -34,8 +42,12 @@ def fsapi(session, stream, env, args):
             stop = freeswitch.Event("CUSTOM", "cti::control")
             stop.addHeader("CTI-Command", "stop")
             stop.fire()
-        deadline = time.monotonic() + 3.0  # the watcher looks at least once a second
-        while time.monotonic() < deadline and _watcher(old)[1] and time.monotonic() - getattr(old, "_beat", 0.0) < 1.5:
+        # the watcher looks at least once a second; an upgrade gives up on a loop that stopped
+        # beating (the new code takes over), an uninstall waits until it has left (up to 5 s)
+        deadline = time.monotonic() + (3.0 if restart else 5.0)
+        while time.monotonic() < deadline and _watcher(old)[1]:
+            if restart and time.monotonic() - getattr(old, "_beat", 0.0) >= 1.5:
+                break
             time.sleep(0.02)
     flush = getattr(old, "stats_flush", None)  # counts still in memory go into the store first
     if flush is not None:
@@ -46,6 +58,13 @@ def fsapi(session, stream, env, args):
     names = [n for n in list(sys.modules) if n == "cti" or n.startswith("cti.")]
     for name in names:
         del sys.modules[name]
+    if not restart:
+        if _watcher(old)[1]:
+            stream.write(f"-ERR internal dropped {len(names)} cti modules, but the call watcher did not leave its loop in 5 s\n")
+        else:
+            stopped = "call watcher stopped" if running or loops else "no call watcher was running"
+            stream.write(f"+OK dropped {len(names)} cti modules; {stopped}; nothing restarted\n")
+        return
     note = ""
     if running or loops:
         freeswitch.API().executeString("pyrun cti.watcher")

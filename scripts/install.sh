@@ -84,6 +84,16 @@ forget_loaded_cti() {  # mod_python3 keeps imported modules until a restart (FAC
   fi
 }
 
+stop_loaded_cti() {  # before an uninstall: stop the watcher (until its loop has left), restart nothing
+  [ "$(fs 'module_exists mod_python3' | tr -d '\r\n')" = true ] && [ -f "$SCRIPT_DIR/cti/upgrade.py" ] || return 0
+  if grep -q 'restarts nothing' "$SCRIPT_DIR/cti/upgrade.py"; then
+    fs_change "python cti.upgrade stop"
+  else  # an older cti: its upgrade would start the watcher again; stop it and give its loop time
+    fs_change "python cti.watcher stop"
+    [ "$DRY" = 1 ] || sleep 2
+  fi
+}
+
 # -- the web service (cti/web): its own venv and process, reaching the switch over ESL ----------
 WEB="${CTI_WEB:-on}"
 WEB_PREFIX="${CTI_WEB_PREFIX:-/opt/cti-web}"
@@ -108,8 +118,11 @@ web_stop() {  # the service this installer started (its systemd unit, or the pid
 
 web_install() {
   if [ "$WEB" = off ]; then say "web service: left out (CTI_WEB=off)"; return 0; fi
-  if ! "$WEB_PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-    say "web service: needs Python 3.10+ ($WEB_PY is older: genesis, its ESL client, needs 3.10); left out"
+  # genesis, its ESL client, supports Python 3.10 to 3.12 (Requires-Python <3.13,>=3.10):
+  # with another interpreter (Debian 11's 3.9, Debian 13's 3.13) the web service is left out,
+  # and the switch side installed all the same; CTI_WEB_PYTHON names one that fits
+  if ! "$WEB_PY" -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 12))' 2>/dev/null; then
+    say "web service: left out: genesis, its ESL client, needs Python 3.10 to 3.12 and $WEB_PY is $("$WEB_PY" -c 'import platform; print(platform.python_version())' 2>/dev/null || echo missing) (set CTI_WEB_PYTHON to one that fits)"
     return 0
   fi
   if [ "$DRY" = 1 ]; then
@@ -197,7 +210,7 @@ web_uninstall() {
 
 if [ "$UNINSTALL" = 1 ]; then
   web_uninstall
-  forget_loaded_cti
+  stop_loaded_cti  # first: a watcher running while its files go would log ModuleNotFoundError
   if [ -d "$SCRIPT_DIR/cti" ]; then run rm -rf "$SCRIPT_DIR/cti"; fi
   if [ -f "$DIALPLAN_XML" ]; then run rm -f "$DIALPLAN_XML"; fi
   if [ -f "$PYTHON_XML" ] && grep -q 'value="cti.watcher"' "$PYTHON_XML"; then
@@ -205,7 +218,7 @@ if [ "$UNINSTALL" = 1 ]; then
     else sed -i '/value="cti.watcher"/d' "$PYTHON_XML"; fi
   fi
   fs_change reloadxml
-  say "uninstalled. Kept $CONFIG (your seats and passwords) and the loaded modules; remove them yourself if unused."
+  say "uninstalled; nothing of cti runs. Kept $CONFIG (your seats and passwords) and the loaded modules (mod_hash, mod_python3); remove them yourself if unused."
   exit 0
 fi
 

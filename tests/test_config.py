@@ -61,7 +61,30 @@ BAD = [
     ("tones:\n  ok: 'tone_stream://%(200,0,800)$${x}'\n", 2, "tones.ok: a sound is"),
     ("tones:\n  error: \"say:'hi'\"\n", 2, "tones.error: a sound is"),
     ("hotlines:\n  '8001':\n    overflow: '8002 XML default,user/1'\n", 3, "a transfer target is"),
+    # the web service's switches (several switches: store: redis)
+    ("store: redis\nweb:\n  switches:\n    fs1: {hots: 10.0.0.1}\n", 4, "web.switches.fs1.hots: unknown key"),
+    ("store: redis\nweb:\n  switches:\n    fs1: {port: 80210}\n", 4, "web.switches.fs1.port: expected a whole number"),
+    ("store: redis\nweb:\n  switches:\n    'fs 1': {host: a}\n", 4, "web.switches.fs 1: a switch is named by its redis.node"),
+    ("store: redis\nweb:\n  switches:\n    fs1: 10.0.0.1\n", 4, "web.switches.fs1: expected a mapping"),
+    ("store: redis\nweb:\n  switches: {}\n", 3, "web.switches: list every switch"),
+    ("store: redis\nweb:\n  switches:\n    fs1: {host: a}\n    fs2: {host: a}\n", 5, "the same event socket as fs1 (line 4)"),
+    ("store: redis\nweb:\n  esl: {host: a}\n  switches:\n    fs1: {}\n", 4, "give web.esl (one switch, line 3) or"),
+    ("web:\n  switches:\n    fs1: {host: a}\n    fs2: {host: b}\n", 2, "only with store: redis"),
+    ("store: redis\nweb:\n  switches:\n    fs1: {password: 'a b'}\n", 4, "web.switches.fs1.password: the event socket"),
 ]
+
+
+def test_the_web_reaches_one_switch_by_esl_or_every_switch_of_the_floor(tmp_path):
+    path = tmp_path / "cti.yaml"
+    path.write_text("web:\n  esl: {host: fs.example, port: 8022}\n")
+    assert config.load(str(path)).web.links() == (config.SwitchConf("", "fs.example", 8022, "ClueCon"),)
+    path.write_text(
+        "store: redis\nweb:\n  switches:\n    fs1: {host: 10.0.0.1, password: s1}\n    fs2: {host: 10.0.0.2, port: 8022}\n"
+    )
+    assert config.load(str(path)).web.links() == (
+        config.SwitchConf("fs1", "10.0.0.1", 8021, "s1"),
+        config.SwitchConf("fs2", "10.0.0.2", 8022, "ClueCon"),
+    )
 
 
 @pytest.mark.parametrize("text,line,what", BAD, ids=[b[2][:30] for b in BAD])
@@ -75,14 +98,16 @@ def test_a_bad_file_names_file_line_and_problem(tmp_path, text, line, what):
     assert what in err.value.message  # type: ignore[attr-defined]
 
 
-def test_a_bad_file_answers_err_config_and_changes_nothing(switch):
+def test_a_bad_file_never_replaces_the_last_good_config(switch):
+    """More in test_config_errors.py (issue 26)."""
     switch.cti("checkin", "8001 101 p101 101")
     before = switch.snapshot()
     switch.write_config(config_text() + "  oops: [\n")
-    reply = switch.cti("busy", "101")
+    reply = switch.cti("reload")
     assert reply.startswith(f"-ERR config {switch.conf}:")
     assert reply.count("\n") == 1
     assert switch.snapshot() == before
+    assert switch.cti("busy", "101") == "+OK 101 busy\n", "the last good config stays in force"
 
 
 def test_the_file_is_reread_when_it_changes_and_parsed_once_otherwise(switch, mocker):

@@ -92,3 +92,11 @@ def test_the_ringing_examples():
     assert m and dict(actions)["python"].replace("$1", m.group(1)) == "cti.ring 33333"
     expression, actions = ext["cti_hotline_8001"]
     assert re.match(expression, "8001") and ("python", "cti.route 8001") in actions
+
+
+def test_rendering_from_a_broken_config_says_where_in_one_line(tmp_path, capsys):
+    path = tmp_path / "cti.yaml"
+    path.write_text("colour: red\n")
+    assert dialplan.main([str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"-ERR config {path}:1: colour: unknown key") and err.count("\n") == 1

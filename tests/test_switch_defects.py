@@ -468,5 +468,7 @@ def test_config_changes_are_seen_within_a_second_without_a_stat_per_call(switch,
     assert stat.call_count == 0
     sw.write_config(config_text() + "  oops: [\n")
     assert sw.cti("busy", "101").startswith("+OK")
+    assert "-ERR config" not in sw.cti("status", "101"), "not looked at yet"
     mocker.patch.object(config.time, "monotonic", return_value=time.monotonic() + 1.5)
-    assert sw.cti("busy", "101").startswith("-ERR config ")
+    assert sw.cti("busy", "101").startswith("+OK"), "the last good config stays in force"
+    assert sw.cti("status", "101").splitlines()[-1].startswith(f"-ERR config {sw.conf}:"), "but the broken file was seen"

@@ -23,6 +23,7 @@ import redis  # type: ignore[import-untyped]  # 4.3 (Debian 12) ships no hints
 
 from cti.cluster.queue import ClusterQueues, wake_channel
 from cti.cluster.store import RedisStore, failed
+from cti.domain.errors import brief
 from cti.domain.events import Event
 from cti.switch.headers import render
 
@@ -160,6 +161,7 @@ def listen(
         mine = wake_channel(store, store.node)
         events = store.channel(EVENTS_CHANNEL)
         down = False
+        said = ""  # the last unexpected error logged: a repeated one is not logged again
         while running():
             try:
                 sub = store.r.pubsub(ignore_subscribe_messages=True)
@@ -187,8 +189,10 @@ def listen(
                     log("WARNING", f"cti: cluster listener lost redis ({exc}); retrying every 0.5 s")
                     down = True
                 time.sleep(0.5)
-            except Exception as exc:  # never die silently
-                log("ERR", f"cti: cluster listener: {exc!r}")
+            except Exception as exc:  # never die silently, never log the same thing twice a second
+                if repr(exc) != said:
+                    said = repr(exc)
+                    log("ERR", f"cti: cluster listener: {brief(exc)}")
                 time.sleep(0.5)
 
     thread = threading.Thread(target=loop, name="cti-cluster-listener", daemon=True)

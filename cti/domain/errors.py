@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections import deque
+from typing import Deque
+
 # code -> what it means (the README's table is generated from the same words)
 CODES = {
     "usage": "missing, extra or empty arguments; the reply carries the full usage line",
@@ -27,7 +31,7 @@ CODES = {
     "store": "the store (mod_hash, mod_db or Redis) did not answer as expected, or in time",
     "conflict": "another switch changed the seat at the same moment; nothing was changed, try again",
     "other_switch": "the seat's call is on another switch of the cluster; act on it there",
-    "internal": "an unexpected error; the traceback is in the FreeSWITCH log",
+    "internal": "an unexpected error; the FreeSWITCH log has one line naming it and where it happened",
 }
 
 
@@ -42,3 +46,18 @@ class CtiError(Exception):
 
     def reply(self) -> str:
         return f"-ERR {self.code} {self.message}"
+
+
+def brief(exc: BaseException, frames: int = 3) -> str:
+    """One log line for an unexpected error: its type, message and innermost ``frames`` frames
+    (``file:line function``, innermost first). Never the frames themselves, and never the
+    whole traceback: a log entry stays one line, and nothing keeps the error once logged."""
+    last: Deque[str] = deque(maxlen=frames)
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        last.append(f"{os.path.basename(code.co_filename)}:{tb.tb_lineno} {code.co_name}")
+        tb = tb.tb_next
+    where = " < ".join(reversed(last))
+    text = f"{type(exc).__name__}: {str(exc)[:200]}"
+    return " ".join((f"{text} (at {where})" if where else text).split())

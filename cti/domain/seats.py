@@ -352,5 +352,12 @@ class Seats:
         later = " once the call ends" if state.activity in ON_A_CALL else ""
         return f"+OK {seat} {target}" + (f" ({reason})" if reason else "") + later
 
-    def status(self, target: str = "", as_json: bool = False, sessions: Sequence[Any] = (), waiting: Sequence[Any] = ()) -> str:
-        return status(self, target, as_json, sessions, waiting)
+    def status(
+        self,
+        target: str = "",
+        as_json: bool = False,
+        sessions: Sequence[Any] = (),
+        waiting: Sequence[Any] = (),
+        problem: str = "",
+    ) -> str:
+        return status(self, target, as_json, sessions, waiting, problem)

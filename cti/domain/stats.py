@@ -256,7 +256,10 @@ class Stats:
                 self._restore(key, pending[key])
                 error = error or exc
         if error is not None:
-            raise error
+            try:
+                raise error
+            finally:
+                error = None  # this frame must not keep the error whose traceback keeps this frame
 
     def _restore(self, key: str, minutes: Dict[int, Counters]) -> None:
         with self._mem:

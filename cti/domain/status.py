@@ -18,8 +18,12 @@ if TYPE_CHECKING:
     from cti.domain.seats import Seats
 
 
-def status(use: Seats, target: str, as_json: bool, sessions: Sequence[Session], waiting: Sequence[Waiter]) -> str:
-    """``cti.status``: the seats (every one, one, or a hotline's and its waiting callers)."""
+def status(
+    use: Seats, target: str, as_json: bool, sessions: Sequence[Session], waiting: Sequence[Waiter], problem: str = ""
+) -> str:
+    """``cti.status``: the seats (every one, one, or a hotline's and its waiting callers).
+    ``problem``: what is wrong with the config file now (the config shown is the last good
+    one): a last line ``-ERR config <problem>``."""
     cfg = use.config
     if not target:
         seats = list(cfg.seats)
@@ -57,6 +61,7 @@ def status(use: Seats, target: str, as_json: bool, sessions: Sequence[Session], 
                 "supervision": watching.get(seat) or ", ".join(watched.get(seat, [])),
                 "call_hotline": st.line if st else "",  # the caller's screen pop, while it has a call
                 "pop": {label(k): v for k, v in st.pop} if st else {},
+                **({"switch": st.node} if st and st.node else {}),  # the switch holding its call (store: redis)
             }
         )
     queue = [
@@ -71,8 +76,12 @@ def status(use: Seats, target: str, as_json: bool, sessions: Sequence[Session], 
     ]
     if as_json:
         data: Dict[str, object] = {"store": cfg.store, "persistent": cfg.persistent, "seats": rows}
+        if use.node:  # store: redis: which switch answered (its redis.node)
+            data["node"] = use.node
         if target in cfg.hotlines:
             data["waiting"] = queue
+        if problem:
+            data["config_error"] = problem
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     out = _table(rows)
     if target in cfg.hotlines:
@@ -82,7 +91,7 @@ def status(use: Seats, target: str, as_json: bool, sessions: Sequence[Session], 
             + (f"  on {q['switch']}" if "switch" in q else "")
             for q in queue
         )
-    return out + "\n" + _store_note(cfg)
+    return out + "\n" + _store_note(cfg) + (f"\n-ERR config {problem}" if problem else "")
 
 
 def _store_note(cfg: Config) -> str:

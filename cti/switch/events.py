@@ -9,12 +9,12 @@ so the loop stalls no other Python call (CALLS.md §6). It stops on ``python cti
 from __future__ import annotations
 
 import time
-import traceback
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import freeswitch
 
 from cti import app
+from cti.domain.errors import CtiError, brief
 from cti.domain.tracker import Tracker
 from cti.domain.watchstate import WatchState
 from cti.switch.api import Switch
@@ -121,6 +121,35 @@ def handle(h: Dict[str, str], memory: WatchState) -> None:
         t.handle(fact)
 
 
+class Complaints:
+    """What went wrong in the watcher's loop, logged once per distinct failure of each step
+    (until that step works again) and in one line: a broken config or an unreachable store
+    would otherwise log on every tick. Never a traceback for the administrator's mistake (a
+    config error is told once by ``cti.app``); an unexpected error names its innermost frames.
+    Nothing here keeps an exception: only its text."""
+
+    def __init__(self, log: Callable[[str, str], None]) -> None:
+        self._log = log
+        self._last: Dict[str, str] = {}
+
+    def failed(self, step: str, exc: BaseException) -> None:
+        if isinstance(exc, CtiError):
+            if exc.code == "config":
+                return
+            level, text = "WARNING", exc.reply()
+        else:
+            level, text = "ERR", brief(exc)
+        if self._last.get(step) != text:
+            self._last[step] = text
+            self._log(level, f"cti: call watcher: {step}: {text}")
+
+    def ok(self, step: str, say: str = "") -> None:
+        if step in self._last:
+            del self._last[step]
+            if say:
+                self._log("NOTICE", f"cti: call watcher: {say}")
+
+
 def run(max_events: Optional[int] = None) -> None:
     """Watch until told to stop. ``max_events`` bounds the loop (tests).
 
@@ -141,16 +170,20 @@ def run(max_events: Optional[int] = None) -> None:
         app.watcher_done(token)
         raise
     memory = WatchState()
+    complaints = Complaints(sw.log)
     try:
         done = recover(memory)
         sw.log("NOTICE", f"cti: call watcher started; recovered {done}")
-    except Exception:  # no config yet, or the store is not loaded: follow events all the same
-        sw.log("WARNING", f"cti: call watcher started; could not recover: {traceback.format_exc(limit=1)}")
+    except CtiError as exc:  # no good config yet (cti.app told why), or the store is not loaded
+        level = "NOTICE" if exc.code == "config" else "WARNING"
+        sw.log(level, f"cti: call watcher started; could not recover: {exc.reply()}")
+    except Exception as exc:  # follow events all the same
+        sw.log("WARNING", f"cti: call watcher started; could not recover: {brief(exc)}")
     sw.writer.start()  # the seat records' mod_hash writes and the events, after the commands answered
     try:
         cluster_start(token)
-    except Exception:
-        sw.log("ERR", f"cti: call watcher: could not join the cluster: {traceback.format_exc(limit=1)}")
+    except Exception as exc:
+        complaints.failed("could not join the cluster", exc)
     seen = 0
     why = "stopped"
     try:
@@ -170,14 +203,19 @@ def run(max_events: Optional[int] = None) -> None:
             if memory.sweep_due(time.monotonic()):
                 try:
                     tracker(memory).reconcile()
-                except Exception:
-                    sw.log("ERR", f"cti: call watcher: reconcile failed: {traceback.format_exc()}")
+                except Exception as exc:
+                    complaints.failed("reconcile failed", exc)
+                else:
+                    complaints.ok("reconcile failed", "reconcile works again")
             deadline = memory.next_deadline()
             if deadline is not None and deadline <= now:
                 try:
                     tracker(memory).tick(now)
-                except Exception:
-                    sw.log("ERR", f"cti: call watcher: wrap-up timer failed: {traceback.format_exc()}")
+                except Exception as exc:
+                    complaints.failed("wrap-up timer failed", exc)
+                    time.sleep(0.05)  # the timer stays due: no busy loop while it fails
+                else:
+                    complaints.ok("wrap-up timer failed", "wrap-up timers work again")
                 continue
             wait = look_ms if deadline is None else max(1, min(look_ms, int((deadline - now) * 1000) + 1))
             event = consumer.pop(1, wait)
@@ -194,17 +232,21 @@ def run(max_events: Optional[int] = None) -> None:
                 if not app.watcher_current(token):
                     break
                 handle(h, memory)
-            except Exception:  # a bad event (or a store hiccup) must not stop the watcher
-                sw.log("ERR", f"cti: call watcher skipped an event: {traceback.format_exc()}")
+            except Exception as exc:  # a bad event (or a store hiccup) must not stop the watcher
+                complaints.failed("skipped an event", exc)
+            else:
+                complaints.ok("skipped an event")  # the next bad one is logged again
     finally:
         try:
-            app.stats_flush()
-        except Exception:
-            pass
-        sw.writer.stop()  # what it holds is written before the watcher is gone (an upgrade waits for that)
-        app.watcher_done(token)
-        consumer.cleanup()
-        sw.log("NOTICE", f"cti: call watcher {why}")
+            try:
+                app.stats_flush()
+            except Exception:
+                pass
+            sw.writer.stop()  # what it holds is written before the watcher is gone (an upgrade waits for that)
+            consumer.cleanup()
+            sw.log("NOTICE", f"cti: call watcher {why}")
+        finally:
+            app.watcher_done(token)  # last: an upgrade or uninstall waits for this (its loop has left)
 
 
 def stop() -> bool:

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 from collections import deque
 from typing import Any, Callable, Deque, Optional, Tuple
+
+from cti.domain.errors import brief
 
 Job = Tuple[Callable[..., Any], Tuple[Any, ...]]
 LAG = 0.001  # seconds the writer lets a command finish before it writes what the command handed over
@@ -98,8 +99,8 @@ class Writer:
         fn, args = job
         try:
             fn(*args)
-        except Exception:
-            self._log("ERR", f"cti: writer: {traceback.format_exc()}")
+        except Exception as exc:  # one line; the error (and the job's frames) go with this call
+            self._log("ERR", f"cti: writer: {getattr(fn, '__qualname__', fn)}: {brief(exc)}")
 
     def _run(self) -> None:
         self.ident = threading.get_ident()

@@ -18,9 +18,8 @@ DEFAULT_CONFIG = "/usr/local/freeswitch/conf/cti.yaml"
 async def serve(args: argparse.Namespace) -> None:
     service = Service(args.config, args.port, args.listen)
     port = await service.start()
-    logging.getLogger("cti.web").info(
-        "cti web: serving http://%s:%s/ (switch at %s:%s)", service.listen, port, service.link.host, service.link.port
-    )
+    switches = ", ".join(f"{link.name or 'switch'} at {link.host}:{link.port}" for link in service.links.values())
+    logging.getLogger("cti.web").info("cti web: serving http://%s:%s/ (%s)", service.listen, port, switches)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

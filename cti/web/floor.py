@@ -56,6 +56,7 @@ class Floor:
     helps: Set[str] = field(default_factory=set)  # seats whose help request (求助) is open
     locked: Set[str] = field(default_factory=set)
     day: List[Row] = field(default_factory=list)  # (hour, hotline) samples of today's counts: the chart
+    revs: Dict[str, int] = field(default_factory=dict)  # seat -> the last CTI-Revision applied (store: redis)
 
     # -- from the switch ---------------------------------------------------------------------
     def load_status(self, reply: str) -> None:
@@ -65,6 +66,7 @@ class Floor:
         for row in data.get("seats", []):
             seats[row["seat"]] = self._row(row)
         self.seats = seats
+        self.revs = {}  # (the snapshot names no revision: the events after it start the count again)
 
     def load_waiting(self, hotline: str, reply: str) -> None:
         """``cti.status <hotline> json``: its waiting callers."""
@@ -114,6 +116,7 @@ class Floor:
             "supervision": row.get("supervision") or "",
             "call_hotline": row.get("call_hotline") or "",
             "pop": row.get("pop") or {},
+            "switch": row.get("switch") or "",  # the switch holding its call (store: redis), "" for none or one switch
             "help": row["seat"] in self.helps,
             "locked": row["seat"] in self.locked,
         }
@@ -147,12 +150,19 @@ class Floor:
         status = h.get("CTI-Status", "")
         if not status:
             return []
+        # several switches fire this seat's events, and each comes on its own switch's link:
+        # one that a later change overtook is dropped (a checkout deletes the record, and the
+        # next checkin starts again at revision 1)
+        rev = int(_float(h.get("CTI-Revision")) or 0)
+        if rev and action != "checkin" and rev < self.revs.get(seat, 0):
+            return []
+        self.revs[seat] = 0 if action == "checkout" else rev
         ts = _float(h.get("CTI-Timestamp")) or time.time()
         if status != row["status"] or row["since"] is None:
             row["since"] = ts
         if action == "checkout":
             row.update(status="signed_out", availability="signed_out", activity="", hotlines=[], role="", phone="", reason="")
-            row.update(call_hotline="", pop={}, supervision="", since=None)
+            row.update(call_hotline="", pop={}, supervision="", since=None, switch="")
             self.helps.discard(seat)
             row["help"] = False
         else:
@@ -167,6 +177,8 @@ class Floor:
                 phone=h.get("CTI-Phone", row["phone"]),
             )
             if row["activity"] in CALL_ACTIVITIES:
+                if h.get("CTI-Call") and h.get("CTI-Node"):  # the call's own events come from its switch
+                    row["switch"] = h["CTI-Node"]
                 pop = _pop(h)
                 if pop:
                     row["pop"] = pop
@@ -177,6 +189,8 @@ class Floor:
                 row["call_hotline"] = h.get("CTI-Call-Hotline") or row["call_hotline"]
             else:
                 row["pop"], row["call_hotline"] = {}, ""
+            if row["activity"] not in CALL_ACTIVITIES:
+                row["switch"] = ""
             if row["activity"] not in CALL_ACTIVITIES and seat in self.helps:
                 self.helps.discard(seat)
                 row["help"] = False
@@ -225,14 +239,16 @@ class Floor:
             self.seats[seat]["supervision"] = rows[0].get("supervision") or ""
 
     # -- to a page ---------------------------------------------------------------------------
-    def view(self, who: Viewer, online: bool) -> Row:
-        """The whole state a page of ``who`` shows (sent on every (re)connection)."""
+    def view(self, who: Viewer, online: bool, switches: Optional[List[Row]] = None) -> Row:
+        """The whole state a page of ``who`` shows (sent on every (re)connection). ``switches``:
+        each switch's name and whether the service reaches it now."""
         hotlines = {
             h: {"name": self.config.hotlines[h].name, "wrap_up": self.config.hotlines[h].wrap_up} for h in self.config.hotlines
         }
         return {
             "type": "snapshot",
             "online": online,
+            "switches": switches or [],
             "now": time.time(),
             "me": who.seat,
             "supervisor": who.supervisor,

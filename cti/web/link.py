@@ -1,18 +1,25 @@
-"""The switch, over ESL (genesis): commands, and the cti:: events of one subscription.
+"""A switch, over ESL (genesis): commands, and the cti:: events of one subscription.
 
 One connection carries both: ``api`` replies and events are told apart by their
 Content-Type. Commands go one at a time (genesis matches a reply to the oldest command
 waiting). When the connection drops, or never comes up, the link says so (``on_state``) and
 tries again every ``RETRY`` seconds at most, for ever.
+
+A link named after its switch's ``redis.node`` (``web.switches``) checks, each time it
+connects, that the switch there is that node (``cti.status json`` names it): a switch behind
+the wrong address would otherwise have its events taken for another's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Awaitable, Callable, Dict, Optional
 
 from genesis import Inbound
+
+from cti.config import SwitchConf
 
 log = logging.getLogger("cti.web")
 
@@ -31,13 +38,12 @@ class Unreachable(Exception):
 class Link:
     def __init__(
         self,
-        host: str,
-        port: int,
-        password: str,
-        on_event: Callable[[Headers], None],
-        on_state: Callable[[bool], Awaitable[None]],
+        switch: SwitchConf,
+        on_event: Callable[[Link, Headers], None],
+        on_state: Callable[[Link], Awaitable[None]],
     ) -> None:
-        self.host, self.port, self.password = host, port, password
+        self.name = switch.name  # its redis.node ("": the one switch of web.esl)
+        self.host, self.port, self.password = switch.host, switch.port, switch.password
         self.on_event = on_event
         self.on_state = on_state
         self.up = False
@@ -46,6 +52,10 @@ class Link:
         self._lock = asyncio.Lock()
         self._stopping = False
         self._drop = asyncio.Event()
+
+    @property
+    def label(self) -> str:
+        return f"switch {self.name} at {self.host}:{self.port}" if self.name else f"the switch at {self.host}:{self.port}"
 
     async def run(self) -> None:
         """Connect, subscribe, serve until the connection drops; again, until ``stop``."""
@@ -59,11 +69,13 @@ class Link:
                 reply = await asyncio.wait_for(client.send(SUBSCRIPTION), COMMAND_TIMEOUT)
                 if not str(reply.get("Reply-Text", "")).startswith("+OK"):
                     raise Unreachable(f"event subscription refused: {reply.get('Reply-Text')}")
+                if self.name:
+                    await self._check_node(client)
                 self._client = client
                 self._drop.clear()
                 self.up, self.why = True, ""
-                log.info("cti web: connected to the switch at %s:%s", self.host, self.port)
-                await self.on_state(True)
+                log.info("cti web: connected to %s", self.label)
+                await self.on_state(self)
                 pause = 0.1
                 producer = client.producer
                 waits = [asyncio.ensure_future(self._drop.wait())]
@@ -72,8 +84,11 @@ class Link:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 waits[0].cancel()
                 self.why = "the connection to the switch dropped"
-            except Exception as exc:  # refused, timed out, wrong password: say why, try again
-                self.why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            except Exception as exc:  # refused, timed out, wrong password, wrong node: say why, try again
+                why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                if why != self.why and not self.up:  # said once, not every second
+                    log.warning("cti web: cannot reach %s: %s", self.label, why)
+                self.why = why
             finally:
                 self._client = None
                 try:
@@ -82,11 +97,27 @@ class Link:
                     pass
                 if self.up:
                     self.up = False
-                    log.warning("cti web: the switch at %s:%s is unreachable: %s", self.host, self.port, self.why)
-                    await self.on_state(False)
+                    if self._stopping:
+                        self.why = "the web service stopped"
+                    else:
+                        log.warning("cti web: %s is unreachable: %s", self.label, self.why)
+                        await self.on_state(self)
             if not self._stopping:
                 await asyncio.sleep(pause)
                 pause = min(RETRY, pause * 2)
+
+    async def _check_node(self, client: Inbound) -> None:
+        """The switch there is the cti node this link is named after (where cti says so)."""
+        reply = await asyncio.wait_for(client.send("api python cti.status json"), COMMAND_TIMEOUT)
+        try:
+            node = json.loads(reply.body or "").get("node", "")
+        except (ValueError, AttributeError):
+            return  # cti answers -ERR now (a broken config...): the commands will say so
+        if node and node != self.name:
+            raise Unreachable(
+                f"the switch at {self.host}:{self.port} is cti node {node!r}, not {self.name!r} "
+                "(web.switches names each switch by its redis.node)"
+            )
 
     def stop(self) -> None:
         self._stopping = True
@@ -97,7 +128,7 @@ class Link:
         # events are handled in the order the switch sent them
         headers = {k: v if isinstance(v, str) else ",".join(map(str, v)) for k, v in event.items()}  # type: ignore[call-overload]
         try:
-            self.on_event(headers)
+            self.on_event(self, headers)
         except Exception:
             log.exception("cti web: an event could not be handled: %s", headers.get("CTI-Action"))
 

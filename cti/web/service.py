@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ SECURITY_HEADERS = {
 # verb -> (who may be its target, the command): an agent acts on its own seat; the operator
 # (the logged-in seat) is always the last argument, so cti's own policy decides
 SUPERVISION = ("monitor", "whisper", "barge", "robcall")
+# cti's refusal of a command on a call that another switch of the cluster holds (cti/domain/supervision.py)
+OTHER_SWITCH = re.compile(r"-ERR other_switch .*? on switch ([A-Za-z0-9.-]+);")
 VERBS = ("checkin", "checkout", "busy", "idle", "help", "help_cancel", "stopcall", "unlock", *SUPERVISION)
 
 
@@ -88,7 +91,8 @@ class Service:
         self.floor = Floor(cfg)
         self.logins: Dict[str, Login] = {}
         self.pages: Set[Page] = set()
-        self.link = Link(cfg.web.esl_host, cfg.web.esl_port, cfg.web.esl_password, self._event, self._switch_state)
+        # one ESL link per switch (web.switches; else the one switch of web.esl), in config order
+        self.links: Dict[str, Link] = {sw.name: Link(sw, self._event, self._switch_state) for sw in cfg.web.links()}
         self._seat_locks: Dict[str, asyncio.Lock] = {}
         self._checks = asyncio.Semaphore(1)  # PBKDF2 runs at once on this host (each keeps a core busy)
         self._tasks: List[asyncio.Task] = []
@@ -116,13 +120,14 @@ class Service:
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.listen, self.port)
         await site.start()
-        for job in (self.link.run(), self._sweep(), self._poll()):
+        for job in (*(link.run() for link in self.links.values()), self._sweep(), self._poll()):
             self._tasks.append(asyncio.ensure_future(job))
         sockets = getattr(site._server, "sockets", None) or []
         return int(sockets[0].getsockname()[1]) if sockets else self.port
 
     async def stop(self) -> None:
-        self.link.stop()
+        for link in self.links.values():
+            link.stop()
         for page in list(self.pages):
             await page.ws.close()
         for task in self._tasks:
@@ -133,34 +138,76 @@ class Service:
         if self.runner is not None:
             await self.runner.cleanup()
 
-    # -- the switch --------------------------------------------------------------------------
-    async def _switch_state(self, up: bool) -> None:
-        if up:
-            await self.resync()
-        else:
+    # -- the switches ------------------------------------------------------------------------
+    @property
+    def online(self) -> bool:
+        """At least one switch answers: the floor is live (the others' are shown as unreachable)."""
+        return any(link.up for link in self.links.values())
+
+    def switches(self) -> List[Dict[str, Any]]:
+        """What a page is told of the switches: each one's name and whether it answers (never
+        its address, nor why it does not answer: the log says that)."""
+        return [{"name": link.name, "up": link.up} for link in self.links.values()]
+
+    def pick(self, name: str = "") -> Link:
+        """Switch ``name``'s link if it answers, else the first switch (in config order) that does."""
+        link = self.links.get(name)
+        if link is not None and link.up:
+            return link
+        for link in self.links.values():
+            if link.up:
+                return link
+        raise Unreachable("; ".join(f"{link.label}: {link.why}" for link in self.links.values()))
+
+    async def api(self, command: str, switch: str = "") -> str:
+        return await self.pick(switch).api(command)
+
+    async def _switch_state(self, link: Link) -> None:
+        if link.up:
+            await self.resync()  # (what it fired while it was away is read again)
+            return
+        if not self.online:
             self._synced.clear()
-            for page in self.pages:
-                page.send({"type": "switch", "online": False, "why": self.link.why})
+        for page in self.pages:
+            page.send(self._switch_message())
+
+    def _switch_message(self) -> Dict[str, Any]:
+        return {"type": "switch", "online": self.online, "switches": self.switches()}
 
     async def resync(self) -> None:
-        """Read the whole floor again, and send every page its snapshot."""
+        """Read the whole floor again (from any switch: with several, they share it), and send
+        every page its snapshot."""
         try:
             cfg = self.config()
             self.floor.config = cfg
-            self.floor.load_status(await self.link.api("python cti.status json"))
+            self.floor.load_status(await self.api("python cti.status json"))
             for hotline in cfg.hotlines:
-                self.floor.load_waiting(hotline, await self.link.api(f"python cti.status {hotline} json"))
-            stats = await self.link.api("python cti.stats json")
+                self.floor.load_waiting(hotline, await self.api(f"python cti.status {hotline} json"))
+            stats = await self.api("python cti.stats json")
             if stats.startswith("{"):
                 self.floor.load_stats(stats)
         except (Unreachable, ValueError, CtiError) as exc:
             log.warning("cti web: cannot read the floor: %s", exc)
+            for page in self.pages:
+                page.send(self._switch_message())
             return
         self._synced.set()
         for page in self.pages:
-            page.send(self.floor.view(page.who, self.link.up))
+            page.send(self._view(page))
 
-    def _event(self, headers: Dict[str, str]) -> None:
+    def _view(self, page: Page) -> Dict[str, Any]:
+        return self.floor.view(page.who, self.online, self.switches())
+
+    def _event(self, link: Link, headers: Dict[str, str]) -> None:
+        node = headers.get("CTI-Node", "")
+        if node and link.name and node != link.name:
+            # a change another switch made, re-fired here (redis.refire): it comes from that
+            # switch's own link; only while that one is down (or the switch is not listed) does
+            # one link, the first that answers, pass the re-fired copies on
+            own = self.links.get(node)
+            relay = next((each for each in self.links.values() if each.up), None)
+            if (own is not None and own.up) or link is not relay:
+                return
         for kind, key in self.floor.apply(headers):
             if kind == "refresh":
                 self._refresh_soon(key)
@@ -181,7 +228,7 @@ class Service:
 
         async def refresh() -> None:
             try:
-                reply = await self.link.api(f"python cti.status {seat} json")
+                reply = await self.api(f"python cti.status {seat} json")
                 if reply.startswith("{"):
                     self.floor.supervision(seat, reply)
                     self._publish("seat", seat)
@@ -198,7 +245,7 @@ class Service:
         last_sync = time.monotonic()
         while True:
             await asyncio.sleep(STATS_EVERY)
-            if not self.link.up:
+            if not self.online:
                 continue
             if time.monotonic() - last_sync >= RESYNC_EVERY:
                 last_sync = time.monotonic()
@@ -208,7 +255,7 @@ class Service:
             if not watchers:
                 continue
             try:
-                reply = await self.link.api("python cti.stats json")
+                reply = await self.api("python cti.stats json")
             except Unreachable:
                 continue
             if reply.startswith("{"):
@@ -270,13 +317,14 @@ class Service:
         lock = self._seat_locks.setdefault(seat, asyncio.Lock())
         async with lock:  # one attempt per seat at a time: the lockout counts every one
             try:
-                reply = await self.link.api(f"python cti.weblogin {seat} check {client}")
+                link = self.pick()  # one switch for the whole attempt
+                reply = await link.api(f"python cti.weblogin {seat} check {client}")
                 if not reply.startswith("+OK"):
                     return _refused(reply.strip())
                 async with self._checks:
                     right = await asyncio.get_running_loop().run_in_executor(None, passwords.verify, conf.password, password)
                 step = "ok" if right else "failed"
-                reply = await self.link.api(f"python cti.weblogin {seat} {step} {client}")
+                reply = await link.api(f"python cti.weblogin {seat} {step} {client}")
             except Unreachable as exc:
                 return _refused(f"-ERR unreachable the switch does not answer ({exc})", 503)
         if not right or not reply.startswith("+OK"):
@@ -313,7 +361,7 @@ class Service:
         await ws.prepare(request)
         cfg = self.config()
         page = Page(ws, login, viewer(cfg, login.seat))
-        page.send(self.floor.view(page.who, self.link.up) if self._synced.is_set() else _offline(self.link.why))
+        page.send(self._view(page) if self._synced.is_set() else self._switch_message())
         self.pages.add(page)
         writer = asyncio.ensure_future(self._write(page))
         try:
@@ -339,7 +387,7 @@ class Service:
                 break
             if page.resync and page.outbox.empty():
                 page.resync = False
-                text = json.dumps(self.floor.view(page.who, self.link.up), ensure_ascii=False)
+                text = json.dumps(self._view(page), ensure_ascii=False)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await page.ws.send_str(text)
         if not page.ws.closed:
@@ -354,16 +402,33 @@ class Service:
             page.send({"type": "reply", "id": None, "reply": "-ERR bad_arg not a JSON message"})
             return
         if msg.get("type") == "resync":
-            page.send(self.floor.view(page.who, self.link.up))
+            page.send(self._view(page))
             return
         try:
             command = self.command(page.login, msg)
-            reply = (await self.link.api(command)).strip().splitlines()[0]
+            reply = await self.run(command, str(msg.get("seat") or page.login.seat))
         except CtiError as exc:
             reply = exc.reply()
         except Unreachable:
             reply = "-ERR unreachable the switch does not answer"
         page.send({"type": "reply", "id": msg.get("id"), "verb": msg.get("verb"), "reply": reply})
+
+    async def run(self, command: str, seat: str) -> str:
+        """Run a page's command on the switch that must: the one holding the seat's call when
+        the events said which, else any; a switch that answers ``-ERR other_switch`` (the call
+        is another switch's) has done nothing, and the command goes to the switch it names."""
+        row = self.floor.seats.get(seat) or {}
+        link = self.pick(str(row.get("switch") or ""))
+        reply = _line(await link.api(command))
+        found = OTHER_SWITCH.match(reply)
+        if found is None or found.group(1) == link.name:
+            return reply
+        holder = self.links.get(found.group(1))
+        if holder is None:  # a switch of the cluster the web service does not know
+            return f"{reply} (web.switches does not list switch {found.group(1)})"
+        if not holder.up:
+            return f"-ERR unreachable seat {seat}'s call is on switch {holder.name}, which does not answer now"
+        return _line(await holder.api(command))
 
     def command(self, login: Login, msg: Dict[str, Any]) -> str:
         """The cti command for a page's action, the logged-in seat its operator; CtiError when
@@ -399,8 +464,9 @@ class Service:
         return f"python cti.{verb} {seat} {me}"  # checkout, idle, stopcall, unlock
 
 
-def _offline(why: str) -> Dict[str, Any]:
-    return {"type": "switch", "online": False, "why": why}
+def _line(reply: str) -> str:
+    lines = reply.strip().splitlines()
+    return lines[0] if lines else "-ERR no reply"
 
 
 def _refused(reply: str, status: int = 403) -> web.Response:

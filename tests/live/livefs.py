@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,7 +34,7 @@ PASSWORDS = {s: f"p{s}" for s in ("101", "102", "103", "104", "105", "201", "202
 PHONES = ("101", "102", "103", "104", "105", "150", "151", "201", "202")
 EVENTS = (
     "CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_EXECUTE CHANNEL_HANGUP_COMPLETE DTMF BACKGROUND_JOB "
-    "CUSTOM cti::seat cti::queue cti::supervisor cti::probe"
+    "CUSTOM cti::seat cti::queue cti::supervisor cti::config cti::probe"
 )
 
 DIRECTORY = """<include>
@@ -203,6 +204,29 @@ def fsapi(session, stream, env, args):
             "offers": len(app._queues.offers),
         }))
         return
+    if args == "pymem":  # the switch's Python: live objects (after a collection) and allocated blocks
+        import gc
+        import sys
+
+        gc.collect()
+        stream.write(json.dumps({"objects": len(gc.get_objects()), "blocks": sys.getallocatedblocks()}))
+        return
+    if args.startswith("stash"):  # keep the loaded cti.app to look at after its modules are dropped
+        import sys
+        import types
+
+        stash = sys.modules.setdefault("cti_live_stash", types.ModuleType("cti_live_stash"))
+        if args == "stash":
+            stash.app = sys.modules.get("cti.app")
+            stream.write(json.dumps(stash.app is not None))
+            return
+        app = getattr(stash, "app", None)  # "stashed": what that cti.app says now
+        stream.write(json.dumps({
+            "running": bool(app and app.watcher_alive()),
+            "loops": app.watcher_loops() if app else None,
+            "loaded": sorted(n for n in sys.modules if n == "cti" or n.startswith("cti.")),
+        }))
+        return
     if args == "thread":
         t = threading.current_thread()
         stream.write(json.dumps({"class": type(t).__name__, "local": bool(getattr(_local, "x", None))}))
@@ -326,6 +350,55 @@ class Live:
             ["bash", str(ROOT / "scripts" / "install.sh")], env=env, capture_output=True, text=True, timeout=120
         )
 
+    def uninstall(self) -> subprocess.CompletedProcess:
+        cli = fs_cli()
+        host, port, password = target()
+        env = dict(os.environ, FS_CLI=cli or "fs_cli", FS_CLI_OPTS=f"-H {host} -P {port} -p {password}", PYTHON=sys.executable)
+        return subprocess.run(
+            ["bash", str(ROOT / "scripts" / "install.sh"), "--uninstall"], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    # -- the switch process: its memory and its log ----------------------------------------------
+    def pid(self) -> int:
+        """The freeswitch process (its pid file in run_dir, else the one process of that name)."""
+        run_dir = self.var("run_dir")
+        pidfile = Path(run_dir) / "freeswitch.pid" if run_dir else None
+        if pidfile is not None and pidfile.exists():
+            return int(pidfile.read_text().split()[0])
+        out = subprocess.run(["pgrep", "-x", "freeswitch"], capture_output=True, text=True).stdout.split()
+        assert len(out) == 1, f"cannot tell the freeswitch process: {out}"
+        return int(out[0])
+
+    def rss_kb(self) -> int:
+        """The switch's resident memory (VmRSS of /proc/<pid>/status), in kB."""
+        for line in Path(f"/proc/{self.pid()}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    def log_file(self) -> Path:
+        return Path(self.var("log_dir")) / "freeswitch.log"
+
+    def log_mark(self) -> int:
+        """Where the switch's log ends now (read what follows with ``log_entries``)."""
+        path = self.log_file()
+        return path.stat().st_size if path.exists() else 0
+
+    def log_entries(self, since: int) -> List[str]:
+        """The switch's log entries written since ``log_mark()``: each a first line (with its
+        timestamp, perhaps behind a channel uuid) and the lines that continue it."""
+        path = self.log_file()
+        with open(path, "rb") as fh:
+            fh.seek(since)
+            text = fh.read().decode("utf-8", "replace")
+        entries: List[str] = []
+        for line in text.splitlines():
+            if _LOG_START.match(line) or not entries:
+                entries.append(line)
+            else:
+                entries[-1] += "\n" + line
+        return entries
+
     def write_config(self, text: str) -> None:
         self.config.write_text(text, encoding="utf-8")
         self.api(f"global_setvar cti_config={self.config}")
@@ -441,6 +514,9 @@ class Live:
 
 
 _REASON = ""
+# a log entry starts with its timestamp, or with the uuid of its channel (then a timestamp, or
+# none: the dialplan's "Dialplan: ..." and "EXECUTE ..." lines)
+_LOG_START = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12} |\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ ")
 
 
 def _live_or_skip() -> Live:

@@ -131,11 +131,27 @@ def test_50_rounds_the_next_caller_goes_to_the_freed_level_1_seat(live):
     for i in range(1, 51):
         mark = live.esl.mark()
         live.hang_up(caller["a"])  # the call ends ...
-        live.esl.wait_event(  # ... and the seat reads idle: the next caller comes at that moment
-            lambda e: e.get("Event-Subclass") == "cti::seat" and e.get("CTI-Seat") == "101" and e.get("CTI-Action") == "hangup",
-            3.0,
-            mark,
-        )
+        try:
+            live.esl.wait_event(  # ... and the seat reads idle: the next caller comes at that moment
+                lambda e: (
+                    e.get("Event-Subclass") == "cti::seat" and e.get("CTI-Seat") == "101" and e.get("CTI-Action") == "hangup"
+                ),
+                5.0,
+                mark,
+            )
+        except Exception:
+            seen = [
+                (
+                    e.get("Event-Name"),
+                    e.get("Event-Subclass"),
+                    e.get("CTI-Action"),
+                    e.get("CTI-Seat"),
+                    e.get("Unique-ID"),
+                    e.get("CTI-Call"),
+                )
+                for e in live.esl.events[mark:]
+            ]
+            raise AssertionError(f"round {i}: no hangup event for 101; seat {live.seat('101')}; events {seen}") from None
         claim = live.api("hash select/ctilive/offer.101").strip()
         assert claim in ("", "-ERR no reply"), f"round {i}: 101 reads idle while the ended caller still holds it ({claim})"
         caller = live.customer("route-8001", cid=f"139{i:08d}")

@@ -56,9 +56,12 @@ class WebThread:
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
 
     def wait_online(self, seconds: float = 10.0) -> None:
+        """Every switch answers and the floor is read."""
         deadline = time.monotonic() + seconds
-        while not (self.service.link.up and self.service._synced.is_set()):
-            assert time.monotonic() < deadline, f"the web service never reached the switch: {self.service.link.why}"
+        links = self.service.links.values()
+        while not (all(link.up for link in links) and self.service._synced.is_set()):
+            why = "; ".join(f"{link.label}: {link.why}" for link in links if not link.up)
+            assert time.monotonic() < deadline, f"the web service never reached the switches: {why}"
             time.sleep(0.02)
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ const T = {
     help_from: "asks for help", answer_help: "Answer (whisper)", locked: "locked",
     online: "Live", offline: "Switch unreachable", lost: "Connection lost — reconnecting…",
     expired: "Your session expired: log in again.", for_: "for",
+    switch_down: "unreachable", switch_up: "live", call_on: "call on switch",
   },
   zh: {
     title: "坐席工具条", title_sup: "班长监控台", wall_title: "坐席监控",
@@ -39,6 +40,7 @@ const T = {
     help_from: "请求求助", answer_help: "应答（密语）", locked: "已锁定",
     online: "实时", offline: "交换机不可达", lost: "连接中断，正在重连…",
     expired: "登录已过期，请重新登录。", for_: "持续",
+    switch_down: "不可达", switch_up: "在线", call_on: "通话所在交换机",
   },
 };
 const REASONS_ZH = { lunch: "午餐", meeting: "开会", training: "培训", break: "小休", "no-answer": "未接" };
@@ -46,6 +48,7 @@ const REASONS_ZH = { lunch: "午餐", meeting: "开会", training: "培训", bre
 const S = {
   lang: pickLang(), me: null, snap: null, seats: new Map(), queues: {}, offset: 0,
   ws: null, retry: 0, online: false, connected: false, pending: new Map(), nextId: 1,
+  switches: [], // store: redis: each switch the service reaches ({name, up}); [] or one unnamed for one switch
 };
 
 function pickLang() {
@@ -196,6 +199,7 @@ function receive(msg) {
       S.snap = msg;
       S.offset = msg.now - Date.now() / 1000;
       S.online = msg.online;
+      S.switches = msg.switches || [];
       S.seats = new Map(msg.seats.map((s) => [s.seat, s]));
       S.queues = msg.queues || {};
       document.body.dataset.conn = msg.online ? "online" : "offline";
@@ -214,6 +218,7 @@ function receive(msg) {
       break;
     case "switch":
       S.online = msg.online;
+      if (msg.switches) S.switches = msg.switches;
       document.body.dataset.conn = msg.online ? "online" : "offline";
       renderConn();
       break;
@@ -226,10 +231,20 @@ function receive(msg) {
   }
 }
 
+function named() { return S.switches.filter((w) => w.name); }
+
 function renderConn() {
   const el = $("[data-conn-text]");
   const state = document.body.dataset.conn;
-  el.textContent = state === "online" ? t("online") : state === "offline" ? t("offline") : state === "lost" ? t("lost") : "";
+  // several switches: the floor stays live while one answers; the others are named as unreachable
+  const down = named().filter((w) => !w.up).map((w) => w.name);
+  const live = down.length ? `${t("online")} · ${t("offline")}: ${down.join(", ")}` : t("online");
+  el.textContent = state === "online" ? live : state === "offline" ? t("offline") : state === "lost" ? t("lost") : "";
+  document.body.dataset.switchesDown = state === "online" ? down.join(" ") : "";
+  const box = $("[data-switches]");
+  box.replaceChildren(...(S.me && state !== "lost" ? named() : []).map((w) => h("span", {
+    class: `switch ${w.up ? "up" : "down"}`, "data-switch": w.name, "data-up": w.up ? "true" : "false",
+    title: `${w.name}: ${t(w.up ? "switch_up" : "switch_down")}` }, w.name)));
 }
 
 // -- rendering ---------------------------------------------------------------------------------
@@ -353,10 +368,12 @@ function tile(seat) {
   if (!mine && seat.locked) acts.push(button("unlock", t("unlock"), seat.seat, null, "sm"));
   if (!mine && !seat.locked && !signedIn) acts.push(button("unlock", t("unlock"), seat.seat, null, "sm ghost"));
   const pop = seat.pop || {};
-  return h("article", { class: `tile${seat.help ? " helping" : ""}${mine ? " mine" : ""}`, "data-seat": seat.seat, "data-state": seat.status },
+  const where = seat.switch && named().length > 1 ? seat.switch : "";  // several switches: which one holds the call
+  return h("article", { class: `tile${seat.help ? " helping" : ""}${mine ? " mine" : ""}`, "data-seat": seat.seat, "data-state": seat.status, "data-switch": where || null },
     h("header", {}, h("span", { class: "dot" }), h("strong", { class: "name", text: seat.name }), h("span", { class: "id", text: seat.seat }),
       seat.role === "supervisor" ? h("span", { class: "tag", text: S.lang === "zh" ? "班长" : "sup" }) : null,
-      seat.locked ? h("span", { class: "lock", text: "🔒" }) : null),
+      seat.locked ? h("span", { class: "lock", text: "🔒" }) : null,
+      where ? h("span", { class: "on-switch", title: `${t("call_on")} ${where}`, text: where }) : null),
     h("div", { class: "tile-state" }, h("span", { class: "state-word", text: stateLabel(seat) }),
       h("span", { class: "timer", "data-since": seat.since || "" }, clock(seat.since ? now() - seat.since : null))),
     h("div", { class: "tile-call" }, (seat.activity === "ringing" || inCall) && pop["Caller-Number"]
