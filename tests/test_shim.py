@@ -6,7 +6,6 @@ import ast
 import re
 import sys
 import textwrap
-from pathlib import Path
 
 import freeswitch
 import pytest
@@ -109,7 +108,6 @@ def test_events_are_recorded_with_headers():
 
 def test_recordings_exist():
     assert (SHARED / "FACTS.md").exists(), "shared/ must sit beside the checkout"
-    assert isinstance(Path(SHARED), Path)
 
 
 # -- the call model (CALLS.md) ----------------------------------------------------------------

@@ -99,7 +99,7 @@ def test_each_switch_fires_its_own_changes_and_refires_the_others(nodes):
     watching(a, b)  # the listeners
     a.cti("checkin 8001 101 p101 101")
     b.cti("busy 101")
-    time.sleep(0.2)
+    a.run("sw.wait_for(lambda: len(sw.events('cti::seat')) >= 2, 3); _ = True")  # B's busy, re-fired here
     got = a.run("_ = [(e.get('CTI-Action'), e.get('CTI-Node'), e.get('CTI-Revision')) for e in sw.events('cti::seat')]")
     assert got == [["checkin", "A", "1"], ["busy", "B", "2"]]
     assert b.run("_ = [e.get('CTI-Action') for e in sw.events('cti::seat')]") == ["checkin", "busy"]
@@ -108,8 +108,10 @@ def test_each_switch_fires_its_own_changes_and_refires_the_others(nodes):
 def test_a_refire_can_be_turned_off(nodes):
     a, b = nodes("A", "B", refire=False)
     watching(a, b)
+    # nothing is published, and nobody listens: no event of B's can be on its way to A
+    channel = a.run("_ = wiring.cluster(wiring.seats().config).store.channel('events')")
+    assert a.run(f"_ = dict(wiring.cluster(wiring.seats().config).store.r.pubsub_numsub({channel!r}))[{channel!r}]") == 0
     b.cti("checkin 8001 101 p101 101")
-    time.sleep(0.2)
     assert a.run("_ = len(sw.events('cti::seat'))") == 0
 
 
@@ -256,9 +258,9 @@ def test_a_seat_freed_on_b_serves_the_first_caller_waiting_on_a_in_arrival_order
     b.cti("busy 101")
     # two callers on A and one on B, arriving A1, B1, A2
     a.run("box1 = sw.dial_bg('route', '8001', customer='13900000001')[1]; _ = True")
-    time.sleep(0.05)
+    a.run("sw.wait_for(lambda: wiring.queues().count('8001') == 1, 3); _ = True")
     b.run("box1 = sw.dial_bg('route', '8001', customer='13900000002')[1]; _ = True")
-    time.sleep(0.05)
+    a.run("sw.wait_for(lambda: wiring.queues().count('8001') == 2, 3); _ = True")
     a.run("box2 = sw.dial_bg('route', '8001', customer='13900000003')[1]; _ = True")
     a.run("sw.wait_for(lambda: wiring.queues().count('8001') == 3, 3); _ = True")
     status = a.cti("status 8001 json")
@@ -308,7 +310,7 @@ def test_node_a_restarting_leaves_node_bs_calls_and_seats_alone(nodes, redis_ser
     a.kill()
     (a,) = [a.start()]  # A starts again: its watcher recovers its own calls only
     watching(a)
-    time.sleep(0.3)
+    a.run("sw.wait_for(lambda: any('call watcher started' in m for _, m in core.logs), 3); _ = True")  # it recovered
     after = {k: v for k, v in _dump(redis_server).items() if not k.startswith(("cti:cti:node.", "cti:cti:lock."))}
     assert after == before
     assert seat_status(a, "101") == "in_call"
@@ -400,8 +402,6 @@ def test_redis_stopped_mid_run_every_command_says_so_in_time_and_resumes(nodes, 
         redis_server.start()
     # a fresh Redis (its data gone: no persistence here); the nodes go on without a restart
     assert a.cti("checkin 8001 101 p101 101").startswith("+OK")
-    time.sleep(1.2)  # the listener reconnects within its 0.5 s retry
-    b.run("_ = None")
+    a.run(WATCH.replace("sw.api('pyrun cti.watcher')\n", ""))  # A's listener subscribed again
     assert b.cti("busy 101") == "+OK 101 busy\n"
-    time.sleep(0.2)
-    assert "busy" in [e for e in a.run("_ = [e.get('CTI-Action') for e in sw.events('cti::seat')]")]
+    a.run("sw.wait_for(lambda: 'busy' in [e.get('CTI-Action') for e in sw.events('cti::seat')], 3); _ = True")
