@@ -41,7 +41,7 @@ def latency(rounds: int) -> dict:
     from conftest import Switch
     from web.conftest import Browsers, WebThread, web_config
     from web.eslfront import EslFront
-    from web.pages import log_in, logged_in, sign_in, until_state
+    from web.pages import agent_at_work, until_state
 
     from cti import app as wiring
 
@@ -58,11 +58,7 @@ def latency(rounds: int) -> dict:
     browsers = Browsers(tmp)
     try:
         web.wait_online()
-        page = browsers.new()
-        log_in(page, web.url, "101", "p101")
-        logged_in(page, "101")
-        sign_in(page, "101")
-        until_state(page, "101", "idle")
+        page = agent_at_work(browsers, web.url, "101", "p101")
         page.execute_script(
             """window.__flips = [];
             new MutationObserver(() => {

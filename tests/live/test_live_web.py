@@ -11,7 +11,7 @@ from livefs import config_yaml
 
 def test_a_routed_caller_pops_on_the_agent_toolbar_before_the_phone_answers(live, tmp_path):
     web_conftest = pytest.importorskip("web.conftest")
-    from web.pages import log_in, logged_in, shown, sign_in, until_state
+    from web.pages import agent_at_work, shown, until_state
 
     host, port, password = target()
     live.write_config(
@@ -22,11 +22,7 @@ def test_a_routed_caller_pops_on_the_agent_toolbar_before_the_phone_answers(live
     browsers = web_conftest.Browsers(tmp_path)
     try:
         web.wait_online()
-        page = browsers.new()
-        log_in(page, web.url, "101", "p101")
-        logged_in(page, "101")
-        sign_in(page, "101")
-        until_state(page, "101", "idle")
+        page = agent_at_work(browsers, web.url, "101", "p101")
         live.customer("route-8001", cid="13912345678")
         until_state(page, "101", "ringing")
         pop = shown(page, "[data-toolbar] [data-pop]")

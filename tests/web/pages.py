@@ -116,3 +116,13 @@ def sign_in(driver, phone: str, supervisor: bool = False) -> None:
         return True
 
     wait(driver, once, what="sign in")
+
+
+def agent_at_work(browsers, url: str, seat: str, password: str):
+    """A new page: ``seat`` logged in, signed in on its own phone, idle. The page."""
+    page = browsers.new()
+    log_in(page, url, seat, password)
+    logged_in(page, seat)
+    sign_in(page, seat)
+    until_state(page, seat, "idle")
+    return page
