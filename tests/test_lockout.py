@@ -165,12 +165,47 @@ def test_a_check_that_waits_past_check_wait_is_refused_as_overloaded_and_changes
     assert switch.cti("checkin", f"8001 {TEAM[1]} pw{TEAM[1]} {TEAM[1]}").startswith("+OK"), "its turn comes now"
 
 
-def test_checks_per_second_when_set_paces_the_checks_without_refusing_them(switch):
-    switch.write_config(config_text() + "lockout:\n  max_failures: 100\n  checks_per_second: 2\n")
-    started = time.monotonic()
-    replies = [switch.cti("checkin", f"8001 101 wrong{i} 15{i}") for i in range(3)]
-    assert [r.split()[1] for r in replies] == ["bad_password"] * 3
-    assert time.monotonic() - started >= 0.9, "the third waited for the next second"
+def test_checks_per_second_when_set_paces_the_checks_without_refusing_them():
+    """On an injected clock: the third of three checks with ``checks_per_second: 2`` waits
+    for the next second, then runs; none is refused."""
+    from cti.config import LockoutConf
+    from cti.domain.lockout import Budget
+
+    now = [100.0]
+
+    def wait(cond, seconds):  # waiting moves the clock, no real time passes
+        now[0] += seconds
+
+    budget, started = Budget(lambda: now[0], wait), []
+    conf = LockoutConf(checks_per_second=2, check_cores=4)
+    for _ in range(3):
+        with budget.turn(conf):
+            started.append(now[0])
+    assert started[:2] == [100.0, 100.0] and started[2] >= 101.0, started
+
+
+def test_a_check_past_check_wait_on_an_injected_clock_is_overloaded():
+    from cti.config import LockoutConf
+    from cti.domain.errors import CtiError
+    from cti.domain.lockout import Budget
+
+    now = [0.0]
+
+    def wait(cond, seconds):
+        now[0] += seconds
+
+    budget = Budget(lambda: now[0], wait)
+    conf = LockoutConf(checks_per_second=1, check_wait=3)
+    with budget.turn(conf):
+        pass
+    with budget.turn(conf):  # the next second
+        pass
+    assert now[0] >= 1.0
+    conf = LockoutConf(checks_per_second=1, check_wait=1, check_cores=1)
+    # the only core is taken: the next check waits its 1 s, then is refused
+    with budget.turn(conf), pytest.raises(CtiError) as refused, budget.turn(conf):
+        pass
+    assert refused.value.code == "overloaded"
 
 
 # -- the password never leaves the call -------------------------------------------------------------

@@ -41,8 +41,13 @@ class Budget:
     """The switch-wide CPU budget of password checks: ``turn()`` waits (first come, first
     served) until one may run, for at most the configured wait."""
 
-    def __init__(self, monotonic: Callable[[], float]) -> None:
+    def __init__(
+        self, monotonic: Callable[[], float], wait: Optional[Callable[[threading.Condition, float], object]] = None
+    ) -> None:
+        """``monotonic``: the clock; ``wait(condition, seconds)``: how a check waits its turn
+        (the condition's own wait; a test's may move its clock instead)."""
         self._monotonic = monotonic
+        self._wait = wait or (lambda cond, seconds: cond.wait(seconds))
         self._cond = threading.Condition()
         self._running = 0
         self._queue: Deque[object] = deque()  # the checks waiting, first in line first
@@ -75,7 +80,7 @@ class Budget:
                             "overloaded",
                             f"{len(self._queue)} sign-ins wait for a password check; try again in a minute",
                         )
-                    self._cond.wait(min(pause, deadline - now))
+                    self._wait(self._cond, min(pause, deadline - now))
             finally:
                 self._queue.remove(me)
                 self._cond.notify_all()
