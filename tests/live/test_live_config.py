@@ -124,7 +124,9 @@ def test_a_thousand_failing_calls_and_twenty_thousand_failing_commands_leak_noth
     # no session, frame or error kept: a kept session alone holds a dozen Python objects
     assert py_calls["objects"] - py["objects"] < 200 and py_after["objects"] - py["objects"] < 200, (py, py_calls, py_after)
     assert py_after["blocks"] - py["blocks"] < 5000, (py, py_after)
-    assert abs(rss_after - rss_calls) <= 2048, f"switch RSS {rss_calls} -> {rss_after} kB over 20,000 commands"
+    # grown by at most 2 MB: a leak grows it; the allocator handing back what the 1,000 calls
+    # before used (46 MB once, on a freshly started switch) is no leak
+    assert rss_after - rss_calls <= 2048, f"switch RSS {rss_calls} -> {rss_after} kB over 20,000 commands"
     live.write_config(config_yaml())
     assert live.cti("watcher") == "+OK call watcher running\n"
 
