@@ -174,13 +174,20 @@ UNIT
     systemctl enable -q --now cti-web
     systemctl restart cti-web
   else
-    # no systemd here: started in the background, its pid kept to stop it on upgrade/uninstall
-    (
-      cd "$WEB_PREFIX" || exit 1
-      PYTHONPATH="$WEB_PREFIX/app" nohup "$WEB_VENV/bin/python" -m cti.web --config "$CONFIG" \
-        >> "$WEB_PREFIX/cti-web.log" 2>&1 < /dev/null &
-      echo $! > "$WEB_PID"
+    # no systemd here: started in the background (a session of its own, holding none of the
+    # installer's open files: a lock or a pipe the installer was run with), its pid kept to
+    # stop it on upgrade/uninstall
+    PYTHONPATH="$WEB_PREFIX/app" "$WEB_VENV/bin/python" - "$WEB_PREFIX" "$WEB_PID" "$CONFIG" <<'PY'
+import subprocess, sys
+prefix, pidfile, config = sys.argv[1:]
+with open(prefix + "/cti-web.log", "ab") as log:
+    p = subprocess.Popen(
+        [sys.executable, "-m", "cti.web", "--config", config],
+        cwd=prefix, stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True, start_new_session=True,
     )
+with open(pidfile, "w") as f:
+    f.write(f"{p.pid}\n")
+PY
   fi
   where=$(PYTHONPATH="$WEB_PREFIX/app" "$WEB_VENV/bin/python" -c \
     "import sys; from cti import config; w = config.load(sys.argv[1]).web; print(w.port, w.listen)" "$CONFIG" 2>/dev/null) \
