@@ -10,6 +10,7 @@ from typing import Deque
 CODES = {
     "usage": "missing, extra or empty arguments; the reply carries the full usage line",
     "bad_arg": "an argument is malformed (a seat id with '/', an unknown phone type, ...)",
+    "bad_number": "a number to call is malformed: digits, '+', '*' and '#' only, 1 to 32 of them",
     "too_long": "an argument is longer than cti stores",
     "config": "the configuration file is missing or invalid: <file>:<line>: <what is wrong>",
     "no_such_seat": "the seat is not in the configuration",

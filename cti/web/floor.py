@@ -16,7 +16,7 @@ from cti.config import Config
 
 Row = Dict[str, Any]
 POP_PREFIXES = ("Caller-Number", "Caller-Name", "Hotline-Name", "Waited")
-CALL_ACTIVITIES = ("ringing", "in_call")
+CALL_ACTIVITIES = ("ringing", "in_call", "held")
 HELP_OPEN = ("requested", "ringing")
 HELP_CLOSED = ("joined", "cancelled", "ended", "not_answered")
 
@@ -115,6 +115,8 @@ class Floor:
             "reason": row.get("reason") or "",
             "supervision": row.get("supervision") or "",
             "call_hotline": row.get("call_hotline") or "",
+            "direction": row.get("direction") or "",  # inbound | outbound | "" (no call)
+            "consult": row.get("consult") or "",  # the target being consulted (咨询), "" for none
             "pop": row.get("pop") or {},
             "switch": row.get("switch") or "",  # the switch holding its call (store: redis), "" for none or one switch
             "help": row["seat"] in self.helps,
@@ -162,7 +164,7 @@ class Floor:
             row["since"] = ts
         if action == "checkout":
             row.update(status="signed_out", availability="signed_out", activity="", hotlines=[], role="", phone="", reason="")
-            row.update(call_hotline="", pop={}, supervision="", since=None, switch="")
+            row.update(call_hotline="", pop={}, supervision="", since=None, switch="", direction="", consult="")
             self.helps.discard(seat)
             row["help"] = False
         else:
@@ -176,6 +178,12 @@ class Floor:
                 role=h.get("CTI-Role", row["role"]),
                 phone=h.get("CTI-Phone", row["phone"]),
             )
+            if row["activity"] in CALL_ACTIVITIES:
+                # a call's direction stays what an earlier event of it said; no CTI-Consult: none
+                row["direction"] = h.get("CTI-Direction") or row.get("direction", "")
+                row["consult"] = h.get("CTI-Consult", "")
+            else:
+                row["direction"] = row["consult"] = ""
             if row["activity"] in CALL_ACTIVITIES:
                 if h.get("CTI-Call") and h.get("CTI-Node"):  # the call's own events come from its switch
                     row["switch"] = h["CTI-Node"]

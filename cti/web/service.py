@@ -53,7 +53,11 @@ SECURITY_HEADERS = {
 SUPERVISION = ("monitor", "whisper", "barge", "robcall")
 # cti's refusal of a command on a call that another switch of the cluster holds (cti/domain/supervision.py)
 OTHER_SWITCH = re.compile(r"-ERR other_switch .*? on switch ([A-Za-z0-9.-]+);")
-VERBS = ("checkin", "checkout", "busy", "idle", "help", "help_cancel", "stopcall", "unlock", *SUPERVISION)
+# the agent's own call controls: <verb> <seat> [<argument>] <operator>
+CALL_CONTROLS = ("call", "hangup", "hold", "unhold", "transfer", "consult", "complete", "threeway", "cancel", "dtmf")
+VERBS = ("checkin", "checkout", "busy", "idle", "help", "help_cancel", "stopcall", "unlock", *SUPERVISION, *CALL_CONTROLS)
+NUMBER_RE = re.compile(r"[0-9+*#]{1,32}\Z")  # a number to dial: digits, '+', '*', '#'
+KEYS_RE = re.compile(r"[0-9*#ABCDwW]{1,64}\Z")  # DTMF keys; w / W: a pause
 
 
 @dataclass
@@ -461,7 +465,25 @@ class Service:
             return f"python cti.help {me}" + (" cancel" if verb == "help_cancel" else "")
         if verb in SUPERVISION:
             return f"python cti.{verb} {seat} {me}"
-        return f"python cti.{verb} {seat} {me}"  # checkout, idle, stopcall, unlock
+        if verb == "call":
+            number, hotline = str(msg.get("number") or ""), str(msg.get("hotline") or "-")
+            if not NUMBER_RE.match(number):
+                raise CtiError("bad_number", f"{number[:40]!r} is not a number to call (digits, '+', '*', '#'; 1 to 32)")
+            if hotline != "-" and not ID_RE.match(hotline):
+                raise CtiError("bad_arg", f"hotline {hotline[:40]!r} is not an id")
+            return f"python cti.call {seat} {number} {hotline} {me}"
+        if verb in ("transfer", "consult"):
+            target = str(msg.get("target") or "")
+            if not (ID_RE.match(target) or NUMBER_RE.match(target)):
+                raise CtiError("bad_arg", f"target {target[:40]!r} is neither a seat, a hotline nor a number")
+            return f"python cti.{verb} {seat} {target} {me}"
+        if verb == "dtmf":
+            keys = str(msg.get("keys") or "")
+            if not KEYS_RE.match(keys):
+                raise CtiError("bad_arg", f"keys {keys[:70]!r}: 1 to 64 of 0-9 * # A B C D, w or W to pause")
+            return f"python cti.dtmf {seat} {keys} {me}"
+        # checkout, idle, stopcall, unlock, and the call's hangup, hold, unhold, complete, threeway, cancel
+        return f"python cti.{verb} {seat} {me}"
 
 
 def _line(reply: str) -> str:

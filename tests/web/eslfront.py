@@ -40,6 +40,7 @@ class EslFront:
         self.password = password
         self.conns: Set[_Conn] = set()
         self.commands: list = []  # every api command received, in order
+        self.replies: list = []  # (command, what it answered), in order
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
@@ -129,6 +130,7 @@ class EslFront:
         elif word == "api":
             self.commands.append(rest)
             body = await self.loop.run_in_executor(None, freeswitch.API().executeString, rest)
+            self.replies.append((rest, body))
             conn.send({"Content-Type": "api/response"}, body)
         elif word == "exit":
             conn.send({"Content-Type": "command/reply", "Reply-Text": "+OK bye"})
