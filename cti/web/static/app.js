@@ -2,7 +2,8 @@
 // Plain JavaScript, no build step, nothing loaded from elsewhere. Test hooks that never change
 // with the language or the styling: data-seat / data-state on every seat, data-action="<verb>"
 // on every action, data-pop / data-caller on the screen pop, data-waiting on waiting callers,
-// data-error on the visible refusal, name="seat" / name="password" on the login form.
+// data-error on the visible refusal, name="seat" / name="password" on the login form, and on the
+// call controls name="number" (call), name="target" (transfer, consult), name="keys" (dtmf).
 "use strict";
 
 const T = {
@@ -23,6 +24,10 @@ const T = {
     online: "Live", offline: "Switch unreachable", lost: "Connection lost — reconnecting…",
     expired: "Your session expired: log in again.", for_: "for",
     switch_down: "unreachable", switch_up: "live", call_on: "call on switch",
+    held: "On hold", call: "Call", hangup: "Hang up", hold: "Hold", unhold: "Resume", transfer: "Transfer",
+    consult: "Consult", complete: "Complete transfer", threeway: "Three-way", cancel: "Cancel consult", dtmf: "Send keys",
+    number: "Number to call", target: "Seat, hotline or number", keys: "Keys", via: "Caller ID of hotline",
+    inbound: "Inbound", outbound: "Outbound", callee: "Called", consulting: "Consulting",
   },
   zh: {
     title: "坐席工具条", title_sup: "班长监控台", wall_title: "坐席监控",
@@ -41,14 +46,20 @@ const T = {
     online: "实时", offline: "交换机不可达", lost: "连接中断，正在重连…",
     expired: "登录已过期，请重新登录。", for_: "持续",
     switch_down: "不可达", switch_up: "在线", call_on: "通话所在交换机",
+    held: "保持中", call: "外呼", hangup: "挂断", hold: "保持", unhold: "取消保持", transfer: "转接",
+    consult: "咨询", complete: "完成转接", threeway: "三方", cancel: "取消咨询", dtmf: "按键",
+    number: "外呼号码", target: "坐席、热线或号码", keys: "按键", via: "外显热线",
+    inbound: "呼入", outbound: "外呼", callee: "被叫", consulting: "咨询中",
   },
 };
+const CALL_ACTIVITIES = ["ringing", "in_call", "held"];
 const REASONS_ZH = { lunch: "午餐", meeting: "开会", training: "培训", break: "小休", "no-answer": "未接" };
 
 const S = {
   lang: pickLang(), me: null, snap: null, seats: new Map(), queues: {}, offset: 0,
   ws: null, retry: 0, online: false, connected: false, pending: new Map(), nextId: 1,
   switches: [], // store: redis: each switch the service reaches ({name, up}); [] or one unnamed for one switch
+  fields: {}, // what is typed in the call controls (number, target, keys, hotline): kept when the toolbar is rebuilt
 };
 
 function pickLang() {
@@ -272,14 +283,50 @@ function popView(seat) {
   const pop = seat.pop || {};
   const hotName = pop["Hotline-Name"] || (S.snap.hotlines[seat.call_hotline] || {}).name || seat.call_hotline;
   const vars = Object.entries(pop).filter(([k]) => k.startsWith("Var-"));
-  return h("div", { class: `pop ${seat.status}`, "data-pop": true, "data-caller": pop["Caller-Number"] || "" },
-    h("div", { class: "pop-head" }, h("span", { class: "pop-label", text: t("caller") }),
+  const out = seat.direction === "outbound";
+  return h("div", { class: `pop ${seat.status}`, "data-pop": true, "data-caller": pop["Caller-Number"] || "", "data-direction": seat.direction || null },
+    h("div", { class: "pop-head" }, h("span", { class: "pop-label" }, t(out ? "callee" : "caller"),
+      seat.direction ? h("span", { class: `dir ${seat.direction}`, text: t(seat.direction) }) : null),
       h("strong", { class: "pop-number", text: pop["Caller-Number"] || "—" }),
       pop["Caller-Name"] && pop["Caller-Name"] !== pop["Caller-Number"] ? h("span", { class: "pop-name", text: pop["Caller-Name"] }) : null),
     h("dl", {},
       h("dt", { text: t("hotline") }), h("dd", { text: hotName || "—" }),
-      h("dt", { text: t("waited") }), h("dd", { text: pop.Waited ? `${pop.Waited}s` : "—" }),
+      out ? null : [h("dt", { text: t("waited") }), h("dd", { text: pop.Waited ? `${pop.Waited}s` : "—" })],
       vars.map(([k, v]) => [h("dt", { text: k.slice(4) }), h("dd", { text: v })])));
+}
+
+// the agent's own call: what fits its state (consulting: complete / three-way / cancel; in a
+// call: hang up, hold, transfer, consult, keys; on hold: resume; on no call: call)
+function callControls(seat) {
+  const box = h("div", { class: "calls", "data-calls": seat.activity || "none" });
+  const field = (name, size, label, mode) => h("input", {
+    name, size, placeholder: t(label), "aria-label": t(label), autocomplete: "off", spellcheck: "false", inputmode: mode,
+    value: S.fields[name] || "", on: { input: (e) => { S.fields[name] = e.target.value; } } });
+  const value = (name) => ({ [name]: (($(`[data-calls] [name=${name}]`) || {}).value || "").trim() });
+  if (seat.consult) {
+    box.append(h("span", { class: "consulting", "data-consulting": seat.consult }, `${t("consulting")}${S.lang === "zh" ? "：" : ": "}`, h("strong", { text: seat.consult })),
+      button("complete", t("complete"), seat.seat, null, "primary"), button("threeway", t("threeway"), seat.seat),
+      button("cancel", t("cancel"), seat.seat, null, "danger"));
+  } else if (seat.activity === "in_call") {
+    const keys = field("keys", 8, "keys", "tel");
+    box.append(button("hangup", t("hangup"), seat.seat, null, "alert"), button("hold", t("hold"), seat.seat),
+      h("form", { class: "group", on: { submit: (e) => e.preventDefault() } }, field("target", 18, "target"),
+        button("transfer", t("transfer"), seat.seat, () => value("target")), button("consult", t("consult"), seat.seat, () => value("target"))),
+      h("form", { class: "group", on: { submit: act("dtmf", seat.seat, () => {
+        const sent = value("keys"); keys.value = ""; S.fields.keys = ""; return sent;
+      }) } }, keys, h("button", { type: "submit", "data-action": "dtmf" }, t("dtmf"))));
+  } else if (seat.activity === "held") {
+    box.append(button("unhold", t("unhold"), seat.seat, null, "primary"));
+  } else if (seat.activity !== "ringing") {
+    const mine = seat.hotlines || [];
+    const via = mine.length > 1 ? h("select", { name: "hotline", title: t("via"), "aria-label": t("via"),
+      on: { change: (e) => { S.fields.hotline = e.target.value; } } },
+      mine.map((hid) => h("option", { value: hid, text: `${hid} ${(S.snap.hotlines[hid] || {}).name || ""}` }))) : null;
+    if (via && mine.includes(S.fields.hotline)) via.value = S.fields.hotline;
+    box.append(h("form", { class: "group", on: { submit: act("call", seat.seat, () => ({ ...value("number"), hotline: via ? via.value : "-" })) } },
+      field("number", 16, "number", "tel"), via, h("button", { type: "submit", class: "primary", "data-action": "call" }, `☎ ${t("call")}`)));
+  }
+  return box.childElementCount ? box : null;  // (ringing: nothing; the phone answers)
 }
 
 function waitingCount() {
@@ -331,7 +378,7 @@ function renderToolbar() {
       button("checkout", t("checkout"), seat.seat, null, "ghost"));
   }
   const info = h("div", { class: "call" });
-  if (seat.activity === "ringing" || seat.activity === "in_call") info.append(popView(seat));
+  if (CALL_ACTIVITIES.includes(seat.activity)) info.append(popView(seat));
   else if (seat.activity === "wrap_up") {
     const wrap = (S.snap.hotlines[seat.call_hotline] || {}).wrap_up || 0;
     info.append(h("div", { class: "wrap" }, h("span", { text: t("wrap_left") }),
@@ -339,7 +386,7 @@ function renderToolbar() {
   } else info.append(h("div", { class: "muted", text: signedIn ? `${t("no_call")} · ${(seat.hotlines || []).join(", ")} · ${seat.phone || ""}` : "" }));
   const queueBadge = h("div", { class: "qbadge", title: t("waiting") }, h("span", { text: t("waiting") }),
     h("strong", { "data-qcount": true, text: String(waitingCount()) }));
-  box.replaceChildren(h("div", { class: "toolbar-row" }, state, info, queueBadge), actions);
+  box.replaceChildren(h("div", { class: "toolbar-row" }, state, info, queueBadge), signedIn ? callControls(seat) : null, actions);
 }
 
 function renderWall() {
@@ -360,6 +407,7 @@ function renderWall() {
 function tile(seat) {
   const busy = () => ({ reason: $("[data-wall-reason]").value || "busy" });
   const inCall = seat.activity === "in_call";
+  const onCall = CALL_ACTIVITIES.includes(seat.activity);
   const signedIn = seat.status !== "signed_out";
   const mine = seat.seat === S.me.seat;
   const acts = [];
@@ -376,7 +424,7 @@ function tile(seat) {
       where ? h("span", { class: "on-switch", title: `${t("call_on")} ${where}`, text: where }) : null),
     h("div", { class: "tile-state" }, h("span", { class: "state-word", text: stateLabel(seat) }),
       h("span", { class: "timer", "data-since": seat.since || "" }, clock(seat.since ? now() - seat.since : null))),
-    h("div", { class: "tile-call" }, (seat.activity === "ringing" || inCall) && pop["Caller-Number"]
+    h("div", { class: "tile-call" }, onCall && pop["Caller-Number"]
       ? h("span", { class: "caller", "data-caller": pop["Caller-Number"] }, `☎ ${pop["Caller-Number"]}`) : h("span", { class: "muted", text: (seat.hotlines || []).join(", ") || "—" }),
     seat.supervision ? h("span", { class: "sv", text: seat.supervision }) : null),
     acts.length ? h("div", { class: "tile-actions" }, acts) : null);
