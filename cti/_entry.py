@@ -222,6 +222,47 @@ def _unlock(a: List[str], caller: Optional[Caller]) -> str:
     return seats.signin.unlock(seat, operator)
 
 
+def _call(a: List[str], caller: Optional[Caller]) -> str:
+    """``cti.call <seat> <number> [<hotline>|-] [<operator>]``; from a phone the seat may be ``-``."""
+    controls = wiring.controls()
+    seat, operator = _target_and_operator(controls.seats, a[0], _at(a, 3), caller)
+    hotline = _at(a, 2)
+    if hotline not in ("", "-"):
+        check_id("hotline", hotline)
+    return controls.call(seat, a[1], hotline, operator)
+
+
+def _on_call(verb: str) -> Callable[[List[str], Optional[Caller]], str]:
+    """``cti.<verb> <seat> [<operator>]``: hangup, hold, unhold, complete, threeway, cancel."""
+
+    def run(a: List[str], caller: Optional[Caller]) -> str:
+        controls = wiring.controls()
+        seat, operator = _target_and_operator(controls.seats, _at(a, 0), _at(a, 1), caller)
+        act: Callable[[str, str], str] = getattr(controls, verb)
+        return act(seat, operator)
+
+    return run
+
+
+def _with_target(verb: str) -> Callable[[List[str], Optional[Caller]], str]:
+    """``cti.<verb> <seat> <target> [<operator>]``: transfer, consult, dtmf."""
+
+    def run(a: List[str], caller: Optional[Caller]) -> str:
+        controls = wiring.controls()
+        seat, operator = _target_and_operator(controls.seats, a[0], _at(a, 2), caller)
+        target = a[1]  # a seat, a hotline, a number, keys: the use case checks which
+        act: Callable[[str, str, str], str] = getattr(controls, verb)
+        return act(seat, target, operator)
+
+    return run
+
+
+def _xfer(a: List[str], caller: Optional[Caller]) -> str:
+    if caller is None or caller.channel is None:
+        raise CtiError("usage", "cti.xfer runs on a transferred caller's leg (cti.transfer sends it there)")
+    return wiring.transfers().run(caller.channel)
+
+
 WEB_STEPS = ("check", "failed", "ok")
 
 
@@ -289,6 +330,17 @@ COMMANDS: Dict[str, Command] = {
     "reload": Command("cti.reload", 0, 0, _reload),
     "unlock": Command("cti.unlock <seat> [<supervisor>]", 1, 2, _unlock),
     "help": Command("cti.help <seat> [cancel]", 1, 2, _help),
+    "call": Command("cti.call <seat> <number> [<hotline>|-] [<operator>]", 2, 4, _call),
+    "hangup": Command("cti.hangup <seat> [<operator>]", 1, 2, _on_call("hangup")),
+    "hold": Command("cti.hold <seat> [<operator>]", 1, 2, _on_call("hold")),
+    "unhold": Command("cti.unhold <seat> [<operator>]", 1, 2, _on_call("unhold")),
+    "transfer": Command("cti.transfer <seat> <target> [<operator>]", 2, 3, _with_target("transfer")),
+    "consult": Command("cti.consult <seat> <target> [<operator>]", 2, 3, _with_target("consult")),
+    "complete": Command("cti.complete <seat> [<operator>]", 1, 2, _on_call("complete")),
+    "threeway": Command("cti.threeway <seat> [<operator>]", 1, 2, _on_call("threeway")),
+    "cancel": Command("cti.cancel <seat> [<operator>]", 1, 2, _on_call("cancel")),
+    "dtmf": Command("cti.dtmf <seat> <keys> [<operator>]", 2, 3, _with_target("dtmf")),
+    "xfer": Command("cti.xfer (the dialplan of a transferred caller)", 0, 0, _xfer),
     "weblogin": Command(
         "cti.weblogin <seat> check|failed|ok <client address> | cti.weblogin <seat> checkin <hotline>[,...]|- <phone>"
         " [internal|external] [agent|supervisor]",
@@ -310,6 +362,12 @@ APP_MIN_ARGS = {
     "whisper": 1,
     "barge": 1,
     "robcall": 1,
+    "hangup": 0,
+    "hold": 0,
+    "unhold": 0,
+    "complete": 0,
+    "threeway": 0,
+    "cancel": 0,
 }
 
 
@@ -336,7 +394,7 @@ def api(name: str, stream: Any, args: str) -> None:
 
 # from the dialplan, these run for the caller's whole call (it is a call of the phone); the
 # others are commands, which the phone's seat does not take for a call of its own
-CALLS = frozenset({"route", "ring"})
+CALLS = frozenset({"route", "ring", "xfer"})
 
 
 def dialplan(name: str, session: Any, args: str) -> None:

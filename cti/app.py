@@ -18,6 +18,7 @@ import uuid as uuidlib
 from typing import Any, Dict, Optional, Set, Tuple
 
 from cti import config
+from cti.domain.controls import Controls, Transfers
 from cti.domain.errors import CtiError
 from cti.domain.groups import RingGroups
 from cti.domain.help import Help
@@ -316,6 +317,14 @@ def queues() -> Queues:
 def supervisors() -> Supervisors:
     sw = Switch.here()
     return Supervisors(seats(), SwitchCalls(sw), sw, watcher_alive, lambda: clock())
+
+
+def controls() -> Controls:
+    return Controls(supervisors(), hold_music, lambda: clock())
+
+
+def transfers() -> Transfers:
+    return Transfers(router(seats()))
 
 
 def help_requests() -> Help:

@@ -70,6 +70,10 @@ class Hotline:
     help_ring: str = "simultaneous"  # a help request (求助) rings the supervisors: simultaneous | sequential
     help_timeout: int = 20  # seconds each supervisor's phone rings (all of them at once: simultaneous)
     service_level: int = 20  # seconds: callers answered within them count toward the service level (cti.stats)
+    # the agent's own call controls (cti.call, cti.transfer)
+    outbound_caller_id_number: str = ""  # what the far party of a cti.call sees ("": the switch's default)
+    outbound_caller_id_name: str = ""
+    transfer_timeout: int = 20  # seconds a transfer's target rings before the caller comes back
 
     def sound(self, what: str) -> str:
         return dict(self.sounds).get(what, "")
@@ -397,6 +401,9 @@ def parse(path: str, text: str) -> Config:
                 "help_ring",
                 "help_timeout",
                 "service_level",
+                "outbound_caller_id_number",
+                "outbound_caller_id_name",
+                "transfer_timeout",
             )
         )
         hot: Dict[str, Any] = {"id": hid, "name": fields["name"].text(64) if "name" in fields else hid}
@@ -413,6 +420,7 @@ def parse(path: str, text: str) -> Config:
             ("max_waiting", 0, 100000),
             ("help_timeout", 1, 600),
             ("service_level", 1, 3600),
+            ("transfer_timeout", 1, 600),
         ):
             if key in fields:
                 hot[key] = fields[key].integer(low, high)
@@ -427,6 +435,14 @@ def parse(path: str, text: str) -> Config:
         for key in ("overflow", "moh", "monitor_tone"):
             if key in fields:
                 hot[key] = _target(fields[key]) if key == "overflow" else _media(fields[key])
+        if "outbound_caller_id_number" in fields:
+            hot["outbound_caller_id_number"] = fields["outbound_caller_id_number"].raw()
+            if not _CID_NUMBER_RE.match(hot["outbound_caller_id_number"]):
+                raise fields["outbound_caller_id_number"].fail("a caller id number: digits, optionally after '+' (at most 32)")
+        if "outbound_caller_id_name" in fields:
+            hot["outbound_caller_id_name"] = fields["outbound_caller_id_name"].text(64)
+            if not _CID_NAME_RE.match(hot["outbound_caller_id_name"]):
+                raise fields["outbound_caller_id_name"].fail("letters, digits, '.' '-' '_' (no spaces, quotes or commas)")
         if "supervisors_take_calls" in fields:
             hot["supervisors_take_calls"] = fields["supervisors_take_calls"].boolean()
         if "export_vars" in fields:
@@ -524,6 +540,8 @@ _TARGET_RE = re.compile(r"[A-Za-z0-9*#+._-]+( [A-Za-z0-9_]+( [A-Za-z0-9_.-]+)?)?
 
 
 _VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+_CID_NUMBER_RE = re.compile(r"\+?[0-9]{1,32}\Z")
+_CID_NAME_RE = re.compile(r"[\w.-]{1,64}\Z")
 _RESERVED_VARS = ("cti_", "origination_", "sip_")
 _DOMAIN_RE = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}\Z")
 _GATEWAY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")

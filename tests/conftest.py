@@ -129,7 +129,11 @@ class Switch:
             session = freeswitch.Session(variables, channel=leg)
         leg.dtmf.extend(keys)
         module = importlib.reload(importlib.import_module(f"cti.{command}"))
-        module.handler(session, args)
+        leg.in_dialplan = True
+        try:
+            module.handler(session, args)
+        finally:  # then what a transfer queued for the leg, on the same thread (the dialplan's)
+            freeswitch.run_inline(leg, [])
         return session
 
     def dial_bg(self, command: str, args: str = "", **kwargs: str):
@@ -229,6 +233,7 @@ def switch(tmp_path: Path) -> Switch:
     conf.mkdir()
     core.globals["conf_dir"] = str(conf)
     core.phones.update({ext: "ring" for ext in ("101", "102", "103", "104", "105", "201", "202")})
+    core.directory.update(core.phones)
     wiring.forget()
     wiring.clock = core.clock
     sw = Switch(core, conf / "cti.yaml")

@@ -32,6 +32,15 @@ CODES = {
     "store": "the store (mod_hash, mod_db or Redis) did not answer as expected, or in time",
     "conflict": "another switch changed the seat at the same moment; nothing was changed, try again",
     "other_switch": "the seat's call is on another switch of the cluster; act on it there",
+    "no_call": "the seat has no call to act on (hang up, hold, transfer, consult, keys)",
+    "not_answered": "the seat's call is still ringing: it can be hung up, nothing else yet",
+    "already_held": "the seat's call is on hold already",
+    "not_held": "the seat's call is not on hold",
+    "consulting": "the seat is consulting: complete, threeway or cancel the consultation first",
+    "not_consulting": "complete, threeway and cancel need a consultation (cti.consult)",
+    "target_unavailable": "the seat to transfer or consult to is not signed in and idle",
+    "bad_keys": "keys to send are 0-9, '*', '#', A-D, and 'w' / 'W' to pause; at most 64",
+    "no_transfer": "cti.xfer ran on a leg no transfer sent there",
     "internal": "an unexpected error; the FreeSWITCH log has one line naming it and where it happened",
 }
 

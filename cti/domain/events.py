@@ -24,6 +24,9 @@ class SeatCall:
     pop: Pop = ()  # the caller's screen pop
     talk_seconds: Optional[float] = None  # the call the seat answered ended after this long
     missed: bool = False  # a hotline offer that rang unanswered (no answer, busy, rejected)
+    direction: str = ""  # inbound | outbound ("": not known)
+    hold_seconds: Optional[float] = None  # the call that ended was on hold this long in all
+    consult: str = ""  # the target the seat consults while its caller holds
 
 
 @dataclass(frozen=True)

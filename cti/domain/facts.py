@@ -70,6 +70,14 @@ class Key:
 
 
 @dataclass(frozen=True)
+class Held:
+    """A leg's partner was put on hold (``on``; its phone's Hold key, or cti.hold), or back."""
+
+    leg: Leg
+    on: bool
+
+
+@dataclass(frozen=True)
 class JobFailed:
     """A background job cti started (an originate) failed."""
 
@@ -77,4 +85,4 @@ class JobFailed:
     reason: str
 
 
-Fact = Union[Created, Answered, Bridged, Ended, Key, JobFailed]
+Fact = Union[Created, Answered, Bridged, Ended, Key, Held, JobFailed]

@@ -21,9 +21,15 @@ BUSY = "busy"  # 示忙: signed in, not offered calls
 NONE = ""  # no call
 RINGING = "ringing"
 IN_CALL = "in_call"
+HELD = "held"  # 保持: in a call whose other party is on hold (hears music)
 WRAP_UP = "wrap_up"  # 话后处理
-ACTIVITIES = (NONE, RINGING, IN_CALL, WRAP_UP)
-ON_A_CALL: FrozenSet[str] = frozenset({RINGING, IN_CALL})
+ACTIVITIES = (NONE, RINGING, IN_CALL, HELD, WRAP_UP)
+ON_A_CALL: FrozenSet[str] = frozenset({RINGING, IN_CALL, HELD})
+TALKING: FrozenSet[str] = frozenset({IN_CALL, HELD})  # an answered call
+
+# which way a seat's call goes: a caller to the seat, or the seat's own call out (cti.call)
+INBOUND = "inbound"
+OUTBOUND = "outbound"
 
 AGENT = "agent"
 SUPERVISOR = "supervisor"  # 班长
@@ -47,7 +53,8 @@ AVAILABILITY_CHANGES: Dict[str, FrozenSet[str]] = {
 ACTIVITY_CHANGES: Dict[str, FrozenSet[str]] = {
     NONE: frozenset({RINGING, IN_CALL}),
     RINGING: frozenset({IN_CALL, NONE}),
-    IN_CALL: frozenset({WRAP_UP, NONE}),
+    IN_CALL: frozenset({WRAP_UP, NONE, HELD}),
+    HELD: frozenset({IN_CALL, WRAP_UP, NONE}),
     WRAP_UP: frozenset({NONE, RINGING, IN_CALL}),  # a direct call may come during wrap-up
 }
 
@@ -155,6 +162,11 @@ class SeatState:
     last_end: float = 0.0  # when the last call ended
     misses: int = 0  # offers not answered in a row
     rest_until: float = 0.0  # not offered hotline calls before (no-answer / reject / busy delay)
+    direction: str = ""  # the current call's: inbound | outbound
+    held_at: float = 0.0  # when the current hold began
+    hold: float = 0.0  # seconds the current call was on hold (before the current hold)
+    consult: str = ""  # the target the seat consults (咨询) while its caller holds
+    job: str = ""  # the background job ringing the seat's phone for its own call out (cti.call)
     node: str = ""  # the switch holding the seat's current call (store: redis; "" for one switch)
     rev: int = 0  # the record's revision: +1 on every save (a compare-and-set on shared stores)
 
@@ -167,6 +179,10 @@ class SeatState:
     def free(self) -> bool:
         """Idle, and on no call (it may still be resting after a missed offer: ``offerable``)."""
         return self.availability == IDLE and self.activity == NONE
+
+    def held_seconds(self, now: float) -> float:
+        """How long the current call has been on hold, a hold going on included."""
+        return self.hold + (max(0.0, now - self.held_at) if self.held_at else 0.0)
 
     def resting(self, now: float) -> bool:
         """In its delay after a missed offer (no-answer / reject / busy delay)."""

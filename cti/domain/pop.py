@@ -15,6 +15,7 @@ NUMBER = "caller_number"
 NAME = "caller_name"
 HOTLINE_NAME = "hotline_name"
 WAITED = "waited"  # seconds the caller waited so far
+TRANSFERRED_BY = "transferred_by"  # the seat that transferred the caller here (cti.transfer)
 EXPORTED = "var."  # + the name of one of the caller's channel variables (a hotline's export_vars)
 
 Pop = Tuple[Tuple[str, str], ...]

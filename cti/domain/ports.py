@@ -195,6 +195,32 @@ class Calls(Protocol):
 
     def send_dtmf(self, uuid: str, digits: str) -> bool: ...
 
+    # -- the agent's own call controls (cti/domain/controls.py) --
+    def user_exists(self, number: str, domain: str) -> bool:
+        """Is ``number`` a user of the switch's directory (in ``domain``)?"""
+        ...
+
+    def call_out(self, leg: RingLeg, far: str, shown: Tuple[str, str], cid: Tuple[str, str]) -> Tuple[str, str]:
+        """Ring the seat's phone (``leg``, showing ``shown``) in the background; answered, it
+        dials ``far`` presenting ``cid`` (number, name; "" the switch's default). (the seat's
+        leg, the background job)"""
+        ...
+
+    def hold(self, uuid: str, music: str) -> None:
+        """Put the partner of ``uuid`` on hold: it hears ``music``, ``uuid`` hears silence."""
+        ...
+
+    def unhold(self, uuid: str) -> None: ...
+
+    def send_keys(self, uuid: str, keys: str) -> bool:
+        """Send DTMF ``keys`` out of leg ``uuid`` (to its far end); False when it is gone."""
+        ...
+
+    def to_cti(self, customer: str, agent: str, by: str, target: str) -> bool:
+        """The customer's leg leaves its call for cti's ``cti.xfer`` application (both legs
+        marked, for the CDR, as transferred by seat ``by`` to ``target``); the agent's leg ends."""
+        ...
+
     def supervise(self, leg: RingLeg, join: Join, shown: Tuple[str, str]) -> Tuple[str, str, str]:
         """Ring a supervisor's phone in the background; answered, it joins the call (as
         ``join_kind``); its phone shows ``shown`` (number, name). (its leg, the background job,

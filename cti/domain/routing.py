@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from dataclasses import dataclass
 from typing import Callable, List, Optional
 
 from cti.config import Hotline
@@ -23,6 +24,16 @@ from cti.domain.queue import ANSWERED, LEFT, WAITING, Queues, Waiter
 from cti.domain.seating import Seating
 from cti.domain.seats import Seats
 from cti.domain.waits import Estimate, WaitTimes, announcement
+
+
+@dataclass(frozen=True)
+class Came:
+    """A caller that a seat transferred (cti.xfer): where it stands, what its seat saw."""
+
+    entered: float  # when it first entered a hotline (its order in a queue)
+    priority: int
+    pop: Pop  # its screen pop (without the hotline name and the wait: the queue adds those)
+    front: bool = False  # it comes back after a transfer nobody answered: first in line
 
 
 def screen_pop(who: CallerInfo) -> Pop:
@@ -57,12 +68,16 @@ class Router(Seating):
         self.estimate: Estimate = estimate or (lambda hotline, position: self.waits.estimate(hotline, position, self._clock()))
 
     # -- hotline routing ------------------------------------------------------------------------
-    def route(self, hotline: str, channel: RouteChannel) -> str:
+    def route(self, hotline: str, channel: RouteChannel, came: Optional[Came] = None) -> str:
+        """``came``: a caller transferred here (cti.xfer), with its place and screen pop."""
         conf = self.hotline(hotline)
         caller = channel.uuid
-        who = channel.caller(conf.export_vars)
-        start = self._clock()
-        waiter = Waiter(caller, hotline, who.priority, start, pop=screen_pop(who))
+        start = self._clock()  # its max_wait counts from here
+        if came is None:
+            who = channel.caller(conf.export_vars)
+            waiter = Waiter(caller, hotline, who.priority, start, pop=screen_pop(who))
+        else:
+            waiter = Waiter(caller, hotline, came.priority, self._place(hotline, came), pop=came.pop)
         self._queue_event("entered", conf, waiter)
         if conf.when_empty == "overflow" and not self.staffed(hotline):
             return self._overflow(conf, channel, waiter, "empty")
@@ -127,6 +142,14 @@ class Router(Seating):
             if waiter.state != ANSWERED:
                 with self.queues.guard(hotline):
                     self.queues.move(waiter, LEFT)
+
+    def _place(self, hotline: str, came: Came) -> float:
+        """A transferred caller keeps its first entry time in the queue's order; one that comes
+        back after a transfer nobody answered goes before everyone of its priority."""
+        if not came.front:
+            return came.entered
+        ahead = [w.since for w in self.queues.waiting(hotline) if w.priority <= came.priority]
+        return min([came.entered, *(t - 0.001 for t in ahead)])
 
     def _join(self, conf: Hotline, waiter: Waiter) -> bool:
         """Queue the caller, unless ``max_waiting`` callers wait already (counted and joined

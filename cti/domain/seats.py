@@ -18,6 +18,7 @@ from cti.domain.lockout import Lockout
 from cti.domain.model import (
     AVAILABILITY_CHANGES,
     BUSY,
+    HELD,
     IDLE,
     IN_CALL,
     NONE,
@@ -25,6 +26,7 @@ from cti.domain.model import (
     ROLES,
     SIGNED_OUT,
     SUPERVISOR,
+    TALKING,
     WRAP_UP,
     Phone,
     SeatState,
@@ -199,8 +201,12 @@ class Seats:
         """A seat's call rang, was answered or ended (the watcher). ``before``: the seat before."""
         call = state if state.call else before  # an ended call: the one that ended
         ended = not state.call and bool(before.call)
-        talk = max(0.0, self._clock() - before.answered_at) if ended and before.activity == IN_CALL else None
-        facts = SeatCall(call.call, call.customer, call.line, cause, call.pop, talk, ended and missed)
+        now = self._clock()
+        talk = max(0.0, now - before.answered_at) if ended and before.activity in TALKING else None
+        hold = before.held_seconds(now) if ended else None
+        facts = SeatCall(
+            call.call, call.customer, call.line, cause, call.pop, talk, ended and missed, call.direction, hold, call.consult
+        )
         self._fire(action, state, before.status, state.seat, facts, self._busy_ended(before, state))
 
     def _busy_ended(self, before: SeatState, after: Optional[SeatState]) -> Optional[float]:
@@ -217,14 +223,33 @@ class Seats:
         busy with its reason: set during the call, it takes effect now)."""
         hotline = self.config.hotlines.get(state.line) if state.line else None
         now = self._clock()
-        talked = state.activity == IN_CALL
+        talked = state.activity in TALKING
         wrap = talked and hotline is not None and hotline.wrap_up > 0
         changes: Dict[str, object] = {"call": "", "customer": "", "pop": (), "line": state.line if wrap else ""}
+        if state.direction or state.held_at or state.hold or state.consult or state.job:
+            changes.update(direction="", held_at=0.0, hold=0.0, consult="", job="")
         if state.node:
             changes["node"] = ""
         if talked:
             changes.update(talk=state.talk + max(0.0, now - state.answered_at), last_end=now)
         return state.doing(WRAP_UP if wrap else NONE, now, **changes)
+
+    def hold_changed(self, seat: str, leg: str, on: bool, by: str = "") -> None:
+        """The seat's call ``leg`` went on hold (``on``) or came back: by cti.hold, or the
+        phone's own Hold key (the watcher). A second report of the same change is none."""
+        with self.locks.hold(seat):
+            state = self.repo.get(seat)
+            if state is None or state.call != leg or state.activity not in TALKING:
+                return
+            if on == (state.activity == HELD):
+                return
+            now = self._clock()
+            if on:
+                new = state.doing(HELD, now, held_at=now, operator=by or seat)
+            else:
+                new = state.doing(IN_CALL, now, held_at=0.0, hold=state.held_seconds(now), operator=by or seat)
+            saved = self.repo.save(new, state)
+            self.fire_call("held" if on else "unheld", saved, state)
 
     # -- use cases ------------------------------------------------------------------------
     def _uses(self, seat: str, phone: Phone) -> bool:

@@ -59,6 +59,9 @@ def status(
                 "seconds": int(max(0.0, now - st.since)) if st else None,
                 "reason": st.reason if st else "",
                 "supervision": watching.get(seat) or ", ".join(watched.get(seat, [])),
+                "direction": st.direction if st else "",  # its call's: inbound | outbound
+                "consult": st.consult if st else "",  # whom it consults while its caller holds
+                "held_seconds": int(st.held_seconds(now)) if st and st.call else 0,
                 "call_hotline": st.line if st else "",  # the caller's screen pop, while it has a call
                 "pop": {label(k): v for k, v in st.pop} if st else {},
                 **({"switch": st.node} if st and st.node else {}),  # the switch holding its call (store: redis)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional, Tuple
 
 from cti.domain.errors import CtiError
-from cti.domain.facts import Answered, Bridged, Created, Ended, Fact, Key, Leg
+from cti.domain.facts import Answered, Bridged, Created, Ended, Fact, Held, Key, Leg
 from cti.domain.help import Help
-from cti.domain.model import BUSY, IN_CALL, NONE, RINGING, WRAP_UP, SeatState
+from cti.domain.model import BUSY, IN_CALL, INBOUND, NONE, OUTBOUND, RINGING, TALKING, WRAP_UP, SeatState
 from cti.domain.ports import Calls
 from cti.domain.seating import MISSED, offer_key
 from cti.domain.session_watch import SessionWatch
@@ -56,8 +56,11 @@ class Tracker:
             self._ended(fact.leg, fact.cause)
         elif isinstance(fact, Key):
             self._key(fact)
+        elif isinstance(fact, Held):
+            self._held(fact)
         else:
             self.sessions.job_failed(fact.job, fact.reason)
+            self._job_failed(fact.job, fact.reason)
 
     # -- which seat ---------------------------------------------------------------------------
     def _seat_of(self, leg: Leg) -> Optional[str]:
@@ -100,6 +103,9 @@ class Tracker:
             state = self.repo.get(seat)
             if state is None:
                 return
+            if state.call == uuid:  # cti.call rang it: the seat shows it already
+                self.leg_seat[uuid] = seat
+                return
             if state.call and state.call != uuid:
                 if not self.seats.mine(state) or self.calls.exists(state.call):
                     # a second call to a seat already on one: the first one is its call, and
@@ -114,6 +120,7 @@ class Tracker:
                 "customer": leg.other,
                 "line": leg.line if leg.offer else "",
                 "pop": self._pop_of(leg.offer) if leg.offer else (),
+                "direction": INBOUND if leg.outbound else OUTBOUND,  # a call to the phone, or its own
             }
             if self.seats.node:
                 changes["node"] = self.seats.node
@@ -143,7 +150,7 @@ class Tracker:
             return
         with self.seats.locks.hold(seat):
             state = self.repo.get(seat)
-            if state is not None and state.call == uuid and state.activity != IN_CALL:
+            if state is not None and state.call == uuid and state.activity not in TALKING:
                 self._save("answered", state, self._answered(state))
 
     def _bridged(self, fact: Bridged) -> None:
@@ -155,9 +162,10 @@ class Tracker:
                 continue
             with self.seats.locks.hold(seat):
                 state = self.repo.get(seat)
-                if state is not None and state.call == leg and (state.customer != other or state.activity != IN_CALL):
-                    answered = self._answered(state) if state.activity != IN_CALL else state
-                    self._save("answered", state, answered.evolve({"customer": other}))
+                if state is not None and state.call == leg and (state.customer != other or state.activity not in TALKING):
+                    answered = self._answered(state) if state.activity not in TALKING else state
+                    action = "connected" if state.direction == OUTBOUND and state.activity in TALKING else "answered"
+                    self._save(action, state, answered.evolve({"customer": other}))
             self._on_bridged(other, seat)
         if fact.leg.supervision:  # the A leg's
             session = self.sessions.taken(fact.leg.supervision, a)
@@ -229,7 +237,7 @@ class Tracker:
                 state = self.repo.get(seat)
                 if state is None or state.call != leg:
                     return False
-                if answered and state.activity != IN_CALL:
+                if answered and state.activity not in TALKING:
                     self._save("answered", state, self._answered(state))
             return True
         return False
@@ -251,7 +259,31 @@ class Tracker:
 
     def _answered(self, state: SeatState) -> SeatState:
         now = self.seats.now()
+        if state.direction == OUTBOUND and state.job:  # its own call out: not a call it answered
+            return state.doing(IN_CALL, now, answered_at=now, job="")
         return state.doing(IN_CALL, now, answered=state.answered + 1, answered_at=now, misses=0)
+
+    def _held(self, fact: Held) -> None:
+        """The seat's call went on hold or came back (its phone's Hold key, or cti.hold)."""
+        seat = self.leg_seat.get(fact.leg.uuid)
+        if seat is not None:
+            self.seats.hold_changed(seat, fact.leg.uuid, fact.on)
+
+    def _job_failed(self, job: str, reason: str) -> None:
+        """A seat's own call out (cti.call) failed before its phone's leg was made."""
+        if not job:
+            return
+        for seat, state in self.repo.get_many(list(self.seats.config.seats)).items():
+            if state.job != job:
+                continue
+            with self.seats.locks.hold(seat):
+                now_state = self.repo.get(seat)
+                if now_state is None or now_state.job != job or self.calls.exists(now_state.call):
+                    return
+                after = self._save("hangup", now_state, self.seats.after_call(now_state), reason or "failed")
+            if after.free:
+                self.seats.freed(after)
+            return
 
     def recover(self) -> Dict[str, int]:
         """After a restart (the db store keeps state; the calls are gone): end the calls seats

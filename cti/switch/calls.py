@@ -78,8 +78,9 @@ class SwitchCalls:
         return self._sw.api(f"uuid_kill {uuid} {cause}").startswith("+OK")
 
     def end(self, legs: Sequence[str], cause: str, by: str) -> None:
+        var = "cti_hangup_by" if cause == "NORMAL_CLEARING" else "cti_stopcall_by"
         for leg in legs:
-            self._sw.later(f"uuid_setvar {leg} cti_stopcall_by {_var_value(by)}")
+            self._sw.later(f"uuid_setvar {leg} {var} {_var_value(by)}")
         for leg in legs:
             self._sw.later(f"uuid_kill {leg} {cause}")
 
@@ -145,6 +146,37 @@ class SwitchCalls:
 
     def send_dtmf(self, uuid: str, digits: str) -> bool:
         return self._sw.api(f"uuid_recv_dtmf {uuid} {digits}").startswith("+OK")
+
+    # -- the agent's own call controls ---------------------------------------------------------
+    def user_exists(self, number: str, domain: str) -> bool:
+        return self._sw.api(f"user_exists id {number} {domain}").strip() == "true"
+
+    def call_out(self, leg: RingLeg, far: str, shown: Tuple[str, str], cid: Tuple[str, str]) -> Tuple[str, str]:
+        """``bgapi originate {<the seat's leg>}<phone> '&bridge({<caller id>}<far>)'``: the seat's
+        phone rings first, the far party is dialed once it answers (dial.py ``call_out``)."""
+        uuid = str(uuidlib.uuid4())
+        return uuid, self._background(dial.call_out(leg, uuid, far, shown, cid))
+
+    def hold(self, uuid: str, music: str) -> None:
+        """``uuid_hold``: the switch's own hold (switch_ivr_hold), as a phone's Hold key does it:
+        the leg's ``hold_music`` loops to its partner, the bridge is suspended (CHANNEL_HOLD)."""
+        self._sw.api(f"uuid_setvar {uuid} hold_music {music}")  # a tone's commas are fine here
+        self._sw.api(f"uuid_hold {uuid}")
+
+    def unhold(self, uuid: str) -> None:
+        self._sw.api(f"uuid_hold off {uuid}")
+
+    def send_keys(self, uuid: str, keys: str) -> bool:
+        return self._sw.api(f"uuid_send_dtmf {uuid} {keys}").startswith("+OK")
+
+    def to_cti(self, customer: str, agent: str, by: str, target: str) -> bool:
+        for leg in (customer, agent):
+            self._set_var(leg, "cti_transferred_by", by)
+            self._set_var(leg, "cti_transfer_target", target)
+        if not self._transfer(customer, "python", "cti.xfer"):
+            return False
+        self._sw.later(f"uuid_kill {agent} NORMAL_CLEARING")  # the bridge's end ends it too: whichever comes first
+        return True
 
     def wake(self, uuid: str) -> None:
         self._sw.api(f"uuid_break {uuid} all")

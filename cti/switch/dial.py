@@ -136,3 +136,20 @@ def group(grp: RingGroup, legs: Sequence[RingLeg]) -> str:
     """A ring group's dial string (signed marks: to ring; unsigned: to show, from fs_cli)."""
     head = f"{{ignore_early_media=true,originate_timeout={grp.timeout},cti_ring_group={grp.id}}}"
     return head + JOINS[grp.strategy].join(leg(r.phone, leg_variables(r, named(r))) for r in legs)
+
+
+def call_out(ring: RingLeg, uuid: str, far: str, shown: Tuple[str, str], cid: Tuple[str, str]) -> str:
+    """A seat's own call out (外呼): its phone's leg, showing the number it calls, then, once
+    answered, a bridge to ``far`` presenting the hotline's caller id. The quotes keep the
+    bridge's data one argument of originate (CALLS.md §2)."""
+    head = {"origination_uuid": uuid, "ignore_early_media": "true", "cti_direction": "outbound"}
+    head.update(mark_variables(ring.marks, uuid))
+    head.update({"origination_caller_id_number": shown[0], "origination_caller_id_name": shown[1]})
+    far_vars = {"cti_direction": "outbound"}
+    if cid[0]:
+        far_vars["origination_caller_id_number"] = cid[0]
+    if cid[1]:
+        far_vars["origination_caller_id_name"] = cid[1]
+    pairs = ",".join(f"{k}={v}" for k, v in head.items())
+    inner = ",".join(f"{k}={v}" for k, v in far_vars.items())
+    return f"originate {{{pairs}}}{ring.phone} '&bridge({{{inner}}}{far})'"

@@ -21,7 +21,16 @@ from cti.switch.api import Switch
 from cti.switch.calls import SwitchCalls
 from cti.switch.facts import HEADERS, Facts
 
-EVENTS = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_HANGUP_COMPLETE", "DTMF", "BACKGROUND_JOB")
+EVENTS = (
+    "CHANNEL_CREATE",
+    "CHANNEL_ANSWER",
+    "CHANNEL_BRIDGE",
+    "CHANNEL_HANGUP_COMPLETE",
+    "CHANNEL_HOLD",
+    "CHANNEL_UNHOLD",
+    "DTMF",
+    "BACKGROUND_JOB",
+)
 CONTROL = "cti::control"
 
 

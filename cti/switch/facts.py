@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Mapping, Optional
 
-from cti.domain.facts import Answered, Bridged, Created, Ended, Fact, JobFailed, Key, Leg
+from cti.domain.facts import Answered, Bridged, Created, Ended, Fact, Held, JobFailed, Key, Leg
 from cti.domain.model import Phone
 from cti.domain.ports import Mark
 from cti.domain.sessions import ENDED
@@ -72,6 +72,8 @@ class Facts:
             return Bridged(self.leg(h), h.get("Bridge-A-Unique-ID", ""), h.get("Bridge-B-Unique-ID", ""))
         if name == "CHANNEL_HANGUP_COMPLETE":
             return Ended(self.leg(h), h.get("Hangup-Cause", ""))
+        if name in ("CHANNEL_HOLD", "CHANNEL_UNHOLD"):
+            return Held(self.leg(h), name == "CHANNEL_HOLD")
         return None
 
     def leg(self, h: H) -> Leg:

@@ -54,6 +54,12 @@ def _seat(e: SeatEvent) -> Headers:
             h["CTI-Talk-Seconds"] = _time(call.talk_seconds)
         if call.missed:
             h["CTI-Missed"] = "true"
+        if call.direction:
+            h["CTI-Direction"] = call.direction
+        if call.hold_seconds:
+            h["CTI-Hold-Seconds"] = _time(call.hold_seconds)
+        if call.consult:
+            h["CTI-Consult"] = call.consult
     if e.busy_seconds is not None:
         h["CTI-Busy-Seconds"] = _time(e.busy_seconds)
     if e.revision is not None:

@@ -83,6 +83,10 @@ class Channel:
         self.woken = threading.Event()  # the break flag (uuid_break; hangup): ends playback, streamFile
         self.settled = threading.Event()  # a bridge from this leg answered or failed
         self.over = threading.Event()  # this leg's bridged call ended
+        self.held = False  # uuid_hold / the phone's Hold key: its partner hears music
+        self.sent_keys: List[str] = []  # uuid_send_dtmf: keys sent out of this leg
+        self.in_dialplan = False  # a dialplan thread runs applications on it now
+        self.next_apps: List[Tuple[str, str]] = []  # inline applications a transfer queued for it
 
     def wake(self) -> None:
         """Set the break flag (uuid_break, hangup): whatever plays to this leg ends."""
@@ -131,12 +135,14 @@ class CallsMixin:
         self.channels: Dict[str, Channel] = {}
         self.gone: Dict[str, Channel] = {}
         self.phones: Dict[str, str] = {}
+        self.directory: set = set()  # the directory's users (user_exists); phones of others are gateway numbers
         self.consumers: List[Any] = []
         self.jobs: Dict[str, str] = {}
         self.blocking_originates = 0
         self.scheduled: List[Tuple[float, str, str]] = []  # (when, group, command)
         self.broadcasts: List[Tuple[str, List[str]]] = []  # (sound, the legs that hear it)
         self.most_legs: Dict[str, int] = {}  # the most legs ever ringing/up at once to one phone
+        self.inline_threads: List[threading.Thread] = []  # legs running an inline python app (a transfer)
         self.commands.update(
             {
                 "originate": self._originate,
@@ -150,6 +156,9 @@ class CallsMixin:
                 "uuid_recv_dtmf": self._uuid_recv_dtmf,
                 "uuid_break": self._uuid_break,
                 "uuid_broadcast": self._uuid_broadcast,
+                "uuid_hold": self._uuid_hold,
+                "uuid_send_dtmf": self._uuid_send_dtmf,
+                "user_exists": self._user_exists,
                 "sched_api": self._sched_api,
                 "sched_del": self._sched_del,
                 "show": self._show,
@@ -677,13 +686,83 @@ class CallsMixin:
         ch = self.channels.get(words[0])
         if ch is None:
             return "-ERR No such channel!\n"
-        if len(words) > 2 and words[2] == "inline":
+        if len(words) > 2 and words[2] == "inline" and words[1].startswith("python:"):
+            self._leave_bridge(ch)
+            self._queue_app(ch, "python", words[1][7:])
+        elif len(words) > 2 and words[2] == "inline":
             app, _, data = words[1].partition(":")
             ch.eavesdrop = None
             self._run_app(ch, app, data)
         else:
             ch.application, ch.application_data = "transfer", words[1]
         return "+OK\n"
+
+    def _leave_bridge(self, ch: Channel) -> None:
+        """A bridged leg transferred away leaves its bridge: the bridge ends, and the other leg,
+        whose dialplan has nothing after it (a bridge's B leg; the A leg of an originate's
+        ``&bridge``), hangs up NORMAL_CLEARING."""
+        other = self.channels.get(ch.partner or "")
+        ch.application, ch.application_data = "", ""
+        if other is None or other.partner != ch.uuid:
+            return
+        self.emit("CHANNEL_UNBRIDGE", ch)
+        ch.partner = other.partner = None
+        ch.held = other.held = False
+        ch.over.set()
+        self._hangup(other, "NORMAL_CLEARING", tear=False)
+
+    def _queue_app(self, ch: Channel, app: str, data: str) -> None:
+        """What the leg runs once its current application returns: on its dialplan thread, or
+        a thread of its own when none runs on it now (a B leg)."""
+        if ch.in_dialplan:
+            ch.next_apps.append((app, data))
+            return
+        from freeswitch import run_inline
+
+        thread = threading.Thread(target=run_inline, args=(ch, [(app, data)]), daemon=True)
+        ch.in_dialplan = True
+        thread.start()
+        self.inline_threads.append(thread)
+
+    def _uuid_hold(self, arg: str) -> str:
+        """``uuid_hold [off|toggle] <uuid>``: switch_ivr_hold / switch_ivr_unhold: the leg's
+        ``hold_music`` plays to its partner, the bridge is suspended, CHANNEL_HOLD fires."""
+        words = arg.split()
+        off = words[:1] == ["off"]
+        if words[:1] in (["off"], ["toggle"]):
+            words = words[1:]
+        ch = self.channels.get(words[0] if words else "")
+        if ch is None:
+            return "-ERR Operation failed\n"
+        if off and not ch.held:
+            return "-ERR Operation failed\n"
+        ch.held = not off
+        ch.callstate = "HELD" if ch.held else "ACTIVE"
+        partner = self.channels.get(ch.partner or "")
+        if ch.held and partner is not None:
+            self.broadcasts.append((ch.variables.get("hold_music", "local_stream://moh"), [partner.uuid]))
+        self.emit("CHANNEL_HOLD" if ch.held else "CHANNEL_UNHOLD", ch)
+        return "+OK Success\n"
+
+    def hold_key(self, uuid: str, on: bool = True) -> None:
+        """The phone of this leg presses its own Hold key (a re-INVITE a=sendonly), or resumes."""
+        with self.lock:
+            ch = self.channels[uuid]
+            ch.held = on
+            ch.callstate = "HELD" if on else "ACTIVE"
+            self.emit("CHANNEL_HOLD" if on else "CHANNEL_UNHOLD", ch)
+
+    def _uuid_send_dtmf(self, arg: str) -> str:
+        words = arg.split()
+        ch = self.channels.get(words[0] if words else "")
+        if ch is None or len(words) < 2:
+            return "-ERR no such channel\n" if len(words) >= 2 else "-USAGE: <uuid> <dtmf_data>\n"
+        ch.sent_keys.append(words[1])
+        return "+OK Success\n"
+
+    def _user_exists(self, arg: str) -> str:
+        words = arg.split()
+        return "true" if len(words) >= 3 and words[0] == "id" and words[1] in self.directory else "false"
 
     def _uuid_recv_dtmf(self, arg: str) -> str:
         words = arg.split()
@@ -734,8 +813,9 @@ class CallsMixin:
         ch = self.channels.get(listener)
         if ch is None:
             return out
-        if ch.partner in self.channels and ch.answered and ch.eavesdrop is None:
-            out.add(ch.partner)
+        partner = self.channels.get(ch.partner or "")
+        if partner is not None and ch.answered and ch.eavesdrop is None and not (ch.held or partner.held):
+            out.add(partner.uuid)
         if ch.eavesdrop is not None:
             target = self.channels.get(ch.eavesdrop[0])
             if target is not None:

@@ -420,6 +420,24 @@ class DTMF:
         self.duration = duration
 
 
+def run_inline(channel: Channel, apps: List[Tuple[str, str]]) -> None:
+    """The applications a transfer sent the leg to (``uuid_transfer <uuid> python:<mod> inline``),
+    run the way the dialplan runs them: one after the other on the leg's thread."""
+    import importlib
+
+    channel.in_dialplan = True
+    try:
+        while apps or channel.next_apps:
+            app, data = apps.pop(0) if apps else channel.next_apps.pop(0)
+            if channel.uuid not in CORE.channels or app != "python":
+                continue
+            name, _, args = data.partition(" ")
+            module = importlib.reload(importlib.import_module(name))
+            module.handler(Session(channel=channel), args)
+    finally:
+        channel.in_dialplan = False
+
+
 class Session:
     """A dialplan channel for ``handler(session, args)``: variables, executed apps.
 

@@ -1,0 +1,332 @@
+"""The agent's own call controls (坐席工具条): dial out (外呼), hang up (挂断), hold (保持),
+send keys, blind transfer (转接) and consultation (咨询: complete, three-way 三方, cancel).
+
+A seat acts on its own call; a supervisor on the call of a seat in its scope; the console on
+any (the one authorization policy, ``Policy.on_seat``). Every check comes first: a refused
+command changes nothing, creates no leg and never drops the caller.
+
+A blind transfer hands the caller to cti itself: the caller's leg leaves the call for the
+``cti.xfer`` application (on its own dialplan thread), which offers it the target for the
+hotline's ``transfer_timeout`` and brings it back when nobody answers: to the seat that
+transferred it if that seat is free, else to the front of the hotline it came from. The
+request travels in the store (``xfer.<caller leg>``), never in a channel variable a caller
+could set.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Callable, Optional, Tuple
+
+from cti.config import Hotline
+from cti.domain.errors import CtiError
+from cti.domain.model import EXTERNAL, HELD, INTERNAL, ON_A_CALL, OUTBOUND, RINGING, TALKING, Phone, SeatState
+from cti.domain.pop import HOTLINE_NAME, TRANSFERRED_BY, WAITED, Pop
+from cti.domain.ports import Mark, Marks, RingLeg, RouteChannel
+from cti.domain.queue import Waiter
+from cti.domain.routing import Came, Router
+from cti.domain.supervision import Supervisors, call_hotline
+
+NUMBER_RE = re.compile(r"\+?[0-9*#]{1,32}\Z")
+KEYS_RE = re.compile(r"[0-9*#ABCDabcdwW]{1,64}\Z")
+
+SEAT, HOTLINE, NUMBER = "seat", "hotline", "number"
+
+
+def xfer_key(caller: str) -> str:
+    return f"xfer.{caller}"
+
+
+def check_number(number: str) -> str:
+    """A number to dial: digits, ``+``, ``*``, ``#``; never a dial string."""
+    if not NUMBER_RE.match(number):
+        raise CtiError("bad_number", f"{number[:40]!r} is not a number (digits, '+', '*', '#'; at most 32)")
+    return number
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A caller's blind transfer, from the command to the ``cti.xfer`` app on its leg."""
+
+    kind: str  # seat | hotline | number
+    target: str
+    by: str  # the seat that transferred it (it comes back there when nobody answers)
+    operator: str  # who asked (the seat, a supervisor, "" the console)
+    hotline: str  # the hotline it came from ("" none: the transferring seat's first)
+    entered: float  # when it first entered a hotline (or the call began): its place in a queue
+    priority: int
+    pop: Pop
+    at: float
+
+    def encode(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, text: Optional[str]) -> Optional[Transfer]:
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+            data["pop"] = tuple((str(k), str(v)) for k, v in data["pop"])
+            return cls(**data)
+        except (ValueError, TypeError, KeyError):
+            return None
+
+
+class Controls:
+    def __init__(
+        self, supervisors: Supervisors, hold_music: Callable[[str], str], clock: Callable[[], float] = time.time
+    ) -> None:
+        self.sup = supervisors
+        self.seats = supervisors.seats
+        self.calls = supervisors.calls
+        self.store = self.seats.repo.store
+        self._music = hold_music
+        self._clock = clock
+
+    # -- look-ups -----------------------------------------------------------------------------
+    def _acting(self, seat: str, operator: str) -> Tuple[SeatState, str]:
+        self.seats.seat_conf(seat)
+        state = self.seats.repo.get(seat)
+        if state is None:
+            raise CtiError("not_signed_in", f"seat {seat} is not signed in")
+        return state, self.seats.policy.on_seat(state, operator)
+
+    def _call(self, state: SeatState, answered: bool = True) -> Tuple[str, str]:
+        """(the seat's leg, its partner) of its live call; ``answered``: the partner must be up."""
+        if not state.call or state.activity not in ON_A_CALL:
+            raise CtiError("no_call", f"seat {state.seat} has no call")
+        if not self.seats.mine(state):
+            raise CtiError("other_switch", f"seat {state.seat}'s call is on switch {state.node}; act on it there")
+        if not self.calls.exists(state.call):
+            raise CtiError("no_call", f"seat {state.seat}'s call has ended")
+        customer = self.calls.partner(state.call) or ""
+        if answered and (state.activity not in TALKING or not customer):
+            raise CtiError("not_answered", f"seat {state.seat}'s call is {state.activity}, not answered yet")
+        return state.call, customer
+
+    def _hotline_of(self, state: SeatState) -> Optional[Hotline]:
+        return self.seats.config.hotlines.get(call_hotline(state))
+
+    def _done(self, seat: str, by: str) -> str:
+        return "" if by == seat else f" by {by}"
+
+    # -- 外呼 click-to-call ----------------------------------------------------------------------
+    def call(self, seat: str, number: str, hotline: str = "", operator: str = "") -> str:
+        """The seat's phone rings first; answered, ``number`` is dialed, showing the hotline's
+        outbound caller id. Answers at once (the switch rings in the background)."""
+        check_number(number)
+        state, by = self._acting(seat, operator)
+        if hotline in ("", "-"):
+            hotline = state.hotlines[0]
+        elif hotline not in state.hotlines:
+            raise CtiError("not_allowed", f"seat {seat} is signed in to {','.join(state.hotlines)}, not {hotline[:32]!r}")
+        conf = self.seats.config.hotlines[hotline]
+        far = self._far(number, state)
+        with self.seats.locks.hold(seat):
+            state = self.seats.settled(self.seats.repo.get(seat) or state)
+            if state.activity in ON_A_CALL:
+                raise CtiError("seat_in_call", f"seat {seat} is {state.activity}; one call at a time")
+            marks = Marks(((Mark.SEAT, seat),), self.seats.tags)
+            ring = RingLeg(self.seats.dial(state.phone_obj), marks)
+            shown = (number, number)  # the seat's phone shows the number it calls
+            cid = (conf.outbound_caller_id_number, conf.outbound_caller_id_name)
+            leg, job = self.calls.call_out(ring, far, shown, cid)
+            now = self._clock()
+            changes = {"call": leg, "customer": "", "line": hotline, "pop": (), "direction": OUTBOUND, "job": job}
+            if self.seats.node:
+                changes["node"] = self.seats.node
+            saved = self.seats.repo.save(state.doing(RINGING, now, **changes), state)
+            self.seats.fire_call("dialing", saved, state, number)
+        return f"+OK call {seat} -> {number} on {hotline}: ringing {ring.phone} (leg {leg})" + self._done(seat, by)
+
+    def _far(self, number: str, state: SeatState) -> str:
+        """How ``number`` is dialed: an extension of the switch's directory as ``user/``, any
+        other number through the config's gateway."""
+        own = self.seats.config.seats[state.seat].domain  # a tenant's seat calls its own extensions
+        if number.isdigit() and self.calls.user_exists(number, own or self.seats.default_domain):
+            return self.seats.dial(Phone(f"{number}@{own}" if own else number, INTERNAL))
+        if not self.seats.config.gateway:
+            raise CtiError("no_gateway", f"{number} is no extension here and {self.seats.config.path} names no gateway")
+        return self.seats.dial(Phone(number, EXTERNAL))
+
+    # -- 挂断 -------------------------------------------------------------------------------------
+    def hangup(self, seat: str, operator: str = "") -> str:
+        state, by = self._acting(seat, operator)
+        agent, _ = self._call(state, answered=False)
+        self.calls.end([agent], "NORMAL_CLEARING", by)
+        return f"+OK hangup {seat}" + self._done(seat, by)
+
+    # -- 保持 / 取消保持 ---------------------------------------------------------------------------
+    def hold(self, seat: str, operator: str = "") -> str:
+        state, by = self._acting(seat, operator)
+        agent, _ = self._call(state)
+        if state.activity == HELD:
+            raise CtiError("already_held", f"seat {seat}'s call is on hold already")
+        if state.consult:
+            raise CtiError("consulting", f"seat {seat} is consulting {state.consult}")
+        conf = self._hotline_of(state)
+        self.calls.hold(agent, self._music(conf.moh if conf is not None else ""))
+        self.seats.hold_changed(seat, agent, True, by)
+        return f"+OK hold {seat}" + self._done(seat, by)
+
+    def unhold(self, seat: str, operator: str = "") -> str:
+        state, by = self._acting(seat, operator)
+        agent, _ = self._call(state)
+        if state.activity != HELD:
+            raise CtiError("not_held", f"seat {seat}'s call is not on hold")
+        if state.consult:
+            raise CtiError("consulting", f"seat {seat} is consulting {state.consult}: complete, threeway or cancel it")
+        self.calls.unhold(agent)
+        self.seats.hold_changed(seat, agent, False, by)
+        return f"+OK unhold {seat}" + self._done(seat, by)
+
+    # -- keys ----------------------------------------------------------------------------------
+    def dtmf(self, seat: str, keys: str, operator: str = "") -> str:
+        if not KEYS_RE.match(keys):
+            raise CtiError("bad_keys", "keys are 0-9 * # A-D, and w / W to pause (at most 64)")
+        state, by = self._acting(seat, operator)
+        _, customer = self._call(state)
+        if not self.calls.send_keys(customer, keys):
+            raise CtiError("no_call", f"seat {seat}'s call has ended")
+        return f"+OK dtmf {seat}: {len(keys)} keys sent" + self._done(seat, by)
+
+    # -- 转接 blind transfer ------------------------------------------------------------------------
+    def transfer(self, seat: str, target: str, operator: str = "") -> str:
+        state, by = self._acting(seat, operator)
+        kind = self._target_kind(seat, target)
+        _, customer = self._call(state)
+        if state.consult:
+            raise CtiError("consulting", f"seat {seat} is consulting {state.consult}: complete, threeway or cancel it")
+        if kind == SEAT:
+            self._available(target)
+        now = self._clock()
+        entered = state.answered_at or now
+        waited = dict(state.pop).get(WAITED, "")
+        if waited.isdigit():
+            entered -= int(waited)  # its place in a queue is where it first entered
+        hotline = state.line or state.hotlines[0]
+        request = Transfer(kind, target, seat, by if by != seat else "", hotline, entered, 0, state.pop, now)
+        self.store.put(xfer_key(customer), request.encode())
+        if not self.calls.to_cti(customer, state.call, seat, target):
+            self.store.delete(xfer_key(customer))
+            raise CtiError("no_call", f"seat {seat}'s call has ended")
+        self.seats.fire_call("transferred", state, state, f"{kind} {target}")
+        return f"+OK transfer {seat} -> {kind} {target}" + self._done(seat, by)
+
+    # -- 咨询 consultation ------------------------------------------------------------------------
+    def consult(self, seat: str, target: str, operator: str = "") -> str:
+        state, _ = self._acting(seat, operator)
+        self._target_kind(seat, target)
+        self._call(state)
+        raise CtiError("not_allowed", "consultation is not available yet")
+
+    def complete(self, seat: str, operator: str = "") -> str:
+        return self._consulting(seat, operator)
+
+    def threeway(self, seat: str, operator: str = "") -> str:
+        return self._consulting(seat, operator)
+
+    def cancel(self, seat: str, operator: str = "") -> str:
+        return self._consulting(seat, operator)
+
+    def _consulting(self, seat: str, operator: str) -> str:
+        state, _ = self._acting(seat, operator)
+        self._call(state, answered=False)
+        raise CtiError("not_consulting", f"seat {seat} is not consulting")
+
+    def _target_kind(self, seat: str, target: str) -> str:
+        if target == seat:
+            raise CtiError("bad_arg", f"seat {seat} cannot transfer its call to itself")
+        if target in self.seats.config.seats:
+            return SEAT
+        if target in self.seats.config.hotlines:
+            return HOTLINE
+        check_number(target)
+        return NUMBER
+
+    def _available(self, target: str) -> SeatState:
+        st = self.seats.repo.get(target)
+        if st is None:
+            raise CtiError("target_unavailable", f"seat {target} is not signed in")
+        if not st.offerable(self._clock()):
+            raise CtiError("target_unavailable", f"seat {target} is {st.status}, not idle")
+        return st
+
+
+class Transfers:
+    """``cti.xfer``: on the transferred caller's own leg (its dialplan thread), the transfer a
+    seat asked for: the target offered for ``transfer_timeout`` seconds, and the caller back
+    when nobody answered. Nothing here ends the caller's call."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.seats = router.seats
+        self.store = self.seats.repo.store
+
+    def run(self, channel: RouteChannel) -> str:
+        raw = self.store.get(xfer_key(channel.uuid))
+        request = Transfer.decode(raw)
+        if request is None:
+            raise CtiError("no_transfer", "no transfer was asked for this call (cti.transfer starts one)")
+        self.store.release(xfer_key(channel.uuid), raw or "")
+        conf = self.seats.config.hotlines.get(request.hotline)
+        timeout = conf.transfer_timeout if conf is not None else 20
+        pop = tuple((k, v) for k, v in request.pop if k not in (HOTLINE_NAME, WAITED, TRANSFERRED_BY))
+        pop = ((TRANSFERRED_BY, request.by), *pop)
+        came = Came(request.entered, request.priority, pop)
+        if request.kind == HOTLINE:
+            return self.router.route(request.target, channel, came)
+        if request.kind == SEAT:
+            if self._offer(request.target, request, came, timeout, channel):
+                return f"+OK transferred to seat {request.target}"
+        else:
+            far = self._far(request.target)
+            if far and channel.offer([RingLeg(far, Marks(), timeout)], request.hotline, pop) is None:
+                return f"+OK transferred to {request.target}"
+        if not channel.ready():
+            return f"+OK transfer to {request.target}: the caller hung up"
+        self.seats.log("NOTICE", f"cti: transfer of {channel.uuid} to {request.target} not answered: back to {request.by}")
+        back = self.seats.repo.get(request.by)
+        ring = conf.ring_timeout if conf is not None else timeout
+        if back is not None and back.offerable(self.seats.now()) and self._offer(request.by, request, came, ring, channel):
+            return f"+OK transfer to {request.target} not answered: back to seat {request.by}"
+        if not channel.ready() or conf is None:
+            return f"+OK transfer to {request.target} not answered"
+        return self.router.route(request.hotline, channel, replace(came, front=True))
+
+    def _far(self, number: str) -> str:
+        if number.isdigit() and self.router.calls.user_exists(number, self.seats.default_domain):
+            return self.seats.dial(Phone(number, INTERNAL))
+        if not self.seats.config.gateway:
+            return ""
+        return self.seats.dial(Phone(number, EXTERNAL))
+
+    def _offer(self, seat: str, request: Transfer, came: Came, timeout: int, channel: RouteChannel) -> bool:
+        """Offer the caller to ``seat`` alone (claimed like a hotline's offer), with its pop."""
+        caller = channel.uuid
+        if not self.router.claim(seat, caller, "", timeout + 5):
+            return False
+        answered = False
+        waiter = Waiter(caller, request.hotline, came.priority, came.entered, pop=came.pop)
+        queues = self.router.queues
+        try:
+            state = self.seats.repo.get(seat)
+            if state is None:
+                return False
+            marks = Marks(((Mark.SEAT, seat), (Mark.OFFER, caller), (Mark.LINE, request.hotline)), self.seats.tags)
+            with queues.guard(request.hotline):
+                queues.offering(waiter, True)
+            ring = RingLeg(self.seats.dial(state.phone_obj), marks, timeout)
+            answered = channel.offer([ring], request.hotline, self.router.pop_of(waiter)) is None
+        finally:
+            with queues.guard(request.hotline):
+                queues.offering(waiter, False, answered)
+            self.router.release([seat], caller)
+        return answered
+
+
+__all__ = ["Controls", "Transfer", "Transfers", "check_number", "xfer_key"]
