@@ -307,3 +307,121 @@ def test_xfer_from_a_dialplan_without_a_transfer_does_nothing(floor):
     session = floor.dial("xfer", "", customer="13900000007")
     assert session.variables["cti_result"].startswith("-ERR no_transfer ")
     assert floor.cti("xfer").startswith("-ERR usage ")
+
+
+# -- 咨询 consultation -----------------------------------------------------------------------------
+def consulting(sw, target="104", answer=True):
+    """101 in a call with a customer, consulting ``target`` (whose phone answers or rings)."""
+    sw.cti("idle", "104")
+    customer, agent = sw.call("101")
+    sw.core.phones["104"] = "answer" if answer else "ring"
+    reply = sw.cti("consult", f"101 {target}")
+    assert reply.startswith(f"+OK consult 101 -> seat {target}: ringing user/{target}"), reply
+    sw.pump()
+    c = sw.core.leg(leg_of(reply))
+    return customer, agent, c
+
+
+def test_consult_holds_the_caller_and_connects_the_seat_to_the_target(floor):
+    sw = floor
+    customer, agent, c = consulting(sw)
+    assert sw.core.hears(agent.uuid) == {c.uuid} and sw.core.hears(c.uuid) == {agent.uuid}
+    assert sw.core.hears(customer.uuid) == set(), "the caller hears only the music"
+    assert any(customer.uuid in legs for _, legs in sw.core.broadcasts)
+    row = seat_json(sw, "101")
+    assert (row["status"], row["consult"]) == ("held", "104")
+    assert sw.record("104")["status"] == "in_call"
+    assert sw.record("101")["customer"] == customer.uuid, "its caller is still its caller"
+    for verb, code in (
+        ("hold", "consulting"),
+        ("unhold", "consulting"),
+        ("transfer 101 8002", "consulting"),
+        ("consult 101 104", "consulting"),
+    ):
+        name, _, args = verb.partition(" ")
+        assert sw.cti(name, args or "101").startswith(f"-ERR {code} "), verb
+
+
+def test_complete_hands_the_caller_to_the_consulted_seat(floor):
+    sw = floor
+    customer, agent, c = consulting(sw)
+    assert sw.cti("complete", "101").startswith("+OK complete 101: the caller is with 104")
+    sw.pump()
+    assert agent.uuid not in sw.core.channels and sw.core.leg(agent.uuid).cause == "NORMAL_CLEARING"
+    assert sw.core.hears(customer.uuid) == {c.uuid} and sw.core.hears(c.uuid) == {customer.uuid}
+    assert sw.record("101")["status"] == "idle"
+    rec = sw.record("104")
+    assert (rec["status"], rec["customer"]) == ("in_call", customer.uuid)
+
+
+def test_threeway_joins_all_three_and_the_seat_may_leave_the_other_two_talking(floor):
+    sw = floor
+    customer, agent, c = consulting(sw)
+    assert sw.cti("threeway", "101").startswith("+OK threeway 101")
+    sw.pump()
+    assert c.uuid in sw.core.hears(customer.uuid) and agent.uuid in sw.core.hears(customer.uuid)
+    assert {customer.uuid, agent.uuid} <= sw.core.hears(c.uuid)
+    row = seat_json(sw, "101")
+    assert (row["status"], row["consult"]) == ("in_call", "")
+    sw.core.hangup(agent.uuid)
+    sw.pump()
+    assert customer.uuid in sw.core.channels and sw.core.hears(customer.uuid) == {c.uuid}
+    assert sw.record("101")["status"] == "idle"
+    assert sw.record("104")["customer"] == customer.uuid
+
+
+def test_cancel_returns_the_seat_to_its_caller(floor):
+    sw = floor
+    customer, agent, c = consulting(sw)
+    assert sw.cti("cancel", "101").startswith("+OK cancel 101: back with the caller")
+    sw.pump()
+    assert c.uuid not in sw.core.channels
+    assert sw.core.hears(customer.uuid) == {agent.uuid}
+    row = seat_json(sw, "101")
+    assert (row["status"], row["consult"]) == ("in_call", "")
+    assert sw.record("104")["status"] == "idle"
+
+
+def test_cancel_before_the_target_answers(floor):
+    sw = floor
+    customer, agent, c = consulting(sw, answer=False)
+    assert sw.cti("complete", "101").startswith("-ERR not_answered ")
+    assert sw.cti("cancel", "101").startswith("+OK cancel 101")
+    sw.pump()
+    assert c.uuid not in sw.core.channels and sw.core.hears(customer.uuid) == {agent.uuid}
+    assert seat_json(sw, "101")["status"] == "in_call"
+
+
+@pytest.mark.parametrize("answered", [True, False])
+def test_the_consulted_party_gone_leaves_the_caller_on_hold_with_the_seat(floor, answered):
+    sw = floor
+    customer, agent, c = consulting(sw, answer=answered)
+    if answered:
+        sw.core.hangup(c.uuid)
+    else:
+        sw.core.ring_out(c.uuid)
+    sw.pump()
+    row = seat_json(sw, "101")
+    assert (row["status"], row["consult"]) == ("held", "")
+    assert sw.core.hears(customer.uuid) == set(), "the caller still holds"
+    assert customer.uuid in sw.core.channels and agent.uuid in sw.core.channels
+    assert sw.cti("unhold", "101").startswith("+OK")
+    sw.pump()
+    assert sw.core.hears(customer.uuid) == {agent.uuid}
+
+
+def test_consult_refusals(floor):
+    sw = floor
+    customer, agent = sw.call("101")
+    sw.cti("busy", "104")
+    before = state(sw)
+    for args, code in (
+        ("101 104", "target_unavailable"),
+        ("101 8002", "bad_arg"),
+        ("101 101", "bad_arg"),
+        ("101 1,2", "bad_number"),
+    ):
+        assert sw.cti("consult", args).startswith(f"-ERR {code} "), args
+    for verb in ("complete", "threeway", "cancel"):
+        assert sw.cti(verb, "101").startswith("-ERR not_consulting "), verb
+    unchanged(sw, before)

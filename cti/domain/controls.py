@@ -19,11 +19,11 @@ import json
 import re
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Callable, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from cti.config import Hotline
 from cti.domain.errors import CtiError
-from cti.domain.model import EXTERNAL, HELD, INTERNAL, ON_A_CALL, OUTBOUND, RINGING, TALKING, Phone, SeatState
+from cti.domain.model import EXTERNAL, HELD, IN_CALL, INTERNAL, ON_A_CALL, OUTBOUND, RINGING, TALKING, Phone, SeatState
 from cti.domain.pop import HOTLINE_NAME, TRANSFERRED_BY, WAITED, Pop
 from cti.domain.ports import Mark, Marks, RingLeg, RouteChannel
 from cti.domain.queue import Waiter
@@ -163,13 +163,13 @@ class Controls:
     # -- 保持 / 取消保持 ---------------------------------------------------------------------------
     def hold(self, seat: str, operator: str = "") -> str:
         state, by = self._acting(seat, operator)
-        agent, _ = self._call(state)
-        if state.activity == HELD:
-            raise CtiError("already_held", f"seat {seat}'s call is on hold already")
+        agent, customer = self._call(state)
         if state.consult:
             raise CtiError("consulting", f"seat {seat} is consulting {state.consult}")
+        if state.activity == HELD:
+            raise CtiError("already_held", f"seat {seat}'s call is on hold already")
         conf = self._hotline_of(state)
-        self.calls.hold(agent, self._music(conf.moh if conf is not None else ""))
+        self.calls.hold(customer, self._music(conf.moh if conf is not None else ""))
         self.seats.hold_changed(seat, agent, True, by)
         return f"+OK hold {seat}" + self._done(seat, by)
 
@@ -180,7 +180,7 @@ class Controls:
             raise CtiError("not_held", f"seat {seat}'s call is not on hold")
         if state.consult:
             raise CtiError("consulting", f"seat {seat} is consulting {state.consult}: complete, threeway or cancel it")
-        self.calls.unhold(agent)
+        self.calls.unhold(state.customer, agent)
         self.seats.hold_changed(seat, agent, False, by)
         return f"+OK unhold {seat}" + self._done(seat, by)
 
@@ -197,10 +197,10 @@ class Controls:
     # -- 转接 blind transfer ------------------------------------------------------------------------
     def transfer(self, seat: str, target: str, operator: str = "") -> str:
         state, by = self._acting(seat, operator)
-        kind = self._target_kind(seat, target)
-        _, customer = self._call(state)
         if state.consult:
             raise CtiError("consulting", f"seat {seat} is consulting {state.consult}: complete, threeway or cancel it")
+        kind = self._target_kind(seat, target)
+        _, customer = self._call(state)
         if kind == SEAT:
             self._available(target)
         now = self._clock()
@@ -219,24 +219,84 @@ class Controls:
 
     # -- 咨询 consultation ------------------------------------------------------------------------
     def consult(self, seat: str, target: str, operator: str = "") -> str:
-        state, _ = self._acting(seat, operator)
-        self._target_kind(seat, target)
-        self._call(state)
-        raise CtiError("not_allowed", "consultation is not available yet")
+        """The caller holds (music), the seat's phone is connected to ``target`` (a seat or a
+        number); then complete, threeway or cancel. The consulted party hanging up or not
+        answering leaves the seat with its caller on hold."""
+        state, by = self._acting(seat, operator)
+        if state.consult:
+            raise CtiError("consulting", f"seat {seat} is consulting {state.consult} already")
+        kind = self._target_kind(seat, target)
+        if kind == HOTLINE:
+            raise CtiError("bad_arg", f"consult a seat or a number; {target} is a hotline (transfer the caller there)")
+        agent, customer = self._call(state)
+        conf = self._hotline_of(state)
+        timeout = conf.transfer_timeout if conf is not None else 20
+        if kind == SEAT:
+            st = self._available(target)
+            dial = self.seats.dial(st.phone_obj)
+            marks = Marks(((Mark.SEAT, target), (Mark.CONSULT, seat)), self.seats.tags)
+        else:
+            dial = self._far(target, state)
+            marks = Marks(((Mark.CONSULT, seat),), self.seats.tags)
+        ring = RingLeg(dial, marks, timeout)
+        music = "" if state.activity == HELD else self._music(conf.moh if conf is not None else "")
+        with self.seats.locks.hold(seat):
+            now_state = self.seats.repo.get(seat)
+            if now_state is None or now_state.call != agent or now_state.consult:
+                raise CtiError("no_call", f"seat {seat}'s call changed meanwhile")
+            leg = self.calls.consult(agent, customer, ring, music)
+            now = self._clock()
+            changes: Dict[str, object] = {"consult": target, "consult_leg": leg}
+            new = now_state.evolve(changes) if now_state.activity == HELD else now_state.doing(HELD, now, held_at=now, **changes)
+            saved = self.seats.repo.save(new.evolve({"operator": by}), now_state)
+            self.seats.fire_call("consulting", saved, now_state, f"{kind} {target}")
+        return f"+OK consult {seat} -> {kind} {target}: ringing {dial} (leg {leg})" + self._done(seat, by)
 
     def complete(self, seat: str, operator: str = "") -> str:
-        return self._consulting(seat, operator)
+        """The caller goes to the consulted party; the seat leaves the call."""
+        state, by, agent = self._consulting(seat, operator, answered=True)
+        self.calls.consult_step(agent, "complete")
+        self.seats.fire_call("completed", state, state, state.consult)
+        return f"+OK complete {seat}: the caller is with {state.consult}" + self._done(seat, by)
 
     def threeway(self, seat: str, operator: str = "") -> str:
-        return self._consulting(seat, operator)
+        """三方: the caller, the seat and the consulted party talk; the seat may then hang up
+        and leave the other two talking."""
+        state, by, agent = self._consulting(seat, operator, answered=True)
+        self.calls.consult_step(agent, "threeway")
+        self._back(seat, agent, "threeway", by)
+        return f"+OK threeway {seat}: with the caller and {state.consult}" + self._done(seat, by)
 
     def cancel(self, seat: str, operator: str = "") -> str:
-        return self._consulting(seat, operator)
+        """The consultation ends; the seat is back with its caller."""
+        state, by, agent = self._consulting(seat, operator, answered=False)
+        if self.calls.partner(agent) == state.customer or not self.calls.exists(state.consult_leg):
+            # not answered yet: its leg ends, the original bridge resumes, the music stops
+            self.calls.kill(state.consult_leg, "ORIGINATOR_CANCEL")
+            self.calls.unhold(state.customer)
+        else:
+            self.calls.consult_step(agent, "cancel")
+        self._back(seat, agent, "cancelled", by)
+        return f"+OK cancel {seat}: back with the caller" + self._done(seat, by)
 
-    def _consulting(self, seat: str, operator: str) -> str:
-        state, _ = self._acting(seat, operator)
-        self._call(state, answered=False)
-        raise CtiError("not_consulting", f"seat {seat} is not consulting")
+    def _back(self, seat: str, agent: str, action: str, by: str) -> None:
+        with self.seats.locks.hold(seat):
+            st = self.seats.repo.get(seat)
+            if st is None or st.call != agent:
+                return
+            now = self._clock()
+            new = st.doing(IN_CALL, now, held_at=0.0, hold=st.held_seconds(now), consult="", consult_leg="", operator=by)
+            saved = self.seats.repo.save(new, st)
+            self.seats.fire_call(action, saved, st, st.consult)
+
+    def _consulting(self, seat: str, operator: str, answered: bool) -> Tuple[SeatState, str, str]:
+        state, by = self._acting(seat, operator)
+        agent, _ = self._call(state, answered=False)
+        if not state.consult:
+            raise CtiError("not_consulting", f"seat {seat} is not consulting (cti.consult starts it)")
+        if answered and self.calls.partner(agent) in ("", state.customer):
+            raise CtiError("not_answered", f"{state.consult} has not answered the consultation yet (cancel it, or wait)")
+        return state, by, agent
 
     def _target_kind(self, seat: str, target: str) -> str:
         if target == seat:

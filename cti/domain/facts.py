@@ -28,6 +28,7 @@ class Leg:
     line: str = ""  # marked: that caller's hotline
     supervision: str = ""  # marked: the supervisor whose session this leg is
     help: str = ""  # marked: the seat whose help request rings this supervisor
+    consult: str = ""  # marked: the seat consulting the party this leg rings
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,7 @@ class SeatState:
     held_at: float = 0.0  # when the current hold began
     hold: float = 0.0  # seconds the current call was on hold (before the current hold)
     consult: str = ""  # the target the seat consults (咨询) while its caller holds
+    consult_leg: str = ""  # the leg ringing (or talking to) that target
     job: str = ""  # the background job ringing the seat's phone for its own call out (cti.call)
     node: str = ""  # the switch holding the seat's current call (store: redis; "" for one switch)
     rev: int = 0  # the record's revision: +1 on every save (a compare-and-set on shared stores)

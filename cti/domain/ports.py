@@ -72,7 +72,8 @@ class Mark:
     HELP = "help"  # the seat whose help request rings it
     ACTION = "action"  # what the supervisor does on it (monitor, whisper, ...)
     TARGET = "target"  # the seat it supervises
-    SIGNED = frozenset({SEAT, OFFER, LINE, SUPERVISION, HELP})
+    CONSULT = "consult"  # the seat consulting (咨询) the party this leg rings
+    SIGNED = frozenset({SEAT, OFFER, LINE, SUPERVISION, HELP, CONSULT})
 
 
 @dataclass(frozen=True)
@@ -206,11 +207,25 @@ class Calls(Protocol):
         leg, the background job)"""
         ...
 
-    def hold(self, uuid: str, music: str) -> None:
-        """Put the partner of ``uuid`` on hold: it hears ``music``, ``uuid`` hears silence."""
+    def hold(self, customer: str, music: str) -> None:
+        """Put ``customer`` on hold: it hears ``music``; its call is silent both ways."""
         ...
 
-    def unhold(self, uuid: str) -> None: ...
+    def unhold(self, customer: str, agent: str = "") -> None:
+        """``customer`` hears its call again (and ``agent``'s phone, had it held, resumes)."""
+        ...
+
+    def consult(self, agent: str, customer: str, leg: RingLeg, music: str) -> str:
+        """The agent's leg leaves its ``customer`` on hold (``music``; "": it holds already) and
+        rings ``leg`` (for ``leg.timeout`` seconds); answered, they talk (a consultation). The
+        leg it rings."""
+        ...
+
+    def consult_step(self, agent: str, step: str) -> None:
+        """The consultation on ``agent`` goes on: ``complete`` (the customer is bridged to the
+        consulted party, the agent's leg ends), ``threeway`` (all three talk), ``cancel`` (the
+        consulted party's leg ends, the agent is back with the customer)."""
+        ...
 
     def send_keys(self, uuid: str, keys: str) -> bool:
         """Send DTMF ``keys`` out of leg ``uuid`` (to its far end); False when it is gone."""

@@ -227,7 +227,7 @@ class Seats:
         wrap = talked and hotline is not None and hotline.wrap_up > 0
         changes: Dict[str, object] = {"call": "", "customer": "", "pop": (), "line": state.line if wrap else ""}
         if state.direction or state.held_at or state.hold or state.consult or state.job:
-            changes.update(direction="", held_at=0.0, hold=0.0, consult="", job="")
+            changes.update(direction="", held_at=0.0, hold=0.0, consult="", consult_leg="", job="")
         if state.node:
             changes["node"] = ""
         if talked:

@@ -14,7 +14,7 @@ from typing import Callable, Dict, Optional, Tuple
 from cti.domain.errors import CtiError
 from cti.domain.facts import Answered, Bridged, Created, Ended, Fact, Held, Key, Leg
 from cti.domain.help import Help
-from cti.domain.model import BUSY, IN_CALL, INBOUND, NONE, OUTBOUND, RINGING, TALKING, WRAP_UP, SeatState
+from cti.domain.model import BUSY, HELD, IN_CALL, INBOUND, NONE, OUTBOUND, RINGING, TALKING, WRAP_UP, SeatState
 from cti.domain.ports import Calls
 from cti.domain.seating import MISSED, offer_key
 from cti.domain.session_watch import SessionWatch
@@ -31,6 +31,7 @@ class Tracker:
         memory: Optional[WatchState] = None,
         on_bridged: Callable[[str, str], None] = lambda caller, seat: None,
         pop_of: Callable[[str], Tuple[Tuple[str, str], ...]] = lambda caller: (),
+        hold_music: Callable[[str], str] = lambda configured: configured,
     ) -> None:
         self.sup = supervisors
         self.seats = supervisors.seats
@@ -42,6 +43,7 @@ class Tracker:
         self.sessions = SessionWatch(supervisors, calls, self.help)
         self._on_bridged = on_bridged  # (caller leg, seat): a hotline offer was answered
         self._pop_of = pop_of  # caller leg -> its screen pop, while this switch offers it
+        self._music = hold_music  # a hotline's moh -> what plays
         features = self.seats.config.features.values()
         self._features = tuple(features)  # a call dialing one is a cti command, not a call
 
@@ -162,6 +164,13 @@ class Tracker:
                 continue
             with self.seats.locks.hold(seat):
                 state = self.repo.get(seat)
+                if state is not None and state.call == leg and state.consult:
+                    continue  # consulting: its phone talks to the consulted party, its caller holds
+                if state is not None and state.call == leg and state.activity == HELD and other == state.customer:
+                    # the consulted party hung up: the switch put the seat back with its caller,
+                    # who holds until the seat takes it back (cti.unhold)
+                    self.calls.hold(other, self._music(self._moh(state)))
+                    continue
                 if state is not None and state.call == leg and (state.customer != other or state.activity not in TALKING):
                     answered = self._answered(state) if state.activity not in TALKING else state
                     action = "connected" if state.direction == OUTBOUND and state.activity in TALKING else "answered"
@@ -191,10 +200,25 @@ class Tracker:
                 changes["node"] = self.seats.node
             self._save("taken", state, state.doing(IN_CALL, now, **changes))
 
+    def _moh(self, state: SeatState) -> str:
+        conf = self.seats.config.hotlines.get(state.line or (state.hotlines[0] if state.hotlines else ""))
+        return conf.moh if conf is not None else ""
+
+    def _consult_gone(self, seat: str, leg: str, cause: str) -> None:
+        """The consulted party's leg ended without complete, threeway or cancel (it hung up, or
+        never answered): the seat is back with its caller, who still holds."""
+        with self.seats.locks.hold(seat):
+            state = self.repo.get(seat)
+            if state is None or state.consult_leg != leg:
+                return
+            self._save("consult_ended", state, state.evolve({"consult": "", "consult_leg": ""}), cause)
+
     def _ended(self, leg: Leg, cause: str) -> None:
         uuid = leg.uuid
         if leg.supervision:
             self.sessions.gone(leg.supervision, uuid, cause)
+        if leg.consult:
+            self._consult_gone(leg.consult, uuid, cause)
         seat = self.leg_seat.pop(uuid, None) or self._seat_of(leg)
         self.memory.keys.pop(uuid, None)
         freed: Optional[SeatState] = None

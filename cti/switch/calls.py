@@ -20,6 +20,16 @@ def _var_value(value: str) -> str:
     return value
 
 
+_CONSULT_KEYS = {"cancel": "A", "complete": "B", "threeway": "C"}
+
+
+def _looped(music: str) -> str:
+    """Hold music that plays until it is stopped: a stream does; a tone is told to loop."""
+    if music.startswith("tone_stream://") and "loops=" not in music:
+        return music + ";loops=-1"
+    return music
+
+
 def _shown(shown: Tuple[str, str]) -> Dict[str, str]:
     """What a supervisor's phone shows while it rings: (number, name)."""
     return {"origination_caller_id_number": shown[0], "origination_caller_id_name": shown[1]}
@@ -157,14 +167,34 @@ class SwitchCalls:
         uuid = str(uuidlib.uuid4())
         return uuid, self._background(dial.call_out(leg, uuid, far, shown, cid))
 
-    def hold(self, uuid: str, music: str) -> None:
-        """``uuid_hold``: the switch's own hold (switch_ivr_hold), as a phone's Hold key does it:
-        the leg's ``hold_music`` loops to its partner, the bridge is suspended (CHANNEL_HOLD)."""
-        self._sw.api(f"uuid_setvar {uuid} hold_music {music}")  # a tone's commas are fine here
-        self._sw.api(f"uuid_hold {uuid}")
+    def hold(self, customer: str, music: str) -> None:
+        """The hotline's music to the customer, in its own bridge thread (``uuid_broadcast ...
+        aleg``): while it plays, the bridge carries no audio either way; no re-INVITE, so any
+        phone holds (``uuid_hold`` would need the phone's own hold state, and a held agent's
+        hangup would take the customer with it: CALLS.md)."""
+        self._sw.api(f"uuid_broadcast {customer} {_looped(music)} aleg")
 
-    def unhold(self, uuid: str) -> None:
-        self._sw.api(f"uuid_hold off {uuid}")
+    def unhold(self, customer: str, agent: str = "") -> None:
+        self._sw.api(f"uuid_break {customer} all")
+        if agent:  # the phone's own Hold key held it: the switch resumes it (-ERR when it did not)
+            self._sw.api(f"uuid_hold off {agent}")
+
+    def consult(self, agent: str, customer: str, leg: RingLeg, music: str) -> str:
+        """``att_xfer`` on the agent's leg (run there by ``uuid_broadcast``): the switch rings
+        the consulted party and bridges the agent to it, the customer soft-held; the steps are
+        its keys, set to A/B/C so the agent's own phone keys cannot trigger them."""
+        uuid = str(uuidlib.uuid4())
+        keys = {"attxfer_cancel_key": "A", "attxfer_hangup_key": "B", "attxfer_conf_key": "C"}
+        for name, value in {**keys, "call_timeout": str(leg.timeout or 20)}.items():
+            self._set_var(agent, name, value)
+        if music:  # att_xfer leaves the customer in silence: the music first
+            self.hold(customer, music)
+        variables = {"origination_uuid": uuid, **dial.mark_variables(leg.marks, uuid)}
+        self._sw.api(f"uuid_broadcast {agent} att_xfer::{_pairs(variables, '{}')}{leg.phone} aleg")
+        return uuid
+
+    def consult_step(self, agent: str, step: str) -> None:
+        self._sw.api(f"uuid_recv_dtmf {agent} {_CONSULT_KEYS[step]}")
 
     def send_keys(self, uuid: str, keys: str) -> bool:
         return self._sw.api(f"uuid_send_dtmf {uuid} {keys}").startswith("+OK")

@@ -39,6 +39,7 @@ VARIABLES: Dict[str, str] = {
     Mark.HELP: "cti_help",
     Mark.ACTION: "cti_action",
     Mark.TARGET: "cti_target",
+    Mark.CONSULT: "cti_consult",
 }
 
 EAVESDROP, THREE_WAY, INTERCEPT = "eavesdrop", "three_way", "intercept"

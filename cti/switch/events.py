@@ -58,7 +58,7 @@ def tracker(memory: WatchState) -> Tracker:
     """A tracker with the current config, and the watcher's memory."""
     sup = app.supervisors()
     router = app.router(sup.seats)
-    return Tracker(sup, SwitchCalls(Switch.here()), memory, router.answered, router.offered_pop)
+    return Tracker(sup, SwitchCalls(Switch.here()), memory, router.answered, router.offered_pop, app.hold_music)
 
 
 def recover(memory: Optional[WatchState] = None) -> Dict[str, int]:

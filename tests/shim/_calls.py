@@ -87,6 +87,9 @@ class Channel:
         self.sent_keys: List[str] = []  # uuid_send_dtmf: keys sent out of this leg
         self.in_dialplan = False  # a dialplan thread runs applications on it now
         self.next_apps: List[Tuple[str, str]] = []  # inline applications a transfer queued for it
+        self.consulted_by = ""  # att_xfer: the agent leg consulting on this (C) leg
+        self.consulting: Optional[Tuple[str, str]] = None  # att_xfer on this agent leg: (customer, C)
+        self.threeway = ""  # after att_xfer's three-way: C, listening in barge mode
 
     def wake(self) -> None:
         """Set the break flag (uuid_break, hangup): whatever plays to this leg ends."""
@@ -287,7 +290,9 @@ class CallsMixin:
             leg.answered, leg.callstate, leg.state = True, "ACTIVE", "CS_EXECUTE"
             self.emit("CHANNEL_ANSWER", leg)
             customer = self.channels.get(leg.partner or "")
-            if customer is not None and leg.uuid in customer.bridge_to:
+            if leg.consulted_by:
+                self.answered_consult(leg)
+            elif customer is not None and leg.uuid in customer.bridge_to:
                 for other in list(customer.bridge_to):
                     if other != leg.uuid and other in self.channels:
                         self._hangup(self.channels[other], "LOSE_RACE", tear=False)
@@ -345,6 +350,16 @@ class CallsMixin:
         if bridged:
             self.emit("CHANNEL_UNBRIDGE", ch)
         self.emit("CHANNEL_HANGUP_COMPLETE", ch, **{"Hangup-Cause": cause})
+        if ch.consulted_by:  # a consulted party: the agent goes back to its customer
+            self.consult_gone(ch)
+            return
+        if ch.threeway:  # after att_xfer's three-way the agent leaves: the other two talk on
+            c, other = self.channels.get(ch.threeway), self.channels.get(ch.partner or "")
+            if c is not None and other is not None:
+                c.eavesdrop = None
+                ch.partner = None
+                self._bridge(c, other)
+                return
         if ch.pending is not None:  # an originate's job fails with its last ringing leg
             job, ch.pending = ch.pending[2], None
             if not any(o in self.channels and self.channels[o].pending for o in ch.group if o != ch.uuid):
@@ -489,13 +504,22 @@ class CallsMixin:
                 raise AssertionError("bridged call still up: a test must hang it up")
 
     def _uuid_broadcast(self, arg: str) -> str:
-        """``uuid_broadcast <uuid> <path> [aleg|bleg|both]``: the sound plays to those legs."""
+        """``uuid_broadcast <uuid> <path> [aleg|bleg|both]``: the sound plays to those legs.
+        To one leg of a bridge (``aleg``) it plays in that leg's bridge thread: until it ends
+        (a stream: until ``uuid_break``) the bridge carries no audio either way. ``att_xfer::``
+        runs that application on the leg (a consultation, CALLS.md)."""
         words = arg.split()
         ch = self.channels.get(words[0] if words else "")
         if ch is None or len(words) < 2:
             return "-ERR Invalid UUID\n" if len(words) >= 2 else "-USAGE: <uuid> <path> [aleg|bleg|both]\n"
-        legs = [ch.uuid] + ([ch.partner] if (words[2:] or ["aleg"])[0] == "both" and ch.partner else [])
+        if words[1].startswith("att_xfer::"):
+            self._att_xfer(ch, words[1][len("att_xfer::") :])
+            return "+OK Message sent\n"
+        where = (words[2:] or ["aleg"])[0]
+        legs = [ch.uuid] + ([ch.partner] if where == "both" and ch.partner else [])
         self.broadcasts.append((words[1], legs))
+        if where == "aleg" and ch.partner and ch.answered and ("://" in words[1] and "loops=-1" in words[1] or "local_stream" in words[1]):
+            ch.held = True  # an endless sound in its bridge thread: held until a break
         return "+OK Message sent\n"
 
     def _uuid_break(self, arg: str) -> str:
@@ -503,7 +527,74 @@ class CallsMixin:
         if ch is None:
             return "-ERR No such channel!\n"
         ch.wake()
+        ch.held = False
         return "+OK\n"
+
+    # -- att_xfer (mod_dptools), as observed: the agent's leg rings C; answered, agent and C
+    # are bridged and the customer soft-held; keys (attxfer_*_key, default # * 0) cancel,
+    # complete, or make it three-way; C ending brings the agent back to the customer.
+    def _att_xfer(self, agent: Channel, dial: str) -> None:
+        customer = self.channels.get(agent.partner or "")
+        c = self._new_leg(dial, None)
+        if c is None or customer is None:
+            return
+        c.partner, c.consulted_by = agent.uuid, agent.uuid
+        agent.consulting = (customer.uuid, c.uuid)
+        behaviour = self.phones.get(c.dest)
+        if behaviour == "answer":
+            self.answer(c.uuid)
+        elif behaviour == "noanswer":
+            self._hangup(c, "NO_ANSWER")
+
+    def _att_key(self, agent: Channel, digit: str) -> bool:
+        if agent.consulting is None:
+            return False
+        keys = {
+            agent.variables.get("attxfer_cancel_key", "#"): "cancel",
+            agent.variables.get("attxfer_hangup_key", "*"): "complete",
+            agent.variables.get("attxfer_conf_key", "0"): "threeway",
+        }
+        step = keys.get(digit)
+        customer, c = (self.channels.get(u) for u in agent.consulting)
+        if step is None or customer is None or c is None or c.partner != agent.uuid or agent.partner != c.uuid:
+            return False  # only while agent and C are bridged
+        agent.consulting = None
+        c.consulted_by = ""
+        if step == "cancel":
+            self._hangup(c, "NORMAL_CLEARING", tear=False)
+            self._bridge(agent, customer)
+        elif step == "complete":
+            agent.partner = customer.partner = None
+            self._hangup(agent, "NORMAL_CLEARING", tear=False)
+            self._bridge(c, customer)
+        else:
+            c.eavesdrop = (agent.uuid, "3")  # C runs three_way <agent>
+            c.partner = None
+            self._bridge(agent, customer)
+            agent.threeway = c.uuid
+        customer.held = False
+        return True
+
+    def answered_consult(self, c: Channel) -> None:
+        agent = self.channels.get(c.consulted_by)
+        if agent is not None:
+            self._bridge(agent, c)
+
+    def consult_gone(self, c: Channel) -> None:
+        """C ended during the consultation: answered, the agent is bridged back to the customer
+        (which ends what plays to it); never answered, the old bridge simply resumes."""
+        agent = self.channels.get(c.consulted_by)
+        if agent is None or agent.consulting is None:
+            return
+        customer = self.channels.get(agent.consulting[0])
+        agent.consulting = None
+        if customer is None:
+            return
+        if agent.partner == c.uuid:
+            self._bridge(agent, customer)
+            customer.held = False
+        else:
+            agent.partner = customer.uuid
 
     def _sched_api(self, arg: str) -> str:
         m = re.match(r"^\+(\d+)\s+(\S+)\s+(.*)$", arg.strip())
@@ -783,6 +874,8 @@ class CallsMixin:
         if ch.variables.get("sensitive_dtmf") != "true":
             ch.dialed.append(digit)
             self.emit("DTMF", ch, **{"DTMF-Digit": digit, "DTMF-Duration": "2000"})
+        if self._att_key(ch, digit):
+            return
         with ch.keys:
             ch.dtmf.append(digit)
             ch.keys.notify_all()
