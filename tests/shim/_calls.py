@@ -518,7 +518,12 @@ class CallsMixin:
         where = (words[2:] or ["aleg"])[0]
         legs = [ch.uuid] + ([ch.partner] if where == "both" and ch.partner else [])
         self.broadcasts.append((words[1], legs))
-        if where == "aleg" and ch.partner and ch.answered and ("://" in words[1] and "loops=-1" in words[1] or "local_stream" in words[1]):
+        if (
+            where == "aleg"
+            and ch.partner
+            and ch.answered
+            and (("://" in words[1] and "loops=-1" in words[1]) or "local_stream" in words[1])
+        ):
             ch.held = True  # an endless sound in its bridge thread: held until a break
         return "+OK Message sent\n"
 
