@@ -99,7 +99,9 @@ def test_the_record_is_made_into_text_on_the_writer_and_a_read_before_it_gets_th
     monkeypatch.setattr(SeatState, "encode", lambda self: made.append(threading.current_thread().name) or encode(self))
     assert switch.cti("busy", "101 lunch").startswith("+OK")
     assert made == [], "the command answered before the record's JSON was made"
-    store = app.seats().repo.store
+    repo = app.seats().repo
+    assert repo.get("101").reason == "lunch" and made == [], "the seat's next command needs no JSON of it"
+    store = repo.store
     read = store.get("seat.101")  # a read before the writer got to it makes the text itself
     assert read is not None and '"reason":"lunch"' in read
     assert store.get_many(["seat.101", "seat.102"]) == {"seat.101": read}

@@ -292,6 +292,10 @@ class SwitchStore:
         else:
             self._write(k, str(value))
 
+    def holds(self, key: str, later: Later) -> bool:
+        """Does ``key`` still hold ``later`` (a swap_later's, its text perhaps not made yet)?"""
+        return self._cache.get(encode_key(key)) is later
+
     def swap_later(self, key: str, make: Callable[[], str]) -> Optional[Later]:
         """``swap`` of a value whose text ``make()`` makes (a seat record's JSON): while the
         writer runs, on ``hash``, the text is made on the writer just before it writes it,
