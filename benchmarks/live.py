@@ -1,6 +1,7 @@
 """cti measured on a live FreeSWITCH, side by side with mod_callcenter on the same switch.
 
     python3 benchmarks/live.py [--quick] [--calls 100000] [--json benchmarks/results/live.json]
+    python3 benchmarks/live.py --only status [--rounds 200]   # the status changes alone (a minute or two)
 
 Reaches the switch as the live tests do (FS_ESL_HOST, FS_ESL_PORT, FS_ESL_PASSWORD), installs
 this checkout with scripts/install.sh and gives the switch loopback phones (tests/live/livefs.py).
@@ -108,18 +109,25 @@ def status_changes(lv: Live, rounds: int) -> Dict[str, float]:
     lv.sign_in_all("8001 101 p101 101")
     noop = Path(lv.scripts) / "cti_bench_noop.py"
     noop.write_text((ROOT / "benchmarks" / "noop_entry.py").read_text())
+    # timed on a connection of its own that carries no events: on lv.esl (subscribed to cti::seat
+    # for the tests' helpers) the switch sends each cti::seat event with the reply to whichever
+    # command comes next, and this client parses it before it reads that reply (mod_callcenter's
+    # events and the no-op's, which it has none, are not subscribed there)
+    quiet = connect()
+    assert quiet is not None
     calls = {
-        "no-op python module": lambda: lv.api("python cti_bench_noop"),
-        "cti.busy": lambda: lv.cti("busy", "101"),
-        "cti.idle": lambda: lv.cti("idle", "101"),
-        "mod_callcenter On Break": lambda: lv.api("callcenter_config agent set status ctibench 'On Break'"),
-        "mod_callcenter Available": lambda: lv.api("callcenter_config agent set status ctibench Available"),
+        "no-op python module": lambda: quiet.api("python cti_bench_noop"),
+        "cti.busy": lambda: quiet.api("python cti.busy 101"),
+        "cti.idle": lambda: quiet.api("python cti.idle 101"),
+        "mod_callcenter On Break": lambda: quiet.api("callcenter_config agent set status ctibench 'On Break'"),
+        "mod_callcenter Available": lambda: quiet.api("callcenter_config agent set status ctibench Available"),
     }
     try:
         got = interleaved(lv, calls, rounds, gap=0.005)
         back = interleaved(lv, calls, rounds)
         got.update({f"{name}, back to back": ms for name, ms in back.items()})
     finally:
+        quiet.close()
         noop.unlink()
         lv.api("callcenter_config agent del ctibench")
         lv.sign_out_all()
@@ -409,17 +417,50 @@ def memory(lv: Live, calls: int) -> Dict[str, float]:
     }
 
 
+def print_status(status: Dict[str, float]) -> None:
+    for tail, what in (
+        ("", "answer, calls 5 ms apart"),
+        (", back to back", "back to back: the writer's work lands in the next call"),
+    ):
+        noop = status["no-op python module" + tail]
+        mcc = (status["mod_callcenter On Break" + tail] + status["mod_callcenter Available" + tail]) / 2
+        print(f"{'status change (' + what + ')':<28}")
+        print(f"{'':<28}{'ms':>8}{'× no-op':>9}{'× mod_callcenter':>18}   target")
+        for name in ("cti.busy", "cti.idle"):
+            ms = status[name + tail]
+            print(f"{name:<28}{ms:>8.3f}{ms / noop:>9.2f}{ms / mcc:>18.2f}   ≤ 1.25× no-op")
+        print(f"{'no-op python module':<28}{noop:>8.3f}\n{'mod_callcenter (mean)':<28}{mcc:>8.3f}\n")
+
+
+def only_status(lv: Live, rounds: int) -> int:
+    """``--only status``: this checkout installed, the status changes measured and printed (no
+    SIPp, no 1,000 seats, nothing written)."""
+    result = prepare(lv)
+    assert result.returncode == 0, result.stdout + result.stderr
+    try:
+        status = status_changes(lv, rounds)
+    finally:
+        cleanup(lv)
+    print(f"cti on a live switch: {lv.api('version').strip()}, {rounds} rounds\n")
+    print_status(status)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--calls", type=int, default=100_000, help="status changes for the memory figure")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "live.json"))
+    parser.add_argument("--only", choices=["status"], help="measure only this (status: the status changes)")
+    parser.add_argument("--rounds", type=int, default=0, help="rounds of the status changes (default 200, 60 with --quick)")
     opts = parser.parse_args()
     esl = connect()
     if esl is None:
         print("no FreeSWITCH answers on ESL (FS_ESL_HOST/FS_ESL_PORT/FS_ESL_PASSWORD): nothing measured")
         return 2
     lv = Live(esl)
+    if opts.only == "status":
+        return only_status(lv, opts.rounds or (60 if opts.quick else 200))
     # the 1,000 seats' (and agents') phones are one real SIP user agent that answers every call
     sipp = subprocess.Popen(
         ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(SIPP_PORT), "-nostdin", "-nd"],
@@ -452,18 +493,7 @@ def main() -> int:
         sipp.terminate()
         sipp.wait(5)
     print(f"cti on a live switch: {out['switch']}\n{out['machine']}\n")
-    for tail, what in (
-        ("", "answer, calls 5 ms apart"),
-        (", back to back", "back to back: the writer's work lands in the next call"),
-    ):
-        noop = status["no-op python module" + tail]
-        mcc = (status["mod_callcenter On Break" + tail] + status["mod_callcenter Available" + tail]) / 2
-        print(f"{'status change (' + what + ')':<28}")
-        print(f"{'':<28}{'ms':>8}{'× no-op':>9}{'× mod_callcenter':>18}   target")
-        for name in ("cti.busy", "cti.idle"):
-            ms = status[name + tail]
-            print(f"{name:<28}{ms:>8.3f}{ms / noop:>9.2f}{ms / mcc:>18.2f}   ≤ 1.25× no-op")
-        print(f"{'no-op python module':<28}{noop:>8.3f}\n{'mod_callcenter (mean)':<28}{mcc:>8.3f}\n")
+    print_status(status)
     r = out["routing_ms"]
     assert isinstance(r, dict)
     clock = "ESL receipt times (the switch's event clock ticks every 20 ms)" if COARSE else "the switch's event timestamps"

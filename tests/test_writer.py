@@ -86,3 +86,33 @@ def test_reading_mod_hash_itself_waits_for_what_the_writer_holds(held):
     switch.cti("busy", "101")
     cold = SwitchStore(Switch.here(), "hash", app.seats().config.realm)  # no cache: it asks mod_hash
     assert '"availability":"busy"' in (cold.get("seat.101") or ""), "a read from the switch settles the writer first"
+
+
+def test_the_record_is_made_into_text_on_the_writer_and_a_read_before_it_gets_the_same_text(held, monkeypatch):
+    from cti import app
+    from cti.domain.model import SeatState
+    from cti.switch.store import encode_value
+
+    switch, writer, gate = held
+    made = []
+    encode = SeatState.encode
+    monkeypatch.setattr(SeatState, "encode", lambda self: made.append(threading.current_thread().name) or encode(self))
+    assert switch.cti("busy", "101 lunch").startswith("+OK")
+    assert made == [], "the command answered before the record's JSON was made"
+    repo = app.seats().repo
+    assert repo.get("101").reason == "lunch" and made == [], "the seat's next command needs no JSON of it"
+    store = repo.store
+    read = store.get("seat.101")  # a read before the writer got to it makes the text itself
+    assert read is not None and '"reason":"lunch"' in read
+    assert store.get_many(["seat.101", "seat.102"]) == {"seat.101": read}
+    gate.set()
+    assert writer.drain()
+    assert len(made) == 1, "made once: the writer wrote the text the read made"
+    assert next(v for k, v in switch.core.hash.items() if k.endswith("seat.101")) == encode_value(read)
+    state = app.seats().repo.get("101")
+    assert state is not None and state.reason == "lunch" and state.encode() == read
+
+    assert switch.cti("idle", "101").startswith("+OK")
+    assert writer.drain()
+    assert made[-1] == "cti-writer", "nobody read it first: the writer made it"
+    assert '"availability":"idle"' in (store.get("seat.101") or "")

@@ -228,7 +228,7 @@ class SeatState:
     def encode(self) -> str:
         """Compact JSON: fields still at their default are left out (a db piece is 250 bytes)."""
         d = self.__dict__
-        data = {k: d[k] for k in _NAMES if d[k] != _DEFAULTS.get(k, _REQUIRED)}
+        data = {k: d[k] for k, default in _NAME_DEFAULTS if d[k] != default}
         return _compact(data)
 
     @classmethod
@@ -302,5 +302,6 @@ def _no_default(o: object) -> object:
 _compact = _compact_encoder()
 _DEFAULTS = {f.name: f.default for f in fields(SeatState) if f.default is not MISSING}
 _NAMES = tuple(f.name for f in fields(SeatState))
+_NAME_DEFAULTS = tuple((n, _DEFAULTS.get(n, _REQUIRED)) for n in _NAMES)  # a required field is never left out
 _NAME_SET = frozenset(_NAMES)
 _REQUIRED_NAMES = frozenset(n for n in _NAMES if n not in _DEFAULTS)

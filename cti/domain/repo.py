@@ -4,7 +4,7 @@ where several switches share the store), a phone claimed by one seat at a time."
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from cti.domain.errors import CtiError
 from cti.domain.model import Phone, SeatState
@@ -27,9 +27,18 @@ class SeatRepo:
         self._log = log
         # seat -> (the record's text, its SeatState): a record read again unchanged is not
         # decoded again (SeatState is immutable, so sharing it is safe). One entry per seat.
-        self._decoded: Dict[str, Tuple[str, SeatState]] = {}
+        self._decoded: Dict[str, Tuple[object, SeatState]] = {}  # the text, or what str() makes it of
+        # the store's swap of a record whose text is made later (SwitchStore on hash while the
+        # writer runs: the JSON is made on the writer, after the command answered), if it has one
+        self._swap_later: Optional[Callable[[str, Callable[[], str]], Any]] = getattr(store, "swap_later", None)
+        self._holds: Optional[Callable[[str, Any], bool]] = getattr(store, "holds", None)
 
     def get(self, seat: str) -> Optional[SeatState]:
+        known = self._decoded.get(seat)
+        holds = self._holds
+        # the store still holds the record this saved, its text perhaps not made yet: it is known[1]
+        if known is not None and known[0].__class__ is not str and holds is not None and holds(seat_key(seat), known[0]):
+            return known[1]
         return self._decode(seat, self.store.get(seat_key(seat)))
 
     def get_many(self, seats: Sequence[str]) -> Dict[str, SeatState]:
@@ -45,7 +54,7 @@ class SeatRepo:
         if text is None:
             return None
         known = self._decoded.get(seat)
-        if known is not None and known[0] == text:
+        if known is not None and (known[0] is text or str(known[0]) == text):
             return known[1]
         state = SeatState.decode(text)
         if state is None:
@@ -59,6 +68,11 @@ class SeatRepo:
         None: there was none), as the next revision; the state saved. On a shared store this
         is a compare-and-set: if another switch changed the record since, nothing is written."""
         state = state.evolve({"rev": base.rev + 1 if base is not None else 1})
+        if self._swap_later is not None:
+            later = self._swap_later(seat_key(state.seat), state.encode)  # one writer: no compare
+            if later is not None:
+                self._decoded[state.seat] = (later, state)
+                return state
         text = state.encode()
         if not self.store.swap(seat_key(state.seat), self._text(base), text):
             raise _conflict(state.seat)
@@ -75,7 +89,7 @@ class SeatRepo:
         if base is None:
             return None
         known = self._decoded.get(base.seat)
-        return known[0] if known is not None and known[1] is base else base.encode()
+        return str(known[0]) if known is not None and known[1] is base else base.encode()
 
     def owner_of(self, phone: Phone) -> Optional[str]:
         return self.store.get(phone_key(phone))

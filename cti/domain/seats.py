@@ -160,9 +160,9 @@ class Seats:
     ) -> None:
         """The seat's event. It is put together (and counted, and fired) after the command
         answered where the events port can do that (``defer``: the switch's writer), from what
-        holds now: the state (immutable), this config, this time."""
-        phone = self.dial(state.phone_obj)
-        self.events.defer(self._fire_now, action, state, previous, operator, call, busy, self.config, self._clock(), phone)
+        holds now: the state (immutable), this config, this time, this way of dialing phones
+        (the config's: the wiring sets it once per Seats)."""
+        self.events.defer(self._fire_now, action, state, previous, operator, call, busy, self.config, self._clock(), self.dial)
 
     def _fire_now(
         self,
@@ -174,7 +174,7 @@ class Seats:
         busy: Optional[float],
         cfg: Config,
         now: float,
-        phone: str,
+        dial: Callable[[Phone], str],
     ) -> None:
         conf = cfg.seats.get(state.seat)
         event = SeatEvent(
@@ -183,7 +183,7 @@ class Seats:
             conf.name if conf is not None else "",
             state.hotlines,
             state.role,
-            phone,
+            dial(state.phone_obj),
             state.status,
             state.availability,
             state.activity,

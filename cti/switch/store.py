@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 from urllib.parse import unquote
 
 from cti.domain.errors import CtiError
@@ -58,6 +58,27 @@ def _pieces(text: str, limit: int) -> List[str]:
     return out
 
 
+class Later:
+    """A value handed to the writer before its text is made: the text is made once, by
+    whichever needs it first (the writer, just after the command answered, or a read before
+    that), and the same text serves every reader after. ``str()`` gives it."""
+
+    __slots__ = ("_make", "_text")
+
+    def __init__(self, make: Callable[[], str]) -> None:
+        self._make = make
+        self._text: Optional[str] = None
+
+    def __str__(self) -> str:
+        text = self._text
+        if text is None:  # two threads may both make it: the same text (make is pure)
+            text = self._text = self._make()
+        return text
+
+
+Cached = Union[str, Later, None]
+
+
 class SwitchStore:
     """Exact round-trips of any string through ``hash`` or ``db`` in one realm.
 
@@ -79,7 +100,7 @@ class SwitchStore:
         self._limit = PIECE_BYTES if kind == "db" else 0
         self._claims = threading.Lock()  # mod_db has no insert-if-empty
         self._mutex = threading.Lock()  # a hash API call and its cache update, together
-        self._cache: Dict[str, Optional[str]] = {}  # encoded key -> value, None: known absent
+        self._cache: Dict[str, Cached] = {}  # encoded key -> value, None: known absent
 
     # -- raw commands -----------------------------------------------------------------------
     def _cmd(self, verb: str, key: str, value: Optional[str] = None) -> str:
@@ -157,9 +178,11 @@ class SwitchStore:
         if not self.cacheable:
             return self._read(k, self._select(k))
         try:
-            return self._cache[k]
+            cached = self._cache[k]
         except KeyError:
             pass
+        else:
+            return str(cached) if isinstance(cached, Later) else cached
         with self._mutex:
             value = self._read(k, self._select(k))
             self._cache[k] = value
@@ -171,9 +194,9 @@ class SwitchStore:
             out: Dict[str, str] = {}
             try:
                 for key in keys:
-                    value = cache[encode_key(key)]
-                    if value is not None:
-                        out[key] = value
+                    cached = cache[encode_key(key)]
+                    if cached is not None:
+                        out[key] = str(cached) if isinstance(cached, Later) else cached
                 return out
             except KeyError:
                 pass
@@ -263,11 +286,31 @@ class SwitchStore:
             self.put(key, value)
         return True
 
-    def _store_now(self, k: str, value: Optional[str]) -> None:
+    def _store_now(self, k: str, value: Cached) -> None:
         if value is None:
             self._delete(k)
         else:
-            self._write(k, value)
+            self._write(k, str(value))
+
+    def holds(self, key: str, later: Later) -> bool:
+        """Does ``key`` still hold ``later`` (a swap_later's, its text perhaps not made yet)?"""
+        return self._cache.get(encode_key(key)) is later
+
+    def swap_later(self, key: str, make: Callable[[], str]) -> Optional[Later]:
+        """``swap`` of a value whose text ``make()`` makes (a seat record's JSON): while the
+        writer runs, on ``hash``, the text is made on the writer just before it writes it,
+        after the command answered; the cache holds the Later meanwhile, and a read before the
+        writer got to it makes the text itself. None when the writer does not run (or on
+        ``db``): the caller swaps the text now."""
+        if not (self.cacheable and self._sw.writer.running()):
+            return None
+        k = encode_key(key)
+        later = Later(make)
+        with self._mutex:  # the writer's order is the cache's
+            if self._sw.writer.submit(self._store_now, k, later):
+                self._cache[k] = later
+                return later
+        return None
 
     def claim(self, key: str, value: str, ttl: float = 0, node: str = "") -> Optional[str]:
         k, raw = encode_key(key), encode_value(value)

@@ -38,11 +38,14 @@ class Writer:
         self._thread: Optional[threading.Thread] = None
         self._stopping = False
         self._busy = False
+        # set before the thread starts, cleared as its body ends: ``running`` is asked twice or
+        # more per status change, and Thread.is_alive takes and drops a lock each time
+        self._alive = False
+        self._waiting = False  # the thread waits for a job: the next hand-over wakes it
         self.ident = -1  # threading.get_ident() of the thread while it runs
 
     def running(self) -> bool:
-        t = self._thread
-        return t is not None and t.is_alive() and not self._stopping
+        return self._alive and not self._stopping
 
     def start(self) -> None:
         with self._cond:
@@ -51,7 +54,12 @@ class Writer:
                 return
             self._stopping = False
             self._thread = threading.Thread(target=self._run, name="cti-writer", daemon=True)
-            self._thread.start()
+            self._alive = True
+            try:
+                self._thread.start()
+            except BaseException:
+                self._alive = False
+                raise
 
     def pending(self) -> bool:
         return bool(self._jobs) or self._busy
@@ -65,7 +73,9 @@ class Writer:
             return False
         with self._cond:
             self._jobs.append((fn, args))
-            self._cond.notify()
+            if self._waiting:  # else it is busy or asleep before its next job: it will look
+                self._waiting = False
+                self._cond.notify()
         return True
 
     def drain(self, timeout: float = 2.0) -> bool:
@@ -107,6 +117,9 @@ class Writer:
         try:
             self._loop()
         finally:
+            with self._cond:
+                if self._thread is threading.current_thread():
+                    self._alive = False
             if self.ident == threading.get_ident():
                 self.ident = -1
 
@@ -115,7 +128,9 @@ class Writer:
             with self._cond:
                 idle = not self._jobs
                 while not self._jobs and not self._stopping:
+                    self._waiting = True
                     self._cond.wait(1.0)
+                self._waiting = False
                 if not self._jobs:  # stopping, and nothing left
                     return
             if idle:
