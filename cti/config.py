@@ -74,6 +74,7 @@ class Hotline:
     outbound_caller_id_number: str = ""  # what the far party of a cti.call sees ("": the switch's default)
     outbound_caller_id_name: str = ""
     transfer_timeout: int = 20  # seconds a transfer's target rings before the caller comes back
+    refer_context: str = ""  # the dialplan context a phone's own transfer (REFER) sends the caller to ("": its own)
 
     def sound(self, what: str) -> str:
         return dict(self.sounds).get(what, "")
@@ -404,6 +405,7 @@ def parse(path: str, text: str) -> Config:
                 "outbound_caller_id_number",
                 "outbound_caller_id_name",
                 "transfer_timeout",
+                "refer_context",
             )
         )
         hot: Dict[str, Any] = {"id": hid, "name": fields["name"].text(64) if "name" in fields else hid}
@@ -443,6 +445,10 @@ def parse(path: str, text: str) -> Config:
             hot["outbound_caller_id_name"] = fields["outbound_caller_id_name"].text(64)
             if not _CID_NAME_RE.match(hot["outbound_caller_id_name"]):
                 raise fields["outbound_caller_id_name"].fail("letters, digits, '.' '-' '_' (no spaces, quotes or commas)")
+        if "refer_context" in fields:
+            hot["refer_context"] = fields["refer_context"].raw()
+            if not _VAR_RE.match(hot["refer_context"]):
+                raise fields["refer_context"].fail("a dialplan context name: letters, digits and '_'")
         if "supervisors_take_calls" in fields:
             hot["supervisors_take_calls"] = fields["supervisors_take_calls"].boolean()
         if "export_vars" in fields:

@@ -181,7 +181,9 @@ class Controls:
         if state.consult:
             raise CtiError("consulting", f"seat {seat} is consulting {state.consult}: complete, threeway or cancel it")
         self.calls.unhold(state.customer, agent)
-        self.seats.hold_changed(seat, agent, False, by)
+        after = self.seats.hold_changed(seat, agent, False, by)
+        if after is not None:
+            self.calls.held_for((agent, after.customer), after.hold)
         return f"+OK unhold {seat}" + self._done(seat, by)
 
     # -- keys ----------------------------------------------------------------------------------
@@ -287,6 +289,7 @@ class Controls:
             now = self._clock()
             new = st.doing(IN_CALL, now, held_at=0.0, hold=st.held_seconds(now), consult="", consult_leg="", operator=by)
             saved = self.seats.repo.save(new, st)
+            self.calls.held_for((agent, st.customer), saved.hold)
             self.seats.fire_call(action, saved, st, st.consult)
 
     def _consulting(self, seat: str, operator: str, answered: bool) -> Tuple[SeatState, str, str]:

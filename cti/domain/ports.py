@@ -144,6 +144,10 @@ class RouteChannel(Protocol):
         """Send the caller on to ``target`` (``<extension> [<dialplan> [<context>]]``)."""
         ...
 
+    def transfers_in(self, context: str) -> None:
+        """A transfer its seat's phone makes (REFER) dials the target in ``context``."""
+        ...
+
     def play(self, source: str, keys: str = "") -> str:
         """Play until the source ends, the caller hangs up, the leg is woken (``Calls.wake``) or
         the caller presses one of ``keys`` (then that key is returned, else ""); a wake that
@@ -219,6 +223,10 @@ class Calls(Protocol):
         """The agent's leg leaves its ``customer`` on hold (``music``; "": it holds already) and
         rings ``leg`` (for ``leg.timeout`` seconds); answered, they talk (a consultation). The
         leg it rings."""
+        ...
+
+    def held_for(self, legs: Sequence[str], seconds: float) -> None:
+        """Note on the call's legs (their CDR) how long it has been on hold in all."""
         ...
 
     def consult_step(self, agent: str, step: str) -> None:

@@ -79,6 +79,8 @@ class Router(Seating):
         else:
             waiter = Waiter(caller, hotline, came.priority, self._place(hotline, came), pop=came.pop)
         self._queue_event("entered", conf, waiter)
+        if conf.refer_context:  # a seat's phone passing it on by itself (REFER) sends it there
+            channel.transfers_in(conf.refer_context)
         if conf.when_empty == "overflow" and not self.staffed(hotline):
             return self._overflow(conf, channel, waiter, "empty")
         armed = False  # a timed wake-up is scheduled

@@ -234,15 +234,16 @@ class Seats:
             changes.update(talk=state.talk + max(0.0, now - state.answered_at), last_end=now)
         return state.doing(WRAP_UP if wrap else NONE, now, **changes)
 
-    def hold_changed(self, seat: str, leg: str, on: bool, by: str = "") -> None:
+    def hold_changed(self, seat: str, leg: str, on: bool, by: str = "") -> Optional[SeatState]:
         """The seat's call ``leg`` went on hold (``on``) or came back: by cti.hold, or the
-        phone's own Hold key (the watcher). A second report of the same change is none."""
+        phone's own Hold key (the watcher). A second report of the same change is none. The
+        seat after it (None: no change)."""
         with self.locks.hold(seat):
             state = self.repo.get(seat)
             if state is None or state.call != leg or state.activity not in TALKING:
-                return
+                return None
             if on == (state.activity == HELD):
-                return
+                return None
             now = self._clock()
             if on:
                 new = state.doing(HELD, now, held_at=now, operator=by or seat)
@@ -250,6 +251,7 @@ class Seats:
                 new = state.doing(IN_CALL, now, held_at=0.0, hold=state.held_seconds(now), operator=by or seat)
             saved = self.repo.save(new, state)
             self.fire_call("held" if on else "unheld", saved, state)
+            return saved
 
     # -- use cases ------------------------------------------------------------------------
     def _uses(self, seat: str, phone: Phone) -> bool:

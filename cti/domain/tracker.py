@@ -117,11 +117,14 @@ class Tracker:
                 state = self._save("recovered", state, self.seats.after_call(state), "the call ended unseen")
             self.leg_seat[uuid] = seat
             now = self.seats.now()
+            pop = self._pop_of(leg.offer) if leg.offer else self.memory.pops.get(leg.other, ())
+            if pop and leg.other:
+                self.memory.pops[leg.other] = pop
             changes: Dict[str, object] = {
                 "call": uuid,
                 "customer": leg.other,
                 "line": leg.line if leg.offer else "",
-                "pop": self._pop_of(leg.offer) if leg.offer else (),
+                "pop": pop,
                 "direction": INBOUND if leg.outbound else OUTBOUND,  # a call to the phone, or its own
             }
             if self.seats.node:
@@ -174,7 +177,10 @@ class Tracker:
                 if state is not None and state.call == leg and (state.customer != other or state.activity not in TALKING):
                     answered = self._answered(state) if state.activity not in TALKING else state
                     action = "connected" if state.direction == OUTBOUND and state.activity in TALKING else "answered"
-                    self._save(action, state, answered.evolve({"customer": other}))
+                    changes: Dict[str, object] = {"customer": other}
+                    if not state.pop and other in self.memory.pops:
+                        changes["pop"] = self.memory.pops[other]  # its caller now (a transfer)
+                    self._save(action, state, answered.evolve(changes))
             self._on_bridged(other, seat)
         if fact.leg.supervision:  # the A leg's
             session = self.sessions.taken(fact.leg.supervision, a)
@@ -221,6 +227,7 @@ class Tracker:
             self._consult_gone(leg.consult, uuid, cause)
         seat = self.leg_seat.pop(uuid, None) or self._seat_of(leg)
         self.memory.keys.pop(uuid, None)
+        self.memory.pops.pop(uuid, None)
         freed: Optional[SeatState] = None
         if seat is not None:
             with self.seats.locks.hold(seat):
@@ -291,7 +298,9 @@ class Tracker:
         """The seat's call went on hold or came back (its phone's Hold key, or cti.hold)."""
         seat = self.leg_seat.get(fact.leg.uuid)
         if seat is not None:
-            self.seats.hold_changed(seat, fact.leg.uuid, fact.on)
+            after = self.seats.hold_changed(seat, fact.leg.uuid, fact.on)
+            if after is not None and not fact.on:
+                self.calls.held_for((fact.leg.uuid, after.customer), after.hold)
 
     def _job_failed(self, job: str, reason: str) -> None:
         """A seat's own call out (cti.call) failed before its phone's leg was made."""

@@ -48,6 +48,9 @@ class WatchState:
         # leg's first event, answered?), so the seat stays in a call when the first one ends
         self.second: Dict[str, Tuple[str, Leg, bool]] = {}
         self.keys: Dict[str, str] = {}  # agent leg -> its last keys (the help key), until it ends
+        # a seat's caller -> its screen pop, while that caller's leg lasts: a seat the caller
+        # reaches next without cti (the phone's own transfer, REFER) shows the same pop
+        self.pops: Dict[str, Tuple[Tuple[str, str], ...]] = {}
         self.swept = 0.0  # monotonic time of the last reconcile sweep
 
     def next_deadline(self) -> Optional[float]:

@@ -132,6 +132,10 @@ class SessionChannel:
     def transfer(self, target: str) -> None:
         self.execute("transfer", target)
 
+    def transfers_in(self, context: str) -> None:
+        """The switch reads it on the transferee (sofia.c REFER -> switch_ivr_session_transfer)."""
+        self.set_var("force_transfer_context", context)
+
     def mark(self, marks: Marks) -> None:
         for name, value in dial.mark_variables(marks, self.uuid).items():
             self.set_var(name, value)

@@ -193,6 +193,11 @@ class SwitchCalls:
         self._sw.api(f"uuid_broadcast {agent} att_xfer::{_pairs(variables, '{}')}{leg.phone} aleg")
         return uuid
 
+    def held_for(self, legs: Sequence[str], seconds: float) -> None:
+        for leg in legs:
+            if leg:
+                self._sw.later(f"uuid_setvar {leg} cti_hold_seconds {round(seconds)}")
+
     def consult_step(self, agent: str, step: str) -> None:
         self._sw.api(f"uuid_recv_dtmf {agent} {_CONSULT_KEYS[step]}")
 

@@ -130,7 +130,7 @@ def offer(legs: Sequence[RingLeg], hotline: str, pop: pop_fields.Pop) -> str:
     """A hotline's offer: its seats' legs at once, each with the caller's screen pop."""
     extra = pop_variables(pop)
     dials = ",".join(leg(r.phone, leg_variables(r, named(r), extra)) for r in legs)
-    return f"{{ignore_early_media=true,cti_hotline={hotline}}}" + dials
+    return f"{{ignore_early_media=true,cti_hotline={hotline},cti_direction=inbound}}" + dials
 
 
 def group(grp: RingGroup, legs: Sequence[RingLeg]) -> str:
