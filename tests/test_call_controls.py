@@ -425,3 +425,38 @@ def test_consult_refusals(floor):
     for verb in ("complete", "threeway", "cancel"):
         assert sw.cti(verb, "101").startswith("-ERR not_consulting "), verb
     unchanged(sw, before)
+
+
+# -- statistics ------------------------------------------------------------------------------------
+def stats(sw, target: str):
+    data = json.loads(sw.cti("stats", f"{target} json"))
+    return (data["seats"] or data["hotlines"])[0]["today"]
+
+
+def test_statistics_count_calls_out_holds_transfers_and_consultations(floor):
+    sw = floor
+    sw.core.phones.update({"101": "answer", "13900000009": "answer"})
+    assert sw.cti("call", "101 13900000009").startswith("+OK")
+    sw.pump()
+    sw.cti("hold", "101")
+    sw.core.advance(4)
+    sw.cti("unhold", "101")
+    sw.pump()
+    sw.core.hangup(sw.record("101")["customer"])
+    sw.pump()
+    t, box, customer = routed_to_101(sw)
+    sw.cti("idle", "104")
+    sw.core.phones["104"] = "answer"
+    assert sw.cti("transfer", "101 104").startswith("+OK")
+    sw.wait_for(lambda: (leg := sw.core.agent_leg("104")) is not None and leg.partner == customer.uuid)
+    sw.pump()
+    assert sw.record("104")["customer"] == customer.uuid
+    sw.core.hangup(customer.uuid)
+    t.join(3)
+    sw.pump()
+    s101, s104, h = stats(sw, "101"), stats(sw, "104"), stats(sw, "8001")
+    assert (s101["outbound"], s101["outbound_answered"], s101["holds"], s101["transfers_out"]) == (1, 1, 1, 1)
+    assert s101["hold"] == pytest.approx(4, abs=0.5)
+    assert s101["answered"] == 1, "the hotline caller; its own call out is no call it answered"
+    assert (s104["answered"], s104["transfers_in"]) == (1, 1)
+    assert (h["outbound"], h["outbound_answered"], h["transfers_out"], h["holds"]) == (1, 1, 1, 1)

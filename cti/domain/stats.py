@@ -24,7 +24,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from cti.domain.errors import CtiError
 from cti.domain.events import Event, QueueEvent, SeatEvent
-from cti.domain.model import IN_CALL
+from cti.domain.model import HELD, IN_CALL, OUTBOUND
+from cti.domain.pop import TRANSFERRED_BY
 from cti.domain.ports import Events, KeyedLocks, Log, Store
 
 WINDOW_MINUTES = 15  # the short window: the current minute and the 14 before it
@@ -39,6 +40,8 @@ Counters = Dict[str, float]
 #   queue (a + ab + ov), w their waits, wm the longest | t calls talked, ts their talk seconds
 # seat: a answered | m missed (hotline offers that rang unanswered) | t calls talked, ts talk
 #   seconds | bs busy seconds
+# both (the agent's own call controls): ob calls out placed, oa of them answered | xo transfers
+#   made, xi received | cs consultations | hd holds, hs hold seconds (of the calls that ended)
 MAXIMA = frozenset({"abm", "wm"})
 
 
@@ -73,6 +76,10 @@ def _seconds(value: float) -> float:
     return max(0.0, round(value, 3))
 
 
+# the seat events of the agent's own call controls, and what each counts
+_CONTROLS = {"dialing": "ob", "connected": "oa", "transferred": "xo", "consulting": "cs", "held": "hd"}
+
+
 def counts(event: Event, service_level: int) -> List[Tuple[str, Counters]]:
     """What one event adds, to which records."""
     if isinstance(event, QueueEvent):
@@ -97,9 +104,22 @@ def counts(event: Event, service_level: int) -> List[Tuple[str, Counters]]:
         return []
     mine: Counters = {}
     out: List[Tuple[str, Counters]] = []
-    if event.action == "answered" and event.previous != IN_CALL:
-        mine["a"] = 1
     call = event.call
+    outbound = call is not None and call.direction == OUTBOUND
+    if event.action == "answered" and event.previous not in (IN_CALL, HELD) and not outbound:
+        mine["a"] = 1
+        if call is not None and any(k == TRANSFERRED_BY for k, _ in call.pop):
+            mine["xi"] = 1
+    controls = _CONTROLS.get(event.action)
+    if controls is not None and call is not None:
+        mine[controls] = 1
+        if call.hotline:
+            out.append((hotline_key(call.hotline), {controls: 1}))
+    if call is not None and call.hold_seconds:
+        held = _seconds(call.hold_seconds)
+        mine["hs"] = held
+        if call.hotline:
+            out.append((hotline_key(call.hotline), {"hs": held}))
     if call is not None and call.missed:
         mine["m"] = 1
     if call is not None and call.talk_seconds is not None:

@@ -31,6 +31,20 @@ def hotline_figures(c: Counters) -> Dict[str, object]:
         "speed_of_answer": _avg(c.get("aw", 0), c.get("a", 0)),
         "talk_avg": _avg(c.get("ts", 0), c.get("t", 0)),
         "service_level": round(100.0 * c.get("sl", 0) / left, 1) if left else None,
+        **control_figures(c),
+    }
+
+
+def control_figures(c: Counters) -> Dict[str, object]:
+    """The agent's own call controls: calls out, transfers, consultations, holds."""
+    return {
+        "outbound": int(c.get("ob", 0)),
+        "outbound_answered": int(c.get("oa", 0)),
+        "transfers_out": int(c.get("xo", 0)),
+        "transfers_in": int(c.get("xi", 0)),
+        "consultations": int(c.get("cs", 0)),
+        "holds": int(c.get("hd", 0)),
+        "hold": round(c.get("hs", 0), 3),
     }
 
 
@@ -41,6 +55,7 @@ def seat_figures(c: Counters) -> Dict[str, object]:
         "talk": round(c.get("ts", 0), 3),
         "talk_avg": _avg(c.get("ts", 0), c.get("t", 0)),
         "busy": round(c.get("bs", 0), 3),
+        **control_figures(c),
     }
 
 
@@ -58,8 +73,24 @@ HOTLINE_COLUMNS = (
     ("talk_avg", "talk.avg"),
     ("service_level", "sl"),
 )
-SEAT_COLUMNS = (("answered", "answered"), ("missed", "missed"), ("talk", "talk"), ("talk_avg", "talk.avg"), ("busy", "busy"))
-COUNTS = frozenset({"offered", "answered", "abandoned", "overflowed", "missed"})
+CONTROL_COLUMNS = (
+    ("outbound", "out"),
+    ("outbound_answered", "out.ans"),
+    ("transfers_out", "xfer.out"),
+    ("holds", "holds"),
+    ("hold", "hold"),
+)
+SEAT_COLUMNS = (
+    ("answered", "answered"),
+    ("missed", "missed"),
+    ("talk", "talk"),
+    ("talk_avg", "talk.avg"),
+    ("busy", "busy"),
+    *CONTROL_COLUMNS,
+)
+COUNTS = frozenset(
+    {"offered", "answered", "abandoned", "overflowed", "missed", "outbound", "outbound_answered", "transfers_out", "holds"}
+)
 
 
 def cell(name: str, value: object) -> str:
