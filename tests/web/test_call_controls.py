@@ -2,24 +2,30 @@
 (hold / unhold), 转接 (transfer), 咨询 (consult) then 完成转接 / 三方 / 取消咨询 (complete /
 threeway / cancel), 按键 (dtmf). Each click sends exactly its cti command through the ESL front,
 and the page shows the line the switch answered; the fields are checked before anything is sent;
-the buttons follow the seat's state, driven here by cti::seat events fired on the shim's core as
-cti fires them (the seat's call itself is not placed: what each command does is cti's, tested
-where cti is)."""
+the buttons follow the seat's state. The calls are real calls on the shim (a caller of hotline 8001
+routed to the agent, whose phone answers), so what a click does is what cti does: the seat held,
+the keys on the caller's leg, a refused transfer changing nothing, the call ended. Consultation
+is cti's next step: its button is checked for the command it sends and the line shown, and the
+consulting controls (complete / three-way / cancel) are shown by a cti::seat event with
+CTI-Consult fired over a real call."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import freeswitch
+import pytest
 
-from .pages import css, error, log_in, logged_in, no_error, shown, sign_in, until_error, until_state, wait
+from .pages import click, css, error, log_in, logged_in, no_error, shown, sign_in, state, until_error, until_state, wait
 
 ROOT = Path(__file__).resolve().parents[2]
 ME = "101"
 CALL_CONTROLS = ("call", "hangup", "hold", "unhold", "transfer", "consult", "complete", "threeway", "cancel", "dtmf")
+IN_A_CALL = ("hangup", "hold", "transfer", "consult", "dtmf")
 
 
 def seat_event(status: str, activity: str = "", headers_: Optional[Dict[str, str]] = None, **more: str) -> None:
@@ -36,8 +42,63 @@ def seat_event(status: str, activity: str = "", headers_: Optional[Dict[str, str
     ev.fire()
 
 
-def in_call(headers_: Optional[Dict[str, str]] = None, **more: str) -> None:
-    seat_event("in_call", "in_call", headers_, call_hotline="8001", caller_number="13912345678", hotline_name="Sales", **more)
+def consulting(target: str) -> None:
+    """The agent's seat in its call, consulting ``target``: the event cti fires for it (CTI-Consult)."""
+    seat_event("in_call", "in_call", call_hotline="8001", consult=target)
+
+
+class Call:
+    """A real call on the shim: a caller of hotline 8001 (its dialplan thread running cti.route)
+    offered to the agent, the only idle seat; ``answer`` picks up the agent's phone."""
+
+    customer: freeswitch.Channel  # the caller's leg, once answered
+
+    def __init__(self, floor, number: str, **variables: str) -> None:
+        self.sw = floor.switch
+        self.thread, self.box = self.sw.dial_bg("route", "8001", customer=number, **variables)
+        self.sw.wait_for(lambda: self.sw.core.agent_leg(ME) is not None)
+        self.agent = self.sw.core.agent_leg(ME)
+
+    def answer(self, driver) -> Call:
+        until_state(driver, ME, "ringing")
+        self.sw.core.answer(self.agent.uuid)
+        until_state(driver, ME, "in_call")
+        assert seat_row(self.sw)["status"] == "in_call"
+        self.customer = self.sw.core.channels[self.sw.record(ME)["customer"]]
+        return self
+
+    def ended(self) -> None:
+        """The caller's dialplan thread returned and the seat holds no call."""
+        self.thread.join(5)
+        assert not self.thread.is_alive(), "the caller's dialplan thread still runs"
+        self.sw.wait_for(lambda: not self.sw.record(ME).get("call"))
+
+    def end(self) -> None:
+        for ch in list(self.sw.core.channels):
+            if ch in self.sw.core.channels:
+                self.sw.core.hangup(ch)
+        self.ended()
+
+
+@pytest.fixture
+def placed(floor) -> Iterator:
+    """``placed(driver, number, **variables)``: a real call to the agent, answered; every call
+    ended (and its dialplan thread done) when the test ends, whatever it did."""
+    calls: List[Call] = []
+
+    def place(driver, number: str = "13912345678", **variables: str) -> Call:
+        call = Call(floor, number, **variables)
+        calls.append(call)
+        return call.answer(driver)
+
+    yield place
+    for call in calls:
+        call.end()
+
+
+def seat_row(sw, seat: str = ME) -> Dict[str, object]:
+    """The seat as ``cti.status`` tells it."""
+    return json.loads(sw.cti("status", f"{seat} json"))["seats"][0]
 
 
 def controls(driver) -> List[str]:
@@ -130,54 +191,97 @@ def test_on_no_call_the_agent_calls_a_number_and_a_malformed_one_is_refused_befo
     wait(a, lambda d: f"python cti.call {ME} +8610*1# - {ME}" in floor.front.commands, what="Enter sends the call")
     until_state(a, ME, "ringing")
     until_controls(a)  # ringing: the phone answers
+    assert floor.switch.cti("hangup", ME).startswith("+OK")  # (the next test's floor starts with no call)
+    until_state(a, ME, "busy")
 
 
-def test_in_a_call_each_control_sends_its_command_and_the_buttons_follow_the_state(floor, agent_browser):
-    a = agent_browser
+def test_in_a_real_call_each_control_does_what_cti_does_and_the_buttons_follow(floor, agent_browser, placed):
+    a, sw, front = agent_browser, floor.switch, floor.front
+    assert sw.cti("checkin", "8001 104 p104 104").startswith("+OK")  # signed in, busy: a target that refuses
+    assert sw.cti("busy", "104").startswith("+OK")
     at_work(floor, a)
-    in_call(direction="inbound")
-    until_state(a, ME, "in_call")
-    until_controls(a, "hangup", "hold", "transfer", "consult", "dtmf")
-    assert shown(a, "[data-toolbar] [data-pop]").get_attribute("data-direction") == "inbound"
-    sends(a, floor.front, "hangup", f"python cti.hangup {ME} {ME}")
-    sends(a, floor.front, "hold", f"python cti.hold {ME} {ME}")
-    typed(a, "target", "102")
-    sends(a, floor.front, "transfer", f"python cti.transfer {ME} 102 {ME}")
-    typed(a, "target", "8001")
-    sends(a, floor.front, "transfer", f"python cti.transfer {ME} 8001 {ME}")
-    typed(a, "target", "+8613900000000")
-    sends(a, floor.front, "consult", f"python cti.consult {ME} +8613900000000 {ME}")
+    call = placed(a)
+    until_controls(a, *IN_A_CALL)
+    pop = shown(a, "[data-toolbar] [data-pop]")
+    assert (pop.get_attribute("data-direction"), pop.get_attribute("data-caller")) == ("inbound", "13912345678")
+
+    # what the web checks itself: nothing reaches the switch
     for bad in ("1,2", "102@host", "10 2", ""):
         typed(a, "target", bad)
-        refused(a, floor.front, "consult", f"-ERR bad_arg target {bad!r}")
-    refused(a, floor.front, "transfer", "-ERR bad_arg target ''")
-    typed(a, "keys", "12#w*A")
-    sends(a, floor.front, "dtmf", f"python cti.dtmf {ME} 12#w*A {ME}")
-    assert shown(a, "[data-toolbar] [name=keys]").get_attribute("value") == "", "keys sent are cleared"
+        refused(a, front, "consult", f"-ERR bad_arg target {bad!r}")
+    refused(a, front, "transfer", "-ERR bad_arg target ''")
     typed(a, "keys", "12x")
-    refused(a, floor.front, "dtmf", "-ERR bad_arg keys '12x'")
+    refused(a, front, "dtmf", "-ERR bad_arg keys '12x'")
+    assert call.customer.sent_keys == []
 
-    seat_event("held", "held", call_hotline="8001")  # on hold
+    # keys: they reach the caller's leg
+    typed(a, "keys", "12#w*A")
+    assert sends(a, front, "dtmf", f"python cti.dtmf {ME} 12#w*A {ME}") == f"+OK dtmf {ME}: 6 keys sent"
+    assert call.customer.sent_keys == ["12#w*A"]
+    assert shown(a, "[data-toolbar] [name=keys]").get_attribute("value") == "", "keys sent are cleared"
+
+    # a transfer to a busy seat: cti's refusal on the page, and the call as it was
+    typed(a, "target", "104")
+    got = sends(a, front, "transfer", f"python cti.transfer {ME} 104 {ME}")
+    assert got == "-ERR target_unavailable seat 104 is busy, not idle"
+    row = seat_row(sw)
+    assert row["status"] == "in_call" and sw.record(ME)["customer"] == call.customer.uuid
+    assert sw.core.hears(call.customer.uuid) == {call.agent.uuid}, "the caller still talks to the agent"
+    assert sw.core.agent_leg("104") is None and sw.record("104")["status"] == "busy"
+    assert state(a, ME) == "in_call"
+    until_controls(a, *IN_A_CALL)
+
+    # hold: the seat is held (the caller hears the music), only resume is offered; resume
+    assert sends(a, front, "hold", f"python cti.hold {ME} {ME}") == f"+OK hold {ME}"
     until_state(a, ME, "held")
     until_controls(a, "unhold")
+    assert seat_row(sw)["status"] == "held"
+    assert sw.core.hears(call.customer.uuid) == set(), "the caller no longer hears the agent"
     assert shown(a, "[data-toolbar] [data-pop]").get_attribute("data-caller") == "13912345678", "the pop stays"
-    sends(a, floor.front, "unhold", f"python cti.unhold {ME} {ME}")
+    assert sends(a, front, "unhold", f"python cti.unhold {ME} {ME}") == f"+OK unhold {ME}"
+    until_state(a, ME, "in_call")
+    until_controls(a, *IN_A_CALL)
+    assert seat_row(sw)["status"] == "in_call"
+    assert sw.core.hears(call.customer.uuid) == {call.agent.uuid}
 
-    in_call(consult="102")  # consulting 102: complete, three-way or cancel
+    # hang up: the call ends; the seat wraps up (8001's wrap_up) and idle ends that
+    assert sends(a, front, "hangup", f"python cti.hangup {ME} {ME}") == f"+OK hangup {ME}"
+    call.ended()
+    assert sw.core.leg(call.agent.uuid).cause == "NORMAL_CLEARING"
+    assert call.customer.uuid not in sw.core.channels
+    until_state(a, ME, "wrap_up")
+    until_controls(a, "call")
+    click(a, "idle")
+    until_state(a, ME, "idle")
+    assert seat_row(sw)["status"] == "idle"
+    no_error(a)
+
+
+def test_consult_sends_its_command_and_consulting_offers_complete_threeway_and_cancel(floor, agent_browser, placed):
+    a, sw, front = agent_browser, floor.switch, floor.front
+    at_work(floor, a)
+    call = placed(a)
+    until_controls(a, *IN_A_CALL)
+    # consulting 102, as cti's event says it (over the real call, which nothing else changes meanwhile)
+    consulting("102")
     until_controls(a, "complete", "threeway", "cancel")
     assert shown(a, "[data-toolbar] [data-consulting]").get_attribute("data-consulting") == "102"
     for verb in ("complete", "threeway", "cancel"):
-        sends(a, floor.front, verb, f"python cti.{verb} {ME} {ME}")
+        sends(a, front, verb, f"python cti.{verb} {ME} {ME}")  # (whatever cti answers is on the page)
+    # the phone's own Hold key, then resume: cti's own events, with no consultation in them
+    sw.core.hold_key(call.agent.uuid)
+    until_state(a, ME, "held")
+    until_controls(a, "unhold")
+    sw.core.hold_key(call.agent.uuid, on=False)
+    until_state(a, ME, "in_call")
+    until_controls(a, *IN_A_CALL)
+    # consult: its command, and the line cti answered on the page (last: what it starts is cti's)
+    typed(a, "target", "+8613900000000")
+    sends(a, front, "consult", f"python cti.consult {ME} +8613900000000 {ME}")
 
-    in_call()  # the consultation ended (no CTI-Consult): the call's controls again
-    until_controls(a, "hangup", "hold", "transfer", "consult", "dtmf")
-    seat_event("wrap_up", "wrap_up", call_hotline="8001")
-    until_state(a, ME, "wrap_up")
-    until_controls(a, "call")
 
-
-def test_the_call_controls_in_chinese_and_english(floor, agent_browser):
-    a = agent_browser
+def test_the_call_controls_in_chinese_and_english(floor, agent_browser, placed):
+    a, sw = agent_browser, floor.switch
     at_work(floor, a)
     labels = {
         "zh": {"call": "☎ 外呼", "hangup": "挂断", "hold": "保持", "transfer": "转接", "consult": "咨询", "dtmf": "按键"},
@@ -206,15 +310,18 @@ def test_the_call_controls_in_chinese_and_english(floor, agent_browser):
     in_lang("zh", {"call": labels["zh"]["call"]})
     assert shown(a, "[data-toolbar] [name=number]").get_attribute("placeholder") == "外呼号码"
     in_lang("en", {"call": labels["en"]["call"]})
-    in_call(direction="outbound")
-    until_state(a, ME, "in_call")
+    placed(a)
     for lang in ("zh", "en"):
         in_lang(lang, {v: s for v, s in labels[lang].items() if v != "call"})
-    assert "Outbound" in shown(a, "[data-toolbar] [data-pop]").text
-    seat_event("held", "held")
+    assert "Inbound" in shown(a, "[data-toolbar] [data-pop]").text
+    assert sw.cti("hold", ME).startswith("+OK")  # (from fs_cli: the same state)
+    until_state(a, ME, "held")
     in_lang("zh", {"unhold": later["zh"]["unhold"]})
     assert "保持中" in shown(a, "[data-toolbar] .state-word").text
-    in_call(consult="8001")
+    assert sw.cti("unhold", ME).startswith("+OK")
+    until_state(a, ME, "in_call")
+    until_controls(a, *IN_A_CALL)
+    consulting("8001")
     for lang in ("en", "zh"):
         in_lang(lang, {v: s for v, s in later[lang].items() if v != "unhold"})
     assert "咨询中" in shown(a, "[data-toolbar] [data-consulting]").text
@@ -222,12 +329,13 @@ def test_the_call_controls_in_chinese_and_english(floor, agent_browser):
     wait(a, lambda d: d.execute_script("return S.lang") == "en", what="English again")
 
 
-def test_screenshot_of_the_toolbar_in_a_call(floor, agent_browser):
-    """The toolbar in a call, photographed (CTI_SCREENSHOTS=1 writes docs/web-toolbar-call.png, for the README)."""
+def test_screenshot_of_the_toolbar_in_a_call(floor, agent_browser, placed):
+    """The toolbar in a real call, photographed (CTI_SCREENSHOTS=1 writes docs/web-toolbar-call.png, for the README)."""
     a = agent_browser
     at_work(floor, a)
-    in_call({"CTI-Var-crm_id": "VIP-2031", "CTI-Timestamp": f"{time.time() - 47:.3f}"}, direction="inbound", waited="12")
-    until_controls(a, "hangup", "hold", "transfer", "consult", "dtmf")
+    placed(a, "13912345678", crm_id="VIP-2031")
+    until_controls(a, *IN_A_CALL)
+    assert "VIP-2031" in shown(a, "[data-toolbar] [data-pop]").text
     typed(a, "target", "102")
     typed(a, "keys", "1#")
     out = ROOT / "docs" if os.environ.get("CTI_SCREENSHOTS") else Path(floor.switch.conf).parent
