@@ -2,6 +2,7 @@
 
     python3 benchmarks/live.py [--quick] [--calls 100000] [--json benchmarks/results/live.json]
     python3 benchmarks/live.py --only status [--rounds 200]   # the status changes alone (a minute or two)
+    python3 benchmarks/live.py --only controls [--rounds 200] # the agent's call controls (issue 23)
 
 Reaches the switch as the live tests do (FS_ESL_HOST, FS_ESL_PORT, FS_ESL_PASSWORD), installs
 this checkout with scripts/install.sh and gives the switch loopback phones (tests/live/livefs.py).
@@ -28,6 +29,7 @@ from typing import Callable, Dict, List, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "live"))
+from esl import ESL  # noqa: E402
 from livefs import Live, cleanup, config_yaml, connect, prepare  # noqa: E402
 
 SEATS = [str(3000 + i) for i in range(1000)]
@@ -446,12 +448,123 @@ def only_status(lv: Live, rounds: int) -> int:
     return 0
 
 
+def _api_to_create(watch: ESL, send: Callable[[], str], ext: str) -> float:
+    """ms on the switch's clock from the API command's event to the CHANNEL_CREATE of the leg
+    that rings ``ext`` (both stamped by the switch)."""
+    mark = watch.mark()
+    reply = send()
+    assert reply.startswith("+OK"), reply
+    api = watch.wait_event(lambda e: e.get("Event-Name") == "API", 5, mark)
+    leg = watch.wait_event(
+        lambda e: (
+            e.get("Event-Name") == "CHANNEL_CREATE"
+            and e.get("Call-Direction") == "outbound"
+            and e.get("Channel-Presence-ID", "").split("@")[0] == ext
+        ),
+        5,
+        mark,
+    )
+    return (_stamp(leg) - _stamp(api)) / 1000
+
+
+def controls(lv: Live, rounds: int, transfers: int) -> Dict[str, float]:
+    """The agent's own call controls: hold/unhold against the no-op module (interleaved, as
+    the status changes); cti.call's answer (its phone ringing, or answering); a blind transfer
+    to an idle seat against uuid_transfer of the caller to the same bridge by hand."""
+    lv.sign_in_all("8001 101 p101 101", "8001 104 p104 104")
+    noop = Path(lv.scripts) / "cti_bench_noop.py"
+    noop.write_text((ROOT / "benchmarks" / "noop_entry.py").read_text())
+    quiet, watch = connect(), connect()
+    assert quiet is not None and watch is not None
+    watch.subscribe("API CHANNEL_CREATE")
+    out: Dict[str, float] = {}
+    try:
+        lv.phone("101", "answer")
+        lv.cti("busy", "104")
+        caller = lv.customer("route-8001")
+        lv.bridged(caller, "101", "101")
+        calls = {
+            "no-op python module": lambda: quiet.api("python cti_bench_noop"),
+            "cti.hold": lambda: quiet.api("python cti.hold 101"),
+            "no-op python module ": lambda: quiet.api("python cti_bench_noop"),
+            "cti.unhold": lambda: quiet.api("python cti.unhold 101"),
+        }
+        got = interleaved(lv, calls, rounds, gap=0.005)
+        out["no-op python module"] = (got.pop("no-op python module") + got.pop("no-op python module ")) / 2
+        out.update(got)
+        lv.clear_calls()
+        for mode in ("ring", "answer"):
+            lv.phone("101", mode)
+            lv.phone("150", "ring")
+            samples = []
+            for _ in range(20):
+                t = time.perf_counter()
+                reply = quiet.api("python cti.call 101 150")
+                samples.append(time.perf_counter() - t)
+                assert reply.startswith("+OK"), reply
+                lv.wait(lambda: lv.agent_leg("101"), 5.0, "101's phone rings")
+                lv.clear_calls()
+                lv.wait(lambda: lv.status("101") == "idle", 5.0, "101 idle")
+            out[f"cti.call, its phone {'ringing' if mode == 'ring' else 'answering'}"] = median_ms(samples)
+        cti_ms, hand_ms = [], []
+        lv.phone("104", "ring")
+        for i in range(transfers):
+            for how in ("cti", "hand"):
+                lv.cti("idle", "104")
+                caller = lv.customer("route-8001", cid=f"1390000{i:04d}")
+                lv.bridged(caller, "101", "101")
+                if how == "cti":
+                    cti_ms.append(_api_to_create(watch, lambda: quiet.api("python cti.transfer 101 104"), "104"))
+                else:
+                    lv.cti("busy", "104")  # the same bridge, by hand: nobody else may offer 104 meanwhile
+                    customer = caller["b"]
+                    by_hand = f"uuid_transfer {customer} bridge:user/104 inline"
+                    hand_ms.append(_api_to_create(watch, lambda c=by_hand: quiet.api(c), "104"))
+                lv.clear_calls()
+                lv.wait(lambda: lv.status("101") in ("idle", "wrap_up"), 5.0, "101 free")
+                lv.cti("idle", "101")
+        out["cti.transfer: command -> target's leg"] = statistics.median(cti_ms)
+        out["uuid_transfer by hand: command -> target's leg"] = statistics.median(hand_ms)
+    finally:
+        quiet.close()
+        watch.close()
+        noop.unlink()
+        lv.clear_calls()
+        lv.sign_out_all()
+    return out
+
+
+def print_controls(c: Dict[str, float]) -> None:
+    noop = c["no-op python module"]
+    print(f"{'the agent call controls':<46}{'ms':>8}{'× no-op':>9}   target")
+    for name in ("cti.hold", "cti.unhold"):
+        print(f"{name:<46}{c[name]:>8.3f}{c[name] / noop:>9.2f}   ≤ 1.25× no-op")
+    print(f"{'no-op python module':<46}{noop:>8.3f}")
+    for name in ("cti.call, its phone ringing", "cti.call, its phone answering"):
+        print(f"{name:<46}{c[name]:>8.3f}{'':>9}   ≤ 5 ms")
+    cti, hand = c["cti.transfer: command -> target's leg"], c["uuid_transfer by hand: command -> target's leg"]
+    print(f"{'cti.transfer: command -> target leg created':<46}{cti:>8.3f}   (switch clock)")
+    print(f"{'uuid_transfer by hand, the same bridge':<46}{hand:>8.3f}   cti +{cti - hand:.3f} ms")
+
+
+def only_controls(lv: Live, rounds: int) -> int:
+    result = prepare(lv)
+    assert result.returncode == 0, result.stdout + result.stderr
+    try:
+        got = controls(lv, rounds, 10)
+    finally:
+        cleanup(lv)
+    print(f"cti on a live switch: {lv.api('version').strip()}, {rounds} rounds\n")
+    print_controls(got)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--calls", type=int, default=100_000, help="status changes for the memory figure")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "live.json"))
-    parser.add_argument("--only", choices=["status"], help="measure only this (status: the status changes)")
+    parser.add_argument("--only", choices=["status", "controls"], help="measure only this (status changes; call controls)")
     parser.add_argument("--rounds", type=int, default=0, help="rounds of the status changes (default 200, 60 with --quick)")
     opts = parser.parse_args()
     esl = connect()
@@ -461,6 +574,8 @@ def main() -> int:
     lv = Live(esl)
     if opts.only == "status":
         return only_status(lv, opts.rounds or (60 if opts.quick else 200))
+    if opts.only == "controls":
+        return only_controls(lv, opts.rounds or (60 if opts.quick else 200))
     # the 1,000 seats' (and agents') phones are one real SIP user agent that answers every call
     sipp = subprocess.Popen(
         ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(SIPP_PORT), "-nostdin", "-nd"],
