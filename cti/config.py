@@ -166,6 +166,7 @@ class WebConf:
     session_minutes: int = 480  # a login lasts this long, then the page asks for the password again
     busy_reasons: Tuple[str, ...] = ("lunch", "meeting", "training", "break")  # offered by the toolbar's busy button
     switches: Tuple[SwitchConf, ...] = ()  # store: redis: every switch of the floor (instead of esl)
+    recordings_dir: str = ""  # where the recordings are ("": the switch's recordings_dir, asked over ESL once)
 
     def links(self) -> Tuple[SwitchConf, ...]:
         """The switches the service keeps an ESL connection to: ``switches``, else the one of ``esl``."""
@@ -628,7 +629,7 @@ _WORD_RE = re.compile(r"[^\s]{1,64}\Z")
 
 
 def _web(node: _Node) -> WebConf:
-    got = node.mapping(("listen", "port", "esl", "switches", "session_minutes", "busy_reasons"))
+    got = node.mapping(("listen", "port", "esl", "switches", "session_minutes", "busy_reasons", "recordings_dir"))
     values: Dict[str, Any] = {}
     if "listen" in got:
         values["listen"] = got["listen"].text(253)
@@ -636,6 +637,10 @@ def _web(node: _Node) -> WebConf:
             raise got["listen"].fail("an address to listen on, e.g. 0.0.0.0, 127.0.0.1 or ::")
     if "port" in got:
         values["port"] = got["port"].integer(1, 65535)
+    if "recordings_dir" in got:
+        values["recordings_dir"] = got["recordings_dir"].text(1000)
+        if not values["recordings_dir"].startswith("/"):
+            raise got["recordings_dir"].fail("an absolute directory, e.g. /usr/local/freeswitch/recordings")
     if "session_minutes" in got:
         values["session_minutes"] = got["session_minutes"].integer(1, 7 * 24 * 60)
     if "esl" in got and "switches" in got:

@@ -41,6 +41,9 @@ CODES = {
     "target_unavailable": "the seat to transfer or consult to is not signed in and idle",
     "bad_keys": "keys to send are 0-9, '*', '#', A-D, and 'w' / 'W' to pause; at most 64",
     "no_transfer": "cti.xfer ran on a leg no transfer sent there",
+    "bad_date": "a date is not YYYY-MM-DD, or a range ends before it starts or spans more than 366 days",
+    "no_record": "no call record has that uuid",
+    "no_recording": "the call has no recording (none made, deleted after record.keep_days, or the file is gone)",
     "internal": "an unexpected error; the FreeSWITCH log has one line naming it and where it happened",
 }
 

@@ -19,7 +19,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Set
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
@@ -29,8 +29,10 @@ from cti.config import Config
 from cti.domain import passwords
 from cti.domain.errors import CtiError
 from cti.domain.model import ID_RE, REASON_MAX
+from cti.web import records
 from cti.web.floor import Floor, Viewer, viewer
 from cti.web.link import Link, Unreachable
+from cti.web.records import Refused
 
 log = logging.getLogger("cti.web")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -103,6 +105,7 @@ class Service:
         self._synced = asyncio.Event()
         self._refreshing: Set[str] = set()
         self.runner: Optional[web.AppRunner] = None
+        self._recordings_dir = ""  # the switch's recordings_dir, once read (web.recordings_dir overrides)
 
     def config(self) -> Config:
         return cti_config.load(self.config_path)
@@ -115,6 +118,10 @@ class Service:
         app.router.add_post("/login", self.login)
         app.router.add_post("/logout", self.logout)
         app.router.add_get("/ws", self.websocket)
+        app.router.add_get("/records", self.index)
+        app.router.add_get("/api/records", self.records)
+        app.router.add_get("/api/records.csv", self.records_csv)
+        app.router.add_get("/recordings/{uuid}", self.recording)
         app.router.add_static("/static/", STATIC, follow_symlinks=False)
         return app
 
@@ -353,6 +360,115 @@ class Service:
         response = web.json_response({"ok": True})
         response.del_cookie(COOKIE, path="/")
         return response
+
+    # -- the records page (通话记录) -------------------------------------------------------------
+    def _viewer_of(self, request: web.Request) -> Viewer:
+        login = self._login_of(request)
+        if login is None:
+            raise Refused("-ERR not_signed_in log in first (or again: the session expired)", 401)
+        try:
+            cfg = self.config()
+        except CtiError as exc:
+            raise Refused(exc.reply(), 503) from None
+        if login.seat not in cfg.seats:
+            raise Refused(f"-ERR no_such_seat no seat {login.seat!r} in {cfg.path}", 403)
+        return viewer(cfg, login.seat)
+
+    async def _search(self, who: Viewer, search: records.Search, before: str, limit: int) -> Tuple[List[records.Record], str]:
+        """One page of ``who``'s records (at most ``limit``), newest first, and the uuid to page on
+        ("": no more). The switch filters by one field; every record is checked here as well
+        (the viewer's scope, the other fields), reading further switch pages while a page is short
+        and until one record past it says there is more (at most ``records.PAGES_MAX`` reads)."""
+        rows: List[records.Record] = []
+        for _ in range(records.PAGES_MAX):
+            batch, after = records.load(await self.api(records.command(search, who, before, limit)))
+            rows.extend(r for r in batch if records.visible(r, who) and records.matches(search, r))
+            if len(rows) > limit:  # one more than the page: there is a next page, after its last record
+                return rows[:limit], str(rows[limit - 1].get("uuid") or "")
+            if not after or not batch:
+                return rows, ""
+            before = after
+        return rows, before
+
+    async def records(self, request: web.Request) -> web.Response:
+        """``GET /api/records?from=&to=&hotline=&seat=&caller=&outcome=&limit=&before=``: a page of
+        the viewer's records, with what the search form offers it (its hotlines and seats)."""
+        try:
+            who = self._viewer_of(request)
+            search = records.parse(request.query)
+            rows, after = await self._search(who, search, search.before, search.limit)
+        except Refused as exc:
+            return _refused(exc.reply, exc.status)
+        except Unreachable:
+            return _refused("-ERR unreachable the switch does not answer", 503)
+        cfg = self.config()
+        scope = {
+            "supervisor": who.supervisor,
+            "hotlines": [{"id": h, "name": cfg.hotlines[h].name} for h in who.hotlines if h in cfg.hotlines],
+            "seats": [{"id": s, "name": cfg.seats[s].name} for s in who.seats if s in cfg.seats],
+        }
+        return web.json_response({"records": rows, "next": after, "scope": scope, "today": records.today()})
+
+    async def records_csv(self, request: web.Request) -> web.Response:
+        """The whole search (every page, at most ``records.EXPORT_MAX`` records) as CSV for Excel."""
+        try:
+            who = self._viewer_of(request)
+            search = records.parse(request.query)
+            rows: List[records.Record] = []
+            before = search.before
+            while len(rows) < records.EXPORT_MAX:  # every switch page, in order, each read once
+                batch, before = records.load(await self.api(records.command(search, who, before, records.LIMIT_MAX)))
+                rows.extend(r for r in batch if records.visible(r, who) and records.matches(search, r))
+                if not before or not batch:
+                    break
+        except Refused as exc:
+            return _refused(exc.reply, exc.status)
+        except Unreachable:
+            return _refused("-ERR unreachable the switch does not answer", 503)
+        lang = "zh" if request.query.get("lang") == "zh" else "en"
+        name = f"cti-records-{search.start or records.today()}" + (f"-{search.end}" if search.end else "") + ".csv"
+        return web.Response(
+            body=records.to_csv(rows[: records.EXPORT_MAX], lang),
+            headers={"Content-Type": "text/csv; charset=utf-8", "Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    async def recordings_dir(self) -> str:
+        """``web.recordings_dir``, else the switch's ``recordings_dir`` (asked once over ESL)."""
+        configured = self.config().web.recordings_dir
+        if configured:
+            return configured
+        if not self._recordings_dir:
+            found = (await self.api("global_getvar recordings_dir")).strip()
+            if not found.startswith("/"):
+                raise Refused("-ERR no_recording the switch names no recordings_dir: set web.recordings_dir", 503)
+            self._recordings_dir = found
+        return self._recordings_dir
+
+    async def recording(self, request: web.Request) -> web.StreamResponse:
+        """``GET /recordings/<record uuid>``: the call's recording (HTTP Range: seeking), once the
+        switch's record says which file and the viewer may hear that call; never a client's path."""
+        uuid = request.match_info["uuid"]
+        try:
+            who = self._viewer_of(request)
+            found, _ = records.load(await self.api(records.lookup(uuid)))
+            record = next((r for r in found if r.get("uuid") == uuid), None)
+            if record is None:
+                raise Refused(f"-ERR no_record no call record has uuid {uuid}", 404)
+            if not records.visible(record, who):
+                raise records.refuse(record, who)
+            if not record.get("recording"):
+                raise Refused(f"-ERR no_recording call {uuid} has no recording", 404)
+            path = records.resolve(await self.recordings_dir(), str(record["recording"]))
+            if not path.is_file():
+                raise Refused(f"-ERR no_recording the recording of call {uuid} is gone ({record['recording']})", 404)
+        except Refused as exc:
+            if exc.status == 403:
+                log.warning("cti web: recording %s refused: %s", uuid, exc.reply)
+            return _refused(exc.reply, exc.status)
+        except Unreachable:
+            return _refused("-ERR unreachable the switch does not answer", 503)
+        log.info("cti web: %s hears recording %s (%s)", who.seat, uuid, request.headers.get("Range", "whole file"))
+        return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
 
     # -- the page's socket -------------------------------------------------------------------
     async def websocket(self, request: web.Request) -> web.StreamResponse:

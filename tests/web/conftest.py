@@ -106,6 +106,7 @@ def stack(tmp_path_factory):
     core.now = float(int(time.time()))  # the page's timers read the switch's clock against its own
     conf = tmp_path_factory.mktemp("conf")
     core.globals["conf_dir"] = str(conf)
+    core.globals["recordings_dir"] = str(tmp_path_factory.mktemp("recordings"))  # the switch's, read over ESL
     core.phones.update({ext: "ring" for ext in PHONES})
     wiring.forget()
     wiring.clock = core.clock

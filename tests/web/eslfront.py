@@ -14,7 +14,7 @@ import asyncio
 import threading
 import time
 import urllib.parse
-from typing import Dict, Optional, Set
+from typing import Callable, Dict, Optional, Set
 
 import freeswitch
 
@@ -41,6 +41,9 @@ class EslFront:
         self.conns: Set[_Conn] = set()
         self.commands: list = []  # every api command received, in order
         self.replies: list = []  # (command, what it answered), in order
+        # canned answers: a command (its first words) -> what answers it, instead of the shim
+        # (a command the checkout does not have yet, e.g. the switch side's cti.records)
+        self.canned: Dict[str, Callable[[str], str]] = {}
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
@@ -92,6 +95,20 @@ class EslFront:
         self._thread.join(5)
         self.loop.close()
 
+    def answer(self, command: str, reply: Callable[[str], str]) -> None:
+        """``api <command> ...`` (the command itself or with arguments) is answered by
+        ``reply(<the whole command>)``, recorded in ``commands`` and ``replies`` as any other."""
+        self.canned[command] = reply
+
+    def forget(self, command: str) -> None:
+        self.canned.pop(command, None)
+
+    def _canned(self, command: str) -> Optional[Callable[[str], str]]:
+        for prefix, reply in self.canned.items():
+            if command == prefix or command.startswith(prefix + " "):
+                return reply
+        return None
+
     def _run(self, coro) -> None:
         asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
 
@@ -129,7 +146,11 @@ class EslFront:
             conn.send({"Content-Type": "command/reply", "Reply-Text": "+OK event listener enabled plain"})
         elif word == "api":
             self.commands.append(rest)
-            body = await self.loop.run_in_executor(None, freeswitch.API().executeString, rest)
+            canned = self._canned(rest)
+            if canned is not None:
+                body = canned(rest)
+            else:
+                body = await self.loop.run_in_executor(None, freeswitch.API().executeString, rest)
             self.replies.append((rest, body))
             conn.send({"Content-Type": "api/response"}, body)
         elif word == "exit":

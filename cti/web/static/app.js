@@ -28,6 +28,15 @@ const T = {
     consult: "Consult", complete: "Complete transfer", threeway: "Three-way", cancel: "Cancel consult", dtmf: "Send keys",
     number: "Number to call", target: "Seat, hotline or number", keys: "Keys", via: "Caller ID of hotline",
     inbound: "Inbound", outbound: "Outbound", callee: "Called", consulting: "Consulting",
+    records: "Call records", back_tool: "Toolbar", back_wall: "Wallboard", from: "From", to: "To", all: "All",
+    caller_no: "Caller number", outcome: "Outcome", search: "Search", export: "Export CSV", more: "More",
+    none_found: "No calls found", time: "Time", direction: "Direction", seats: "Seats", talk: "Talk", hold_s: "Hold",
+    hangup_by: "Hung up by", survey: "Survey", recording: "Recording", play: "Play", entered: "Entered", masked: "Masked",
+    no_score: "no score", timeline: "Timeline", nobody: "nobody",
+    o_answered: "Answered", o_abandoned: "Abandoned (waiting)", o_abandoned_ringing: "Abandoned (ringing)",
+    o_overflowed: "Overflowed", o_transferred_out: "Transferred out", o_outbound_answered: "Outbound, answered",
+    o_outbound_unanswered: "Outbound, unanswered",
+    by_caller: "caller", by_agent: "agent", by_supervisor: "supervisor", by_system: "system",
   },
   zh: {
     title: "坐席工具条", title_sup: "班长监控台", wall_title: "坐席监控",
@@ -50,9 +59,20 @@ const T = {
     consult: "咨询", complete: "完成转接", threeway: "三方", cancel: "取消咨询", dtmf: "按键",
     number: "外呼号码", target: "坐席、热线或号码", keys: "按键", via: "外显热线",
     inbound: "呼入", outbound: "外呼", callee: "被叫", consulting: "咨询中",
+    records: "通话记录", back_tool: "工作台", back_wall: "监控台", from: "开始日期", to: "结束日期", all: "全部",
+    caller_no: "主叫号码", outcome: "结果", search: "查询", export: "导出 CSV", more: "更多",
+    none_found: "没有找到通话", time: "时间", direction: "方向", seats: "坐席", talk: "通话", hold_s: "保持",
+    hangup_by: "挂断方", survey: "满意度", recording: "录音", play: "播放", entered: "进线", masked: "屏蔽录音",
+    no_score: "未评价", timeline: "通话经过", nobody: "无人接听",
+    o_answered: "接通", o_abandoned: "排队放弃", o_abandoned_ringing: "振铃放弃",
+    o_overflowed: "溢出", o_transferred_out: "转外线", o_outbound_answered: "外呼接通",
+    o_outbound_unanswered: "外呼未接",
+    by_caller: "客户", by_agent: "坐席", by_supervisor: "班长", by_system: "系统",
   },
 };
 const CALL_ACTIVITIES = ["ringing", "in_call", "held"];
+const OUTCOMES = ["answered", "abandoned", "abandoned_ringing", "overflowed", "transferred_out", "outbound_answered", "outbound_unanswered"];
+const SEARCH = ["from", "to", "hotline", "seat", "caller", "outcome"]; // the records page's fields (its URL's query)
 const REASONS_ZH = { lunch: "午餐", meeting: "开会", training: "培训", break: "小休", "no-answer": "未接" };
 
 const S = {
@@ -60,6 +80,8 @@ const S = {
   ws: null, retry: 0, online: false, connected: false, pending: new Map(), nextId: 1,
   switches: [], // store: redis: each switch the service reaches ({name, up}); [] or one unnamed for one switch
   fields: {}, // what is typed in the call controls (number, target, keys, hotline): kept when the toolbar is rebuilt
+  page: location.pathname === "/records" ? "records" : "floor", // the records page (通话记录) or the toolbar / wallboard
+  rec: { rows: [], next: "", scope: null, today: "", open: "" }, // the records shown, the page after them, what the viewer may search
 };
 
 function pickLang() {
@@ -109,10 +131,13 @@ function applyLang() {
   for (const el of $$("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   $("[data-lang]").textContent = t("lang");
   const sup = S.snap && S.snap.supervisor;
-  $(".title").textContent = sup ? t("title_sup") : t("title");
-  document.title = `cti · ${sup ? t("title_sup") : t("title")}`;
+  const title = S.page === "records" ? t("records") : sup ? t("title_sup") : t("title");
+  $(".title").textContent = title;
+  document.title = `cti · ${title}`;
+  renderNav();
   renderConn();
-  if (S.snap) renderAll();
+  if (S.page === "records" && S.me) renderRecords();
+  else if (S.snap) renderAll();
 }
 
 function showError(msg, where) {
@@ -132,6 +157,7 @@ function showLogin(message) {
   $("[data-app]").hidden = true;
   $("[data-logout]").hidden = true;
   $("[data-me]").textContent = "";
+  renderNav();
   const err = $("[data-login] [data-error]");
   err.textContent = message || ""; err.hidden = !message;
   document.body.dataset.conn = "connecting";
@@ -166,12 +192,16 @@ async function logOut() {
 
 function start(me) {
   S.me = me;
-  document.body.dataset.view = me.supervisor ? "wall" : "toolbar";
+  document.body.dataset.view = S.page === "records" ? "records" : me.supervisor ? "wall" : "toolbar";
   $("[data-login]").hidden = true;
   $("[data-app]").hidden = false;
   $("[data-logout]").hidden = false;
   $("[data-me]").textContent = `${me.name} (${me.seat})`;
+  $("[data-toolbar]").hidden = S.page === "records";
+  $("[data-records]").hidden = S.page !== "records";
   showError("");
+  renderNav();
+  if (S.page === "records") searchRecords(queryOf(location.search), false);
   connect();
 }
 
@@ -222,10 +252,10 @@ function receive(msg) {
       break;
     case "queue":
       S.queues[msg.hotline] = msg.waiting;
-      renderQueues(); renderToolbar();
+      if (S.page !== "records") { renderQueues(); renderToolbar(); }
       break;
     case "stats":
-      if (S.snap) { S.snap.stats = msg.stats; renderStats(); }
+      if (S.snap) { S.snap.stats = msg.stats; if (S.page !== "records") renderStats(); }
       break;
     case "switch":
       S.online = msg.online;
@@ -234,7 +264,7 @@ function receive(msg) {
       renderConn();
       break;
     case "reply":
-      if (String(msg.reply).startsWith("-ERR")) showError(msg.reply); else showError("");
+      if (String(msg.reply).startsWith("-ERR")) showError(msg.reply); else if (S.page !== "records") showError("");
       break;
     case "expired":
       showLogin(t("expired"));
@@ -259,9 +289,10 @@ function renderConn() {
 }
 
 // -- rendering ---------------------------------------------------------------------------------
-function renderAll() { renderToolbar(); renderWall(); }
+function renderAll() { if (S.page === "records") return; renderToolbar(); renderWall(); }
 
 function renderSeat(id) {
+  if (S.page === "records") return;
   if (S.me && id === S.me.seat) renderToolbar();
   if (S.snap && S.snap.supervisor) { renderTile(id); renderHelps(); }
 }
@@ -470,14 +501,19 @@ function renderStats() {
   if (!box || !S.snap || !S.snap.stats) return;
   const rows = S.snap.stats.hotlines || [];
   const cards = rows.map((r) => {
-    const cell = (label, a, b) => h("div", { class: "fig" }, h("span", { class: "label", text: label }),
-      h("strong", { text: a }), h("span", { class: "sub", text: `${t("last15")}: ${b}` }));
+    // today's offered / answered / abandoned link to the records behind them (the switch's today: no dates)
+    const cell = (label, a, b, link) => h("div", { class: "fig" }, h("span", { class: "label", text: label }),
+      link ? h("a", { class: "fig-link", href: recordsHref(link), "data-records-link": link.outcome || "offered", title: t("records") },
+        h("strong", { text: a })) : h("strong", { text: a }),
+      h("span", { class: "sub", text: `${t("last15")}: ${b}` }));
     const d = r.today || {}, q = r["15min"] || {};
     return h("div", { class: "stat-card", "data-stats-hotline": r.hotline },
       h("h3", {}, r.name || r.hotline, h("span", { class: "id", text: r.hotline })),
       h("div", { class: "figs" },
-        cell(t("offered"), d.offered ?? 0, q.offered ?? 0), cell(t("answered"), d.answered ?? 0, q.answered ?? 0),
-        cell(t("abandoned"), d.abandoned ?? 0, q.abandoned ?? 0), cell(t("asa"), secs(d.speed_of_answer), secs(q.speed_of_answer)),
+        cell(t("offered"), d.offered ?? 0, q.offered ?? 0, { hotline: r.hotline }),
+        cell(t("answered"), d.answered ?? 0, q.answered ?? 0, { hotline: r.hotline, outcome: "answered" }),
+        cell(t("abandoned"), d.abandoned ?? 0, q.abandoned ?? 0, { hotline: r.hotline, outcome: "abandoned" }),
+        cell(t("asa"), secs(d.speed_of_answer), secs(q.speed_of_answer)),
         cell(t("sl"), pct(d.service_level), pct(q.service_level))));
   });
   box.replaceChildren(...cards, chart(S.snap.stats.day || []));
@@ -510,6 +546,141 @@ function chart(samples) {
     tx.textContent = `${hh}h`; svg.append(tx);
   }
   return h("div", { class: "stat-card chart", "data-chart": true }, h("h3", { text: t("chart") }), svg);
+}
+
+// -- the records page (通话记录) -----------------------------------------------------------
+function queryOf(search) {
+  const q = new URLSearchParams(search);
+  const out = {};
+  for (const k of SEARCH) { const v = (q.get(k) || "").trim(); if (v) out[k] = v; }
+  return out;
+}
+function recordsHref(query) { const q = new URLSearchParams(query).toString(); return q ? `/records?${q}` : "/records"; }
+
+function renderNav() {
+  const nav = $("[data-nav]");
+  if (!S.me) { nav.hidden = true; return; }
+  nav.hidden = false;
+  if (S.page === "records") { nav.href = "/"; nav.textContent = `← ${S.me.supervisor ? t("back_wall") : t("back_tool")}`; nav.dataset.nav = "floor"; }
+  else { nav.href = "/records"; nav.textContent = t("records"); nav.dataset.nav = "records"; }
+}
+
+async function searchRecords(query, more) {
+  const q = new URLSearchParams(query);
+  if (more && S.rec.next) q.set("before", S.rec.next);
+  if (!more) { S.rec.query = query; history.replaceState(null, "", recordsHref(query)); }
+  document.body.dataset.recordsState = "loading";
+  let res;
+  try { res = await fetch(`/api/records?${q}`, { credentials: "same-origin" }); } catch (e) { res = null; }
+  const data = res ? await res.json().catch(() => ({ error: `-ERR http ${res.status}` })) : { error: "-ERR unreachable the web service does not answer" };
+  if (res && res.status === 401) { showLogin(t("expired")); return; }
+  if (!res || !res.ok) {
+    showError(data.error || `-ERR http ${res.status}`);
+    if (!more) { S.rec.rows = []; S.rec.next = ""; }
+  } else {
+    showError("");
+    S.rec.scope = data.scope; S.rec.today = data.today;
+    S.rec.rows = more ? S.rec.rows.concat(data.records) : data.records;
+    S.rec.next = data.next;
+  }
+  S.rec.version = (S.rec.version || 0) + 1;
+  document.body.dataset.recordsState = "ready";
+  renderRecords();
+}
+
+function fmtTime(epoch, withDate) {
+  if (!epoch) return "";
+  const d = new Date(epoch * 1000), two = (n) => String(n).padStart(2, "0");
+  const time = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+  return withDate ? `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${time}` : time;
+}
+function outcomeText(o) { return o ? t(`o_${o}`) : ""; }
+function byText(b) { return b ? t(`by_${b}`) : ""; }
+function seatsText(r) {
+  const seats = String(r.seats || "").split(",").filter(Boolean);
+  const names = (S.rec.scope && S.rec.scope.seats) || [];
+  return seats.map((s) => { const n = names.find((x) => x.id === s); return n ? `${n.name} (${s})` : s; }).join(" → ");
+}
+
+function renderRecords() {
+  const box = $("[data-records]");
+  if (!box || S.page !== "records" || !S.me) return;
+  // rebuilt only when something shown changed (a snapshot every 30 s must not stop a recording playing)
+  const key = JSON.stringify([S.lang, S.rec.version || 0, S.rec.open]);
+  if (key === S.rec.key && box.firstChild) return;
+  S.rec.key = key;
+  const query = S.rec.query || {};
+  const scope = S.rec.scope || { hotlines: [], seats: [], supervisor: S.me.supervisor };
+  const field = (name, label, input) => h("label", { class: "rfield" }, h("span", { text: label }), input);
+  const select = (name, options, value) => h("select", { name },
+    h("option", { value: "", text: t("all") }), options.map(([v, text]) => h("option", { value: v, text, selected: v === value })));
+  const form = h("form", { class: "rsearch card", "data-records-form": true, on: { submit: (ev) => {
+    ev.preventDefault();
+    const q = {};
+    for (const k of SEARCH) { const el = ev.target.elements[k]; if (el && el.value.trim()) q[k] = el.value.trim(); }
+    searchRecords(q, false);
+  } } },
+    field("from", t("from"), h("input", { type: "date", name: "from", value: query.from || S.rec.today || "" })),
+    field("to", t("to"), h("input", { type: "date", name: "to", value: query.to || (query.from ? "" : S.rec.today) || "" })),
+    field("hotline", t("hotline"), select("hotline", scope.hotlines.map((x) => [x.id, `${x.name} (${x.id})`]), query.hotline || "")),
+    scope.supervisor ? field("seat", t("seat"), select("seat", scope.seats.map((x) => [x.id, `${x.name} (${x.id})`]), query.seat || "")) : null,
+    field("caller", t("caller_no"), h("input", { name: "caller", value: query.caller || "", size: 16, maxlength: 64 })),
+    field("outcome", t("outcome"), select("outcome", OUTCOMES.map((o) => [o, outcomeText(o)]), query.outcome || "")),
+    h("div", { class: "rbuttons" },
+      h("button", { type: "submit", class: "primary", "data-action": "search" }, t("search")),
+      h("a", { class: "button", "data-export": true, download: "", href: `/api/records.csv?${new URLSearchParams(Object.assign({}, query, { lang: S.lang }))}` }, t("export"))));
+  const head = h("tr", {}, [t("time"), t("direction"), t("hotline"), t("caller"), t("seats"), t("waited"), t("talk"), t("hold_s"),
+    t("outcome"), t("hangup_by"), t("survey"), t("recording")].map((x) => h("th", { text: x })));
+  const rows = [];
+  for (const r of S.rec.rows) {
+    const open = S.rec.open === r.uuid;
+    rows.push(h("tr", { class: `rrow${open ? " open" : ""}`, "data-record": r.uuid, "data-outcome": r.outcome, on: { click: (ev) => {
+      if (ev.target.closest("button")) return;
+      S.rec.open = open ? "" : r.uuid; renderRecords();
+    } } },
+      h("td", { class: "num", title: fmtTime(r.entered, true), text: fmtTime(r.entered, r.entered && fmtTime(r.entered, true).slice(0, 10) !== S.rec.today) }),
+      h("td", {}, h("span", { class: `dir ${r.direction}`, text: t(r.direction) })),
+      h("td", {}, r.hotline ? [(S.snap && S.snap.hotlines[r.hotline] || {}).name || "", " ", h("span", { class: "id", text: r.hotline })] : "—"),
+      h("td", {}, h("span", { class: "num", text: r.caller_number }), r.caller_name ? h("span", { class: "muted", text: ` ${r.caller_name}` }) : null),
+      h("td", { text: seatsText(r) || "—" }),
+      h("td", { class: "num", text: clock(r.waited) }), h("td", { class: "num", text: clock(r.talk) }),
+      h("td", { class: "num", text: r.hold ? clock(r.hold) : "—" }),
+      h("td", {}, h("span", { class: `outcome ${r.outcome}`, text: outcomeText(r.outcome) })),
+      h("td", { text: byText(r.hangup_by) }),
+      h("td", { class: r.survey ? "survey" : "muted", text: r.survey ? "★".repeat(r.survey) : "—", title: r.survey ? String(r.survey) : t("no_score") }),
+      h("td", {}, r.recording ? h("button", { type: "button", class: "sm", "data-play": r.uuid, on: { click: () => {
+        S.rec.open = r.uuid; renderRecords();
+        const audio = $(`[data-detail="${CSS.escape(r.uuid)}"] audio`);
+        if (audio) audio.play().catch(() => null);
+      } } }, `▶ ${t("play")}`) : h("span", { class: "muted", text: "—" }))));
+    if (open) rows.push(detail(r));
+  }
+  const table = h("table", { class: "rtable", "data-records-table": true }, h("thead", {}, head), h("tbody", {}, rows));
+  box.replaceChildren(form, h("div", { class: "card rlist" }, table,
+    S.rec.rows.length ? null : h("p", { class: "muted empty", "data-none": true, text: t("none_found") }),
+    S.rec.next ? h("button", { type: "button", class: "more", "data-more": true, on: { click: () => searchRecords(S.rec.query || {}, true) } }, t("more")) : null));
+}
+
+function detail(r) {
+  // the call's timeline: its fields in order (entered, waited, seats, talk, hold, outcome, who hung up, survey)
+  const step = (key, label, value) => h("li", { "data-step": key }, h("span", { class: "label", text: label }), h("strong", { text: value }));
+  const steps = [
+    step("entered", t("entered"), fmtTime(r.entered, true)),
+    step("waited", t("waited"), clock(r.waited)),
+    step("seats", t("seats"), seatsText(r) || t("nobody")),
+    step("talk", t("talk"), clock(r.talk)),
+    step("hold", t("hold_s"), clock(r.hold)),
+    step("outcome", t("outcome"), outcomeText(r.outcome)),
+    step("hangup_by", t("hangup_by"), `${byText(r.hangup_by)}${r.cause ? ` · ${r.cause}` : ""}`),
+    step("survey", t("survey"), r.survey ? `${"★".repeat(r.survey)} ${r.survey}/5` : t("no_score")),
+  ];
+  return h("tr", { class: "rdetail", "data-detail": r.uuid }, h("td", { colspan: 12 },
+    h("div", { class: "rdetail-body" },
+      h("ol", { class: "timeline", "data-timeline": true }, steps),
+      r.recording ? h("div", { class: "player" },
+        h("audio", { controls: true, preload: "metadata", src: `/recordings/${encodeURIComponent(r.uuid)}`, "data-audio": r.uuid }),
+        r.masked ? h("span", { class: "muted", text: `${t("masked")}: ${r.masked.replace(/;/g, ", ")} s` }) : null) : null,
+      h("span", { class: "id uuid", text: r.uuid }))));
 }
 
 function tick() {
