@@ -225,7 +225,7 @@ if [ "$UNINSTALL" = 1 ]; then
     else sed -i '/value="cti.watcher"/d' "$PYTHON_XML"; fi
   fi
   fs_change reloadxml
-  say "uninstalled; nothing of cti runs. Kept $CONFIG (your seats and passwords) and the loaded modules (mod_hash, mod_python3); remove them yourself if unused."
+  say "uninstalled; nothing of cti runs. Kept $CONFIG (your seats and passwords), the call records (<db_dir>/cti_records.db, mod_cdr_sqlite and its cdr_sqlite.conf.xml) and the loaded modules (mod_hash, mod_python3); remove them yourself if unused."
   exit 0
 fi
 
@@ -299,6 +299,44 @@ for mod in $modules; do
     fs_change "load $mod"
   fi
 done
+
+# 4b. call records (README "Call records"): mod_cdr_sqlite writes table cti_calls into
+# <db_dir>/cti_records.db from cti's template, for the legs that carry cti's record variables
+DB_DIR=$(getvar db_dir)
+CDR_XML="$CONF_DIR/autoload_configs/cdr_sqlite.conf.xml"
+RECORDS_DB="$DB_DIR/cti_records.db"
+cdr_in_use=0  # somebody's mod_cdr_sqlite runs (now or at boot): its one table and template are theirs
+if [ "$(fs 'module_exists mod_cdr_sqlite' | tr -d '\r\n')" = true ] \
+  || { [ -f "$MODULES_XML" ] && grep -Eq '^[[:space:]]*<load module="mod_cdr_sqlite"' "$MODULES_XML"; }; then cdr_in_use=1; fi
+if [ -f "$CDR_XML" ] && ! grep -q 'cti call records' "$CDR_XML" && [ "$cdr_in_use" = 1 ]; then
+  say "kept your $CDR_XML (not cti's): mod_cdr_sqlite has one table and template, so cti writes no call records; see README \"Call records\""
+elif [ -z "$DB_DIR" ] || [ ! -d "$DB_DIR" ]; then
+  say "the switch's db_dir '$DB_DIR' is not a directory here: no call records"
+elif [ "$DRY" = 1 ]; then
+  echo "would write $CDR_XML (python3 -m cti.switch.records conf), create $RECORDS_DB, load mod_cdr_sqlite"
+else
+  (cd "$SRC" && "$PY" -m cti.switch.records init "$RECORDS_DB") || die "cannot create $RECORDS_DB"
+  owner_like "$RECORDS_DB"
+  for f in "$RECORDS_DB-wal" "$RECORDS_DB-shm"; do [ -e "$f" ] && owner_like "$f"; done
+  if [ -f "$CDR_XML" ] && ! grep -q 'cti call records' "$CDR_XML" && [ ! -e "$CDR_XML.cti-orig" ]; then
+    cp -p "$CDR_XML" "$CDR_XML.cti-orig"  # the stock file of an unused module: kept aside
+  fi
+  (cd "$SRC" && "$PY" -m cti.switch.records conf) > "$CDR_XML.new" || die "cannot render $CDR_XML"
+  changed=1
+  if [ -f "$CDR_XML" ] && cmp -s "$CDR_XML.new" "$CDR_XML"; then changed=0; fi
+  mv "$CDR_XML.new" "$CDR_XML"
+  owner_like "$CDR_XML"
+  if [ -f "$MODULES_XML" ] && ! grep -Eq '^[[:space:]]*<load module="mod_cdr_sqlite"' "$MODULES_XML"; then
+    sed -i "s|</modules>|    <load module=\"mod_cdr_sqlite\"/>\n  </modules>|" "$MODULES_XML"
+    say "added mod_cdr_sqlite to $MODULES_XML"
+  fi
+  if [ "$(fs 'module_exists mod_cdr_sqlite' | tr -d '\r\n')" != true ]; then
+    fs_change "load mod_cdr_sqlite"
+  elif [ "$changed" = 1 ]; then  # it reads its template when it loads
+    fs_change "reload mod_cdr_sqlite"
+  fi
+  say "call records: $RECORDS_DB (table cti_calls)"
+fi
 
 # 5. the call watcher starts with mod_python3 (python.conf.xml startup-script)
 if [ -d "$CONF_DIR/autoload_configs" ] && ! { [ -f "$PYTHON_XML" ] && grep -q 'value="cti.watcher"' "$PYTHON_XML"; }; then

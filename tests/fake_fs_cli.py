@@ -31,6 +31,8 @@ elif name == "module_exists":
 elif name == "load":
     state["loaded"].append(arg)
     print("+OK Reloading XML\n+OK\n")
+elif name == "reload":
+    print("+OK module unloaded\n+OK module loaded\n")
 elif name == "reloadxml":
     print("+OK [Success]\n")
 elif name == "pyrun":

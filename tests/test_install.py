@@ -33,11 +33,12 @@ class FakeSwitch:
         self.conf = self.root / "conf"
         self.scripts = self.root / "scripts"
         self.bin = tmp / "bin"
-        for d in (self.conf / "autoload_configs", self.conf / "dialplan" / "default", self.scripts, self.bin):
+        self.db = self.root / "db"
+        for d in (self.conf / "autoload_configs", self.conf / "dialplan" / "default", self.scripts, self.bin, self.db):
             d.mkdir(parents=True)
         (self.conf / "autoload_configs" / "modules.conf.xml").write_text(MODULES_XML)
         self.state = {
-            "globals": {"conf_dir": str(self.conf), "script_dir": str(self.scripts)},
+            "globals": {"conf_dir": str(self.conf), "script_dir": str(self.scripts), "db_dir": str(self.db)},
             "loaded": ["mod_console", "mod_sofia"],
         }
         self.save()
@@ -109,6 +110,52 @@ def test_install_into_a_switch(fake):
     # the installed copy answers through the switch
     assert "seat  name" in result.stdout and "1001  Alice" in result.stdout
     assert "installed and answering" in result.stdout
+
+
+def test_install_sets_up_the_call_records(fake):
+    """mod_cdr_sqlite loaded now and at boot, cti's template in cdr_sqlite.conf.xml, and the
+    table made before the module could make its own default one."""
+    import sqlite3
+
+    from cti.switch import records
+
+    result = fake.install()
+    assert result.returncode == 0, result.stderr
+    cdr_xml = (fake.conf / "autoload_configs" / "cdr_sqlite.conf.xml").read_text()
+    assert cdr_xml == records.conf_xml()
+    assert '<load module="mod_cdr_sqlite"/>' in (fake.conf / "autoload_configs" / "modules.conf.xml").read_text()
+    cmds = fake.commands()
+    assert "load mod_cdr_sqlite" in cmds
+    con = sqlite3.connect(fake.db / "cti_records.db")
+    assert [r[1] for r in con.execute("PRAGMA table_info(cti_calls)")] == list(records.KEYS)
+    con.close()
+    assert fake.install().returncode == 0
+    assert "reload mod_cdr_sqlite" not in fake.commands(), "the same template: no reload"
+    (fake.conf / "autoload_configs" / "cdr_sqlite.conf.xml").write_text(cdr_xml.replace("cti_calls", "x"))
+    assert fake.install().returncode == 0
+    assert "reload mod_cdr_sqlite" in fake.commands()
+
+
+def test_install_keeps_somebody_elses_cdr_sqlite_config(fake):
+    mine = '<configuration name="cdr_sqlite.conf"><settings/></configuration>\n'
+    (fake.conf / "autoload_configs" / "cdr_sqlite.conf.xml").write_text(mine)
+    fake.state["loaded"].append("mod_cdr_sqlite")  # somebody's CDRs are being written with it
+    fake.save()
+    result = fake.install()
+    assert result.returncode == 0, result.stderr
+    assert (fake.conf / "autoload_configs" / "cdr_sqlite.conf.xml").read_text() == mine
+    assert "cti writes no call records" in result.stdout
+    assert "load mod_cdr_sqlite" not in fake.commands()
+
+
+def test_install_puts_the_stock_cdr_sqlite_config_of_an_unused_module_aside(fake):
+    stock = '<configuration name="cdr_sqlite.conf"><settings><param name="legs" value="a"/></settings></configuration>\n'
+    (fake.conf / "autoload_configs" / "cdr_sqlite.conf.xml").write_text(stock)
+    result = fake.install()
+    assert result.returncode == 0, result.stderr
+    assert (fake.conf / "autoload_configs" / "cdr_sqlite.conf.xml.cti-orig").read_text() == stock
+    assert "cti call records" in (fake.conf / "autoload_configs" / "cdr_sqlite.conf.xml").read_text()
+    assert "load mod_cdr_sqlite" in fake.commands()
 
 
 def test_install_is_idempotent_and_keeps_the_users_config(fake):

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Callable, Dict, Optional, Tuple
 
 from cti.config import Hotline
+from cti.domain import records
 from cti.domain.errors import CtiError
 from cti.domain.model import EXTERNAL, HELD, IN_CALL, INTERNAL, ON_A_CALL, OUTBOUND, RINGING, TALKING, Phone, SeatState
 from cti.domain.pop import HOTLINE_NAME, TRANSFERRED_BY, WAITED, Pop
@@ -134,8 +135,9 @@ class Controls:
             ring = RingLeg(self.seats.dial(state.phone_obj), marks)
             shown = (number, number)  # the seat's phone shows the number it calls
             cid = (conf.outbound_caller_id_number, conf.outbound_caller_id_name)
-            leg, job = self.calls.call_out(ring, far, shown, cid)
             now = self._clock()
+            record = {"hotline": hotline, "seats": seat, "caller_number": number, "entered": now}
+            leg, job = self.calls.call_out(ring, far, shown, cid, record)
             changes = {"call": leg, "customer": "", "line": hotline, "pop": (), "direction": OUTBOUND, "job": job}
             if self.seats.node:
                 changes["node"] = self.seats.node
@@ -341,6 +343,7 @@ class Transfers:
         pop = tuple((k, v) for k, v in request.pop if k not in (HOTLINE_NAME, WAITED, TRANSFERRED_BY))
         pop = ((TRANSFERRED_BY, request.by), *pop)
         came = Came(request.entered, request.priority, pop)
+        records.resumed(channel, self.seats.now())
         if request.kind == HOTLINE:
             return self.router.route(request.target, channel, came)
         if request.kind == SEAT:
@@ -349,6 +352,7 @@ class Transfers:
         else:
             far = self._far(request.target)
             if far and channel.offer([RingLeg(far, Marks(), timeout)], request.hotline, pop) is None:
+                records.ended_as(channel, records.TRANSFERRED_OUT, self.seats.now())
                 return f"+OK transferred to {request.target}"
         if not channel.ready():
             return f"+OK transfer to {request.target}: the caller hung up"
@@ -384,7 +388,9 @@ class Transfers:
             with queues.guard(request.hotline):
                 queues.offering(waiter, True)
             ring = RingLeg(self.seats.dial(state.phone_obj), marks, timeout)
+            offered_at = self.seats.now()
             answered = channel.offer([ring], request.hotline, self.router.pop_of(waiter)) is None
+            self.router.served(channel, waiter, [seat], offered_at, answered)
         finally:
             with queues.guard(request.hotline):
                 queues.offering(waiter, False, answered)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Protocol, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Sequence, Tuple
 
 from cti.config import RingGroup
 from cti.domain.events import Event
@@ -160,6 +160,19 @@ class RouteChannel(Protocol):
         A wake while it plays may cut it short or be lost: look for a reserved seat after it."""
         ...
 
+    def note(self, fields: Mapping[str, object]) -> None:
+        """Note fields of the call's record on the caller's leg (records.py's keys): the switch
+        writes the record from them when the leg ends."""
+        ...
+
+    def noted(self, key: str) -> str:
+        """A field of the record noted on the leg ("" when none)."""
+        ...
+
+    def left(self) -> str:
+        """After a bridge: records.HUNG_UP, records.MOVED or "" (still here, or sent on)."""
+        ...
+
 
 class SupervisorChannel(Protocol):
     """A supervisor's own channel, dialing a feature code: it joins the call itself."""
@@ -205,7 +218,9 @@ class Calls(Protocol):
         """Is ``number`` a user of the switch's directory (in ``domain``)?"""
         ...
 
-    def call_out(self, leg: RingLeg, far: str, shown: Tuple[str, str], cid: Tuple[str, str]) -> Tuple[str, str]:
+    def call_out(
+        self, leg: RingLeg, far: str, shown: Tuple[str, str], cid: Tuple[str, str], record: Mapping[str, object]
+    ) -> Tuple[str, str]:
         """Ring the seat's phone (``leg``, showing ``shown``) in the background; answered, it
         dials ``far`` presenting ``cid`` (number, name; "" the switch's default). (the seat's
         leg, the background job)"""

@@ -46,6 +46,8 @@ class Waiter:
     queued: bool = False  # it joined the queue: its answer moves the queue one place
     node: str = ""  # the switch the caller's channel is on (store: redis)
     pop: Pop = ()  # the caller's screen pop
+    answered_at: float = 0.0  # when a seat answered it (the watcher saw the bridge)
+    answered_by: str = ""  # that seat
 
     def move(self, state: str) -> str:
         """Move to ``state``; what is wrong with the move ("" when the table has it)."""

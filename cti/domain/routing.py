@@ -16,6 +16,7 @@ from typing import Callable, List, Optional
 
 from cti.config import Hotline
 from cti.domain import pop as pop_fields
+from cti.domain import records
 from cti.domain.events import QueueEvent
 from cti.domain.groups import send_on
 from cti.domain.pop import Pop, safe_value
@@ -76,7 +77,9 @@ class Router(Seating):
         if came is None:
             who = channel.caller(conf.export_vars)
             waiter = Waiter(caller, hotline, who.priority, start, pop=screen_pop(who))
+            records.begin(channel, hotline, who.number, who.name, start)
         else:
+            records.resumed(channel, start)
             waiter = Waiter(caller, hotline, came.priority, self._place(hotline, came), pop=came.pop)
         self._queue_event("entered", conf, waiter)
         if conf.refer_context:  # a seat's phone passing it on by itself (REFER) sends it there
@@ -130,6 +133,7 @@ class Router(Seating):
                 if self._offer(conf, channel, seats, waiter):
                     return f"+OK hotline {hotline} answered by {','.join(seats)}"
             self._queue_event("abandoned", conf, waiter)
+            records.hung_up(channel)
             return f"+OK hotline {hotline}: the caller hung up"
         finally:
             if armed:
@@ -168,6 +172,7 @@ class Router(Seating):
         """The caller leaves the queue for the overflow target, for ``reason`` (the event's
         ``CTI-Reason``): max_wait, full, empty or exit_key."""
         self._queue_event("overflow", conf, waiter, reason=reason)
+        records.ended_as(channel, records.OVERFLOWED, self._clock())
         why = {
             "max_wait": f"no seat in {int(self._clock() - waiter.since)}s",
             "full": f"{conf.max_waiting} callers waiting already",
@@ -216,7 +221,9 @@ class Router(Seating):
                 legs.append(RingLeg(self.seats.dial(st.phone_obj), marks, conf.ring_timeout))
             for seat in seats:
                 self._queue_event("offered", conf, waiter, seat=seat)
+            offered_at = self._clock()
             answered = channel.offer(legs, conf.id, pop) is None
+            self.served(channel, waiter, seats, offered_at, answered)
         finally:
             with self.queues.guard(conf.id):
                 if answered:
@@ -231,6 +238,17 @@ class Router(Seating):
         # the hangup first): whoever releases a claim hands the seat on, or a waiter would sleep.
         self.dispatch(conf.id)
         return answered
+
+    def served(self, channel: RouteChannel, waiter: Waiter, seats: List[str], offered_at: float, answered: bool) -> None:
+        """The record after an offer: the seat that answered and its talk, or the caller who
+        hung up while the seats rang. Without the watcher (nobody saw the answer) the offer's
+        start stands for it."""
+        now = self._clock()
+        if answered:
+            seat = waiter.answered_by if waiter.answered_by in seats else seats[0] if len(seats) == 1 else ""
+            records.served(channel, seat, waiter.answered_at or offered_at, now, waiter.since)
+        elif not channel.ready():
+            records.ended_as(channel, records.ABANDONED_RINGING, now)
 
     def pop_of(self, waiter: Optional[Waiter]) -> Pop:
         """The screen pop of a caller being offered, with the seconds waited so far."""
@@ -254,6 +272,7 @@ class Router(Seating):
             if w is None or w.state == ANSWERED:
                 return
             self.queues.move(w, ANSWERED)
+            w.answered_at, w.answered_by = self._clock(), seat
         if w.queued:  # the queue moved one place: the default expected wait learns from it
             with self.queues.guard(w.hotline):
                 self.queues.leave(w.uuid)

@@ -9,7 +9,8 @@ import freeswitch  # provided by mod_python3 (the tests install a shim)
 from cti.config import RingGroup
 from cti.domain.pop import Pop
 from cti.domain.ports import CallerInfo, Join, Marks, RingLeg
-from cti.switch import dial
+from cti.domain.records import HUNG_UP, MOVED
+from cti.switch import dial, records
 
 _one: Optional[Switch] = None
 
@@ -204,6 +205,25 @@ class SessionChannel:
 
     def ready(self) -> bool:
         return bool(self._session.ready())
+
+    # -- the call's record (cti/switch/records.py): variables of the caller's own leg ----------
+    def note(self, fields: Mapping[str, object]) -> None:
+        for name, value in records.variables(fields).items():
+            self._session.setVariable(name, value)
+
+    def noted(self, key: str) -> str:
+        return records.unquote(self.get_var(records.PREFIX + key))
+
+    def left(self) -> str:
+        """After a bridge: the caller hung up, or att_xfer's uuid_bridge is taking it on (its
+        bridge returned in ``CS_RESET``: notes-23 B), or neither."""
+        try:
+            state = str(self._session.getState() or "")
+        except Exception:
+            return ""
+        if state in ("CS_HANGUP", "CS_REPORTING", "CS_DESTROY"):
+            return HUNG_UP
+        return MOVED if state == "CS_RESET" else ""
 
     def get_var(self, name: str) -> str:
         return self._session.getVariable(name) or ""

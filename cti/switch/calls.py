@@ -161,11 +161,13 @@ class SwitchCalls:
     def user_exists(self, number: str, domain: str) -> bool:
         return self._sw.api(f"user_exists id {number} {domain}").strip() == "true"
 
-    def call_out(self, leg: RingLeg, far: str, shown: Tuple[str, str], cid: Tuple[str, str]) -> Tuple[str, str]:
+    def call_out(
+        self, leg: RingLeg, far: str, shown: Tuple[str, str], cid: Tuple[str, str], record: Mapping[str, object]
+    ) -> Tuple[str, str]:
         """``bgapi originate {<the seat's leg>}<phone> '&bridge({<caller id>}<far>)'``: the seat's
         phone rings first, the far party is dialed once it answers (dial.py ``call_out``)."""
         uuid = str(uuidlib.uuid4())
-        return uuid, self._background(dial.call_out(leg, uuid, far, shown, cid))
+        return uuid, self._background(dial.call_out(leg, uuid, far, shown, cid, record))
 
     def hold(self, customer: str, music: str) -> None:
         """The hotline's music to the customer, in its own bridge thread (``uuid_broadcast ...

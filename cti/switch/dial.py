@@ -25,6 +25,7 @@ from cti.domain import pop as pop_fields
 from cti.domain.model import INTERNAL, Phone
 from cti.domain.ports import Join, Mark, Marks, RingLeg
 from cti.domain.sessions import BARGE, CUSTOMER, MONITOR, ROBCALL, WHISPER
+from cti.switch import records
 
 # the ring groups' strategies (config.RING_STRATEGIES): how their legs are joined
 JOINS = {"simultaneous": ",", "sequential": "|", "enterprise": ":_:"}
@@ -139,13 +140,22 @@ def group(grp: RingGroup, legs: Sequence[RingLeg]) -> str:
     return head + JOINS[grp.strategy].join(leg(r.phone, leg_variables(r, named(r))) for r in legs)
 
 
-def call_out(ring: RingLeg, uuid: str, far: str, shown: Tuple[str, str], cid: Tuple[str, str]) -> str:
+def call_out(
+    ring: RingLeg,
+    uuid: str,
+    far: str,
+    shown: Tuple[str, str],
+    cid: Tuple[str, str],
+    record: Optional[Mapping[str, object]] = None,
+) -> str:
     """A seat's own call out (外呼): its phone's leg, showing the number it calls, then, once
     answered, a bridge to ``far`` presenting the hotline's caller id. The quotes keep the
     bridge's data one argument of originate (CALLS.md §2)."""
     head = {"origination_uuid": uuid, "ignore_early_media": "true", "cti_direction": "outbound"}
     head.update(mark_variables(ring.marks, uuid))
     head.update({"origination_caller_id_number": shown[0], "origination_caller_id_name": shown[1]})
+    # the call's record is the seat's leg's (cti/switch/records.py): written when it ends
+    head.update(records.variables({**(record or {}), "direction": "outbound"}))
     far_vars = {"cti_direction": "outbound"}
     if cid[0]:
         far_vars["origination_caller_id_number"] = cid[0]

@@ -105,6 +105,7 @@ class Core(CallsMixin):
         }
         self.module_of = {"hash": "mod_hash", "hash_dump": "mod_hash", "db": "mod_db", "python": "mod_python3"}
         self.globals["domain"] = DOMAIN
+        self.cdr: Optional[Tuple[str, str, str]] = None  # mod_cdr_sqlite loaded: (file, table, template)
         self._init_calls()
 
     # -- dispatch -------------------------------------------------------------------------
@@ -436,6 +437,14 @@ def run_inline(channel: Channel, apps: List[Tuple[str, str]]) -> None:
             module.handler(Session(channel=channel), args)
     finally:
         channel.in_dialplan = False
+        if (
+            channel.uuid in CORE.channels
+            and channel.application == "bridge"
+            and channel.over.is_set()
+            and channel.partner is None
+        ):
+            CORE.hangup(channel.uuid)  # the dialplan ran out: the switch hangs the leg up
+        CORE.report(channel)  # gone: its CDR now that no application runs on it
 
 
 class Session:
@@ -585,6 +594,11 @@ class Session:
 
     def ready(self) -> bool:
         return not self.hung_up and (self.channel is None or self.channel.uuid in CORE.channels)
+
+    def getState(self) -> str:
+        if self.channel is None:
+            return "CS_EXECUTE"
+        return "CS_HANGUP" if self.channel.uuid not in CORE.channels else self.channel.state
 
 
 sys.modules.setdefault("freeswitch", sys.modules[__name__])

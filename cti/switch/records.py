@@ -1,0 +1,189 @@
+"""Call records (通话记录) written by the switch's own CDR machinery, mod_cdr_sqlite.
+
+cti sets ``cti_rec_<key>`` channel variables on the record's leg as the call goes (the
+customer's leg of a hotline call: ``cti.route`` / ``cti.xfer`` run on it and set them on their
+own session, no API call; the seat's leg of a ``cti.call``: in its originate's ``{}``). When
+the leg ends, mod_cdr_sqlite expands cti's template with the leg's variables and runs
+``INSERT INTO cti_calls VALUES (<template>)`` into ``<db_dir>/cti_records.db``: the record is
+written even when cti's own code has crashed or its watcher is stopped.
+
+What mod_cdr_sqlite does (v1.10.12 src/mod/event_handlers/mod_cdr_sqlite/mod_cdr_sqlite.c):
+- one table, one template for every leg; ``legs`` = ``a`` (default) skips a leg with an
+  *originator* caller profile, which a ``uuid_bridge`` (att_xfer's complete/cancel) can give a
+  customer leg: cti sets ``legs`` to ``ab`` and keeps the table to its own legs with a
+  ``BEFORE INSERT`` trigger that drops (``RAISE(IGNORE)``) every row whose ``direction`` is
+  empty, i.e. every leg that does not carry ``cti_rec_direction``;
+- the template is expanded with ``switch_channel_expand_variables``, **unescaped**, and pasted
+  into the SQL: so every ``${...}`` in it stands inside single quotes, and cti quotes the values
+  it sets itself (``quote``); the switch's own values used bare are numbers it formats itself;
+- when the table does not exist it creates its own default one (13 columns): cti's table is
+  created before the module loads (``scripts/install.sh`` runs ``python3 -m
+  cti.switch.records init <file>``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from typing import Dict, Mapping
+
+# the record's keys (the contract of /work/notes-24-design.md): the table's columns, in order
+COLUMNS = (
+    ("uuid", "TEXT PRIMARY KEY"),
+    ("direction", "TEXT NOT NULL"),
+    ("hotline", "TEXT NOT NULL DEFAULT ''"),
+    ("caller_number", "TEXT NOT NULL DEFAULT ''"),
+    ("caller_name", "TEXT NOT NULL DEFAULT ''"),
+    ("entered", "REAL"),
+    ("waited", "REAL"),
+    ("seats", "TEXT NOT NULL DEFAULT ''"),
+    ("talk", "REAL"),
+    ("hold", "REAL"),
+    ("outcome", "TEXT NOT NULL DEFAULT ''"),
+    ("hangup_by", "TEXT NOT NULL DEFAULT ''"),
+    ("cause", "TEXT NOT NULL DEFAULT ''"),
+    ("recording", "TEXT NOT NULL DEFAULT ''"),
+    ("masked", "TEXT NOT NULL DEFAULT ''"),
+    ("survey", "INTEGER"),
+    ("ended", "REAL"),
+)
+KEYS = tuple(name for name, _ in COLUMNS)
+TABLE = "cti_calls"
+DB_NAME = "cti_records"  # mod_cdr_sqlite's db-name: the core opens <db_dir>/<name>.db
+FILE = DB_NAME + ".db"
+PREFIX = "cti_rec_"  # the channel variables cti sets: cti_rec_<key>
+MARKER = "<!-- cti call records (scripts/install.sh) -->"
+
+SCHEMA = (
+    f"CREATE TABLE IF NOT EXISTS {TABLE} (" + ", ".join(f"{n} {t}" for n, t in COLUMNS) + ")",
+    # the legs that carry no record variable are not cti's calls: not written
+    f"CREATE TRIGGER IF NOT EXISTS {TABLE}_only_cti BEFORE INSERT ON {TABLE} "
+    "WHEN NEW.direction IS NULL OR NEW.direction = '' BEGIN SELECT RAISE(IGNORE); END",
+    f"CREATE INDEX IF NOT EXISTS {TABLE}_ended ON {TABLE} (ended, uuid)",
+    f"CREATE INDEX IF NOT EXISTS {TABLE}_hotline ON {TABLE} (hotline, ended)",
+    f"CREATE INDEX IF NOT EXISTS {TABLE}_caller ON {TABLE} (caller_number, ended)",
+    f"CREATE INDEX IF NOT EXISTS {TABLE}_seats ON {TABLE} (seats, ended)",
+)
+
+
+def _v(key: str) -> str:
+    """A cti record variable, as an SQL string literal (its value is quoted by cti)."""
+    return f"'${{{PREFIX}{key}}}'"
+
+
+def _num(expr: str) -> str:
+    return f"CAST({expr} AS REAL)"
+
+
+_ENTERED = _num(_v("entered"))
+_END = "CAST('${end_uepoch}' AS INTEGER)/1000000.0"
+_BRIDGE = "CAST('${bridge_uepoch}' AS INTEGER)"  # the leg's last bridge (0: never bridged)
+_OUT = f"{_v('direction')} = 'outbound'"
+
+# One SQL expression per column, in COLUMNS' order. Outbound (the seat's leg of cti.call):
+# its bridge is the far party's answer. Inbound: cti notes waited, seats, talk, outcome as they
+# happen; ``open`` is a talk still running when cti.route gave the call up (att_xfer's switch
+# re-bridged it): it counts until the leg ends.
+_EXPRESSIONS = (
+    "'${uuid}'",
+    _v("direction"),
+    _v("hotline"),
+    _v("caller_number"),
+    _v("caller_name"),
+    _ENTERED,
+    f"CASE WHEN {_v('waited')} != '' THEN {_num(_v('waited'))}"
+    f" WHEN {_BRIDGE} > 0 THEN {_BRIDGE}/1000000.0 - {_ENTERED} ELSE {_END} - {_ENTERED} END",
+    _v("seats"),
+    f"CASE WHEN {_OUT} THEN (CASE WHEN {_BRIDGE} > 0 THEN {_END} - {_BRIDGE}/1000000.0 ELSE 0 END)"
+    f" ELSE {_num(_v('talk'))} + (CASE WHEN {_v('open')} != '' THEN {_END} - {_num(_v('open'))} ELSE 0 END) END",
+    _num("'${cti_hold_seconds}'"),
+    f"CASE WHEN {_OUT} THEN (CASE WHEN {_BRIDGE} > 0 THEN 'outbound_answered' ELSE 'outbound_unanswered' END)"
+    f" WHEN {_v('outcome')} != '' THEN {_v('outcome')} ELSE 'abandoned' END",
+    "CASE WHEN '${cti_stopcall_by}' != '' THEN 'supervisor'"
+    f" WHEN {_v('hangup_by')} != '' THEN {_v('hangup_by')}"
+    " WHEN '${cti_hangup_by}' != '' THEN 'agent'"
+    f" WHEN {_OUT} THEN (CASE WHEN '${{sip_hangup_disposition}}' LIKE 'recv%' THEN 'agent' ELSE 'caller' END)"
+    " WHEN '${sip_hangup_disposition}' LIKE 'recv%' THEN 'caller'"
+    f" WHEN {_v('seats')} != '' THEN 'agent' ELSE 'system' END",
+    "'${hangup_cause}'",
+    _v("recording"),
+    _v("masked"),
+    f"NULLIF(CAST({_v('survey')} AS INTEGER), 0)",
+    _END,
+)
+TEMPLATE = ",".join(_EXPRESSIONS)
+
+
+def quote(value: str, limit: int = 200) -> str:
+    """A value cti puts in a record variable: the template pastes it unescaped between single
+    quotes, so a quote is doubled; control characters go; at most ``limit`` characters."""
+    text = "".join(c for c in str(value)[:limit] if c >= " " and c != "\x7f")
+    return text.replace("'", "''")
+
+
+def variables(fields: Mapping[str, object]) -> Dict[str, str]:
+    """``{key: value}`` -> the channel variables that carry them."""
+    out = {}
+    for key, value in fields.items():
+        if key not in KEYS and key != "open":
+            raise ValueError(f"no record key {key!r}")
+        if isinstance(value, float):
+            value = f"{value:.3f}"
+        out[PREFIX + key] = quote(str(value))
+    return out
+
+
+def unquote(value: str) -> str:
+    return value.replace("''", "'")
+
+
+def _xml_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def conf_xml() -> str:
+    """``autoload_configs/cdr_sqlite.conf.xml``: cti's table and template, every leg (``ab``:
+    the trigger keeps only cti's)."""
+    return (
+        f'<configuration name="cdr_sqlite.conf" description="SQLite CDR">\n  {MARKER}\n  <settings>\n'
+        f'    <param name="db-name" value="{DB_NAME}"/>\n'
+        f'    <param name="db-table" value="{TABLE}"/>\n'
+        '    <param name="legs" value="ab"/>\n'
+        '    <param name="default-template" value="cti"/>\n'
+        "  </settings>\n  <templates>\n"
+        f'    <template name="cti">{_xml_text(TEMPLATE)}</template>\n'
+        "  </templates>\n</configuration>\n"
+    )
+
+
+def init(path: str) -> None:
+    """Create the records file and its table, trigger and indexes (idempotent). A table of the
+    wrong shape (mod_cdr_sqlite's own default, made when it loaded first) is renamed aside."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    con = sqlite3.connect(path)
+    try:
+        cols = [row[1] for row in con.execute(f"PRAGMA table_info({TABLE})")]
+        if cols and tuple(cols) != KEYS:
+            con.execute(f"ALTER TABLE {TABLE} RENAME TO {TABLE}_old_{len(cols)}")
+        con.execute("PRAGMA journal_mode=WAL")  # readers (cti.records, the web) never block the switch's writes
+        for sql in SCHEMA:
+            con.execute(sql)
+        con.commit()
+    finally:
+        con.close()
+
+
+def main(argv: list) -> int:
+    if len(argv) == 2 and argv[0] == "init":
+        init(argv[1])
+        return 0
+    if len(argv) == 1 and argv[0] == "conf":
+        sys.stdout.write(conf_xml())
+        return 0
+    sys.stderr.write("usage: python3 -m cti.switch.records init <file> | conf\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
