@@ -44,7 +44,8 @@ DIRECTORY = """<include>
 USER = """  <user id="{ext}">
     <params>
       <param name="password" value="cti-test-{ext}"/>
-      <param name="dial-string" value="loopback/phone-{ext}/cti_phones"/>
+      <!-- the dialplan named: a loopback leg otherwise takes its caller's, "inline" after a uuid_transfer -->
+      <param name="dial-string" value="loopback/phone-{ext}/cti_phones/XML"/>
     </params>
     <variables>
       <variable name="user_context" value="cti_test"/>
@@ -78,6 +79,12 @@ DIALPLAN = """<include>
         <action application="sleep" data="600000"/>
       </condition>
     </extension>
+    <extension name="tone">  <!-- answers and "talks": a steady tone of hash ctitone/<ext> Hz -->
+      <condition field="destination_number" expression="^mode-tone$">
+        <action application="answer"/>
+        <action application="endless_playback" data="tone_stream://%(1000,0,${hash(select/ctitone/${cti_test_phone})})"/>
+      </condition>
+    </extension>
     <extension name="busy">
       <condition field="destination_number" expression="^mode-busy$">
         <action application="hangup" data="USER_BUSY"/>
@@ -104,6 +111,12 @@ DIALPLAN = """<include>
         <action application="answer"/>
         <action application="callcenter" data="$1"/>
         <action application="hangup"/>
+      </condition>
+    </extension>
+    <extension name="customer_tone">  <!-- a customer who "talks": a steady tone of $1 Hz -->
+      <condition field="destination_number" expression="^ctone-(\\d+)$">
+        <action application="answer"/>
+        <action application="endless_playback" data="tone_stream://%(1000,0,$1)"/>
       </condition>
     </extension>
     <extension name="parked">
@@ -157,6 +170,13 @@ DIALPLAN = """<include>
         <action application="set" data="user_name=$1"/>
         <action application="set" data="domain_name=$${domain}"/>
         <action application="transfer" data="$2 XML default"/>
+      </condition>
+    </extension>
+  </context>
+  <context name="cti_refer">  <!-- where a hotline's refer_context sends a caller a phone transfers (REFER) -->
+    <extension name="extension">
+      <condition field="destination_number" expression="^(\\d+)$">
+        <action application="bridge" data="user/$1"/>
       </condition>
     </extension>
   </context>
@@ -485,13 +505,15 @@ class Live:
         return "" if reply in ("_undef_", "-ERR no reply") or reply.startswith("-ERR") else reply
 
     # -- customers ---------------------------------------------------------------------------
-    def customer(self, dest: str, cid: str = "13900000000", wait: bool = True) -> Dict[str, str]:
+    def customer(self, dest: str, cid: str = "13900000000", wait: bool = True, tone: int = 0) -> Dict[str, str]:
         """A caller: a loopback call whose ``-b`` leg runs ``dest`` in cti_test. Returns the
-        legs: ``a`` (the calling side, parked) and ``b`` (the leg cti works on)."""
+        legs: ``a`` (the calling side, parked; with ``tone``, "talking": a steady tone of that
+        many Hz) and ``b`` (the leg cti works on)."""
         a = str(uuidlib.uuid4())
+        then = f"ctone-{tone} XML cti_test" if tone else "&park()"
         reply = self.api(
             f"originate {{origination_uuid={a},origination_caller_id_number={cid},ignore_early_media=true}}"
-            f"loopback/{dest}/cti_test &park()"
+            f"loopback/{dest}/cti_test {then}"
         )
         assert reply.startswith("+OK"), reply
         b = self.api(f"uuid_getvar {a} other_loopback_leg_uuid").strip()
@@ -544,7 +566,8 @@ FILES = (
 )
 
 
-SIP_PHONES = {"161": "127.0.0.1:5090", "162": "127.0.0.1:5091"}  # SIPp: answers; answers 486 Busy
+# SIPp: answers; answers 486 Busy; 163 and 164 play what a test starts there (sipp23's phones)
+SIP_PHONES = {"161": "127.0.0.1:5090", "162": "127.0.0.1:5091", "163": "127.0.0.1:5092", "164": "127.0.0.1:5093"}
 
 
 def sip_reply(status: str, cseq: str = "[last_CSeq:]") -> str:
