@@ -483,11 +483,13 @@ def controls(lv: Live, rounds: int, transfers: int) -> Dict[str, float]:
         lv.cti("busy", "104")
         caller = lv.customer("route-8001")
         lv.bridged(caller, "101", "101")
-        calls = {
+        calls = {  # a status change of another seat, in the same conditions (the call, its music)
             "no-op python module": lambda: quiet.api("python cti_bench_noop"),
             "cti.hold": lambda: quiet.api("python cti.hold 101"),
+            "cti.idle (another seat)": lambda: quiet.api("python cti.idle 104"),
             "no-op python module ": lambda: quiet.api("python cti_bench_noop"),
             "cti.unhold": lambda: quiet.api("python cti.unhold 101"),
+            "cti.busy (another seat)": lambda: quiet.api("python cti.busy 104"),
         }
         got = interleaved(lv, calls, rounds, gap=0.005)
         out["no-op python module"] = (got.pop("no-op python module") + got.pop("no-op python module ")) / 2
@@ -510,13 +512,13 @@ def controls(lv: Live, rounds: int, transfers: int) -> Dict[str, float]:
         lv.phone("104", "ring")
         for i in range(transfers):
             for how in ("cti", "hand"):
-                lv.cti("idle", "104")
+                lv.cti("busy", "104")  # the caller goes to 101
                 caller = lv.customer("route-8001", cid=f"1390000{i:04d}")
                 lv.bridged(caller, "101", "101")
                 if how == "cti":
+                    lv.cti("idle", "104")  # a transfer's target is an idle seat
                     cti_ms.append(_api_to_create(watch, lambda: quiet.api("python cti.transfer 101 104"), "104"))
-                else:
-                    lv.cti("busy", "104")  # the same bridge, by hand: nobody else may offer 104 meanwhile
+                else:  # the same bridge by hand (104 stays busy: nobody else offers it meanwhile)
                     customer = caller["b"]
                     by_hand = f"uuid_transfer {customer} bridge:user/104 inline"
                     hand_ms.append(_api_to_create(watch, lambda c=by_hand: quiet.api(c), "104"))
@@ -539,6 +541,8 @@ def print_controls(c: Dict[str, float]) -> None:
     print(f"{'the agent call controls':<46}{'ms':>8}{'× no-op':>9}   target")
     for name in ("cti.hold", "cti.unhold"):
         print(f"{name:<46}{c[name]:>8.3f}{c[name] / noop:>9.2f}   ≤ 1.25× no-op")
+    for name in ("cti.busy (another seat)", "cti.idle (another seat)"):
+        print(f"{name:<46}{c[name]:>8.3f}{c[name] / noop:>9.2f}   (the same conditions)")
     print(f"{'no-op python module':<46}{noop:>8.3f}")
     for name in ("cti.call, its phone ringing", "cti.call, its phone answering"):
         print(f"{name:<46}{c[name]:>8.3f}{'':>9}   ≤ 5 ms")

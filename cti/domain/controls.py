@@ -163,9 +163,23 @@ class Controls:
         return f"+OK hangup {seat}" + self._done(seat, by)
 
     # -- 保持 / 取消保持 ---------------------------------------------------------------------------
+    def _answered_call(self, state: SeatState) -> Tuple[str, str]:
+        """(the seat's leg, its caller) from the seat's record, which the call watcher keeps:
+        no look-up on the switch (hold and unhold are as cheap as a status change). Without
+        the watcher the record is checked against the switch first."""
+        if not self.sup.watching():
+            return self._call(state)
+        if not state.call or state.activity not in ON_A_CALL:
+            raise CtiError("no_call", f"seat {state.seat} has no call")
+        if not self.seats.mine(state):
+            raise CtiError("other_switch", f"seat {state.seat}'s call is on switch {state.node}; act on it there")
+        if state.activity not in TALKING or not state.customer:
+            raise CtiError("not_answered", f"seat {state.seat}'s call is {state.activity}, not answered yet")
+        return state.call, state.customer
+
     def hold(self, seat: str, operator: str = "") -> str:
         state, by = self._acting(seat, operator)
-        agent, customer = self._call(state)
+        agent, customer = self._answered_call(state)
         if state.consult:
             raise CtiError("consulting", f"seat {seat} is consulting {state.consult}")
         if state.activity == HELD:
@@ -177,12 +191,12 @@ class Controls:
 
     def unhold(self, seat: str, operator: str = "") -> str:
         state, by = self._acting(seat, operator)
-        agent, _ = self._call(state)
+        agent, customer = self._answered_call(state)
         if state.activity != HELD:
             raise CtiError("not_held", f"seat {seat}'s call is not on hold")
         if state.consult:
             raise CtiError("consulting", f"seat {seat} is consulting {state.consult}: complete, threeway or cancel it")
-        self.calls.unhold(state.customer, agent)
+        self.calls.unhold(customer, agent if state.phone_held else "")
         after = self.seats.hold_changed(seat, agent, False, by)
         if after is not None:
             self.calls.held_for((agent, after.customer), after.hold)

@@ -164,6 +164,7 @@ class SeatState:
     rest_until: float = 0.0  # not offered hotline calls before (no-answer / reject / busy delay)
     direction: str = ""  # the current call's: inbound | outbound
     held_at: float = 0.0  # when the current hold began
+    phone_held: bool = False  # the current hold is the phone's own (its Hold key), not cti's
     hold: float = 0.0  # seconds the current call was on hold (before the current hold)
     consult: str = ""  # the target the seat consults (咨询) while its caller holds
     consult_leg: str = ""  # the leg ringing (or talking to) that target

@@ -226,8 +226,8 @@ class Seats:
         talked = state.activity in TALKING
         wrap = talked and hotline is not None and hotline.wrap_up > 0
         changes: Dict[str, object] = {"call": "", "customer": "", "pop": (), "line": state.line if wrap else ""}
-        if state.direction or state.held_at or state.hold or state.consult or state.job:
-            changes.update(direction="", held_at=0.0, hold=0.0, consult="", consult_leg="", job="")
+        if state.direction or state.held_at or state.hold or state.consult or state.job or state.phone_held:
+            changes.update(direction="", held_at=0.0, hold=0.0, consult="", consult_leg="", job="", phone_held=False)
         if state.node:
             changes["node"] = ""
         if talked:
@@ -246,9 +246,9 @@ class Seats:
                 return None
             now = self._clock()
             if on:
-                new = state.doing(HELD, now, held_at=now, operator=by or seat)
+                new = state.doing(HELD, now, held_at=now, phone_held=not by, operator=by or seat)
             else:
-                new = state.doing(IN_CALL, now, held_at=0.0, hold=state.held_seconds(now), operator=by or seat)
+                new = state.doing(IN_CALL, now, held_at=0.0, hold=state.held_seconds(now), phone_held=False, operator=by or seat)
             saved = self.repo.save(new, state)
             self.fire_call("held" if on else "unheld", saved, state)
             return saved

@@ -49,6 +49,10 @@ class Supervisors:
         self._clock = clock
 
     # -- look-ups -------------------------------------------------------------------------
+    def watching(self) -> bool:
+        """Does the call watcher run (so the seats' records follow their calls)?"""
+        return self._alive()
+
     def session(self, supervisor: str) -> Optional[Session]:
         return Session.decode(self.store.get(sup_key(supervisor)))
 

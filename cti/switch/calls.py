@@ -173,13 +173,15 @@ class SwitchCalls:
         """The hotline's music to the customer, in its own bridge thread (``uuid_broadcast ...
         aleg``): while it plays, the bridge carries no audio either way; no re-INVITE, so any
         phone holds (``uuid_hold`` would need the phone's own hold state, and a held agent's
-        hangup would take the customer with it: CALLS.md)."""
-        self._sw.api(f"uuid_broadcast {customer} {_looped(music)} aleg")
+        hangup would take the customer with it: CALLS.md). Sent by the writer just after the
+        command answered (a caller gone meanwhile: the switch answers -ERR to nobody, and the
+        watcher ends the seat's call)."""
+        self._sw.later(f"uuid_broadcast {customer} {_looped(music)} aleg")
 
     def unhold(self, customer: str, agent: str = "") -> None:
-        self._sw.api(f"uuid_break {customer} all")
-        if agent:  # the phone's own Hold key held it: the switch resumes it (-ERR when it did not)
-            self._sw.api(f"uuid_hold off {agent}")
+        self._sw.later(f"uuid_break {customer} all")
+        if agent:  # the phone's own Hold key held it: the switch resumes it
+            self._sw.later(f"uuid_hold off {agent}")
 
     def consult(self, agent: str, customer: str, leg: RingLeg, music: str) -> str:
         """``att_xfer`` on the agent's leg (run there by ``uuid_broadcast``): the switch rings
@@ -189,8 +191,8 @@ class SwitchCalls:
         keys = {"attxfer_cancel_key": "A", "attxfer_hangup_key": "B", "attxfer_conf_key": "C"}
         for name, value in {**keys, "call_timeout": str(leg.timeout or 20)}.items():
             self._set_var(agent, name, value)
-        if music:  # att_xfer leaves the customer in silence: the music first
-            self.hold(customer, music)
+        if music:  # att_xfer leaves the customer in silence: the music first, before it starts
+            self._sw.api(f"uuid_broadcast {customer} {_looped(music)} aleg")
         variables = {"origination_uuid": uuid, **dial.mark_variables(leg.marks, uuid)}
         self._sw.api(f"uuid_broadcast {agent} att_xfer::{_pairs(variables, '{}')}{leg.phone} aleg")
         return uuid
