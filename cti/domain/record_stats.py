@@ -46,6 +46,9 @@ def _avg(total: float, n: int) -> Optional[float]:
 
 
 def _seats(row: Row) -> List[str]:
+    found = row.get("_seats")  # parsed once by ``report``
+    if isinstance(found, list):
+        return found
     return [s for s in str(row.get("seats") or "").split(",") if s]
 
 
@@ -177,6 +180,7 @@ def report(
     """The figures of ``rows`` (the records of ``q``: a hotline's, or a seat's) for the hotline
     (id, name, service level; None for a seat) and ``seats`` (id, name), over the whole range
     and per day that has records."""
+    rows = [{**r, "_seats": _seats(r)} for r in rows]
     days = _by_day(rows, day_of)
     hot_rows: List[Dict[str, object]] = []
     if hotline is not None:
@@ -190,15 +194,16 @@ def report(
                 "days": [{"day": d, **hotline_figures(rs, level)} for d, rs in days.items()],
             }
         )
-    seat_rows: List[Dict[str, object]] = [
-        {
-            "seat": sid,
-            "name": name,
-            "total": seat_figures(rows, sid),
-            "days": [{"day": d, **seat_figures(rs, sid)} for d, rs in days.items() if any(sid in _seats(r) for r in rs)],
-        }
-        for sid, name in seats
-    ]
+    handled: Dict[str, List[Row]] = {sid: [] for sid, _ in seats}
+    for r in rows:
+        for sid in _seats(r):
+            if sid in handled:
+                handled[sid].append(r)
+    seat_rows: List[Dict[str, object]] = []
+    for sid, name in seats:
+        mine = handled[sid]
+        per_day = [{"day": d, **seat_figures(rs, sid)} for d, rs in _by_day(mine, day_of).items()]
+        seat_rows.append({"seat": sid, "name": name, "total": seat_figures(mine, sid), "days": per_day})
     if as_json:
         data = {"from": q.first, "to": q.last, "records": len(rows), "hotlines": hot_rows, "seats": seat_rows}
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
