@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from cti import app as wiring
-from cti.domain import stats_report
+from cti.domain import record_search, record_stats, stats_report
 from cti.domain.errors import CtiError, brief
 from cti.domain.model import CAUSES, Phone, check_id, check_reason
 from cti.domain.seats import Seats
@@ -140,11 +140,35 @@ def _status(a: List[str], caller: Optional[Caller]) -> str:
 def _stats(a: List[str], caller: Optional[Caller]) -> str:
     as_json = bool(a) and a[-1] == "json"
     rest = a[:-1] if as_json else a
+    if record_stats.is_past_form(rest) and len(rest) <= 3:
+        return _stats_past(rest, as_json)
     if len(rest) > 1:
         raise _usage(COMMANDS["stats"])
     target = check_id("hotline or seat", rest[0]) if rest else ""
     wiring.Switch.here().settle()  # the counts of events the writer has still to fire
     return stats_report.report(wiring.stats(), wiring.seats().config, target, as_json)
+
+
+def _stats_past(rest: List[str], as_json: bool) -> str:
+    """``cti.stats <hotline>|<seat> <from> [<to>] [json]``: from the call records."""
+    target = check_id("hotline or seat", rest[0])
+    cfg = wiring.seats().config
+    if target not in cfg.hotlines and target not in cfg.seats:
+        raise CtiError("no_such_seat", f"no seat or hotline {target!r} in {cfg.path}")
+    field = record_stats.target_field(target, cfg.hotlines)
+    query = record_stats.query(field, target, rest[1], _at(rest, 2), wiring.clock())
+    rows = wiring.records_reader().totals(query)
+    if target in cfg.hotlines:
+        conf = cfg.hotlines[target]
+        seats = [(s, c.name) for s, c in cfg.seats.items() if target in c.hotlines]
+        return record_stats.report(rows, query, (target, conf.name, conf.service_level), seats, as_json)
+    return record_stats.report(rows, query, None, [(target, cfg.seats[target].name)], as_json)
+
+
+def _records(a: List[str], caller: Optional[Caller]) -> str:
+    cfg = wiring.seats().config
+    query = record_search.parse(a, cfg.hotlines, cfg.seats, wiring.clock())
+    return record_search.answer(query, wiring.records_reader())
 
 
 def _supervise(action: str) -> Callable[[List[str], Optional[Caller]], str]:
@@ -319,7 +343,14 @@ COMMANDS: Dict[str, Command] = {
     "busy": Command("cti.busy <seat> [<reason> [<operator>]]", 1, 3, _busy),
     "idle": Command("cti.idle <seat> [<operator>]", 1, 2, _idle),
     "status": Command("cti.status [<seat>|<hotline>] [json]", 0, 2, _status),
-    "stats": Command("cti.stats [<hotline>|<seat>] [json]", 0, 2, _stats),
+    "stats": Command("cti.stats [<hotline>|<seat>] [json] | cti.stats <hotline>|<seat> <from> [<to>] [json]", 0, 4, _stats),
+    "records": Command(
+        "cti.records [<from> [<to>]] [<hotline>|<seat>|<caller number>] [outcome=<o>] [limit=<n>] [before=<uuid>] [json]"
+        " | cti.records uuid=<uuid> [json]",
+        0,
+        12,
+        _records,
+    ),
     "monitor": Command("cti.monitor <seat> <supervisor>", 2, 2, _supervise("monitor")),
     "whisper": Command("cti.whisper <seat> <supervisor>", 2, 2, _supervise("whisper")),
     "barge": Command("cti.barge <seat> <supervisor>", 2, 2, _supervise("barge")),

@@ -32,7 +32,7 @@ from cti.domain.stats import RecordingEvents, Stats
 from cti.domain.supervision import Supervisors
 from cti.domain.tags import Tags
 from cti.domain.waits import WaitTimes
-from cti.switch import dial
+from cti.switch import dial, records
 from cti.switch.api import Switch
 from cti.switch.calls import SwitchCalls
 from cti.switch.headers import SwitchEvents
@@ -251,6 +251,11 @@ def stats_flush() -> None:
     """Every pending count into the store now (the watcher's end, ``cti.upgrade``)."""
     for st in list(_stats.values()):
         st.flush()
+
+
+def records_reader() -> records.Reader:
+    """The call records the switch writes (``<db_dir>/cti_records.db``), read only."""
+    return records.Reader(records.path_of(Switch.here().global_var("db_dir")))
 
 
 def command_legs() -> Set[str]:

@@ -26,3 +26,18 @@ def test_the_benchmark_runs_and_lookup_does_not_grow_with_channels(tmp_path):
     assert results["commands"]["busy ⇄ idle"]["store_round_trips"] == 1, "hash is write-through cached: one insert, no select"
     levels = results["routing_levels_ms"]
     assert levels["ratio"] < 1.2, f"routing over 10 hotlines with levels is no slower than one hotline: {levels}"
+
+
+def test_the_records_benchmark_runs_and_every_search_reads_an_index(tmp_path):
+    out = tmp_path / "records.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "records.py"), "--records", "3000", "--rounds", "2", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = json.loads(out.read_text())
+    assert results["records"] == 3000 and results["worst_ms"] <= results["budget_ms"]
+    for name, figures in results["searches"].items():
+        assert figures["plan"].startswith("SEARCH cti_calls USING INDEX cti_calls_by_"), (name, figures["plan"])

@@ -67,6 +67,10 @@ def test_fuzzed_arguments_answer_one_err_line_and_change_nothing(fuzz_floor, com
         if set(args.split()) & CONFIGURED:
             continue
         reply = sw.cti(command, args)
+        if command == "records" and not reply.startswith("-ERR "):  # any other word is a caller number
+            assert reply.startswith("0 records ended") and reply.count("\n") == 1, (args[:80], reply[:200])
+            tried += 1
+            continue
         assert reply.startswith("-ERR ") and reply.endswith("\n") and reply.count("\n") == 1, (args[:80], reply[:200])
         assert len(reply) < 600
         tried += 1

@@ -26,7 +26,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-from typing import Dict, Mapping
+import urllib.parse
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from cti.domain.record_search import CALLER, HOTLINE, SEAT, Query
 
 # the record's keys (the contract of /work/notes-24-design.md): the table's columns, in order
 COLUMNS = (
@@ -55,15 +58,24 @@ FILE = DB_NAME + ".db"
 PREFIX = "cti_rec_"  # the channel variables cti sets: cti_rec_<key>
 MARKER = "<!-- cti call records (scripts/install.sh) -->"
 
+INDEXES = (
+    ("by_ended", "ended, uuid, seats"),  # a date range; a seat (checked in the index)
+    ("by_hotline", "hotline, ended, uuid"),
+    ("by_hotline_outcome", "hotline, outcome, ended, uuid"),
+    ("by_caller", "caller_number, ended, uuid"),
+    ("by_outcome", "outcome, ended, uuid, seats"),  # an outcome; an outcome and a seat
+)
+OLD_INDEXES = ("ended", "hotline", "caller", "seats")  # the first schema's: replaced by INDEXES
+
 SCHEMA = (
     f"CREATE TABLE IF NOT EXISTS {TABLE} (" + ", ".join(f"{n} {t}" for n, t in COLUMNS) + ")",
     # the legs that carry no record variable are not cti's calls: not written
     f"CREATE TRIGGER IF NOT EXISTS {TABLE}_only_cti BEFORE INSERT ON {TABLE} "
     "WHEN NEW.direction IS NULL OR NEW.direction = '' BEGIN SELECT RAISE(IGNORE); END",
-    f"CREATE INDEX IF NOT EXISTS {TABLE}_ended ON {TABLE} (ended, uuid)",
-    f"CREATE INDEX IF NOT EXISTS {TABLE}_hotline ON {TABLE} (hotline, ended)",
-    f"CREATE INDEX IF NOT EXISTS {TABLE}_caller ON {TABLE} (caller_number, ended)",
-    f"CREATE INDEX IF NOT EXISTS {TABLE}_seats ON {TABLE} (seats, ended)",
+    # one index per search form of cti.records (newest first, paged on (ended, uuid)): each
+    # ends with (ended, uuid) so a page is read in order and stops at its limit; the columns
+    # after them are filters checked in the index before the row is read (a seat: in ``seats``)
+    *(f"CREATE INDEX IF NOT EXISTS {TABLE}_{name} ON {TABLE} ({cols})" for name, cols in INDEXES),
 )
 
 
@@ -167,11 +179,96 @@ def init(path: str) -> None:
         if cols and tuple(cols) != KEYS:
             con.execute(f"ALTER TABLE {TABLE} RENAME TO {TABLE}_old_{len(cols)}")
         con.execute("PRAGMA journal_mode=WAL")  # readers (cti.records, the web) never block the switch's writes
+        for old in OLD_INDEXES:
+            con.execute(f"DROP INDEX IF EXISTS {TABLE}_{old}")
         for sql in SCHEMA:
             con.execute(sql)
         con.commit()
     finally:
         con.close()
+
+
+# -- reading (cti.records, cti.stats for past days) -------------------------------------------
+BUSY_MS = 2000  # the switch writes in WAL mode: a reader waits only for a checkpoint's moment
+_SELECT = f"SELECT {', '.join(KEYS)} FROM {TABLE}"
+_ORDER = " ORDER BY ended DESC, uuid DESC LIMIT ?"
+
+
+def path_of(db_dir: str, configured: str = "") -> str:
+    """The records file: the config's ``records.db``, else ``<db_dir>/cti_records.db``."""
+    return configured or os.path.join(db_dir or ".", FILE)
+
+
+def connect(path: str) -> Optional[sqlite3.Connection]:
+    """The records file, read-only (``mode=ro``: nothing here can write it), or None when the
+    switch never wrote one (no call recorded yet)."""
+    if not os.path.isfile(path):
+        return None
+    con = sqlite3.connect(f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro", uri=True, timeout=BUSY_MS / 1000)
+    con.row_factory = sqlite3.Row
+    return con
+
+
+def where(query: Query, mark: Optional[Tuple[float, str]]) -> Tuple[str, List[object]]:
+    """The search's WHERE clause and its parameters: every value the user gave is a bound
+    parameter, never SQL text."""
+    terms, params = ["ended >= ?", "ended < ?"], [query.start, query.end]  # type: List[str], List[object]
+    if query.field == HOTLINE:
+        terms.append("hotline = ?")
+        params.append(query.value)
+    elif query.field == SEAT:  # one of the comma-separated seats
+        terms.append("instr(',' || seats || ',', ?) > 0")
+        params.append(f",{query.value},")
+    elif query.field == CALLER:
+        terms.append("caller_number = ?")
+        params.append(query.value)
+    if query.outcome:
+        terms.append("outcome = ?")
+        params.append(query.outcome)
+    if mark is not None:  # keyset: older than the record paged on
+        terms.append("ended <= ? AND (ended < ? OR uuid < ?)")
+        params.extend((mark[0], mark[0], mark[1]))
+    return " WHERE " + " AND ".join(terms), params
+
+
+class Reader:
+    """The domain's records reader (record_search.Reader) over one SQLite file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def _rows(self, sql: str, params: Sequence[object]) -> List[Dict[str, object]]:
+        con = connect(self.path)
+        if con is None:
+            return []
+        try:
+            return [dict(row) for row in con.execute(sql, params)]
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # the file without cti's table: nothing recorded
+                return []
+            raise
+        finally:
+            con.close()
+
+    def find(self, uuid: str) -> Optional[Dict[str, object]]:
+        rows = self._rows(_SELECT + " WHERE uuid = ?", (uuid,))
+        return rows[0] if rows else None
+
+    def search(self, query: Query, mark: Optional[Tuple[float, str]], limit: int) -> List[Dict[str, object]]:
+        clause, params = where(query, mark)
+        return self._rows(_SELECT + clause + _ORDER, [*params, limit])
+
+    def sql(self, query: Query, mark: Optional[Tuple[float, str]] = None) -> Tuple[str, List[object]]:
+        """The statement a search runs (the benchmark's and the tests' EXPLAIN QUERY PLAN)."""
+        clause, params = where(query, mark)
+        return _SELECT + clause + _ORDER, [*params, query.limit + 1]
+
+    def totals(self, query: Query) -> List[Dict[str, object]]:
+        """Every record of ``query``'s range and filter (no page), with the columns figures are
+        made of: ``cti.stats`` for past days."""
+        clause, params = where(query, None)
+        cols = "direction, hotline, seats, waited, talk, hold, outcome, survey, ended"
+        return self._rows(f"SELECT {cols} FROM {TABLE}{clause}", params)
 
 
 def main(argv: list) -> int:

@@ -129,3 +129,56 @@ class SwitchRecords:
         page = rows[:limit]
         after = page[-1]["uuid"] if len(rows) > limit else ""
         return json.dumps({"records": page, "next": after}, ensure_ascii=False)
+
+
+class RecordsFile(list):
+    """Records written into the switch's own records file (``<db_dir>/cti_records.db``, cti's
+    table as ``scripts/install.sh`` makes it): the real ``cti.records`` reads them. Records
+    added later (``extend``, ``append``) are written too."""
+
+    def __init__(self, path: Path, rows: List[Record]) -> None:
+        super().__init__()
+        from cti.switch import records as switch_records
+
+        self.path = path
+        switch_records.init(str(path))
+        self.extend(rows)
+
+    def extend(self, rows) -> None:  # type: ignore[override]
+        import sqlite3
+
+        rows = list(rows)
+        keys = list(rows[0]) if rows else []
+        con = sqlite3.connect(self.path)
+        try:
+            con.executemany(
+                f"INSERT INTO cti_calls ({', '.join(keys)}) VALUES ({', '.join('?' * len(keys))})",
+                [tuple(r[k] for k in keys) for r in rows],
+            )
+            con.commit()
+        finally:
+            con.close()
+        super().extend(rows)
+
+    def append(self, row: Record) -> None:  # type: ignore[override]
+        self.extend([row])
+
+
+ANSWERS = ("stand-in", "cti.records")  # who answers the web service's cti.records commands
+
+
+def answer_with(floor: Any, rows: List[Record], who: str, db_dir: Path) -> SwitchRecords:
+    """``rows`` answered by the stand-in (the ESL front's canned reply), or written into the
+    shim switch's records file for its real ``cti.records`` to read (``db_dir``)."""
+    store = SwitchRecords(rows)
+    if who == "stand-in":
+        floor.front.answer("python cti.records", store)
+    else:
+        floor.switch.core.globals["db_dir"] = str(db_dir)
+        store.records = RecordsFile(db_dir / "cti_records.db", rows)
+    return store
+
+
+def stop_answering(floor: Any) -> None:
+    floor.front.forget("python cti.records")
+    floor.switch.core.globals.pop("db_dir", None)

@@ -18,7 +18,7 @@ import pytest
 from cti.web import records
 from cti.web.floor import viewer
 
-from .switch_records import SwitchRecords, record, recording_of
+from .switch_records import ANSWERS, answer_with, record, recording_of, stop_answering
 from .test_web_service import login
 
 DAY = 86400.0
@@ -28,10 +28,11 @@ def run(coro):
     return asyncio.run(coro)
 
 
-@pytest.fixture
-def calls(floor):
+@pytest.fixture(params=ANSWERS)
+def calls(floor, request, tmp_path):
     """Today's calls of 8001 and 8002 (four with recordings), one of yesterday, and three records
-    whose recording path points out of the recordings; the switch answers cti.records with them."""
+    whose recording path points out of the recordings; the switch answers cti.records with them:
+    the stand-in, and the real command reading them from the switch's records file."""
     root = Path(floor.switch.core.globals["recordings_dir"])
     now = time.time()
     mine = recording_of(record(entered=now - 900, seats="101", caller_name="王小明", survey=5), root)
@@ -51,12 +52,11 @@ def calls(floor):
         record(entered=now - 3 * DAY, seats="101", recording="/etc/passwd"),
         record(entered=now - 3 * DAY, seats="101", recording="cti/out/etc/passwd"),
     ]
-    store = SwitchRecords([mine, other, lost, moved, far, old, *bad])
-    floor.front.answer("python cti.records", store)
+    store = answer_with(floor, [mine, other, lost, moved, far, old, *bad], request.param, tmp_path)
     store.named = {"mine": mine, "other": other, "lost": lost, "moved": moved, "far": far, "old": old}  # type: ignore[attr-defined]
     store.bad = bad  # type: ignore[attr-defined]
     yield store
-    floor.front.forget("python cti.records")
+    stop_answering(floor)
 
 
 def _who(floor, seat: str):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from .pages import css, log_in, logged_in, no_error, shown, until_error, wait
-from .switch_records import SwitchRecords, record, recording_of, write_wav
+from .switch_records import ANSWERS, answer_with, record, recording_of, stop_answering, write_wav
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG = 20 * 60  # seconds: a recording long enough that a seek far into it needs a new Range request
@@ -30,8 +30,8 @@ class Lines(logging.Handler):
         self.lines.append(rec.getMessage())
 
 
-@pytest.fixture
-def calls(floor):
+@pytest.fixture(params=ANSWERS)
+def calls(floor, request, tmp_path):
     root = Path(floor.switch.core.globals["recordings_dir"])
     now = time.time()
     long_call = record(entered=now - 3000, seats="101", caller_name="王小明", talk=float(LONG), survey=5)
@@ -67,11 +67,10 @@ def calls(floor):
         ),
         record(entered=now - 300, seats="102", caller_number="13911112222", caller_name="孙悟空", survey=3, hold=42.0),
     ]
-    store = SwitchRecords(rows)
+    store = answer_with(floor, rows, request.param, tmp_path)
     store.rows = rows  # type: ignore[attr-defined]
-    floor.front.answer("python cti.records", store)
     yield store
-    floor.front.forget("python cti.records")
+    stop_answering(floor)
 
 
 def _records(driver, url: str, seat: str, query: str = ""):
