@@ -32,7 +32,7 @@ from cti.domain.stats import RecordingEvents, Stats
 from cti.domain.supervision import Supervisors
 from cti.domain.tags import Tags
 from cti.domain.waits import WaitTimes
-from cti.switch import dial
+from cti.switch import dial, recordings
 from cti.switch.api import Switch
 from cti.switch.calls import SwitchCalls
 from cti.switch.headers import SwitchEvents
@@ -100,6 +100,8 @@ def forget() -> None:
         _repos.clear()
         _stats.clear()
         _music.clear()
+    _prune_look[0] = 0.0
+    recordings.forget()
     config.forget()
     Switch.forget()
 
