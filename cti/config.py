@@ -39,6 +39,7 @@ STRATEGIES = ("ring-all", "longest-idle", "round-robin", "top-down", "fewest-cal
 RING_STRATEGIES = ("simultaneous", "sequential", "enterprise")  # how a ring group rings its members (cti/switch/dial.py)
 DEFAULT_MOH = "local_stream://moh"
 TONE_MOH = "tone_stream://%(2000,4000,440,480);loops=-1"  # when no sound files are installed
+SURVEY_TONE = "tone_stream://%(300,200,600);%(300,200,800)"  # the survey's prompt when none is configured
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ import sqlite3
 import time
 
 import pytest
+from conftest import config_text
 
 from cti import app as wiring
 from cti.switch import recordings, records
-from tests.conftest import config_text
 
 FLOOR = ("8001 101 p101 101", "8001 104 p104 104")
 HOTLINE = "    name: Sales\n"

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
-from cti.config import Hotline
+from cti.config import SURVEY_TONE, Hotline
 from cti.domain import pop as pop_fields
 from cti.domain import records
 from cti.domain.events import QueueEvent, RecordEvent
@@ -26,9 +26,6 @@ from cti.domain.recording import SKIPPED, Recorder, survey_score
 from cti.domain.seating import Seating
 from cti.domain.seats import Seats
 from cti.domain.waits import Estimate, WaitTimes, announcement
-
-SURVEY_TONE = "tone_stream://%(300,200,600);%(300,200,800)"  # the survey's prompt when none is configured
-
 
 @dataclass(frozen=True)
 class Came:
