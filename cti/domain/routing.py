@@ -27,6 +27,7 @@ from cti.domain.seating import Seating
 from cti.domain.seats import Seats
 from cti.domain.waits import Estimate, WaitTimes, announcement
 
+
 @dataclass(frozen=True)
 class Came:
     """A caller that a seat transferred (cti.xfer): where it stands, what its seat saw."""
