@@ -64,11 +64,12 @@ class SwitchRecordings:
 
     def _check(self, day: str) -> str:
         mono = self._mono()
+        key = (day, self.conf.dir, self.conf.min_free_mb)  # a changed config looks afresh
         with _lock:
-            if _state.get("day") == day and mono - _state.get("checked", -1e9) < CHECK_EVERY:
+            if _state.get("key") == key and mono - _state.get("checked", -1e9) < CHECK_EVERY:
                 return str(_state.get("why", ""))
             why = self._look(day)
-            _state.update(day=day, checked=mono, why=why)
+            _state.update(key=key, checked=mono, why=why)
             return why
 
     def _look(self, day: str) -> str:

@@ -129,7 +129,7 @@ def test_the_survey_key_4_is_score_4_in_the_record_and_the_statistics(floor):
 
 def test_below_min_free_mb_nothing_is_recorded_and_the_call_goes_on(floor):
     live = floor
-    live.write_config(conf(min_free_mb=100_000_000))
+    live.write_config(conf(min_free_mb=10_000_000))  # 10 TB: more than this disk has free
     talking(live, "101", AGENT_HZ)
     mark = live.esl.mark()
     caller, agent = answered_by_101(live, tone=CALLER_HZ)
