@@ -269,7 +269,7 @@ def _on_call(verb: str) -> Callable[[List[str], Optional[Caller]], str]:
 
 
 def _with_target(verb: str) -> Callable[[List[str], Optional[Caller]], str]:
-    """``cti.<verb> <seat> <target> [<operator>]``: transfer, consult, dtmf."""
+    """``cti.<verb> <seat> <target> [<operator>]``: transfer, consult, dtmf, record (pause|resume)."""
 
     def run(a: List[str], caller: Optional[Caller]) -> str:
         controls = wiring.controls()
@@ -371,6 +371,7 @@ COMMANDS: Dict[str, Command] = {
     "threeway": Command("cti.threeway <seat> [<operator>]", 1, 2, _on_call("threeway")),
     "cancel": Command("cti.cancel <seat> [<operator>]", 1, 2, _on_call("cancel")),
     "dtmf": Command("cti.dtmf <seat> <keys> [<operator>]", 2, 3, _with_target("dtmf")),
+    "record": Command("cti.record <seat> pause|resume [<operator>]", 2, 3, _with_target("record")),
     "xfer": Command("cti.xfer (the dialplan of a transferred caller)", 0, 0, _xfer),
     "weblogin": Command(
         "cti.weblogin <seat> check|failed|ok <client address> | cti.weblogin <seat> checkin <hotline>[,...]|- <phone>"

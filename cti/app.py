@@ -32,10 +32,11 @@ from cti.domain.stats import RecordingEvents, Stats
 from cti.domain.supervision import Supervisors
 from cti.domain.tags import Tags
 from cti.domain.waits import WaitTimes
-from cti.switch import dial, records
+from cti.switch import dial, recordings, records
 from cti.switch.api import Switch
 from cti.switch.calls import SwitchCalls
 from cti.switch.headers import SwitchEvents
+from cti.switch.recordings import SwitchRecordings
 from cti.switch.store import SwitchStore
 
 WATCHER_SILENCE = 3.0  # a watcher that has not looked for events for this long is not running
@@ -99,6 +100,8 @@ def forget() -> None:
         _repos.clear()
         _stats.clear()
         _music.clear()
+    _prune_look[0] = 0.0
+    recordings.forget()
     config.forget()
     Switch.forget()
 
@@ -302,8 +305,38 @@ def hold_music(configured: str) -> str:
     return _music["auto"]
 
 
+def recorder(s: Seats) -> SwitchRecordings:
+    """This switch's recordings (录音): where they go, whether the disk may take one now."""
+    sw = Switch.here()
+    return SwitchRecordings(sw, s.config.record, sw.log)
+
+
+_prune_look = [0.0]  # when the watcher looks again whether a day has passed since the last prune
+
+
+def recordings_tick(now: float) -> None:
+    """From the call watcher's loop: once a day, the recordings older than record.keep_days
+    are deleted (and the number logged, and a ``pruned`` record event)."""
+    from cti.domain.events import RecordEvent
+    from cti.domain.recording import PRUNED
+
+    if now < _prune_look[0]:  # the watcher's every loop: nothing more than this compare
+        return
+    _prune_look[0] = now + 600
+    s = seats()
+    rec = recorder(s)
+    if not rec.prune_due(now):
+        return
+    deleted = rec.prune(now)
+    Switch.here().log("NOTICE", f"cti: {deleted} recordings older than {rec.conf.keep_days} days deleted")
+    if deleted:
+        s.events.fire(RecordEvent(PRUNED, "", "", "", rec.conf.dir, "", f"keep_days {rec.conf.keep_days}", now, deleted))
+
+
 def router(s: Seats) -> Router:
-    return Router(s, SwitchCalls(Switch.here()), queues_for(s), hold_music, clock=lambda: clock(), waits=_waits)
+    return Router(
+        s, SwitchCalls(Switch.here()), queues_for(s), hold_music, clock=lambda: clock(), waits=_waits, recorder=recorder(s)
+    )
 
 
 def ring_groups() -> RingGroups:
@@ -325,7 +358,8 @@ def supervisors() -> Supervisors:
 
 
 def controls() -> Controls:
-    return Controls(supervisors(), hold_music, lambda: clock())
+    sup = supervisors()
+    return Controls(sup, hold_music, lambda: clock(), recorder(sup.seats))
 
 
 def transfers() -> Transfers:

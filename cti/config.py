@@ -39,6 +39,7 @@ STRATEGIES = ("ring-all", "longest-idle", "round-robin", "top-down", "fewest-cal
 RING_STRATEGIES = ("simultaneous", "sequential", "enterprise")  # how a ring group rings its members (cti/switch/dial.py)
 DEFAULT_MOH = "local_stream://moh"
 TONE_MOH = "tone_stream://%(2000,4000,440,480);loops=-1"  # when no sound files are installed
+SURVEY_TONE = "tone_stream://%(300,200,600);%(300,200,800)"  # the survey's prompt when none is configured
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,23 @@ class Hotline:
     outbound_caller_id_name: str = ""
     transfer_timeout: int = 20  # seconds a transfer's target rings before the caller comes back
     refer_context: str = ""  # the dialplan context a phone's own transfer (REFER) sends the caller to ("": its own)
+    # its calls on the record (issue 24)
+    record: bool = False  # one stereo recording per customer call (caller left, agent side right)
+    survey: bool = False  # after the agent's side ends the call, the caller keys a score 1-5
+    survey_prompt: str = ""  # what the caller hears then (a sound, as moh); "": a short tone
+    survey_timeout: int = 5  # seconds the caller has to key its score
 
     def sound(self, what: str) -> str:
         return dict(self.sounds).get(what, "")
+
+
+@dataclass(frozen=True)
+class RecordConf:
+    """Where the recordings go and how the disk is kept safe (``record:``)."""
+
+    dir: str = "cti"  # under the switch's recordings_dir: <dir>/<yyyy>/<mm>/<dd>/<uuid>.wav
+    min_free_mb: int = 500  # below this much free space on its filesystem no recording starts
+    keep_days: int = 90  # recordings older than this are deleted once a day (0: kept for ever)
 
 
 @dataclass(frozen=True)
@@ -204,6 +219,7 @@ class Config:
     redis: RedisConf = field(default_factory=RedisConf)
     help_key: str = ""  # keys an agent presses in a call to ask for help (again: cancel); "": none
     web: WebConf = field(default_factory=WebConf)
+    record: RecordConf = field(default_factory=RecordConf)
 
     @property
     def persistent(self) -> bool:
@@ -311,6 +327,7 @@ def parse(path: str, text: str) -> Config:
             "redis",
             "help_key",
             "web",
+            "record",
         )
     )
     values: Dict[str, Any] = {}
@@ -325,6 +342,8 @@ def parse(path: str, text: str) -> Config:
         switches = top["web"].mapping().get("switches")
         if switches is not None and len(values["web"].switches) > 1 and values.get("store") != "redis":
             raise switches.fail("several switches share one floor only with store: redis (each has its own seats otherwise)")
+    if "record" in top:
+        values["record"] = _record(top["record"])
     if "realm" in top:
         realm = top["realm"].text(32)
         if not realm or not set(realm) <= _REALM_CHARS:
@@ -407,6 +426,10 @@ def parse(path: str, text: str) -> Config:
                 "outbound_caller_id_name",
                 "transfer_timeout",
                 "refer_context",
+                "record",
+                "survey",
+                "survey_prompt",
+                "survey_timeout",
             )
         )
         hot: Dict[str, Any] = {"id": hid, "name": fields["name"].text(64) if "name" in fields else hid}
@@ -424,6 +447,7 @@ def parse(path: str, text: str) -> Config:
             ("help_timeout", 1, 600),
             ("service_level", 1, 3600),
             ("transfer_timeout", 1, 600),
+            ("survey_timeout", 1, 60),
         ):
             if key in fields:
                 hot[key] = fields[key].integer(low, high)
@@ -435,7 +459,10 @@ def parse(path: str, text: str) -> Config:
             hot["help_ring"] = fields["help_ring"].raw()
             if hot["help_ring"] not in HELP_RINGS:
                 raise fields["help_ring"].fail(f"expected one of {', '.join(HELP_RINGS)}")
-        for key in ("overflow", "moh", "monitor_tone"):
+        for key in ("record", "survey"):
+            if key in fields:
+                hot[key] = fields[key].boolean()
+        for key in ("overflow", "moh", "monitor_tone", "survey_prompt"):
             if key in fields:
                 hot[key] = _target(fields[key]) if key == "overflow" else _media(fields[key])
         if "outbound_caller_id_number" in fields:
@@ -602,6 +629,25 @@ def _caller_experience(fields: Dict[str, _Node]) -> Dict[str, Any]:
         if hot["exit_key"] and not _KEY_RE.match(hot["exit_key"]):
             raise fields["exit_key"].fail('one DTMF key: 0-9, * or # (quote it: "*")')
     return hot
+
+
+_DIR_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}){0,7}\Z")
+
+
+def _record(node: _Node) -> RecordConf:
+    got = node.mapping(("dir", "min_free_mb", "keep_days"))
+    values: Dict[str, Any] = {}
+    if "dir" in got:
+        values["dir"] = got["dir"].text(500)
+        if not _DIR_RE.match(values["dir"]) or ".." in values["dir"]:
+            raise got["dir"].fail(
+                "a directory under the switch's recordings_dir, e.g. cti (letters, digits, '_', '.', '-', '/'; no '..')"
+            )
+    if "min_free_mb" in got:
+        values["min_free_mb"] = got["min_free_mb"].integer(0, 10_000_000)
+    if "keep_days" in got:
+        values["keep_days"] = got["keep_days"].integer(0, 36500)
+    return RecordConf(**values)
 
 
 def _redis(node: _Node) -> RedisConf:

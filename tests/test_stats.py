@@ -157,11 +157,12 @@ def test_the_table_an_operator_reads(center):
     assert lines[1:3] == [row.format("today"), row.format("15min")]
     assert lines[3] == ""
     assert lines[4].split() == [
-        "seat", "name", "window", "answered", "missed", "talk", "talk.avg", "busy", "out", "out.ans", "xfer.out", "holds", "hold"
+        "seat", "name", "window", "answered", "missed", "talk", "talk.avg", "busy", "out", "out.ans", "xfer.out", "holds", "hold",
+        "surveys", "survey.avg",
     ]  # fmt: skip
     seats = {(line.split()[0], line.split()[2]): line.split()[3:] for line in lines[5:-1]}
-    assert seats[("101", "today")] == ["1", "0", "0:30", "0:30", "0:05", "0", "0", "0", "0", "0:00"]
-    assert seats[("104", "15min")] == ["0", "0", "0:00", "-", "0:00", "0", "0", "0", "0", "0:00"]
+    assert seats[("101", "today")] == ["1", "0", "0:30", "0:30", "0:05", "0", "0", "0", "0", "0:00", "0", "-"]
+    assert seats[("104", "15min")] == ["0", "0", "0:00", "-", "0:00", "0", "0", "0", "0", "0:00", "0", "-"]
     assert {s for s, _ in seats} == {"101", "102", "103", "104", "105"}, "the seats of 8001"
     assert lines[-1].startswith("today: since midnight of 2026-11-20 (switch time); 15min: the last 15 minutes; sl: ")
     assert "(8001: 20s)" in lines[-1]
@@ -174,7 +175,7 @@ def test_the_table_an_operator_reads(center):
     ]
     assert every[3].split()[3:] == ["0", "0", "0", "-", "-", "0", "-", "-", "-", "-", "-"]
     assert sw.cti("stats", "101").splitlines()[1].split() == [
-        "101", "Alice", "today", "1", "0", "0:30", "0:30", "0:05", "0", "0", "0", "0", "0:00"
+        "101", "Alice", "today", "1", "0", "0:30", "0:30", "0:05", "0", "0", "0", "0", "0:00", "0", "-"
     ]  # fmt: skip
 
 

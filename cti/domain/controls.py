@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass, replace
 from typing import Callable, Dict, Optional, Tuple
 
 from cti.config import Hotline
-from cti.domain import records
+from cti.domain import recording, records
 from cti.domain.errors import CtiError
+from cti.domain.events import RecordEvent
 from cti.domain.model import EXTERNAL, HELD, IN_CALL, INTERNAL, ON_A_CALL, OUTBOUND, RINGING, TALKING, Phone, SeatState
 from cti.domain.pop import HOTLINE_NAME, TRANSFERRED_BY, WAITED, Pop
 from cti.domain.ports import Mark, Marks, RingLeg, RouteChannel
@@ -79,8 +80,13 @@ class Transfer:
 
 class Controls:
     def __init__(
-        self, supervisors: Supervisors, hold_music: Callable[[str], str], clock: Callable[[], float] = time.time
+        self,
+        supervisors: Supervisors,
+        hold_music: Callable[[str], str],
+        clock: Callable[[], float] = time.time,
+        recorder: Optional[recording.Recorder] = None,
     ) -> None:
+        self.recorder = recorder
         self.sup = supervisors
         self.seats = supervisors.seats
         self.calls = supervisors.calls
@@ -137,13 +143,28 @@ class Controls:
             cid = (conf.outbound_caller_id_number, conf.outbound_caller_id_name)
             now = self._clock()
             record = {"hotline": hotline, "seats": seat, "caller_number": number, "entered": now}
-            leg, job = self.calls.call_out(ring, far, shown, cid, record)
+            place = self._recording_of(conf, seat) if conf.record and self.recorder is not None else None
+            leg, job = self.calls.call_out(ring, far, shown, cid, record, place)
             changes = {"call": leg, "customer": "", "line": hotline, "pop": (), "direction": OUTBOUND, "job": job}
             if self.seats.node:
                 changes["node"] = self.seats.node
             saved = self.seats.repo.save(state.doing(RINGING, now, **changes), state)
             self.seats.fire_call("dialing", saved, state, number)
         return f"+OK call {seat} -> {number} on {hotline}: ringing {ring.phone} (leg {leg})" + self._done(seat, by)
+
+    def _recording_of(self, conf: Hotline, seat: str) -> Callable[[str], Tuple[str, str]]:
+        """Where a call out of a recording hotline is recorded, once its leg is named."""
+
+        def place(leg: str) -> Tuple[str, str]:
+            rec = self.recorder
+            assert rec is not None
+            path, why = rec.place(leg, self._clock())
+            if not path:
+                self.seats.events.fire(RecordEvent(recording.SKIPPED, leg, seat, conf.id, "", "", why, self._clock()))
+                return "", ""
+            return path, rec.full(path)
+
+        return place
 
     def _far(self, number: str, state: SeatState) -> str:
         """How ``number`` is dialed: an extension of the switch's directory as ``user/``, any
@@ -201,6 +222,41 @@ class Controls:
         if after is not None:
             self.calls.held_for((agent, after.customer), after.hold)
         return f"+OK unhold {seat}" + self._done(seat, by)
+
+    # -- 录音 pause / resume ------------------------------------------------------------------------
+    def record(self, seat: str, action: str, operator: str = "") -> str:
+        """Mask the call's recording while the caller says what must not be kept (a card
+        number), and unmask it. Each masked interval is noted in the call's record; a pause not
+        resumed ends with the call."""
+        if action not in (recording.PAUSE, recording.RESUME):
+            raise CtiError("bad_arg", f"{action[:16]!r}: cti.record <seat> pause|resume [<operator>]")
+        state, by = self._acting(seat, operator)
+        agent, customer = self._call(state)
+        rec = self.recorder
+        # the notes are on the record's leg: the caller's (a hotline call) or the seat's (its
+        # own call out); the recording itself always runs on the customer's leg
+        leg, path = customer, rec.noted(customer, "recording") if rec is not None else ""
+        if rec is not None and not path:
+            leg, path = agent, rec.noted(agent, "recording")
+        if rec is None or not path:
+            raise CtiError("no_recording", f"seat {seat}'s call is not recorded")
+        masked = rec.noted(leg, "masked")
+        pausing = action == recording.PAUSE
+        if pausing and recording.paused(masked):
+            raise CtiError("already_paused", f"seat {seat}'s recording is paused already")
+        if not pausing and not recording.paused(masked):
+            raise CtiError("not_paused", f"seat {seat}'s recording is not paused")
+        start = _number(rec.noted(leg, "rstart"))
+        if start is None:
+            start = recording.started(_number(rec.noted(leg, "entered")), _number(rec.noted(leg, "waited")), state.answered_at)
+        if not rec.mask(customer, rec.full(path), pausing):
+            raise CtiError("no_recording", f"seat {seat}'s call has no running recording {path}")
+        now = self._clock()
+        masked = recording.pause(masked, now - start) if pausing else recording.resume(masked, now - start)
+        rec.note(leg, {"masked": masked, "rstart": start})
+        done = recording.PAUSED if pausing else recording.RESUMED
+        self.seats.events.fire(RecordEvent(done, customer, seat, state.line, path, by, "", now))
+        return f"+OK record {seat} {done}: masked {masked}" + self._done(seat, by)
 
     # -- keys ----------------------------------------------------------------------------------
     def dtmf(self, seat: str, keys: str, operator: str = "") -> str:
@@ -336,6 +392,13 @@ class Controls:
         return st
 
 
+def _number(text: str) -> Optional[float]:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
+
+
 class Transfers:
     """``cti.xfer``: on the transferred caller's own leg (its dialplan thread), the transfer a
     seat asked for: the target offered for ``transfer_timeout`` seconds, and the caller back
@@ -402,13 +465,18 @@ class Transfers:
             with queues.guard(request.hotline):
                 queues.offering(waiter, True)
             ring = RingLeg(self.seats.dial(state.phone_obj), marks, timeout)
+            conf = self.seats.config.hotlines.get(request.hotline)
+            recording = self.router.record_call(conf, channel)
             offered_at = self.seats.now()
             answered = channel.offer([ring], request.hotline, self.router.pop_of(waiter)) is None
+            self.router.recorded(channel, recording, answered)
             self.router.served(channel, waiter, [seat], offered_at, answered)
         finally:
             with queues.guard(request.hotline):
                 queues.offering(waiter, False, answered)
             self.router.release([seat], caller)
+        if answered:
+            self.router.survey(conf, channel, seat, waiter)
         return answered
 
 

@@ -44,6 +44,8 @@ CODES = {
     "bad_date": "a date is not YYYY-MM-DD, or a range ends before it starts or spans more than 366 days",
     "no_record": "no call record has that uuid",
     "no_recording": "the call has no recording (none made, deleted after record.keep_days, or the file is gone)",
+    "already_paused": "the call's recording is paused already (cti.record <seat> resume)",
+    "not_paused": "the call's recording is not paused",
     "internal": "an unexpected error; the FreeSWITCH log has one line naming it and where it happened",
 }
 

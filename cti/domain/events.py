@@ -65,7 +65,8 @@ class SignInEvent:
 
 @dataclass(frozen=True)
 class QueueEvent:
-    """A hotline's caller: entered, queued, announced, offered, answered, abandoned, overflow."""
+    """A hotline's caller: entered, queued, announced, offered, answered, abandoned, overflow,
+    surveyed (the score it keyed after its call)."""
 
     action: str
     hotline: str
@@ -80,6 +81,23 @@ class QueueEvent:
     position: Optional[int] = None  # announced: its place in the queue
     expected_wait: Optional[int] = None  # announced: the wait it was told (seconds)
     pop: Pop = ()  # the caller's screen pop
+    score: Optional[int] = None  # surveyed: the score 1-5 the caller keyed
+
+
+@dataclass(frozen=True)
+class RecordEvent:
+    """A call's recording (录音): ``skipped`` (not started: CTI-Reason low_disk, read_only),
+    ``paused`` / ``resumed`` (masked by the agent), ``pruned`` (old files deleted)."""
+
+    action: str
+    caller: str  # the recorded leg ("": pruned)
+    seat: str
+    hotline: str
+    path: str  # relative to the switch's recordings_dir
+    operator: str
+    reason: str
+    at: float
+    count: Optional[int] = None  # pruned: files deleted
 
 
 @dataclass(frozen=True)
@@ -109,4 +127,4 @@ class SupervisorEvent:
     help: Optional[HelpAsk] = None
 
 
-Event = Union[SeatEvent, SignInEvent, QueueEvent, SupervisorEvent]
+Event = Union[SeatEvent, SignInEvent, QueueEvent, SupervisorEvent, RecordEvent]

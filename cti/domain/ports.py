@@ -173,6 +173,15 @@ class RouteChannel(Protocol):
         """After a bridge: records.HUNG_UP, records.MOVED or "" (still here, or sent on)."""
         ...
 
+    def record_on_bridge(self, full: str) -> None:
+        """Record this leg (stereo: it left, the agent side right) to ``full`` from the start of
+        its next bridge; "": not (any more)."""
+        ...
+
+    def survey(self, prompt: str, timeout: int) -> str:
+        """Play ``prompt`` and read one key within ``timeout`` seconds ("" none)."""
+        ...
+
 
 class SupervisorChannel(Protocol):
     """A supervisor's own channel, dialing a feature code: it joins the call itself."""
@@ -219,11 +228,18 @@ class Calls(Protocol):
         ...
 
     def call_out(
-        self, leg: RingLeg, far: str, shown: Tuple[str, str], cid: Tuple[str, str], record: Mapping[str, object]
+        self,
+        leg: RingLeg,
+        far: str,
+        shown: Tuple[str, str],
+        cid: Tuple[str, str],
+        record: Mapping[str, object],
+        recording: Optional[Callable[[str], Tuple[str, str]]] = None,
     ) -> Tuple[str, str]:
         """Ring the seat's phone (``leg``, showing ``shown``) in the background; answered, it
         dials ``far`` presenting ``cid`` (number, name; "" the switch's default). (the seat's
-        leg, the background job)"""
+        leg, the background job). ``recording(<the seat's leg>)``: (the path to note, the file)
+        of the call's recording, made on the far party's leg from its answer; ("", "") none."""
         ...
 
     def hold(self, customer: str, music: str) -> None:

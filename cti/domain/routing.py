@@ -14,14 +14,15 @@ import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
-from cti.config import Hotline
+from cti.config import SURVEY_TONE, Hotline
 from cti.domain import pop as pop_fields
 from cti.domain import records
-from cti.domain.events import QueueEvent
+from cti.domain.events import QueueEvent, RecordEvent
 from cti.domain.groups import send_on
 from cti.domain.pop import Pop, safe_value
 from cti.domain.ports import CallerInfo, Calls, Mark, Marks, RingLeg, RouteChannel
 from cti.domain.queue import ANSWERED, LEFT, WAITING, Queues, Waiter
+from cti.domain.recording import SKIPPED, Recorder, survey_score
 from cti.domain.seating import Seating
 from cti.domain.seats import Seats
 from cti.domain.waits import Estimate, WaitTimes, announcement
@@ -61,9 +62,11 @@ class Router(Seating):
         clock: Callable[[], float] = time.time,
         waits: Optional[WaitTimes] = None,
         estimate: Optional[Estimate] = None,
+        recorder: Optional[Recorder] = None,
     ) -> None:
         super().__init__(seats, calls, queues, rng, clock)
         self._music = hold_music
+        self.recorder = recorder
         self.waits = waits if waits is not None else WaitTimes()
         # the expected wait of a caller at a position: the statistics may replace the default
         self.estimate: Estimate = estimate or (lambda hotline, position: self.waits.estimate(hotline, position, self._clock()))
@@ -221,9 +224,11 @@ class Router(Seating):
                 legs.append(RingLeg(self.seats.dial(st.phone_obj), marks, conf.ring_timeout))
             for seat in seats:
                 self._queue_event("offered", conf, waiter, seat=seat)
+            recording = self.record_call(conf, channel)
             offered_at = self._clock()
             answered = channel.offer(legs, conf.id, pop) is None
-            self.served(channel, waiter, seats, offered_at, answered)
+            self.recorded(channel, recording, answered)
+            seat = self.served(channel, waiter, seats, offered_at, answered)
         finally:
             with self.queues.guard(conf.id):
                 if answered:
@@ -237,18 +242,59 @@ class Router(Seating):
         # The seat may have gone idle while this caller still held its claim (the watcher saw
         # the hangup first): whoever releases a claim hands the seat on, or a waiter would sleep.
         self.dispatch(conf.id)
+        if answered:  # the seat is free already: the survey runs on the caller's thread alone
+            self.survey(conf, channel, seat, waiter)
         return answered
 
-    def served(self, channel: RouteChannel, waiter: Waiter, seats: List[str], offered_at: float, answered: bool) -> None:
+    def served(self, channel: RouteChannel, waiter: Waiter, seats: List[str], offered_at: float, answered: bool) -> str:
         """The record after an offer: the seat that answered and its talk, or the caller who
         hung up while the seats rang. Without the watcher (nobody saw the answer) the offer's
-        start stands for it."""
+        start stands for it. The seat that answered ("": not known, or none)."""
         now = self._clock()
+        seat = ""
         if answered:
             seat = waiter.answered_by if waiter.answered_by in seats else seats[0] if len(seats) == 1 else ""
             records.served(channel, seat, waiter.answered_at or offered_at, now, waiter.since)
         elif not channel.ready():
             records.ended_as(channel, records.ABANDONED_RINGING, now)
+        return seat
+
+    # -- 录音 and 满意度: on the caller's own thread, no call to the switch ------------------------
+    def record_call(self, conf: Optional[Hotline], channel: RouteChannel) -> str:
+        """Before a bridge with a seat: when the hotline records and the caller has no recording
+        yet, its recording starts with that bridge. The path noted ("": none). A disk too full
+        or not writable starts none: a ``skipped`` record event, and the call goes on."""
+        if conf is None or not conf.record or self.recorder is None or channel.noted("recording"):
+            return ""
+        path, why = self.recorder.place(channel.uuid, self._clock())
+        if not path:
+            self.seats.events.fire(RecordEvent(SKIPPED, channel.uuid, "", conf.id, "", "", why, self._clock()))
+            return ""
+        channel.record_on_bridge(self.recorder.full(path))
+        channel.note({"recording": path})
+        return path
+
+    def recorded(self, channel: RouteChannel, recording: str, answered: bool) -> None:
+        """After the bridge: the recording (if it started) goes on with the caller; nothing more
+        starts one at a later bridge (the switch's own ``uuid_bridge`` of a consultation). A
+        bridge that never happened leaves no recording noted."""
+        if not recording:
+            return
+        channel.record_on_bridge("")
+        if not answered:
+            channel.note({"recording": ""})
+
+    def survey(self, conf: Optional[Hotline], channel: RouteChannel, seat: str, waiter: Waiter) -> None:
+        """满意度: the agent's side ended the call and the caller is still here (not hung up, not
+        sent on by a transfer or a consultation): it hears the prompt and keys 1-5. The score
+        goes into its record and a ``surveyed`` queue event (the statistics count it)."""
+        if conf is None or not conf.survey or not channel.ready() or channel.left():
+            return
+        score = survey_score(channel.survey(conf.survey_prompt or SURVEY_TONE, conf.survey_timeout))
+        if score is None:
+            return
+        channel.note({"survey": score})
+        self._queue_event("surveyed", conf, waiter, seat=seat, score=score)
 
     def pop_of(self, waiter: Optional[Waiter]) -> Pop:
         """The screen pop of a caller being offered, with the seconds waited so far."""
@@ -290,6 +336,7 @@ class Router(Seating):
         reason: str = "",
         position: Optional[int] = None,
         expected_wait: Optional[int] = None,
+        score: Optional[int] = None,
     ) -> None:
         now = self._clock()
         event = QueueEvent(
@@ -306,5 +353,6 @@ class Router(Seating):
             position,
             expected_wait,
             waiter.pop,
+            score,
         )
         self.seats.events.fire(event)

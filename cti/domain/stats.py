@@ -42,6 +42,7 @@ Counters = Dict[str, float]
 #   seconds | bs busy seconds
 # both (the agent's own call controls): ob calls out placed, oa of them answered | xo transfers
 #   made, xi received | cs consultations | hd holds, hs hold seconds (of the calls that ended)
+#   | sv survey scores keyed (满意度), svs their sum
 MAXIMA = frozenset({"abm", "wm"})
 
 
@@ -87,6 +88,14 @@ def counts(event: Event, service_level: int) -> List[Tuple[str, Counters]]:
             return []
         if event.action == "entered":
             return [(hotline_key(event.hotline), {"o": 1})]
+        if event.action == "surveyed":  # the caller keyed a score for the seat that served it
+            if not event.score:
+                return []
+            scored: Counters = {"sv": 1, "svs": event.score}
+            out_s = [(hotline_key(event.hotline), scored)]
+            if event.seat:
+                out_s.append((seat_key(event.seat), dict(scored)))
+            return out_s
         if event.action not in ("answered", "abandoned", "overflow"):
             return []
         waited = _seconds(event.waited)

@@ -45,6 +45,8 @@ def control_figures(c: Counters) -> Dict[str, object]:
         "consultations": int(c.get("cs", 0)),
         "holds": int(c.get("hd", 0)),
         "hold": round(c.get("hs", 0), 3),
+        "surveys": int(c.get("sv", 0)),  # 满意度: callers who keyed a score 1-5
+        "survey_avg": _avg(c.get("svs", 0), c.get("sv", 0)),
     }
 
 
@@ -79,6 +81,8 @@ CONTROL_COLUMNS = (
     ("transfers_out", "xfer.out"),
     ("holds", "holds"),
     ("hold", "hold"),
+    ("surveys", "surveys"),
+    ("survey_avg", "survey.avg"),
 )
 SEAT_COLUMNS = (
     ("answered", "answered"),
@@ -89,7 +93,18 @@ SEAT_COLUMNS = (
     *CONTROL_COLUMNS,
 )
 COUNTS = frozenset(
-    {"offered", "answered", "abandoned", "overflowed", "missed", "outbound", "outbound_answered", "transfers_out", "holds"}
+    {
+        "offered",
+        "answered",
+        "abandoned",
+        "overflowed",
+        "missed",
+        "outbound",
+        "outbound_answered",
+        "transfers_out",
+        "holds",
+        "surveys",
+    }
 )
 
 
@@ -100,6 +115,8 @@ def cell(name: str, value: object) -> str:
         return str(value)
     if name == "service_level":
         return f"{value:g}%"
+    if name == "survey_avg":
+        return f"{value:.2f}"
     return clock_text(float(value))  # type: ignore[arg-type]
 
 

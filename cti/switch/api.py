@@ -228,6 +228,37 @@ class SessionChannel:
     def get_var(self, name: str) -> str:
         return self._session.getVariable(name) or ""
 
+    # -- the call's recording (cti/domain/recording.py): on the caller's own leg ---------------
+    def record_on_bridge(self, full: str) -> None:
+        """Record this leg to ``full`` from the moment its next bridge starts (not while it
+        waits, nor while seats ring): the bridge runs ``bridge_pre_execute_aleg_app`` on this
+        leg as its audio starts (switch_ivr_bridge.c). Stereo: this leg's read (the caller) left,
+        its write (the agent side) right. ``RECORD_MIN_SEC=0`` keeps a short call's file (the
+        switch deletes one under 3 s by default), ``RECORD_HANGUP_ON_ERROR=false``: a write
+        error (a full disk) never ends the call. "" : no recording at the next bridge (and a
+        later ``uuid_bridge`` does not try to start it again)."""
+        if full:
+            for name, value in dial.RECORDING_VARIABLES.items():
+                self.set_var(name, value)
+            self.set_var("bridge_pre_execute_aleg_app", "record_session")
+            self.set_var("bridge_pre_execute_aleg_data", full)
+        else:
+            for name in (
+                "bridge_pre_execute_aleg_app",
+                "bridge_pre_execute_aleg_data",
+                "bridge_pre_execute_app",
+                "bridge_pre_execute_data",
+            ):
+                self.set_var(name, "")
+
+    def survey(self, prompt: str, timeout: int) -> str:
+        """Play ``prompt`` and read one key within ``timeout`` seconds (a key during the prompt
+        counts): ``playAndGetDigits`` on this leg's own session, once, no retry."""
+        if not self.ready():
+            return ""
+        keys = self._session.playAndGetDigits(1, 1, 1, timeout * 1000, "", prompt, "", "^[0-9*#]$")
+        return str(keys or "")
+
     def ask_digits(self, prompt: str, most: int, timeout_ms: int) -> str:
         """Play ``prompt``, then collect keys up to ``#`` (or ``most`` of them, or the timeout).
         ``getDigits`` hands them back to Python directly. The leg is marked ``sensitive_dtmf``

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid as uuidlib
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from cti.domain.ports import Join, Marks, RingLeg
 from cti.domain.sessions import ROBCALL
@@ -162,12 +162,22 @@ class SwitchCalls:
         return self._sw.api(f"user_exists id {number} {domain}").strip() == "true"
 
     def call_out(
-        self, leg: RingLeg, far: str, shown: Tuple[str, str], cid: Tuple[str, str], record: Mapping[str, object]
+        self,
+        leg: RingLeg,
+        far: str,
+        shown: Tuple[str, str],
+        cid: Tuple[str, str],
+        record: Mapping[str, object],
+        recording: Optional[Callable[[str], Tuple[str, str]]] = None,
     ) -> Tuple[str, str]:
         """``bgapi originate {<the seat's leg>}<phone> '&bridge({<caller id>}<far>)'``: the seat's
-        phone rings first, the far party is dialed once it answers (dial.py ``call_out``)."""
+        phone rings first, the far party is dialed once it answers (dial.py ``call_out``).
+        ``recording(<the seat's leg>)``: (the path noted, the file) of its recording, or none."""
         uuid = str(uuidlib.uuid4())
-        return uuid, self._background(dial.call_out(leg, uuid, far, shown, cid, record))
+        path, full = recording(uuid) if recording is not None else ("", "")
+        if path:
+            record = {**record, "recording": path}
+        return uuid, self._background(dial.call_out(leg, uuid, far, shown, cid, record, full))
 
     def hold(self, customer: str, music: str) -> None:
         """The hotline's music to the customer, in its own bridge thread (``uuid_broadcast ...

@@ -45,6 +45,10 @@ VARIABLES: Dict[str, str] = {
 
 EAVESDROP, THREE_WAY, INTERCEPT = "eavesdrop", "three_way", "intercept"
 
+# a call's recording (cti/domain/recording.py): stereo, kept however short, and a write error
+# (a full disk) never ends the call
+RECORDING_VARIABLES = {"RECORD_STEREO": "true", "RECORD_MIN_SEC": "0", "RECORD_HANGUP_ON_ERROR": "false"}
+
 
 def typed_phone(text: str, type_word: str) -> str:
     """A phone as a user may type it: an internal one also as its dial string ``user/101``."""
@@ -147,6 +151,7 @@ def call_out(
     shown: Tuple[str, str],
     cid: Tuple[str, str],
     record: Optional[Mapping[str, object]] = None,
+    recording: str = "",
 ) -> str:
     """A seat's own call out (外呼): its phone's leg, showing the number it calls, then, once
     answered, a bridge to ``far`` presenting the hotline's caller id. The quotes keep the
@@ -157,6 +162,9 @@ def call_out(
     # the call's record is the seat's leg's (cti/switch/records.py): written when it ends
     head.update(records.variables({**(record or {}), "direction": "outbound"}))
     far_vars = {"cti_direction": "outbound"}
+    if recording:  # on the far party's (the customer's) leg, from its answer: never the seat's leg
+        far_vars.update(RECORDING_VARIABLES)
+        far_vars["execute_on_answer"] = f"record_session:{recording}"
     if cid[0]:
         far_vars["origination_caller_id_number"] = cid[0]
     if cid[1]:

@@ -209,7 +209,10 @@ def run(max_events: Optional[int] = None) -> None:
             except Exception:  # no config yet; a failed flush keeps its counts and says so once
                 pass
             now = app.clock()
-            if memory.sweep_due(time.monotonic()):
+            try:
+                app.recordings_tick(now)  # once a day: recordings older than record.keep_days go
+            except Exception as exc:
+                complaints.failed("deleting old recordings failed", exc)
                 try:
                     tracker(memory).reconcile()
                 except Exception as exc:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, Tuple
 
-from cti.domain.events import Event, QueueEvent, SeatEvent, SignInEvent, SupervisorEvent
+from cti.domain.events import Event, QueueEvent, RecordEvent, SeatEvent, SignInEvent, SupervisorEvent
 from cti.domain.pop import Pop, label
 
 if TYPE_CHECKING:
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 SEAT = "cti::seat"
 QUEUE = "cti::queue"
 SUPERVISOR = "cti::supervisor"
+RECORD = "cti::record"
 
 Headers = Dict[str, str]
 
@@ -28,6 +29,8 @@ def render(event: Event) -> Tuple[str, Headers]:
         return QUEUE, _queue(event)
     if isinstance(event, SupervisorEvent):
         return SUPERVISOR, _supervisor(event)
+    if isinstance(event, RecordEvent):
+        return RECORD, _record(event)
     return SEAT, _sign_in(event)
 
 
@@ -83,7 +86,17 @@ def _queue(e: QueueEvent) -> Headers:
         h["CTI-Position"] = str(e.position)
     if e.expected_wait is not None:  # a header with an empty value does not reach ESL
         h["CTI-Expected-Wait"] = str(e.expected_wait)
+    if e.score is not None:
+        h["CTI-Score"] = str(e.score)
     _pop(h, e.pop)
+    return h
+
+
+def _record(e: RecordEvent) -> Headers:
+    h = {"CTI-Action": e.action, "CTI-Caller": e.caller, "CTI-Seat": e.seat, "CTI-Hotline": e.hotline}
+    h.update({"CTI-Recording": e.path, "CTI-Operator": e.operator, "CTI-Reason": e.reason, "CTI-Timestamp": _time(e.at)})
+    if e.count is not None:
+        h["CTI-Count"] = str(e.count)
     return h
 
 

@@ -56,6 +56,9 @@ TABLE = "cti_calls"
 DB_NAME = "cti_records"  # mod_cdr_sqlite's db-name: the core opens <db_dir>/<name>.db
 FILE = DB_NAME + ".db"
 PREFIX = "cti_rec_"  # the channel variables cti sets: cti_rec_<key>
+# working notes that are no column: a talk the switch continued (open), the recording's start
+# (rstart: epoch, for a pause left open at the call's end)
+EXTRA = ("open", "rstart")
 MARKER = "<!-- cti call records (scripts/install.sh) -->"
 
 INDEXES = (
@@ -120,7 +123,9 @@ _EXPRESSIONS = (
     f" WHEN {_v('seats')} != '' THEN 'agent' ELSE 'system' END",
     "'${hangup_cause}'",
     _v("recording"),
-    _v("masked"),
+    # a pause the agent forgot (``<from>-``) ends with the call: closed at the leg's end
+    f"CASE WHEN {_v('masked')} LIKE '%-' AND {_v('rstart')} != ''"
+    f" THEN {_v('masked')} || printf('%.1f', {_END} - {_num(_v('rstart'))}) ELSE {_v('masked')} END",
     f"NULLIF(CAST({_v('survey')} AS INTEGER), 0)",
     _END,
 )
@@ -138,7 +143,7 @@ def variables(fields: Mapping[str, object]) -> Dict[str, str]:
     """``{key: value}`` -> the channel variables that carry them."""
     out = {}
     for key, value in fields.items():
-        if key not in KEYS and key != "open":
+        if key not in KEYS and key not in EXTRA:
             raise ValueError(f"no record key {key!r}")
         if isinstance(value, float):
             value = f"{value:.3f}"

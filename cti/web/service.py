@@ -56,7 +56,7 @@ SUPERVISION = ("monitor", "whisper", "barge", "robcall")
 # cti's refusal of a command on a call that another switch of the cluster holds (cti/domain/supervision.py)
 OTHER_SWITCH = re.compile(r"-ERR other_switch .*? on switch ([A-Za-z0-9.-]+);")
 # the agent's own call controls: <verb> <seat> [<argument>] <operator>
-CALL_CONTROLS = ("call", "hangup", "hold", "unhold", "transfer", "consult", "complete", "threeway", "cancel", "dtmf")
+CALL_CONTROLS = ("call", "hangup", "hold", "unhold", "transfer", "consult", "complete", "threeway", "cancel", "dtmf", "record")
 VERBS = ("checkin", "checkout", "busy", "idle", "help", "help_cancel", "stopcall", "unlock", *SUPERVISION, *CALL_CONTROLS)
 NUMBER_RE = re.compile(r"[0-9+*#]{1,32}\Z")  # a number to dial: digits, '+', '*', '#'
 KEYS_RE = re.compile(r"[0-9*#ABCDwW]{1,64}\Z")  # DTMF keys; w / W: a pause
@@ -593,6 +593,11 @@ class Service:
             if not (ID_RE.match(target) or NUMBER_RE.match(target)):
                 raise CtiError("bad_arg", f"target {target[:40]!r} is neither a seat, a hotline nor a number")
             return f"python cti.{verb} {seat} {target} {me}"
+        if verb == "record":
+            op = str(msg.get("op") or "")
+            if op not in ("pause", "resume"):
+                raise CtiError("bad_arg", "op: pause or resume")
+            return f"python cti.record {seat} {op} {me}"
         if verb == "dtmf":
             keys = str(msg.get("keys") or "")
             if not KEYS_RE.match(keys):

@@ -93,6 +93,7 @@ class Channel:
         self.threeway = ""  # after att_xfer's three-way: C, listening in barge mode
         self.bridged_at = 0.0  # times->bridged: the leg's last bridge (switch_channel_set_bridge_time)
         self.reported = False  # its CDR was written (mod_cdr_sqlite's on_reporting)
+        self.bugs: Dict[str, Dict[str, Any]] = {}  # record_session media bugs on this leg: path -> recording
 
     def wake(self) -> None:
         """Set the break flag (uuid_break, hangup): whatever plays to this leg ends."""
@@ -149,6 +150,7 @@ class CallsMixin:
         self.broadcasts: List[Tuple[str, List[str]]] = []  # (sound, the legs that hear it)
         self.most_legs: Dict[str, int] = {}  # the most legs ever ringing/up at once to one phone
         self.inline_threads: List[threading.Thread] = []  # legs running an inline python app (a transfer)
+        self.recordings: Dict[str, Dict[str, Any]] = {}  # path -> {leg, stereo, started, masked: [[from, to]]}
         self.commands.update(
             {
                 "originate": self._originate,
@@ -163,6 +165,7 @@ class CallsMixin:
                 "uuid_break": self._uuid_break,
                 "uuid_broadcast": self._uuid_broadcast,
                 "uuid_hold": self._uuid_hold,
+                "uuid_record": self._uuid_record,
                 "uuid_send_dtmf": self._uuid_send_dtmf,
                 "user_exists": self._user_exists,
                 "sched_api": self._sched_api,
@@ -292,6 +295,10 @@ class CallsMixin:
             assert not leg.answered, "already answered"
             leg.answered, leg.callstate, leg.state = True, "ACTIVE", "CS_EXECUTE"
             self.emit("CHANNEL_ANSWER", leg)
+            # switch_channel_execute_on_value: "<app> <data>" or "<app>:<data>"
+            m = re.match(r"([^ :]+)(?: |:(?!:))(.*)", leg.variables.get("execute_on_answer", ""))
+            if m and m.group(1) == "record_session":
+                self.record_session(leg, m.group(2))
             customer = self.channels.get(leg.partner or "")
             if leg.consulted_by:
                 self.answered_consult(leg)
@@ -377,6 +384,14 @@ class CallsMixin:
 
     # -- internals ---------------------------------------------------------------------------
     def _bridge(self, a: Channel, b: Channel) -> None:
+        # switch_ivr_bridge.c: the caller's bridge_pre_execute_aleg_app becomes its
+        # bridge_pre_execute_app (kept after the bridge), run on it as the bridge's audio starts
+        if a.variables.get("bridge_pre_execute_aleg_app"):
+            a.variables["bridge_pre_execute_app"] = a.variables["bridge_pre_execute_aleg_app"]
+            a.variables["bridge_pre_execute_data"] = a.variables.get("bridge_pre_execute_aleg_data", "")
+        for ch in (a, b):
+            if ch.variables.get("bridge_pre_execute_app") == "record_session":
+                self.record_session(ch, ch.variables.get("bridge_pre_execute_data", ""))
         a.variables["originate_disposition"] = "SUCCESS"
         a.settled.set()
         a.partner, b.partner = b.uuid, a.uuid
@@ -882,6 +897,44 @@ class CallsMixin:
         ch.in_dialplan = True
         thread.start()
         self.inline_threads.append(thread)
+
+    # -- recordings (record_session / uuid_record) ------------------------------------------------
+    def record_session(self, ch: Channel, path: str) -> None:
+        """switch_ivr_record_session_event: one media bug per path per leg ("Already recording"
+        otherwise); the file is opened (created) at once; RECORD_STEREO read from the leg."""
+        if path in ch.bugs:
+            self.log("WARNING", f"Already recording [{path}]")
+            return
+        rec = {"leg": ch.uuid, "stereo": ch.variables.get("RECORD_STEREO") == "true", "started": self.now, "masked": []}
+        rec["min_sec"] = ch.variables.get("RECORD_MIN_SEC", "3")
+        ch.bugs[path] = rec
+        self.recordings[path] = rec
+        self.emit("RECORD_START", ch, **{"Record-File-Path": path})
+
+    def _uuid_record(self, arg: str) -> str:
+        parts = arg.split()
+        if len(parts) < 3:
+            return "-USAGE: <uuid> [start|stop|mask|unmask] <path> [<limit>] [<recording_vars>]\n"
+        ch = self.channels.get(parts[0])
+        if ch is None:
+            return "-ERR Cannot locate session!\n"
+        action, path = parts[1], parts[2]
+        if action in ("mask", "unmask"):
+            rec = ch.bugs.get(path)
+            if rec is None:
+                return f"-ERR Cannot {action} recording session!\n"
+            at = self.now - rec["started"]
+            if action == "mask" and not (rec["masked"] and rec["masked"][-1][1] is None):
+                rec["masked"].append([at, None])
+            elif action == "unmask" and rec["masked"] and rec["masked"][-1][1] is None:
+                rec["masked"][-1][1] = at
+            return "+OK Success\n"
+        if action == "start":
+            self.record_session(ch, path)
+            return "+OK Success\n"
+        if action == "stop":
+            return "+OK Success\n" if ch.bugs.pop(path, None) is not None else "-ERR Cannot stop record session!\n"
+        return "-USAGE: <uuid> [start|stop|mask|unmask] <path> [<limit>] [<recording_vars>]\n"
 
     def _uuid_hold(self, arg: str) -> str:
         """``uuid_hold [off|toggle] <uuid>``: switch_ivr_hold / switch_ivr_unhold: the leg's

@@ -584,6 +584,35 @@ class Session:
             CORE.log("DEBUG", f"getDigits dtmf_buf: {''.join(got)}")
         return "".join(got)
 
+    def playAndGetDigits(
+        self,
+        min_digits: int,
+        max_digits: int,
+        max_tries: int,
+        timeout: int,
+        terminators: str,
+        audio_files: str,
+        bad_input_audio_files: str,
+        digits_regex: str,
+        var_name: Optional[str] = None,
+        digit_timeout: int = 0,
+        transfer_on_failure: Optional[str] = None,
+    ) -> str:
+        """switch_play_and_get_digits, once (max_tries 1): the prompt (a key ends it and counts),
+        then keys up to ``max_digits`` within ``timeout`` ms; "" unless they match the regex."""
+        self.executed.append(("playAndGetDigits", audio_files))
+        ch = self.channel
+        if ch is None or ch.uuid not in CORE.channels:
+            return ""
+        ch.playing = audio_files
+        try:
+            if _play(ch) == "break":
+                return ""
+        finally:
+            ch.playing = ""
+        got = self.getDigits(max_digits, terminators, timeout)
+        return got if len(got) >= min_digits and re.match(digits_regex, got) else ""
+
     def answer(self) -> None:
         self.executed.append(("answer", ""))
 

@@ -188,6 +188,8 @@ def _command(floor, msg: dict, seat: str = "101", supervisor: bool = False) -> s
         ({"verb": "cancel"}, "python cti.cancel 101 101"),
         ({"verb": "dtmf", "keys": "0123456789*#ABCD"}, "python cti.dtmf 101 0123456789*#ABCD 101"),
         ({"verb": "dtmf", "keys": "1w2W#"}, "python cti.dtmf 101 1w2W# 101"),
+        ({"verb": "record", "op": "pause"}, "python cti.record 101 pause 101"),
+        ({"verb": "record", "op": "resume"}, "python cti.record 101 resume 101"),
         # another seat: cti decides (an agent is refused there, a supervisor of its hotline may)
         ({"verb": "hangup", "seat": "103"}, "python cti.hangup 103 101"),
         ({"verb": "transfer", "seat": "103", "target": "104"}, "python cti.transfer 103 104 101"),
@@ -210,6 +212,8 @@ def test_each_call_control_is_exactly_its_cti_command_with_the_seat_as_operator(
         ({"verb": "call", "number": "abc"}, "-ERR bad_number"),
         ({"verb": "call", "number": "1391234", "hotline": "80/01"}, "-ERR bad_arg hotline '80/01' is not an id"),
         ({"verb": "call", "number": "1391234", "hotline": "8001 x"}, "-ERR bad_arg hotline"),
+        ({"verb": "record", "op": "stop"}, "-ERR bad_arg op: pause or resume"),
+        ({"verb": "record"}, "-ERR bad_arg op: pause or resume"),
         ({"verb": "transfer"}, "-ERR bad_arg target '' is neither"),
         ({"verb": "transfer", "target": "102 103"}, "-ERR bad_arg target '102 103'"),
         ({"verb": "consult", "target": "1,2"}, "-ERR bad_arg target '1,2'"),

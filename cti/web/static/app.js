@@ -24,7 +24,7 @@ const T = {
     online: "Live", offline: "Switch unreachable", lost: "Connection lost — reconnecting…",
     expired: "Your session expired: log in again.", for_: "for",
     switch_down: "unreachable", switch_up: "live", call_on: "call on switch",
-    held: "On hold", call: "Call", hangup: "Hang up", hold: "Hold", unhold: "Resume", transfer: "Transfer",
+    held: "On hold", rec_pause: "Pause recording", rec_resume: "Resume recording", call: "Call", hangup: "Hang up", hold: "Hold", unhold: "Resume", transfer: "Transfer",
     consult: "Consult", complete: "Complete transfer", threeway: "Three-way", cancel: "Cancel consult", dtmf: "Send keys",
     number: "Number to call", target: "Seat, hotline or number", keys: "Keys", via: "Caller ID of hotline",
     inbound: "Inbound", outbound: "Outbound", callee: "Called", consulting: "Consulting",
@@ -55,7 +55,7 @@ const T = {
     online: "实时", offline: "交换机不可达", lost: "连接中断，正在重连…",
     expired: "登录已过期，请重新登录。", for_: "持续",
     switch_down: "不可达", switch_up: "在线", call_on: "通话所在交换机",
-    held: "保持中", call: "外呼", hangup: "挂断", hold: "保持", unhold: "取消保持", transfer: "转接",
+    held: "保持中", rec_pause: "暂停录音", rec_resume: "恢复录音", call: "外呼", hangup: "挂断", hold: "保持", unhold: "取消保持", transfer: "转接",
     consult: "咨询", complete: "完成转接", threeway: "三方", cancel: "取消咨询", dtmf: "按键",
     number: "外呼号码", target: "坐席、热线或号码", keys: "按键", via: "外显热线",
     inbound: "呼入", outbound: "外呼", callee: "被叫", consulting: "咨询中",
@@ -340,7 +340,14 @@ function callControls(seat) {
       button("cancel", t("cancel"), seat.seat, null, "danger"));
   } else if (seat.activity === "in_call") {
     const keys = field("keys", 8, "keys", "tel");
-    box.append(button("hangup", t("hangup"), seat.seat, null, "alert"), button("hold", t("hold"), seat.seat),
+    // 录音: pause while the caller reads a card number, then resume (cti.record; -ERR no_recording when the
+    // hotline does not record). The page remembers which it sent for this call; a refusal shows as any other.
+    const paused = !!(S.recPaused && S.recPaused[seat.call]);
+    const rec = h("button", { type: "button", "data-action": "record", "data-op": paused ? "resume" : "pause", on: { click: (e) => {
+      S.recPaused = { [seat.call]: !paused };
+      act("record", seat.seat, () => ({ op: paused ? "resume" : "pause" }))(e);
+    } } }, t(paused ? "rec_resume" : "rec_pause"));
+    box.append(button("hangup", t("hangup"), seat.seat, null, "alert"), button("hold", t("hold"), seat.seat), rec,
       h("form", { class: "group", on: { submit: (e) => e.preventDefault() } }, field("target", 18, "target"),
         button("transfer", t("transfer"), seat.seat, () => value("target")), button("consult", t("consult"), seat.seat, () => value("target"))),
       h("form", { class: "group", on: { submit: act("dtmf", seat.seat, () => {
