@@ -114,10 +114,26 @@ def until_controls(driver, *verbs: str) -> None:
     wait(driver, lambda d: controls(d) == sorted(verbs), what=f"the call controls {sorted(verbs)} (shown: {controls(driver)})")
 
 
+def fresh(act):
+    """``act()`` on an element found afresh: the toolbar is rebuilt when the seat's state
+    changes, and an element found just before may be gone by the time it is used."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(10):
+        try:
+            return act()
+        except StaleElementReferenceException:
+            continue
+    return act()
+
+
 def typed(driver, name: str, text: str) -> None:
-    box = shown(driver, f"[data-toolbar] [name={name}]")
-    box.clear()
-    box.send_keys(text)
+    def act() -> None:
+        box = shown(driver, f"[data-toolbar] [name={name}]")
+        box.clear()
+        box.send_keys(text)
+
+    fresh(act)
 
 
 def line(body: str) -> str:
@@ -131,7 +147,7 @@ def sends(driver, front, verb: str, command: str) -> str:
     line the switch answered (cti's refusal, or nothing for +OK). That line."""
     driver.execute_script("showError('')")
     before = len(front.replies)
-    shown(driver, f'[data-toolbar] [data-action="{verb}"]').click()
+    fresh(lambda: shown(driver, f'[data-toolbar] [data-action="{verb}"]').click())
     answered: Dict[str, str] = {}
 
     def reached(_) -> bool:
@@ -154,7 +170,7 @@ def refused(driver, front, verb: str, prefix: str) -> None:
     """A click on ``verb`` shows the web's refusal ``prefix…`` and sends no command."""
     driver.execute_script("showError('')")
     before = len(front.commands)
-    shown(driver, f'[data-toolbar] [data-action="{verb}"]').click()
+    fresh(lambda: shown(driver, f'[data-toolbar] [data-action="{verb}"]').click())
     until_error(driver, prefix)
     assert not [c for c in front.commands[before:] if c.startswith(f"python cti.{verb} ")], front.commands[before:]
 
