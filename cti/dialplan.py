@@ -57,6 +57,16 @@ def render(codes: Optional[Dict[str, str]] = None) -> str:
             "    </condition>",
             "  </extension>",
         ]
+    out += [
+        "  <!-- cti-consult-<hotline>: a seat's consultation (cti.consult <seat> <hotline>) routed into the hotline -->",
+        '  <extension name="cti_consult_hotline">',
+        '    <condition field="destination_number" expression="^cti-consult-([A-Za-z0-9][A-Za-z0-9.-]{0,31})$">',
+        '      <action application="answer"/>',
+        '      <action application="python" data="cti.route $1"/>',
+        '      <action application="hangup"/>',
+        "    </condition>",
+        "  </extension>",
+    ]
     out.append("</include>")
     return "\n".join(out) + "\n"
 

@@ -417,7 +417,6 @@ def test_consult_refusals(floor):
     before = state(sw)
     for args, code in (
         ("101 104", "target_unavailable"),
-        ("101 8002", "bad_arg"),
         ("101 101", "bad_arg"),
         ("101 1,2", "bad_number"),
     ):
@@ -460,3 +459,13 @@ def test_statistics_count_calls_out_holds_transfers_and_consultations(floor):
     assert s101["answered"] == 1, "the hotline caller; its own call out is no call it answered"
     assert (s104["answered"], s104["transfers_in"]) == (1, 1)
     assert (h["outbound"], h["outbound_answered"], h["transfers_out"], h["holds"]) == (1, 1, 1, 1)
+
+
+def test_consult_a_hotline_dials_into_it(floor):
+    sw = floor
+    customer, agent = sw.call("101")
+    sw.core.phones["cti-consult-8002"] = "ring"
+    reply = sw.cti("consult", "101 8002")
+    assert reply.startswith("+OK consult 101 -> hotline 8002: ringing loopback/cti-consult-8002/default"), reply
+    assert seat_json(sw, "101")["consult"] == "8002"
+    assert sw.cti("cancel", "101").startswith("+OK cancel 101")

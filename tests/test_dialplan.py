@@ -39,6 +39,8 @@ def _extensions(xml: str):
 def test_each_feature_code_runs_its_command():
     seen = set()
     for name, expression, actions in _extensions((ROOT / "dialplan" / "cti.xml").read_text()):
+        if name == "cti_consult_hotline":
+            continue  # no feature code: a consultation's way into a hotline (below)
         action = name.removeprefix("cti_")
         command = action.partition("_")[0]  # help_cancel runs cti.help ... cancel
         assert command in COMMANDS
@@ -100,3 +102,17 @@ def test_rendering_from_a_broken_config_says_where_in_one_line(tmp_path, capsys)
     assert dialplan.main([str(path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"-ERR config {path}:1: colour: unknown key") and err.count("\n") == 1
+
+
+def test_a_consultation_reaches_a_hotline_through_ctis_own_extension():
+    """cti.consult <seat> <hotline> dials loopback/cti-consult-<hotline>/default: its far half
+    runs cti.route <hotline> (and nothing but a hotline id matches)."""
+    import re
+
+    exts = {name: (expression, actions) for name, expression, actions in _extensions((ROOT / "dialplan" / "cti.xml").read_text())}
+    expression, actions = exts["cti_consult_hotline"]
+    assert [a for a, _ in actions] == ["answer", "python", "hangup"]
+    assert dict(actions)["python"] == "cti.route $1"
+    assert re.match(expression, "cti-consult-8002").group(1) == "8002"
+    for bad in ("cti-consult-", "cti-consult-80 02", "cti-consult-8002/x", "cti-consult-a,b"):
+        assert not re.match(expression, bad), bad

@@ -293,15 +293,14 @@ class Controls:
 
     # -- 咨询 consultation ------------------------------------------------------------------------
     def consult(self, seat: str, target: str, operator: str = "") -> str:
-        """The caller holds (music), the seat's phone is connected to ``target`` (a seat or a
-        number); then complete, threeway or cancel. The consulted party hanging up or not
+        """The caller holds (music), the seat's phone is connected to ``target`` (a seat, a
+        hotline — routed to one of its seats like a caller — or a number); then complete,
+        threeway or cancel. The consulted party hanging up or not
         answering leaves the seat with its caller on hold."""
         state, by = self._acting(seat, operator)
         if state.consult:
             raise CtiError("consulting", f"seat {seat} is consulting {state.consult} already")
         kind = self._target_kind(seat, target)
-        if kind == HOTLINE:
-            raise CtiError("bad_arg", f"consult a seat or a number; {target} is a hotline (transfer the caller there)")
         agent, customer = self._call(state)
         conf = self._hotline_of(state)
         timeout = conf.transfer_timeout if conf is not None else 20
@@ -309,6 +308,9 @@ class Controls:
             st = self._available(target)
             dial = self.seats.dial(st.phone_obj)
             marks = Marks(((Mark.SEAT, target), (Mark.CONSULT, seat)), self.seats.tags)
+        elif kind == HOTLINE:  # the hotline routes the consultation to one of its seats
+            dial = self.calls.hotline_dial(target)
+            marks = Marks(((Mark.CONSULT, seat),), self.seats.tags)
         else:
             dial = self._far(target, state)
             marks = Marks(((Mark.CONSULT, seat),), self.seats.tags)

@@ -260,6 +260,10 @@ class Calls(Protocol):
         """Note on the call's legs (their CDR) how long it has been on hold in all."""
         ...
 
+    def hotline_dial(self, hotline: str) -> str:
+        """How a leg is dialed into ``hotline`` (routed to its seats like any caller)."""
+        ...
+
     def consult_step(self, agent: str, step: str) -> None:
         """The consultation on ``agent`` goes on: ``complete`` (the customer is bridged to the
         consulted party, the agent's leg ends), ``threeway`` (all three talk), ``cancel`` (the

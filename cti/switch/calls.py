@@ -212,6 +212,11 @@ class SwitchCalls:
             if leg:
                 self._sw.later(f"uuid_setvar {leg} cti_hold_seconds {round(seconds)}")
 
+    def hotline_dial(self, hotline: str) -> str:
+        """A loopback into cti's own dialplan extension ``cti-consult-<hotline>`` (dialplan.py),
+        which runs ``cti.route <hotline>`` on its far half."""
+        return dial.hotline(hotline)
+
     def consult_step(self, agent: str, step: str) -> None:
         self._sw.api(f"uuid_recv_dtmf {agent} {_CONSULT_KEYS[step]}")
 

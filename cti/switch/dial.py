@@ -172,3 +172,12 @@ def call_out(
     pairs = ",".join(f"{k}={v}" for k, v in head.items())
     inner = ",".join(f"{k}={v}" for k, v in far_vars.items())
     return f"originate {{{pairs}}}{ring.phone} '&bridge({{{inner}}}{far})'"
+
+
+HOTLINE_PREFIX = "cti-consult-"  # cti's dialplan extension (cti/dialplan.py) that routes into a hotline
+HOTLINE_CONTEXT = "default"  # where scripts/install.sh puts that dialplan
+
+
+def hotline(hotline_id: str) -> str:
+    """A leg into ``hotline_id``: a loopback whose far half runs ``cti.route`` (a consultation)."""
+    return f"loopback/{HOTLINE_PREFIX}{hotline_id}/{HOTLINE_CONTEXT}"

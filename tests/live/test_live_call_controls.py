@@ -576,3 +576,24 @@ def test_a_sip_phones_own_transfer_reaches_seat_104_with_the_screen_pop(floor, s
     assert pop.get("Caller-Number") == "13912340006", pop
     assert not ended(live, caller["b"], mark)
     live.hang_up(caller["a"])
+
+
+def test_consult_a_hotline_reaches_one_of_its_seats_and_complete_hands_the_caller_over(floor, audio_dir):
+    """cti.consult 101 8002: the hotline routes the consultation to its seat 201 like a caller;
+    after complete the caller talks with 201 and 101 has left."""
+    live = floor
+    talking(live, "101", AGENT_HZ)
+    caller, agent = answered_by_101(live, tone=CUSTOMER_HZ)
+    live.sign_in_all("8002 201 p201 201")
+    talking(live, "201", TARGET_HZ)
+    reply = live.cti("consult", "101 8002")
+    assert reply.startswith("+OK consult 101 -> hotline 8002: ringing loopback/cti-consult-8002/default"), reply
+    live.wait(lambda: live.status("201") == "in_call", 5.0, "8002 routes the consultation to 201")
+    assert (live.seat("101")["status"], live.seat("101")["consult"]) == ("held", "8002")
+    assert live.cti("complete", "101").startswith("+OK complete 101: the caller is with 8002")
+    live.wait(lambda: live.status("101") in ("idle", "wrap_up"), 3.0, "101 left the call")
+    heard = listen(live, audio_dir, {"caller": caller["b"]}, "hotline")
+    hears(heard, "caller", TARGET_HZ)
+    assert live.status("201") == "in_call"
+    live.hang_up(caller["a"])
+    live.wait(lambda: live.status("201") != "in_call", 5.0, "201's call ended with the caller's")
