@@ -265,8 +265,13 @@ def test_the_reader_never_writes_and_a_writer_does_not_block_it(book):
     assert time.monotonic() - t0 < 0.5
     con.rollback()
     con.close()
-    with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        records.connect(str(sw.db)).execute("DELETE FROM cti_calls")  # type: ignore[union-attr]
+    ro = records.connect(str(sw.db))
+    assert ro is not None
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            ro.execute("DELETE FROM cti_calls")
+    finally:
+        ro.close()
 
 
 # -- the indexes --------------------------------------------------------------------------------
