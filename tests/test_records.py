@@ -159,6 +159,10 @@ def test_a_full_table_from_a_module_loaded_first_is_put_aside(tmp_path):
     con.close()
     records.init(str(path))
     con = sqlite3.connect(path)
-    names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    try:
+        names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        columns = [r[1] for r in con.execute("PRAGMA table_info(cti_calls)")]
+    finally:
+        con.close()
     assert names == {"cti_calls", "cti_calls_old_2"}
-    assert [r[1] for r in con.execute("PRAGMA table_info(cti_calls)")] == list(records.KEYS)
+    assert columns == list(records.KEYS)
