@@ -204,6 +204,8 @@ class SwitchCalls:
         if music:  # att_xfer leaves the customer in silence: the music first, before it starts
             self._sw.api(f"uuid_broadcast {customer} {_looped(music)} aleg")
         variables = {"origination_uuid": uuid, **dial.mark_variables(leg.marks, uuid)}
+        if leg.phone.startswith("loopback/"):  # a hotline: the loopback must stay the consultation's leg
+            variables["loopback_bowout"] = "false"
         self._sw.api(f"uuid_broadcast {agent} att_xfer::{_pairs(variables, '{}')}{leg.phone} aleg")
         return uuid
 

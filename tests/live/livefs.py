@@ -614,6 +614,8 @@ def prepare(live: Live, sip_phones: Optional[Dict[str, str]] = None) -> subproce
     live.config.write_text(config_yaml())
     live.api(f"global_setvar cti_config={live.config}")
     result = live.install()
+    # the install's reloadxml runs vars.xml again, which sets default_password back to 1234
+    live.api("global_setvar default_password=cti-live-not-1234")
     live.api("sofia profile external rescan")  # the test gateway (a call to it is rejected at once)
     live.esl.subscribe(EVENTS)
     return result

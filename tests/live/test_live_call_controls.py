@@ -582,6 +582,9 @@ def test_consult_a_hotline_reaches_one_of_its_seats_and_complete_hands_the_calle
     """cti.consult 101 8002: the hotline routes the consultation to its seat 201 like a caller;
     after complete the caller talks with 201 and 101 has left."""
     live = floor
+    # the consultation enters the default context, whose vanilla "global" extension sleeps 10 s
+    # while default_password is 1234 (each reloadxml sets it again, a module reload too)
+    live.api("global_setvar default_password=cti-live-not-1234")
     talking(live, "101", AGENT_HZ)
     caller, agent = answered_by_101(live, tone=CUSTOMER_HZ)
     live.sign_in_all("8002 201 p201 201")
@@ -589,6 +592,7 @@ def test_consult_a_hotline_reaches_one_of_its_seats_and_complete_hands_the_calle
     reply = live.cti("consult", "101 8002")
     assert reply.startswith("+OK consult 101 -> hotline 8002: ringing loopback/cti-consult-8002/default"), reply
     live.wait(lambda: live.status("201") == "in_call", 5.0, "8002 routes the consultation to 201")
+    live.wait(lambda: live.partner(agent) not in ("", caller["b"]), 3.0, "101 talks with the consultation")
     assert (live.seat("101")["status"], live.seat("101")["consult"]) == ("held", "8002")
     assert live.cti("complete", "101").startswith("+OK complete 101: the caller is with 8002")
     live.wait(lambda: live.status("101") in ("idle", "wrap_up"), 3.0, "101 left the call")
