@@ -469,3 +469,28 @@ def test_consult_a_hotline_dials_into_it(floor):
     assert reply.startswith("+OK consult 101 -> hotline 8002: ringing loopback/cti-consult-8002/default"), reply
     assert seat_json(sw, "101")["consult"] == "8002"
     assert sw.cti("cancel", "101").startswith("+OK cancel 101")
+
+
+# -- everything else stays true --------------------------------------------------------------------
+def test_a_supervisor_takes_over_a_held_call_and_the_caller_hears_the_supervisor(floor):
+    sw = floor
+    customer, agent = sw.call("101")
+    sw.cti("hold", "101")
+    sw.pump()
+    sw.core.phones["102"] = "answer"
+    assert sw.cti("robcall", "101 102").startswith("+OK robcall 101 by 102")
+    sw.pump()
+    sup = next(c for c in sw.core.channels.values() if c.partner == customer.uuid and c.uuid != agent.uuid)
+    assert agent.uuid not in sw.core.channels and sw.core.leg(agent.uuid).cause == "PICKED_OFF"
+    assert sw.record("101")["status"] == "idle", "the agent's held call is over for it"
+    assert sw.record("102")["call"] == sup.uuid and sw.record("102")["status"] == "in_call"
+
+
+def test_a_supervisor_monitoring_a_consulting_seat_hears_the_consultation(floor):
+    sw = floor
+    customer, agent, c = consulting(sw)
+    sw.core.phones["102"] = "answer"
+    assert sw.cti("monitor", "101 102").startswith("+OK monitor 101 by 102")
+    sw.pump()
+    sup = next(ch for ch in sw.core.channels.values() if ch.eavesdrop is not None)
+    assert sw.core.hears(sup.uuid) == {agent.uuid, c.uuid}
