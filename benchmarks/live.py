@@ -653,10 +653,10 @@ def only_recording(lv: Live, rounds: int) -> int:
     assert result.returncode == 0, result.stdout + result.stderr
     lv.esl.subscribe("RECORD_START")
     try:
-        got = recording(lv, 4, 5, rounds)
+        got = recording(lv, 6, 8, rounds)
     finally:
         cleanup(lv)
-    print(f"cti on a live switch: {lv.api('version').strip()}, 4 blocks of each: 5 calls and {rounds} status rounds\n")
+    print(f"cti on a live switch: {lv.api('version').strip()}, 6 blocks of each: 8 calls and {rounds} status rounds\n")
     print_recording(got)
     return 0
 
