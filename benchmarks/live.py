@@ -3,6 +3,7 @@
     python3 benchmarks/live.py [--quick] [--calls 100000] [--json benchmarks/results/live.json]
     python3 benchmarks/live.py --only status [--rounds 200]   # the status changes alone (a minute or two)
     python3 benchmarks/live.py --only controls [--rounds 200] # the agent's call controls (issue 23)
+    python3 benchmarks/live.py --only recording [--rounds 40] # hand-off and cti.busy, recording on vs off (issue 24)
 
 Reaches the switch as the live tests do (FS_ESL_HOST, FS_ESL_PORT, FS_ESL_PASSWORD), installs
 this checkout with scripts/install.sh and gives the switch loopback phones (tests/live/livefs.py).
@@ -19,13 +20,14 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "live"))
@@ -147,8 +149,9 @@ def _stamp(e: Dict[str, str]) -> int:
 COARSE = False
 
 
-def route_times(lv: Live, dest: str, n: int) -> Tuple[List[float], List[float]]:
-    """(caller created -> agent leg created, caller created -> bridged), ms, one call at a time."""
+def route_times(lv: Live, dest: str, n: int, seats: Sequence[str] = SEATS, talk: float = 0.0) -> Tuple[List[float], List[float]]:
+    """(caller created -> agent leg created, caller created -> bridged), s, one call at a time;
+    each call lasts ``talk`` seconds after its bridge."""
     to_leg, to_bridge = [], []
     for i in range(n):
         mark = lv.esl.mark()
@@ -159,7 +162,7 @@ def route_times(lv: Live, dest: str, n: int) -> Tuple[List[float], List[float]]:
             lambda e: (
                 e.get("Event-Name") == "CHANNEL_CREATE"
                 and e.get("Call-Direction") == "outbound"
-                and e.get("Channel-Presence-ID", "").split("@")[0] in SEATS
+                and e.get("Channel-Presence-ID", "").split("@")[0] in seats
             ),
             5,
             mark,
@@ -173,6 +176,8 @@ def route_times(lv: Live, dest: str, n: int) -> Tuple[List[float], List[float]]:
         )
         to_leg.append((_stamp(agent) - _stamp(created)) / 1e6)
         to_bridge.append((_stamp(bridged) - _stamp(created)) / 1e6)
+        if talk:
+            time.sleep(talk)
         lv.hang_up(caller["a"])
         lv.wait(lambda b=b: not lv.exists(b), 5.0)
         time.sleep(0.05)
@@ -563,12 +568,109 @@ def only_controls(lv: Live, rounds: int) -> int:
     return 0
 
 
+REC_DIR = "cti-bench"
+
+
+def recording_config(on: bool) -> str:
+    """Hotline 8001 with ``record: true`` or without: nothing else differs."""
+    return config_yaml("    record: true\n" if on else "", f"record: {{dir: {REC_DIR}, min_free_mb: 1, keep_days: 0}}\n")
+
+
+def recording(lv: Live, blocks: int, calls: int, rounds: int) -> Dict[str, Dict[str, float]]:
+    """Issue 24: cti.route's hand-off (caller -> seat 101's leg created, and -> bridged: the
+    switch's event timestamps, as ``route_times``) and cti.busy / cti.idle against the no-op
+    module, with hotline 8001 recording and not. The two configs alternate block by block in
+    one run (``blocks`` of each: ``calls`` routed calls, then ``rounds`` status rounds)."""
+    noop = Path(lv.scripts) / "cti_bench_noop.py"
+    noop.write_text((ROOT / "benchmarks" / "noop_entry.py").read_text())
+    quiet = connect()  # a connection that carries no events (status_changes says why)
+    assert quiet is not None
+    status = {
+        "no-op python module": lambda: quiet.api("python cti_bench_noop"),
+        "cti.busy": lambda: quiet.api("python cti.busy 101"),
+        "cti.idle": lambda: quiet.api("python cti.idle 101"),
+    }
+    legs: Dict[str, List[float]] = {"on": [], "off": []}
+    bridges: Dict[str, List[float]] = {"on": [], "off": []}
+    ms: Dict[str, Dict[str, List[float]]] = {"on": {k: [] for k in status}, "off": {k: [] for k in status}}
+    root = Path(lv.var("recordings_dir"))
+    lv.phone("101", "answer")
+    recorded = 0
+    global COARSE
+    stamps = [int(e["Event-Date-Timestamp"]) for e in lv.esl.events[-400:] if "Event-Date-Timestamp" in e]
+    offsets = sorted(t % 20000 for t in stamps)
+    COARSE = bool(offsets) and offsets[-1] - offsets[0] < 1000  # every stamp on one 20 ms grid
+    try:
+        for _ in range(blocks):
+            for mode in ("on", "off"):
+                lv.write_config(recording_config(mode == "on"))
+                lv.sign_in_all("8001 101 p101 101")
+                for _ in range(calls):
+                    lv.wait(lambda: lv.status("101") == "idle", 5.0, "101 idle before the next call")
+                    mark = lv.esl.mark()
+                    a, b = route_times(lv, "route-8001", 1, ("101",), talk=0.5)
+                    legs[mode] += a
+                    bridges[mode] += b
+                    if mode == "on":
+                        recorded += any(e.get("Event-Name") == "RECORD_START" for e in lv.esl.events[mark:])
+                lv.wait(lambda: lv.status("101") == "idle", 5.0, "101 idle")
+                got = interleaved(lv, status, rounds, gap=0.005)
+                for name, value in got.items():
+                    ms[mode][name].append(value)
+                lv.sign_out_all()
+    finally:
+        quiet.close()
+        noop.unlink()
+        files = sum(1 for _ in (root / REC_DIR).rglob("*.wav")) if (root / REC_DIR).is_dir() else 0
+        shutil.rmtree(root / REC_DIR, ignore_errors=True)
+    out: Dict[str, Dict[str, float]] = {}
+    for mode in ("on", "off"):
+        row = {name: statistics.median(values) for name, values in ms[mode].items()}
+        row["to agent leg"] = median_ms(legs[mode])
+        row["to bridged"] = median_ms(bridges[mode])
+        out[mode] = row
+    out["files"] = {"recorded": float(files), "record_start_events": float(recorded), "calls_on": float(len(legs["on"]))}
+    return out
+
+
+def print_recording(r: Dict[str, Dict[str, float]]) -> None:
+    on, off = r["on"], r["off"]
+    print(f"{'recording (hotline 8001, seat 101)':<36}{'on':>9}{'off':>9}{'on/off':>9}")
+    for name in ("to agent leg", "to bridged"):
+        print(f"{'  caller -> ' + name + ' ms':<36}{on[name]:>9.2f}{off[name]:>9.2f}{on[name] / off[name]:>9.3f}")
+    for name in ("cti.busy", "cti.idle"):
+        a, b = on[name] / on["no-op python module"], off[name] / off["no-op python module"]
+        print(f"{'  ' + name + ' × no-op':<36}{a:>9.2f}{b:>9.2f}{a / b:>9.3f}")
+    print(f"{'  no-op python module ms':<36}{on['no-op python module']:>9.3f}{off['no-op python module']:>9.3f}")
+    print(f"  (caller -> agent leg / bridged: {'ESL receipt times' if COARSE else 'the switch event timestamps'})")
+    f = r["files"]
+    starts, calls = int(f["record_start_events"]), int(f["calls_on"])
+    print(f"  recorded: {int(f['recorded'])} files, {starts} RECORD_START of {calls} calls with record on")
+
+
+def only_recording(lv: Live, rounds: int) -> int:
+    result = prepare(lv)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lv.esl.subscribe("RECORD_START")
+    try:
+        got = recording(lv, 6, 8, rounds)
+    finally:
+        cleanup(lv)
+    print(f"cti on a live switch: {lv.api('version').strip()}, 6 blocks of each: 8 calls and {rounds} status rounds\n")
+    print_recording(got)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--calls", type=int, default=100_000, help="status changes for the memory figure")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "live.json"))
-    parser.add_argument("--only", choices=["status", "controls"], help="measure only this (status changes; call controls)")
+    parser.add_argument(
+        "--only",
+        choices=["status", "controls", "recording"],
+        help="measure only this (status changes; call controls; hand-off and status with recording on vs off)",
+    )
     parser.add_argument("--rounds", type=int, default=0, help="rounds of the status changes (default 200, 60 with --quick)")
     opts = parser.parse_args()
     esl = connect()
@@ -580,6 +682,8 @@ def main() -> int:
         return only_status(lv, opts.rounds or (60 if opts.quick else 200))
     if opts.only == "controls":
         return only_controls(lv, opts.rounds or (60 if opts.quick else 200))
+    if opts.only == "recording":
+        return only_recording(lv, opts.rounds or (20 if opts.quick else 40))
     # the 1,000 seats' (and agents') phones are one real SIP user agent that answers every call
     sipp = subprocess.Popen(
         ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(SIPP_PORT), "-nostdin", "-nd"],

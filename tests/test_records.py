@@ -166,3 +166,91 @@ def test_a_full_table_from_a_module_loaded_first_is_put_aside(tmp_path):
         con.close()
     assert names == {"cti_calls", "cti_calls_old_2"}
     assert columns == list(records.KEYS)
+
+
+# -- the gaps of the first records (i24b): seats handed on by the switch, hold over every seat --
+def answered(sw, seconds=2):
+    t, box, agent = hotline_call(sw)
+    sw.core.answer(agent.uuid)
+    sw.pump()
+    sw.core.advance(seconds)
+    seat = agent.presence_id.split("@")[0]
+    return t, sw.core.channels[agent.partner], agent, seat, "104" if seat == "101" else "101"
+
+
+def test_a_completed_consultation_puts_the_consulted_seat_in_the_record(rec):
+    """att_xfer's complete bridges the caller to the consulted seat by the switch itself
+    (cti.route gave the call up): the watcher, seeing that bridge, adds the seat."""
+    sw = rec
+    t, customer, agent, seat, other = answered(sw, 5)
+    sw.core.phones[other] = "answer"
+    assert sw.cti("consult", f"{seat} {other}").startswith("+OK consult"), "consult"
+    sw.pump()
+    sw.core.advance(3)
+    assert sw.cti("complete", seat).startswith("+OK complete")
+    sw.pump()
+    assert sw.record(other)["customer"] == customer.uuid
+    assert customer.variables["cti_rec_seats"] == f"{seat},{other}", "seen while the call goes on"
+    sw.core.advance(10)
+    sw.core.hangup(customer.uuid)
+    t.join(3)
+    sw.pump()
+    (r,) = rows(sw)
+    assert r["seats"] == f"{seat},{other}" and r["outcome"] == "answered"
+    assert r["talk"] == pytest.approx(18, abs=0.1), "the first seat's talk, the consultation, the second's"
+
+
+def test_a_seat_already_last_is_not_added_again(rec):
+    sw = rec
+    t, customer, agent, seat, other = answered(sw)
+    assert customer.variables["cti_rec_seats"] == seat, "the watcher noted the seat at the bridge"
+    sw.core.hangup(agent.uuid)
+    t.join(3)
+    sw.pump()
+    (r,) = rows(sw)
+    assert r["seats"] == seat
+
+
+def test_hold_in_the_record_is_the_sum_over_every_seat(rec):
+    sw = rec
+    t, customer, agent, seat, other = answered(sw)
+    assert sw.cti("hold", seat).startswith("+OK")
+    sw.core.advance(4)
+    assert sw.cti("unhold", seat).startswith("+OK")
+    sw.pump()
+    assert sw.cti("transfer", f"{seat} {other}").startswith("+OK transfer")
+    sw.wait_for(lambda: sw.core.agent_leg(other) is not None)
+    sw.pump()
+    sw.core.answer(sw.core.agent_leg(other).uuid)
+    sw.pump()
+    assert sw.cti("hold", other).startswith("+OK")
+    sw.core.advance(3)
+    assert sw.cti("unhold", other).startswith("+OK")
+    sw.pump()
+    sw.core.advance(2)
+    sw.core.hangup(customer.uuid)
+    sw.pump()
+    for th in sw.core.inline_threads:
+        th.join(3)
+    t.join(3)
+    (r,) = rows(sw)
+    assert r["seats"] == f"{seat},{other}"
+    assert r["hold"] == pytest.approx(7, abs=0.6), "4 s with the first seat, 3 s with the second"
+
+
+def test_the_watcher_stopped_mid_call_still_yields_the_record(rec):
+    """The caller's own thread notes the record: a watcher that stops once the seat answered
+    (nothing pumped after) changes nothing in it."""
+    sw = rec
+    t, box, agent = hotline_call(sw)
+    sw.core.advance(3)
+    sw.core.answer(agent.uuid)
+    sw.pump()  # the watcher saw the answer; it sees nothing more
+    customer = sw.core.channels[agent.partner]
+    sw.core.advance(20)
+    sw.core.hangup(agent.uuid)
+    t.join(3)
+    (r,) = rows(sw)
+    assert r["uuid"] == customer.uuid and r["seats"] == agent.presence_id.split("@")[0]
+    assert (r["outcome"], r["hangup_by"], r["direction"]) == ("answered", "agent", "inbound")
+    assert r["waited"] == pytest.approx(3, abs=0.1) and r["talk"] == pytest.approx(20, abs=0.1)

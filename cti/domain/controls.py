@@ -469,10 +469,11 @@ class Transfers:
             ring = RingLeg(self.seats.dial(state.phone_obj), marks, timeout)
             conf = self.seats.config.hotlines.get(request.hotline)
             recording = self.router.record_call(conf, channel)
+            before = channel.noted("seats")
             offered_at = self.seats.now()
             answered = channel.offer([ring], request.hotline, self.router.pop_of(waiter)) is None
             self.router.recorded(channel, recording, answered)
-            self.router.served(channel, waiter, [seat], offered_at, answered)
+            self.router.served(channel, waiter, [seat], offered_at, answered, before)
         finally:
             with queues.guard(request.hotline):
                 queues.offering(waiter, False, answered)

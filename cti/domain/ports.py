@@ -257,7 +257,14 @@ class Calls(Protocol):
         ...
 
     def held_for(self, legs: Sequence[str], seconds: float) -> None:
-        """Note on the call's legs (their CDR) how long it has been on hold in all."""
+        """(the seat's leg, its customer's): the seat has held this call ``seconds`` in all.
+        Noted on the seat's leg, and on the customer's as its share of the call's hold over
+        every seat (records.total_hold), after the command answered."""
+        ...
+
+    def seat_joined(self, caller: str, seat: str) -> None:
+        """The call watcher saw ``caller`` bridged to ``seat``'s leg: when ``caller`` is a hotline
+        caller's record leg, ``seat`` is appended to its ``seats`` unless it is last already."""
         ...
 
     def hotline_dial(self, hotline: str) -> str:

@@ -10,11 +10,16 @@ Who notes what on a hotline caller's leg, all on the caller's own thread (``cti.
   ``seats``, the talk added, outcome "answered", and who hung up when that is known;
 - an overflow: outcome "overflowed"; a caller who hangs up while seats ring: "abandoned_ringing";
   a transfer to a number: "transferred_out".
+
+What the caller's thread cannot see is noted by the call watcher, off the command path: a seat
+the switch itself bridged the caller to (a consultation completed, a phone's own attended
+transfer) is appended to ``seats`` when the watcher sees that bridge (``with_seat``), and each
+seat's hold is summed into the record's ``hold`` (``total_hold``).
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Protocol
+from typing import Mapping, Optional, Protocol, Tuple
 
 INBOUND, OUTBOUND = "inbound", "outbound"
 ANSWERED = "answered"
@@ -70,16 +75,37 @@ def resumed(channel: Notes, now: float) -> None:
         channel.note({"talk": (_float(channel.noted("talk")) or 0.0) + max(0.0, now - opened), "open": ""})
 
 
-def served(channel: Notes, seat: str, answered_at: float, now: float, since: float) -> None:
+def with_seat(seats: str, seat: str) -> str:
+    """``seats`` with ``seat`` appended, unless it is the last one already."""
+    if not seat or seats.split(",")[-1] == seat:
+        return seats
+    return f"{seats},{seat}" if seats else seat
+
+
+def total_hold(holds: str, leg: str, seconds: float) -> Tuple[str, float]:
+    """The hold of every seat that had the call: ``holds`` is ``<seat leg>=<seconds>;...`` (a
+    seat's leg: each seat's turn with the caller, the same seat twice counted twice); the
+    seat on ``leg`` has held it ``seconds`` in all. (the new ``holds``, their sum)."""
+    key = leg[:8]
+    parts = [p.partition("=") for p in holds.split(";") if "=" in p]
+    kept = [(k, v) for k, _, v in parts if k != key] + [(key, f"{seconds:.1f}")]
+    total = sum(_float(v) or 0.0 for _, v in kept)
+    return ";".join(f"{k}={v}" for k, v in kept), total
+
+
+def served(channel: Notes, seat: str, answered_at: float, now: float, since: float, before: str = "") -> None:
     """A bridge of the caller with ``seat`` (answered at ``answered_at``) is over or moved on.
-    ``since``: when it entered, if nothing was noted (a caller cti did not route first)."""
+    ``since``: when it entered, if nothing was noted (a caller cti did not route first);
+    ``before``: the seats noted when the offer began (the watcher, seeing the bridge, may
+    have noted ``seat`` since, and a seat the switch bridged the caller to next after it)."""
     fields: dict = {"outcome": ANSWERED}
     if not channel.noted("waited"):
         entered = _float(channel.noted("entered"))
         fields["waited"] = max(0.0, answered_at - (entered if entered is not None else since))
     seats = channel.noted("seats")
-    if seat and seats.split(",")[-1] != seat:
-        fields["seats"] = f"{seats},{seat}" if seats else seat
+    added = seats.split(",")[len(before.split(",")) if before else 0 :] if seats else []
+    if seat not in added and with_seat(seats, seat) != seats:
+        fields["seats"] = with_seat(seats, seat)
     left = channel.left()
     if left == MOVED:  # the switch bridged the caller on (a consultation): its talk runs on
         fields["open"] = answered_at

@@ -225,10 +225,11 @@ class Router(Seating):
             for seat in seats:
                 self._queue_event("offered", conf, waiter, seat=seat)
             recording = self.record_call(conf, channel)
+            before = channel.noted("seats")
             offered_at = self._clock()
             answered = channel.offer(legs, conf.id, pop) is None
             self.recorded(channel, recording, answered)
-            seat = self.served(channel, waiter, seats, offered_at, answered)
+            seat = self.served(channel, waiter, seats, offered_at, answered, before)
         finally:
             with self.queues.guard(conf.id):
                 if answered:
@@ -246,7 +247,9 @@ class Router(Seating):
             self.survey(conf, channel, seat, waiter)
         return answered
 
-    def served(self, channel: RouteChannel, waiter: Waiter, seats: List[str], offered_at: float, answered: bool) -> str:
+    def served(
+        self, channel: RouteChannel, waiter: Waiter, seats: List[str], offered_at: float, answered: bool, before: str = ""
+    ) -> str:
         """The record after an offer: the seat that answered and its talk, or the caller who
         hung up while the seats rang. Without the watcher (nobody saw the answer) the offer's
         start stands for it. The seat that answered ("": not known, or none)."""
@@ -254,7 +257,7 @@ class Router(Seating):
         seat = ""
         if answered:
             seat = waiter.answered_by if waiter.answered_by in seats else seats[0] if len(seats) == 1 else ""
-            records.served(channel, seat, waiter.answered_at or offered_at, now, waiter.since)
+            records.served(channel, seat, waiter.answered_at or offered_at, now, waiter.since, before)
         elif not channel.ready():
             records.ended_as(channel, records.ABANDONED_RINGING, now)
         return seat

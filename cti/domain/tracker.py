@@ -182,6 +182,8 @@ class Tracker:
                         changes["pop"] = self.memory.pops[other]  # its caller now (a transfer)
                     self._save(action, state, answered.evolve(changes))
             self._on_bridged(other, seat)
+            if other and other not in self.leg_seat:  # a caller (not another seat's leg): its record
+                self.calls.seat_joined(other, seat)
         if fact.leg.supervision:  # the A leg's
             session = self.sessions.taken(fact.leg.supervision, a)
             if session is not None:

@@ -6,9 +6,11 @@ import json
 import uuid as uuidlib
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
+from cti.domain import records
 from cti.domain.ports import Join, Marks, RingLeg
 from cti.domain.sessions import ROBCALL
 from cti.switch import dial
+from cti.switch import records as rec_vars
 from cti.switch.api import Switch
 
 _VAR_UNSAFE = set(",{}[]'\" \t\n\r")
@@ -210,9 +212,31 @@ class SwitchCalls:
         return uuid
 
     def held_for(self, legs: Sequence[str], seconds: float) -> None:
-        for leg in legs:
-            if leg:
-                self._sw.later(f"uuid_setvar {leg} cti_hold_seconds {round(seconds)}")
+        """On the writer, after the command answered: the seat's leg gets its own hold (its
+        record when the seat called out); the customer's keeps each seat's hold in
+        ``cti_holds`` and their sum in ``cti_hold_seconds``, the record's ``hold``."""
+        self._sw.defer(self._note_hold, tuple(legs), seconds)
+
+    def _note_hold(self, legs: Tuple[str, ...], seconds: float) -> None:
+        agent = legs[0] if legs else ""
+        if agent:
+            self._sw.api(f"uuid_setvar {agent} cti_hold_seconds {seconds:.1f}")
+        for leg in legs[1:]:
+            if not leg or leg == agent:
+                continue
+            holds, total = records.total_hold(self.get_var(leg, "cti_holds") or "", agent or leg, seconds)
+            self._sw.api(f"uuid_setvar {leg} cti_holds {holds}")
+            self._sw.api(f"uuid_setvar {leg} cti_hold_seconds {total:.1f}")
+
+    def seat_joined(self, caller: str, seat: str) -> None:
+        """Read first (the caller's own thread notes seats too): the watcher's thread."""
+        if (self.get_var(caller, rec_vars.PREFIX + "direction") or "").strip() != records.INBOUND:
+            return
+        seats = rec_vars.unquote((self.get_var(caller, rec_vars.PREFIX + "seats") or "").strip())
+        after = records.with_seat(seats, seat)
+        if after != seats:
+            for name, value in rec_vars.variables({"seats": after}).items():  # seat ids: no space
+                self._sw.api(f"uuid_setvar {caller} {name} {value}")
 
     def hotline_dial(self, hotline: str) -> str:
         """A loopback into cti's own dialplan extension ``cti-consult-<hotline>`` (dialplan.py),

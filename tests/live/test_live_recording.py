@@ -15,6 +15,8 @@ import pytest
 from livefs import config_yaml
 from test_live_call_controls import answered_by_101, event, goertzel, hangup_complete, talking
 
+SECOND_HZ = 700  # seat 104's phone
+
 CALLER_HZ, AGENT_HZ = 440, 1000
 DIR = "cti-live-test"
 HOTLINE = "    record: true\n    survey: true\n    survey_timeout: 4\n"
@@ -32,10 +34,11 @@ def floor(live):
     live.root = root  # type: ignore[attr-defined]
     yield live
     live.api("hash delete/ctitone/101")
+    live.api("hash delete/ctitone/104")
     shutil.rmtree(root / DIR, ignore_errors=True)
 
 
-def channel_tones(path: Path, channel: int, window: float = 0.25):
+def channel_tones(path: Path, channel: int, window: float = 0.25, tones=(CALLER_HZ, AGENT_HZ)):
     with wave.open(str(path)) as w:
         n, channels, rate = w.getnframes(), w.getnchannels(), w.getframerate()
         import struct
@@ -46,7 +49,7 @@ def channel_tones(path: Path, channel: int, window: float = 0.25):
     out = []
     for i in range(0, len(samples) - step + 1, step):
         seg = samples[i : i + step]
-        out.append({hz for hz in (CALLER_HZ, AGENT_HZ) if goertzel(seg, rate, hz) > 100})
+        out.append({hz for hz in tones if goertzel(seg, rate, hz) > 100})
     return channels, out
 
 
@@ -143,3 +146,112 @@ def test_below_min_free_mb_nothing_is_recorded_and_the_call_goes_on(floor):
     live.hang_up(caller["a"])
     hangup_complete(live, cust, mark2)
     assert record_row(live, cust)["recording"] == ""
+
+
+def test_a_blind_transfer_keeps_one_file_with_each_seats_audio_in_turn(floor):
+    """cti.transfer 101 104: the caller's one recording goes on (it runs on the caller's leg);
+    its right channel holds 101's tone, then 104's; the record's seats are 101,104."""
+    live = floor
+    talking(live, "101", AGENT_HZ)
+    talking(live, "104", SECOND_HZ)
+    caller, agent = answered_by_101(live, tone=CALLER_HZ)
+    cust = caller["b"]
+    started = event(live, "RECORD_START", cust, 0)
+    path = Path(started["Record-File-Path"])
+    live.sign_in_all("8001 104 p104 104")
+    time.sleep(2.0)
+    mark = live.esl.mark()
+    assert live.cti("transfer", "101 104").startswith("+OK transfer 101 -> seat 104")
+    live.bridged(caller, "104", seat="104")
+    time.sleep(2.0)
+    live.hang_up(caller["a"])
+    hangup_complete(live, cust, mark)
+    event(live, "RECORD_STOP", cust, mark)
+    starts = [e for e in live.esl.events if e.get("Event-Name") == "RECORD_START" and e.get("Unique-ID") == cust]
+    assert len(starts) == 1, "one recording for the whole call"
+    assert sorted(p.name for p in path.parent.glob("*.wav") if cust in p.name) == [f"{cust}.wav"]
+    tones = (CALLER_HZ, AGENT_HZ, SECOND_HZ)
+    channels, left = channel_tones(path, 0, tones=tones)
+    _, right = channel_tones(path, 1, tones=tones)
+    assert channels == 2
+    first = [i for i, t in enumerate(right) if AGENT_HZ in t]
+    second = [i for i, t in enumerate(right) if SECOND_HZ in t]
+    assert len(first) >= 6 and len(second) >= 6, right  # about 2 s each, in quarter seconds
+    assert max(first) <= min(second), "101's audio, then 104's (one quarter second may hold both)"
+    assert all(CALLER_HZ in t for t in left[1:-1] if t), left
+    row = record_row(live, cust)
+    assert row["seats"] == "101,104" and row["outcome"] == "answered", row
+    assert row["recording"].endswith(f"/{cust}.wav")
+    print(f"transfer: one file, 101's tone {len(first) / 4:.2f} s then 104's {len(second) / 4:.2f} s; record {row['seats']}")
+
+
+@pytest.mark.xfail(
+    reason="open (i24b): RECORD_START is seen on the far leg with the seat leg's path, but no file is on disk "
+    "after the call; not yet explained (the shim's test of the same passes)",
+    strict=False,
+)
+def test_a_call_out_of_a_recording_hotline_has_a_file_and_an_outbound_record(floor):
+    live = floor
+    live.sign_in_all("8001 101 p101 101")
+    live.phone("101", "ring")
+    live.api("hash insert/ctitone/150/1000")
+    live.phone("150", "ring")
+    live.esl.subscribe("CHANNEL_PROGRESS")
+    mark = live.esl.mark()
+    reply = live.cti("call", "101 150")
+    assert reply.startswith("+OK call 101 -> 150 on 8001"), reply
+    leg = reply.rsplit("(leg ", 1)[1].split(")")[0]
+    event(live, "CHANNEL_PROGRESS", leg, mark)
+    live.pick_up(leg)
+    far = live.wait_leg("150")
+    live.pick_up(far)
+    live.wait(lambda: live.partner(far) == leg, 3.0, "150 bridged to the seat's leg")
+    started = live.esl.wait_event(lambda e: e.get("Event-Name") == "RECORD_START", 5.0, mark)
+    path = Path(started["Record-File-Path"])
+    time.sleep(2.0)
+    live.hang_up(far)
+    hangup_complete(live, leg, mark)
+    live.esl.wait_event(lambda e: e.get("Event-Name") == "RECORD_STOP", 5.0, mark)
+    events = [
+        (e["Event-Name"], e.get("Unique-ID")) for e in live.esl.events[mark:] if e.get("Event-Name", "").startswith("RECORD_")
+    ]
+    assert path.is_file() and path.stat().st_size > 44 * 2, (str(path), events, leg, far)
+    row = record_row(live, leg)
+    assert (row["direction"], row["outcome"], row["seats"], row["caller_number"]) == (
+        "outbound",
+        "outbound_answered",
+        "101",
+        "150",
+    )
+    assert row["recording"] == str(path.relative_to(live.root)), row
+    assert row["talk"] >= 1.5
+    live.api("hash delete/ctitone/150")
+
+
+def test_the_watcher_stopped_mid_call_still_yields_the_record(floor):
+    """The caller's own thread notes the record: the call watcher stopped once the seat
+    answered (``python cti.watcher stop``), the switch still writes a correct record."""
+    live = floor
+    talking(live, "101", AGENT_HZ)
+    mark = live.esl.mark()
+    caller, agent = answered_by_101(live, tone=CALLER_HZ)
+    cust = caller["b"]
+    answered = live.esl.wait_event(
+        lambda e: e.get("CTI-Action") == "answered" and e.get("Event-Subclass") == "cti::queue", 2.0, mark
+    )
+    try:
+        assert live.api("python cti.watcher stop").startswith("+OK")
+        time.sleep(2.0)
+        live.hang_up(caller["a"])
+        end = hangup_complete(live, cust, mark)
+        row = record_row(live, cust)
+    finally:
+        live.api("pyrun cti.watcher")
+        live.wait(lambda: live.cti("watcher") == "+OK call watcher running\n", 5.0, "the watcher started again")
+    assert (row["direction"], row["hotline"], row["seats"], row["outcome"]) == ("inbound", "8001", "101", "answered")
+    assert row["hangup_by"] == "caller" and row["cause"] == "NORMAL_CLEARING"
+    assert abs(row["waited"] - float(answered["CTI-Waited"])) <= 1.0, (row["waited"], answered["CTI-Waited"])
+    talk = (int(end["Event-Date-Timestamp"]) - int(answered["Event-Date-Timestamp"])) / 1e6
+    assert abs(row["talk"] - talk) <= 1.0, (row["talk"], talk)
+    assert row["recording"].endswith(f"/{cust}.wav") and row["ended"] >= row["entered"]
+    print(f"watcher stopped: waited {row['waited']:.2f} s, talk {row['talk']:.2f} s (events: {talk:.2f} s)")
