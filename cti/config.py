@@ -166,6 +166,7 @@ class SwitchConf:
     host: str = "127.0.0.1"
     port: int = 8021
     password: str = "ClueCon"
+    recordings_dir: str = ""  # web.switches: where this switch's recordings are on the web's host (a mount)
 
 
 @dataclass(frozen=True)
@@ -705,7 +706,7 @@ def _web(node: _Node) -> WebConf:
         for name, item in items.items():
             if not ID_RE.match(name):
                 raise item.fail("a switch is named by its redis.node: letters, digits, '.' or '-' (at most 32)")
-            switch = _socket(item, name)
+            switch = _socket(item, name, recordings=True)
             where = (switch.host, switch.port)
             if where in seen:
                 other, line = seen[where]
@@ -726,10 +727,15 @@ def _web(node: _Node) -> WebConf:
     return WebConf(**values)
 
 
-def _socket(node: _Node, name: str) -> SwitchConf:
-    """``{host, port, password}``: a switch's event socket (mod_event_socket)."""
-    esl = node.mapping(("host", "port", "password"))
+def _socket(node: _Node, name: str, recordings: bool = False) -> SwitchConf:
+    """``{host, port, password}``: a switch's event socket (mod_event_socket); for a switch of
+    ``web.switches`` also ``recordings_dir``, where its recordings are on the web's host."""
+    esl = node.mapping(("host", "port", "password", "recordings_dir") if recordings else ("host", "port", "password"))
     values: Dict[str, Any] = {"name": name}
+    if "recordings_dir" in esl:
+        values["recordings_dir"] = esl["recordings_dir"].text(1000)
+        if not values["recordings_dir"].startswith("/"):
+            raise esl["recordings_dir"].fail("an absolute directory on this host, e.g. /mnt/fs2-recordings")
     if "host" in esl:
         values["host"] = esl["host"].text(253)
         if not _HOST_RE.match(values["host"]):

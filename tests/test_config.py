@@ -68,6 +68,12 @@ BAD = [
     ("store: redis\nweb:\n  switches:\n    fs1: 10.0.0.1\n", 4, "web.switches.fs1: expected a mapping"),
     ("store: redis\nweb:\n  switches: {}\n", 3, "web.switches: list every switch"),
     ("store: redis\nweb:\n  switches:\n    fs1: {host: a}\n    fs2: {host: a}\n", 5, "the same event socket as fs1 (line 4)"),
+    (
+        "store: redis\nweb:\n  switches:\n    fs1: {recordings_dir: mnt/x}\n",
+        4,
+        "web.switches.fs1.recordings_dir: an absolute directory on this host",
+    ),
+    ("web:\n  esl: {host: a, recordings_dir: /x}\n", 2, "web.esl.recordings_dir: unknown key"),
     ("store: redis\nweb:\n  esl: {host: a}\n  switches:\n    fs1: {}\n", 4, "give web.esl (one switch, line 3) or"),
     ("web:\n  switches:\n    fs1: {host: a}\n    fs2: {host: b}\n", 2, "only with store: redis"),
     ("store: redis\nweb:\n  switches:\n    fs1: {password: 'a b'}\n", 4, "web.switches.fs1.password: the event socket"),
