@@ -315,15 +315,17 @@ elif [ -z "$DB_DIR" ] || [ ! -d "$DB_DIR" ]; then
 elif [ "$DRY" = 1 ]; then
   echo "would write $CDR_XML (python3 -m cti.switch.records conf), create $RECORDS_DB, load mod_cdr_sqlite"
 else
-  (cd "$SRC" && "$PY" -m cti.switch.records init "$RECORDS_DB") || die "cannot create $RECORDS_DB"
-  owner_like "$RECORDS_DB"
-  for f in "$RECORDS_DB-wal" "$RECORDS_DB-shm"; do [ -e "$f" ] && owner_like "$f"; done
   if [ -f "$CDR_XML" ] && ! grep -q 'cti call records' "$CDR_XML" && [ ! -e "$CDR_XML.cti-orig" ]; then
     cp -p "$CDR_XML" "$CDR_XML.cti-orig"  # the stock file of an unused module: kept aside
   fi
   (cd "$SRC" && "$PY" -m cti.switch.records conf) > "$CDR_XML.new" || die "cannot render $CDR_XML"
   changed=1
   if [ -f "$CDR_XML" ] && cmp -s "$CDR_XML.new" "$CDR_XML"; then changed=0; fi
+  # the table (with the columns a newer version adds), then at once the template that fills
+  # them (the reload below): mod_cdr_sqlite's INSERT gives every column in order
+  (cd "$SRC" && "$PY" -m cti.switch.records init "$RECORDS_DB") || { rm -f "$CDR_XML.new"; die "cannot create $RECORDS_DB"; }
+  owner_like "$RECORDS_DB"
+  for f in "$RECORDS_DB-wal" "$RECORDS_DB-shm"; do [ -e "$f" ] && owner_like "$f"; done
   mv "$CDR_XML.new" "$CDR_XML"
   owner_like "$CDR_XML"
   if [ -f "$MODULES_XML" ] && ! grep -Eq '^[[:space:]]*<load module="mod_cdr_sqlite"' "$MODULES_XML"; then

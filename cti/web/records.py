@@ -53,6 +53,7 @@ FIELDS = (
     "recording",
     "masked",
     "ended",
+    "pruned",
 )
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 CALLER_RE = re.compile(r"[0-9A-Za-z+*#_.][0-9A-Za-z+*#_.-]{0,31}\Z")  # a caller number (or a SIP user)
@@ -316,6 +317,7 @@ HEADERS = {
         "recording": "Recording",
         "masked": "Masked (s)",
         "ended": "Ended",
+        "pruned": "Recording deleted (keep_days)",
     },
     "zh": {
         "uuid": "通话ID",
@@ -335,6 +337,7 @@ HEADERS = {
         "recording": "录音",
         "masked": "屏蔽区间(秒)",
         "ended": "结束时间",
+        "pruned": "录音删除时间(保存期满)",
     },
 }
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -344,7 +347,7 @@ _PLAIN_NUMBER = re.compile(r"[+]?[0-9]{1,32}\Z")
 def _cell(key: str, value: Any) -> str:
     if value is None:
         return ""
-    if key in ("entered", "ended"):
+    if key in ("entered", "ended", "pruned"):
         try:
             return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(value))) if value else ""
         except (TypeError, ValueError, OverflowError):

@@ -527,6 +527,9 @@ class Service:
             link, record = await self._find(uuid)
             if not records.visible(record, who):
                 raise records.refuse(record, who)
+            if not record.get("recording") and record.get("pruned"):
+                day = time.strftime("%Y-%m-%d", time.localtime(float(record["pruned"])))
+                raise Refused(f"-ERR no_recording the recording of call {uuid} was deleted after record.keep_days ({day})", 404)
             if not record.get("recording"):
                 raise Refused(f"-ERR no_recording call {uuid} has no recording", 404)
             root = await self.recordings_dir(link)

@@ -33,6 +33,7 @@ const T = {
     none_found: "No calls found", time: "Time", direction: "Direction", seats: "Seats", talk: "Talk", hold_s: "Hold",
     hangup_by: "Hung up by", survey: "Survey", recording: "Recording", play: "Play", entered: "Entered", masked: "Masked",
     no_score: "no score", timeline: "Timeline", nobody: "nobody",
+    pruned: "deleted after keep_days", pruned_on: "Recording deleted after keep_days on",
     missing: "Not in this list: the records of switch {0}, which does not answer now.",
     o_answered: "Answered", o_abandoned: "Abandoned (waiting)", o_abandoned_ringing: "Abandoned (ringing)",
     o_overflowed: "Overflowed", o_transferred_out: "Transferred out", o_outbound_answered: "Outbound, answered",
@@ -65,6 +66,7 @@ const T = {
     none_found: "没有找到通话", time: "时间", direction: "方向", seats: "坐席", talk: "通话", hold_s: "保持",
     hangup_by: "挂断方", survey: "满意度", recording: "录音", play: "播放", entered: "进线", masked: "屏蔽录音",
     no_score: "未评价", timeline: "通话经过", nobody: "无人接听",
+    pruned: "已过保存期删除", pruned_on: "录音已过保存期（keep_days），删除于",
     missing: "本列表缺少交换机 {0} 的通话记录：它现在没有响应。",
     o_answered: "接通", o_abandoned: "排队放弃", o_abandoned_ringing: "振铃放弃",
     o_overflowed: "溢出", o_transferred_out: "转外线", o_outbound_answered: "外呼接通",
@@ -662,7 +664,8 @@ function renderRecords() {
         S.rec.open = r.uuid; renderRecords();
         const audio = $(`[data-detail="${CSS.escape(r.uuid)}"] audio`);
         if (audio) audio.play().catch(() => null);
-      } } }, `▶ ${t("play")}`) : h("span", { class: "muted", text: "—" }))));
+      } } }, `▶ ${t("play")}`) : r.pruned ? h("span", { class: "muted", "data-pruned": r.uuid, text: t("pruned") })
+        : h("span", { class: "muted", text: "—" }))));
     if (open) rows.push(detail(r));
   }
   const table = h("table", { class: "rtable", "data-records-table": true }, h("thead", {}, head), h("tbody", {}, rows));
@@ -691,7 +694,8 @@ function detail(r) {
       h("ol", { class: "timeline", "data-timeline": true }, steps),
       r.recording ? h("div", { class: "player" },
         h("audio", { controls: true, preload: "metadata", src: `/recordings/${encodeURIComponent(r.uuid)}`, "data-audio": r.uuid }),
-        r.masked ? h("span", { class: "muted", text: `${t("masked")}: ${r.masked.replace(/;/g, ", ")} s` }) : null) : null,
+        r.masked ? h("span", { class: "muted", text: `${t("masked")}: ${r.masked.replace(/;/g, ", ")} s` }) : null)
+        : r.pruned ? h("p", { class: "muted", "data-pruned": r.uuid, text: `${t("pruned_on")} ${fmtTime(r.pruned, true)}` }) : null,
       h("span", { class: "id uuid", text: r.uuid }))));
 }
 
