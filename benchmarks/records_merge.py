@@ -48,9 +48,10 @@ def generate(path: str, count: int, offset: float, now: float) -> None:
         ended = now - 3600 - i * 2.0 + offset  # two switches: one record a second between them
         rows.append(
             (f"{int(offset)}-{i:08d}-bench", "inbound", "8001", f"139{i:08d}", "", ended - 60, 5.0, "101", 55.0, 0.0,
-             "answered", "caller", "NORMAL_CLEARING", "", "", None, ended)
+             "answered", "caller", "NORMAL_CLEARING", "", "", None, ended, None)
         )  # fmt: skip
-    con.executemany(f"INSERT INTO cti_calls ({', '.join(switch_records.KEYS)}) VALUES ({', '.join('?' * 17)})", rows)
+    marks = ", ".join("?" * len(switch_records.KEYS))
+    con.executemany(f"INSERT INTO cti_calls ({', '.join(switch_records.KEYS)}) VALUES ({marks})", rows)
     con.commit()
     con.close()
 
