@@ -257,8 +257,9 @@ def stats_flush() -> None:
 
 
 def records_path() -> str:
-    """The call records file the switch writes (``<db_dir>/cti_records.db``)."""
-    return records.path_of(Switch.here().global_var("db_dir"))
+    """The call records file the switch writes: the config's ``records.db``, else
+    ``<db_dir>/cti_records.db``."""
+    return records.path_of(Switch.here().global_var("db_dir"), seats().config.records.db)
 
 
 def records_reader() -> records.Reader:

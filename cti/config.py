@@ -96,6 +96,13 @@ class RecordConf:
 
 
 @dataclass(frozen=True)
+class RecordsConf:
+    """Where the call records are (``records:``)."""
+
+    db: str = ""  # the records file ("": <db_dir>/cti_records.db, the switch's db_dir)
+
+
+@dataclass(frozen=True)
 class Member:
     seat: str = ""  # a seat: dialed on its current phone, and only while idle
     endpoint: str = ""  # or a plain endpoint: user/1002, sofia/gateway/x/138...
@@ -221,6 +228,7 @@ class Config:
     help_key: str = ""  # keys an agent presses in a call to ask for help (again: cancel); "": none
     web: WebConf = field(default_factory=WebConf)
     record: RecordConf = field(default_factory=RecordConf)
+    records: RecordsConf = field(default_factory=RecordsConf)
 
     @property
     def persistent(self) -> bool:
@@ -329,6 +337,7 @@ def parse(path: str, text: str) -> Config:
             "help_key",
             "web",
             "record",
+            "records",
         )
     )
     values: Dict[str, Any] = {}
@@ -345,6 +354,8 @@ def parse(path: str, text: str) -> Config:
             raise switches.fail("several switches share one floor only with store: redis (each has its own seats otherwise)")
     if "record" in top:
         values["record"] = _record(top["record"])
+    if "records" in top:
+        values["records"] = _records(top["records"])
     if "realm" in top:
         realm = top["realm"].text(32)
         if not realm or not set(realm) <= _REALM_CHARS:
@@ -649,6 +660,22 @@ def _record(node: _Node) -> RecordConf:
     if "keep_days" in got:
         values["keep_days"] = got["keep_days"].integer(0, 36500)
     return RecordConf(**values)
+
+
+_FILE_RE = re.compile(r"/[A-Za-z0-9_./-]{1,1000}\Z")
+
+
+def _records(node: _Node) -> RecordsConf:
+    got = node.mapping(("db",))
+    values: Dict[str, Any] = {}
+    if "db" in got:
+        values["db"] = got["db"].text(1000)
+        # mod_cdr_sqlite takes it as its db-name: a path when it starts with '/', never a DSN (':')
+        if not _FILE_RE.match(values["db"]) or values["db"].endswith("/") or "/../" in values["db"] + "/":
+            raise got["db"].fail(
+                "an absolute file, e.g. /var/lib/freeswitch/db/cti_records.db (letters, digits, '_', '.', '-', '/')"
+            )
+    return RecordsConf(**values)
 
 
 def _redis(node: _Node) -> RedisConf:

@@ -165,6 +165,30 @@ def test_install_upgrades_an_earlier_records_table_and_its_template_together(fak
     assert "reload mod_cdr_sqlite" in fake.commands()[since:]
 
 
+def test_install_writes_the_records_where_records_db_says(fake):
+    import sqlite3
+
+    from cti.switch import records
+
+    assert fake.install().returncode == 0  # the example config installed
+    elsewhere = fake.root / "records-disk" / "calls.db"
+    elsewhere.parent.mkdir()
+    conf = fake.conf / "cti.yaml"
+    conf.write_text(conf.read_text() + f"records:\n  db: {elsewhere}\n")
+    result = fake.install()
+    assert result.returncode == 0, result.stderr
+    assert f"call records: {elsewhere} (table cti_calls)" in result.stdout
+    xml = (fake.conf / "autoload_configs" / "cdr_sqlite.conf.xml").read_text()
+    assert xml == records.conf_xml(str(elsewhere)) and f'name="db-name" value="{elsewhere}"' in xml
+    con = sqlite3.connect(elsewhere)
+    assert [r[1] for r in con.execute("PRAGMA table_info(cti_calls)")] == list(records.KEYS)
+    con.close()
+    assert "reload mod_cdr_sqlite" in fake.commands()
+    conf.write_text(conf.read_text().replace(str(elsewhere.parent), str(fake.root / "no-such-dir")))
+    result = fake.install()
+    assert result.returncode == 0 and "its directory does not exist" in result.stdout
+
+
 def test_install_keeps_somebody_elses_cdr_sqlite_config(fake):
     mine = '<configuration name="cdr_sqlite.conf"><settings/></configuration>\n'
     (fake.conf / "autoload_configs" / "cdr_sqlite.conf.xml").write_text(mine)

@@ -295,6 +295,42 @@ def test_keep_days_notes_the_deletion_in_the_records_of_those_files(rec):
     assert any("1 call records note their recording deleted after keep_days" in m for _, m in sw.core.logs)
 
 
+def test_records_db_moves_the_records_file_for_the_template_cti_records_and_keep_days(switch, tmp_path):
+    core = switch.core
+    core.globals["db_dir"] = str(tmp_path / "db-dir")  # not used: records.db says where
+    core.globals["recordings_dir"] = str(tmp_path / "recordings")
+    path = tmp_path / "elsewhere" / "calls.db"
+    switch.write_config(conf() + f"records:\n  db: {path}\n")
+    records.init(str(path))
+    xml = records.conf_xml(records.configured(str(switch.conf)))
+    assert f'name="db-name" value="{path}"' in xml
+    core.load_cdr_sqlite(xml)
+    recordings.forget()
+    switch.watch()
+    for spec in FLOOR:
+        assert switch.cti("checkin", spec).startswith("+OK"), spec
+    switch.pump()
+    switch.db, switch.rec_dir = path, tmp_path / "recordings"
+    t, box, agent, customer = answered_call(switch)
+    switch.core.hangup(agent.uuid)
+    t.join(3)
+    switch.pump()
+    (call,) = rows(switch)  # written by the switch's template into records.db
+    (listed,) = json.loads(switch.cti("records", "json"))["records"]
+    assert listed["uuid"] == call["uuid"], "cti.records reads records.db"
+    assert not (tmp_path / "db-dir").exists()
+    old_day = time.strftime("%Y/%m/%d", time.localtime(core.now - 40 * 86400))
+    rel = f"cti/{old_day}/{call['uuid']}.wav"
+    (switch.rec_dir / rel).parent.mkdir(parents=True)
+    (switch.rec_dir / rel).write_bytes(b"RIFF")
+    con = sqlite3.connect(path)
+    con.execute("UPDATE cti_calls SET recording = ? WHERE uuid = ?", (rel, call["uuid"]))
+    con.commit()
+    con.close()
+    wiring.recordings_tick(core.now)
+    assert rows(switch)[0]["pruned"] == pytest.approx(core.now), "keep_days marks the records in records.db"
+
+
 def test_keep_days_deletes_the_files_when_the_records_file_is_locked(rec):
     sw = rec
     folder = sw.rec_dir / "cti" / "2020" / "01" / "02"

@@ -164,12 +164,13 @@ def _xml_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def conf_xml() -> str:
+def conf_xml(db: str = "") -> str:
     """``autoload_configs/cdr_sqlite.conf.xml``: cti's table and template, every leg (``ab``:
-    the trigger keeps only cti's)."""
+    the trigger keeps only cti's). ``db``: the config's ``records.db`` (the core takes a
+    db-name starting with '/' as the file itself), else ``<db_dir>/cti_records.db``."""
     return (
         f'<configuration name="cdr_sqlite.conf" description="SQLite CDR">\n  {MARKER}\n  <settings>\n'
-        f'    <param name="db-name" value="{DB_NAME}"/>\n'
+        f'    <param name="db-name" value="{_xml_text(db) if db else DB_NAME}"/>\n'
         f'    <param name="db-table" value="{TABLE}"/>\n'
         '    <param name="legs" value="ab"/>\n'
         '    <param name="default-template" value="cti"/>\n'
@@ -322,14 +323,31 @@ def mark_pruned(path: str, files: Sequence[Tuple[str, str]], when: float) -> int
         con.close()
 
 
+def configured(config_path: str) -> str:
+    """The config's ``records.db`` ("" none); a config that does not load: "" and why on stderr."""
+    if not config_path or not os.path.isfile(config_path):
+        return ""
+    from cti import config
+    from cti.domain.errors import CtiError
+
+    try:
+        return config.load(config_path).records.db
+    except CtiError as exc:
+        sys.stderr.write(f"cti: {exc.reply()}: the records file is <db_dir>/{FILE}\n")
+        return ""
+
+
 def main(argv: list) -> int:
     if len(argv) == 2 and argv[0] == "init":
         init(argv[1])
         return 0
-    if len(argv) == 1 and argv[0] == "conf":
-        sys.stdout.write(conf_xml())
+    if argv[:1] == ["conf"] and len(argv) <= 2:
+        sys.stdout.write(conf_xml(configured(argv[1]) if len(argv) == 2 else ""))
         return 0
-    sys.stderr.write("usage: python3 -m cti.switch.records init <file> | conf\n")
+    if len(argv) == 2 and argv[0] == "db":  # the config's records.db, "" for <db_dir>/cti_records.db
+        sys.stdout.write(configured(argv[1]) + "\n")
+        return 0
+    sys.stderr.write("usage: python3 -m cti.switch.records init <file> | conf [<cti.yaml>] | db <cti.yaml>\n")
     return 2
 
 
