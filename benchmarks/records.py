@@ -87,6 +87,7 @@ def generate(path: str, count: int, days: int, seed: int = 24) -> Dict[str, str]
                 "",
                 rnd.randint(1, 5) if answered and rnd.random() < 0.3 else None,
                 ended,
+                None,  # pruned
             )
         )
     con = sqlite3.connect(path)

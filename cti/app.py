@@ -256,9 +256,15 @@ def stats_flush() -> None:
         st.flush()
 
 
+def records_path() -> str:
+    """The call records file the switch writes: the config's ``records.db``, else
+    ``<db_dir>/cti_records.db``."""
+    return records.path_of(Switch.here().global_var("db_dir"), seats().config.records.db)
+
+
 def records_reader() -> records.Reader:
-    """The call records the switch writes (``<db_dir>/cti_records.db``), read only."""
-    return records.Reader(records.path_of(Switch.here().global_var("db_dir")))
+    """The call records the switch writes, read only."""
+    return records.Reader(records_path())
 
 
 def command_legs() -> Set[str]:
@@ -328,7 +334,14 @@ def recordings_tick(now: float) -> None:
     if not rec.prune_due(now):
         return
     deleted = rec.prune(now)
-    Switch.here().log("NOTICE", f"cti: {deleted} recordings older than {rec.conf.keep_days} days deleted")
+    sw = Switch.here()
+    sw.log("NOTICE", f"cti: {deleted} recordings older than {rec.conf.keep_days} days deleted")
+    try:  # their records say so (the page shows "deleted after keep_days", not a broken player)
+        marked = records.mark_pruned(records_path(), rec.deleted, now)
+        if marked:
+            sw.log("INFO", f"cti: {marked} call records note their recording deleted after keep_days")
+    except Exception as exc:  # a locked or read-only records file: the files are gone all the same
+        sw.log("WARNING", f"cti: the call records of {len(rec.deleted)} deleted recordings are not marked: {exc}")
     if deleted:
         s.events.fire(RecordEvent(PRUNED, "", "", "", rec.conf.dir, "", f"keep_days {rec.conf.keep_days}", now, deleted))
 

@@ -96,6 +96,13 @@ class RecordConf:
 
 
 @dataclass(frozen=True)
+class RecordsConf:
+    """Where the call records are (``records:``)."""
+
+    db: str = ""  # the records file ("": <db_dir>/cti_records.db, the switch's db_dir)
+
+
+@dataclass(frozen=True)
 class Member:
     seat: str = ""  # a seat: dialed on its current phone, and only while idle
     endpoint: str = ""  # or a plain endpoint: user/1002, sofia/gateway/x/138...
@@ -166,6 +173,7 @@ class SwitchConf:
     host: str = "127.0.0.1"
     port: int = 8021
     password: str = "ClueCon"
+    recordings_dir: str = ""  # web.switches: where this switch's recordings are on the web's host (a mount)
 
 
 @dataclass(frozen=True)
@@ -220,6 +228,7 @@ class Config:
     help_key: str = ""  # keys an agent presses in a call to ask for help (again: cancel); "": none
     web: WebConf = field(default_factory=WebConf)
     record: RecordConf = field(default_factory=RecordConf)
+    records: RecordsConf = field(default_factory=RecordsConf)
 
     @property
     def persistent(self) -> bool:
@@ -328,6 +337,7 @@ def parse(path: str, text: str) -> Config:
             "help_key",
             "web",
             "record",
+            "records",
         )
     )
     values: Dict[str, Any] = {}
@@ -344,6 +354,8 @@ def parse(path: str, text: str) -> Config:
             raise switches.fail("several switches share one floor only with store: redis (each has its own seats otherwise)")
     if "record" in top:
         values["record"] = _record(top["record"])
+    if "records" in top:
+        values["records"] = _records(top["records"])
     if "realm" in top:
         realm = top["realm"].text(32)
         if not realm or not set(realm) <= _REALM_CHARS:
@@ -650,6 +662,22 @@ def _record(node: _Node) -> RecordConf:
     return RecordConf(**values)
 
 
+_FILE_RE = re.compile(r"/[A-Za-z0-9_./-]{1,1000}\Z")
+
+
+def _records(node: _Node) -> RecordsConf:
+    got = node.mapping(("db",))
+    values: Dict[str, Any] = {}
+    if "db" in got:
+        values["db"] = got["db"].text(1000)
+        # mod_cdr_sqlite takes it as its db-name: a path when it starts with '/', never a DSN (':')
+        if not _FILE_RE.match(values["db"]) or values["db"].endswith("/") or "/../" in values["db"] + "/":
+            raise got["db"].fail(
+                "an absolute file, e.g. /var/lib/freeswitch/db/cti_records.db (letters, digits, '_', '.', '-', '/')"
+            )
+    return RecordsConf(**values)
+
+
 def _redis(node: _Node) -> RedisConf:
     got = node.mapping(("url", "timeout_ms", "node", "refire", "dead_after"))
     values: Dict[str, Any] = {}
@@ -705,7 +733,7 @@ def _web(node: _Node) -> WebConf:
         for name, item in items.items():
             if not ID_RE.match(name):
                 raise item.fail("a switch is named by its redis.node: letters, digits, '.' or '-' (at most 32)")
-            switch = _socket(item, name)
+            switch = _socket(item, name, recordings=True)
             where = (switch.host, switch.port)
             if where in seen:
                 other, line = seen[where]
@@ -726,10 +754,15 @@ def _web(node: _Node) -> WebConf:
     return WebConf(**values)
 
 
-def _socket(node: _Node, name: str) -> SwitchConf:
-    """``{host, port, password}``: a switch's event socket (mod_event_socket)."""
-    esl = node.mapping(("host", "port", "password"))
+def _socket(node: _Node, name: str, recordings: bool = False) -> SwitchConf:
+    """``{host, port, password}``: a switch's event socket (mod_event_socket); for a switch of
+    ``web.switches`` also ``recordings_dir``, where its recordings are on the web's host."""
+    esl = node.mapping(("host", "port", "password", "recordings_dir") if recordings else ("host", "port", "password"))
     values: Dict[str, Any] = {"name": name}
+    if "recordings_dir" in esl:
+        values["recordings_dir"] = esl["recordings_dir"].text(1000)
+        if not values["recordings_dir"].startswith("/"):
+            raise esl["recordings_dir"].fail("an absolute directory on this host, e.g. /mnt/fs2-recordings")
     if "host" in esl:
         values["host"] = esl["host"].text(253)
         if not _HOST_RE.match(values["host"]):

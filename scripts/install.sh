@@ -301,29 +301,35 @@ for mod in $modules; do
 done
 
 # 4b. call records (README "Call records"): mod_cdr_sqlite writes table cti_calls into
-# <db_dir>/cti_records.db from cti's template, for the legs that carry cti's record variables
+# <db_dir>/cti_records.db (or the config's records.db) from cti's template, for the legs that
+# carry cti's record variables
 DB_DIR=$(getvar db_dir)
 CDR_XML="$CONF_DIR/autoload_configs/cdr_sqlite.conf.xml"
-RECORDS_DB="$DB_DIR/cti_records.db"
+RECORDS_SET=$(cd "$SRC" && "$PY" -m cti.switch.records db "$CONFIG") || RECORDS_SET=""
+RECORDS_DB=${RECORDS_SET:-$DB_DIR/cti_records.db}
 cdr_in_use=0  # somebody's mod_cdr_sqlite runs (now or at boot): its one table and template are theirs
 if [ "$(fs 'module_exists mod_cdr_sqlite' | tr -d '\r\n')" = true ] \
   || { [ -f "$MODULES_XML" ] && grep -Eq '^[[:space:]]*<load module="mod_cdr_sqlite"' "$MODULES_XML"; }; then cdr_in_use=1; fi
 if [ -f "$CDR_XML" ] && ! grep -q 'cti call records' "$CDR_XML" && [ "$cdr_in_use" = 1 ]; then
   say "kept your $CDR_XML (not cti's): mod_cdr_sqlite has one table and template, so cti writes no call records; see README \"Call records\""
-elif [ -z "$DB_DIR" ] || [ ! -d "$DB_DIR" ]; then
-  say "the switch's db_dir '$DB_DIR' is not a directory here: no call records"
+elif [ -z "$RECORDS_SET" ] && { [ -z "$DB_DIR" ] || [ ! -d "$DB_DIR" ]; }; then
+  say "the switch's db_dir '$DB_DIR' is not a directory here: no call records (or set records.db in $CONFIG)"
+elif [ -n "$RECORDS_SET" ] && [ ! -d "$(dirname "$RECORDS_SET")" ]; then
+  say "records.db $RECORDS_SET: its directory does not exist; make it, writable by the switch's user: no call records"
 elif [ "$DRY" = 1 ]; then
   echo "would write $CDR_XML (python3 -m cti.switch.records conf), create $RECORDS_DB, load mod_cdr_sqlite"
 else
-  (cd "$SRC" && "$PY" -m cti.switch.records init "$RECORDS_DB") || die "cannot create $RECORDS_DB"
-  owner_like "$RECORDS_DB"
-  for f in "$RECORDS_DB-wal" "$RECORDS_DB-shm"; do [ -e "$f" ] && owner_like "$f"; done
   if [ -f "$CDR_XML" ] && ! grep -q 'cti call records' "$CDR_XML" && [ ! -e "$CDR_XML.cti-orig" ]; then
     cp -p "$CDR_XML" "$CDR_XML.cti-orig"  # the stock file of an unused module: kept aside
   fi
-  (cd "$SRC" && "$PY" -m cti.switch.records conf) > "$CDR_XML.new" || die "cannot render $CDR_XML"
+  (cd "$SRC" && "$PY" -m cti.switch.records conf "$CONFIG") > "$CDR_XML.new" || die "cannot render $CDR_XML"
   changed=1
   if [ -f "$CDR_XML" ] && cmp -s "$CDR_XML.new" "$CDR_XML"; then changed=0; fi
+  # the table (with the columns a newer version adds), then at once the template that fills
+  # them (the reload below): mod_cdr_sqlite's INSERT gives every column in order
+  (cd "$SRC" && "$PY" -m cti.switch.records init "$RECORDS_DB") || { rm -f "$CDR_XML.new"; die "cannot create $RECORDS_DB"; }
+  owner_like "$RECORDS_DB"
+  for f in "$RECORDS_DB-wal" "$RECORDS_DB-shm"; do [ -e "$f" ] && owner_like "$f"; done
   mv "$CDR_XML.new" "$CDR_XML"
   owner_like "$CDR_XML"
   if [ -f "$MODULES_XML" ] && ! grep -Eq '^[[:space:]]*<load module="mod_cdr_sqlite"' "$MODULES_XML"; then

@@ -41,3 +41,17 @@ def test_the_records_benchmark_runs_and_every_search_reads_an_index(tmp_path):
     assert results["records"] == 3000 and results["worst_ms"] <= results["budget_ms"]
     for name, figures in results["searches"].items():
         assert figures["plan"].startswith("SEARCH cti_calls USING INDEX cti_calls_by_"), (name, figures["plan"])
+
+
+def test_the_two_switch_merge_benchmark_runs_and_a_page_of_500_merges_fast(tmp_path):
+    out = tmp_path / "merge.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "records_merge.py"), "--records", "1500", "--rounds", "2", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    print(run.stdout.strip())
+    results = json.loads(out.read_text())
+    assert results["page"] == 500 and results["merge_ms"]["median"] < 50.0, results

@@ -68,6 +68,17 @@ BAD = [
     ("store: redis\nweb:\n  switches:\n    fs1: 10.0.0.1\n", 4, "web.switches.fs1: expected a mapping"),
     ("store: redis\nweb:\n  switches: {}\n", 3, "web.switches: list every switch"),
     ("store: redis\nweb:\n  switches:\n    fs1: {host: a}\n    fs2: {host: a}\n", 5, "the same event socket as fs1 (line 4)"),
+    (
+        "store: redis\nweb:\n  switches:\n    fs1: {recordings_dir: mnt/x}\n",
+        4,
+        "web.switches.fs1.recordings_dir: an absolute directory on this host",
+    ),
+    ("web:\n  esl: {host: a, recordings_dir: /x}\n", 2, "web.esl.recordings_dir: unknown key"),
+    ("records:\n  db: cti_records.db\n", 2, "records.db: an absolute file"),
+    ("records:\n  db: pgsql://host=db dbname=cdr\n", 2, "records.db: an absolute file"),
+    ("records:\n  db: /var/lib/fs/\n", 2, "records.db: an absolute file"),
+    ("records:\n  db: /var/../etc/x.db\n", 2, "records.db: an absolute file"),
+    ("records:\n  file: /x.db\n", 2, "records.file: unknown key"),
     ("store: redis\nweb:\n  esl: {host: a}\n  switches:\n    fs1: {}\n", 4, "give web.esl (one switch, line 3) or"),
     ("web:\n  switches:\n    fs1: {host: a}\n    fs2: {host: b}\n", 2, "only with store: redis"),
     ("store: redis\nweb:\n  switches:\n    fs1: {password: 'a b'}\n", 4, "web.switches.fs1.password: the event socket"),
@@ -96,6 +107,14 @@ def test_a_bad_file_names_file_line_and_problem(tmp_path, text, line, what):
     assert err.value.code == "config"  # type: ignore[attr-defined]
     assert err.value.message.startswith(f"{path}:{line}: "), err.value.message  # type: ignore[attr-defined]
     assert what in err.value.message  # type: ignore[attr-defined]
+
+
+def test_records_db_names_the_records_file(tmp_path):
+    path = tmp_path / "cti.yaml"
+    path.write_text(config_text() + "records:\n  db: /var/lib/cti/records-2.db\n", encoding="utf-8")
+    assert config.load(str(path)).records.db == "/var/lib/cti/records-2.db"
+    path.write_text(config_text(), encoding="utf-8")
+    assert config.load(str(path)).records.db == ""
 
 
 def test_a_bad_file_never_replaces_the_last_good_config(switch):

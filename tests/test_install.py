@@ -136,6 +136,59 @@ def test_install_sets_up_the_call_records(fake):
     assert "reload mod_cdr_sqlite" in fake.commands()
 
 
+def test_install_upgrades_an_earlier_records_table_and_its_template_together(fake):
+    """A records file of the version before ``pruned``: the column is added (its records kept)
+    and mod_cdr_sqlite reloaded with the template that fills it."""
+    import sqlite3
+
+    from cti.switch import records
+
+    assert fake.install().returncode == 0
+    first = [(n, t) for n, t in records.COLUMNS if n not in records.ADDED]
+    path = fake.db / "cti_records.db"
+    path.unlink()
+    con = sqlite3.connect(path)
+    con.execute(f"CREATE TABLE cti_calls ({', '.join(f'{n} {t}' for n, t in first)})")
+    con.execute("INSERT INTO cti_calls (uuid, direction, ended) VALUES ('u1', 'inbound', 1.0)")
+    con.commit()
+    con.close()
+    old_xml = records.conf_xml().replace(",NULL</template>", "</template>")  # the earlier template: one value less
+    assert old_xml != records.conf_xml()
+    (fake.conf / "autoload_configs" / "cdr_sqlite.conf.xml").write_text(old_xml)
+    since = len(fake.commands())
+    assert fake.install().returncode == 0
+    con = sqlite3.connect(path)
+    assert [r[1] for r in con.execute("PRAGMA table_info(cti_calls)")] == list(records.KEYS)
+    assert con.execute("SELECT uuid, pruned FROM cti_calls").fetchall() == [("u1", None)]
+    con.close()
+    assert (fake.conf / "autoload_configs" / "cdr_sqlite.conf.xml").read_text() == records.conf_xml()
+    assert "reload mod_cdr_sqlite" in fake.commands()[since:]
+
+
+def test_install_writes_the_records_where_records_db_says(fake):
+    import sqlite3
+
+    from cti.switch import records
+
+    assert fake.install().returncode == 0  # the example config installed
+    elsewhere = fake.root / "records-disk" / "calls.db"
+    elsewhere.parent.mkdir()
+    conf = fake.conf / "cti.yaml"
+    conf.write_text(conf.read_text() + f"records:\n  db: {elsewhere}\n")
+    result = fake.install()
+    assert result.returncode == 0, result.stderr
+    assert f"call records: {elsewhere} (table cti_calls)" in result.stdout
+    xml = (fake.conf / "autoload_configs" / "cdr_sqlite.conf.xml").read_text()
+    assert xml == records.conf_xml(str(elsewhere)) and f'name="db-name" value="{elsewhere}"' in xml
+    con = sqlite3.connect(elsewhere)
+    assert [r[1] for r in con.execute("PRAGMA table_info(cti_calls)")] == list(records.KEYS)
+    con.close()
+    assert "reload mod_cdr_sqlite" in fake.commands()
+    conf.write_text(conf.read_text().replace(str(elsewhere.parent), str(fake.root / "no-such-dir")))
+    result = fake.install()
+    assert result.returncode == 0 and "its directory does not exist" in result.stdout
+
+
 def test_install_keeps_somebody_elses_cdr_sqlite_config(fake):
     mine = '<configuration name="cdr_sqlite.conf"><settings/></configuration>\n'
     (fake.conf / "autoload_configs" / "cdr_sqlite.conf.xml").write_text(mine)

@@ -6,6 +6,7 @@ survey runs on the caller's thread after the agent hung up."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -263,6 +264,87 @@ def test_keep_days_deletes_old_day_folders_once_a_day(rec):
     assert any("2 recordings older than 30 days deleted" in m for _, m in sw.core.logs)
     wiring.recordings_tick(sw.core.now + 3600)  # not again the same day
     assert len(sw.events("cti::record")) == 1
+
+
+def test_keep_days_notes_the_deletion_in_the_records_of_those_files(rec):
+    sw = rec
+    t, box, agent, customer = answered_call(sw)
+    sw.core.hangup(agent.uuid)
+    t.join(3)
+    sw.pump()
+    (call,) = rows(sw)
+    assert call["recording"] and call["pruned"] is None
+    # that call's file, and another's, in a day folder older than keep_days (30)
+    old_day = time.strftime("%Y/%m/%d", time.localtime(sw.core.now - 40 * 86400))
+    folder = sw.rec_dir / "cti" / old_day
+    folder.mkdir(parents=True, exist_ok=True)
+    moved = f"cti/{old_day}/{call['uuid']}.wav"
+    (sw.rec_dir / moved).write_bytes(b"RIFF")  # (the shim writes no audio)
+    (folder / "someone-else.wav").write_bytes(b"x")
+    con = sqlite3.connect(sw.db)
+    con.execute("UPDATE cti_calls SET recording = ? WHERE uuid = ?", (moved, call["uuid"]))
+    con.commit()
+    con.close()
+    wiring.recordings_tick(sw.core.now)
+    assert not folder.exists()
+    (row,) = rows(sw)
+    assert row["recording"] == "" and row["pruned"] == pytest.approx(sw.core.now), "the record says when keep_days deleted it"
+    (listed,) = json.loads(sw.cti("records", "uuid=" + call["uuid"] + " json"))["records"]
+    assert listed["recording"] == "" and listed["pruned"] == pytest.approx(sw.core.now)
+    assert "deleted" in sw.cti("records", "uuid=" + call["uuid"])
+    assert any("1 call records note their recording deleted after keep_days" in m for _, m in sw.core.logs)
+
+
+def test_records_db_moves_the_records_file_for_the_template_cti_records_and_keep_days(switch, tmp_path):
+    core = switch.core
+    core.globals["db_dir"] = str(tmp_path / "db-dir")  # not used: records.db says where
+    core.globals["recordings_dir"] = str(tmp_path / "recordings")
+    path = tmp_path / "elsewhere" / "calls.db"
+    switch.write_config(conf() + f"records:\n  db: {path}\n")
+    records.init(str(path))
+    xml = records.conf_xml(records.configured(str(switch.conf)))
+    assert f'name="db-name" value="{path}"' in xml
+    core.load_cdr_sqlite(xml)
+    recordings.forget()
+    switch.watch()
+    for spec in FLOOR:
+        assert switch.cti("checkin", spec).startswith("+OK"), spec
+    switch.pump()
+    switch.db, switch.rec_dir = path, tmp_path / "recordings"
+    t, box, agent, customer = answered_call(switch)
+    switch.core.hangup(agent.uuid)
+    t.join(3)
+    switch.pump()
+    (call,) = rows(switch)  # written by the switch's template into records.db
+    (listed,) = json.loads(switch.cti("records", "json"))["records"]
+    assert listed["uuid"] == call["uuid"], "cti.records reads records.db"
+    assert not (tmp_path / "db-dir").exists()
+    old_day = time.strftime("%Y/%m/%d", time.localtime(core.now - 40 * 86400))
+    rel = f"cti/{old_day}/{call['uuid']}.wav"
+    (switch.rec_dir / rel).parent.mkdir(parents=True)
+    (switch.rec_dir / rel).write_bytes(b"RIFF")
+    con = sqlite3.connect(path)
+    con.execute("UPDATE cti_calls SET recording = ? WHERE uuid = ?", (rel, call["uuid"]))
+    con.commit()
+    con.close()
+    wiring.recordings_tick(core.now)
+    assert rows(switch)[0]["pruned"] == pytest.approx(core.now), "keep_days marks the records in records.db"
+
+
+def test_keep_days_deletes_the_files_when_the_records_file_is_locked(rec):
+    sw = rec
+    folder = sw.rec_dir / "cti" / "2020" / "01" / "02"
+    folder.mkdir(parents=True)
+    (folder / "a.wav").write_bytes(b"x")
+    con = sqlite3.connect(sw.db)
+    con.execute("BEGIN EXCLUSIVE")  # somebody holds the records file
+    try:
+        wiring.recordings_tick(sw.core.now)
+    finally:
+        con.rollback()
+        con.close()
+    assert not folder.exists(), "the disk is kept safe all the same"
+    assert any("records of 1 deleted recordings are not marked" in m for _, m in sw.core.logs)
 
 
 def test_a_call_out_of_a_recording_hotline_records_the_far_leg(rec):

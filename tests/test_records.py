@@ -47,7 +47,7 @@ def hotline_call(sw, cid="13900000001", **variables):
 def test_the_template_and_table_agree_with_the_contract():
     assert records.KEYS == (
         "uuid", "direction", "hotline", "caller_number", "caller_name", "entered", "waited", "seats", "talk", "hold",
-        "outcome", "hangup_by", "cause", "recording", "masked", "survey", "ended",
+        "outcome", "hangup_by", "cause", "recording", "masked", "survey", "ended", "pruned",
     )  # fmt: skip
     assert len(records.TEMPLATE.split("',CAST(")) >= 1
     xml = records.conf_xml()

@@ -47,6 +47,7 @@ def rec(ended: float, **values) -> dict:
         "masked": "",
         "survey": None,
         "ended": ended,
+        "pruned": None,
     }
     base.update(values)
     return base
@@ -115,8 +116,11 @@ def test_todays_records_newest_first_with_every_key_of_its_type(book):
     assert [r["uuid"] for r in rows] == [b["uuid"], a["uuid"]]
     assert rows[1] == a and list(rows[1]) == list(records.KEYS)
     types = {k: type(v) for k, v in rows[1].items()}
-    assert types == {k: (float if k in record_search.FLOATS else int if k == "survey" else str) for k in records.KEYS}
-    assert rows[0]["survey"] is None
+    assert types == {
+        k: (float if k in record_search.FLOATS else int if k == "survey" else type(None) if k == "pruned" else str)
+        for k in records.KEYS
+    }
+    assert rows[0]["survey"] is None and rows[0]["pruned"] is None
     text = sw.cti("records", "")
     assert text.count("\n") == 4 and "王小明" in text and "101,104" in text and b["uuid"] in text
     assert text.splitlines()[-1] == f"2 records ended {today(sw)} (switch time), newest first"
@@ -317,6 +321,38 @@ def test_init_replaces_the_first_schemas_indexes(tmp_path):
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
     con.close()
     assert names == {f"cti_calls_{name}" for name, _ in records.INDEXES}
+
+
+def test_init_adds_the_pruned_column_to_an_earlier_table_and_keeps_its_records(book, tmp_path):
+    sw = book
+    path = tmp_path / "old" / records.FILE
+    path.parent.mkdir()
+    first = [(n, t) for n, t in records.COLUMNS if n not in records.ADDED]  # the first schema's columns
+    con = sqlite3.connect(path)
+    con.execute(f"CREATE TABLE cti_calls ({', '.join(f'{n} {t}' for n, t in first)})")
+    r = rec(sw.core.clock() - 60, recording="cti/x.wav")
+    con.execute(f"INSERT INTO cti_calls VALUES ({', '.join('?' * len(first))})", [r[n] for n, _ in first])
+    con.commit()
+    con.close()
+    sw.core.globals["db_dir"] = str(path.parent)
+    (before,) = found(sw, "")  # an earlier file (install.sh not run again yet): pruned is null
+    assert before == r
+    records.init(str(path))
+    records.init(str(path))
+    con = sqlite3.connect(path)
+    cols = [row[1] for row in con.execute("PRAGMA table_info(cti_calls)")]
+    tables = [row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    con.close()
+    assert tuple(cols) == records.KEYS and tables == ["cti_calls"], "the column added, nothing renamed aside"
+    assert found(sw, "") == [r]
+    assert records.mark_pruned(str(path), [(r["uuid"], "cti/other.wav"), (r["uuid"], "cti/x.wav")], 1234.5) == 1
+    (after,) = found(sw, "")
+    assert after["recording"] == "" and after["pruned"] == 1234.5
+
+
+def test_the_template_writes_every_column(tmp_path):
+    assert records.TEMPLATE.count("${") > 0 and len(records._EXPRESSIONS) == len(records.KEYS)
+    assert records._EXPRESSIONS[-1] == "NULL", "pruned: written later by keep_days, never by the template"
 
 
 # -- cti.stats for past days --------------------------------------------------------------------

@@ -42,9 +42,10 @@ OPTIONS = ("outcome", "limit", "before")
 # the record's keys and their JSON types (the contract: notes-24-design.md, README "Call records")
 FLOATS = frozenset({"entered", "waited", "talk", "hold", "ended"})
 INTS = frozenset({"survey"})
+MAYBE_FLOATS = frozenset({"pruned"})  # an epoch, or null: when record.keep_days deleted the recording
 KEYS = (
     "uuid", "direction", "hotline", "caller_number", "caller_name", "entered", "waited", "seats", "talk", "hold",
-    "outcome", "hangup_by", "cause", "recording", "masked", "survey", "ended",
+    "outcome", "hangup_by", "cause", "recording", "masked", "survey", "ended", "pruned",
 )  # fmt: skip
 
 HOTLINE, SEAT, CALLER = "hotline", "seat", "caller"
@@ -184,6 +185,8 @@ def record(row: Record) -> Record:
             out[key] = float(value) if isinstance(value, (int, float)) else _float(value)
         elif key in INTS:
             out[key] = int(value) if isinstance(value, (int, float)) and value else None
+        elif key in MAYBE_FLOATS:
+            out[key] = float(value) if isinstance(value, (int, float)) and value else None
         else:
             out[key] = "" if value is None else str(value)
     return out
@@ -256,7 +259,7 @@ def text(query: Query, rows: List[Record], after: str, localtime: Callable[[floa
             _clock(r["hold"]),
             r["hangup_by"] or "-",
             str(r["survey"]) if r["survey"] is not None else "-",
-            "yes" if r["recording"] else "-",
+            "yes" if r["recording"] else ("deleted" if r["pruned"] else "-"),
             r["uuid"],
         )
         for r in rows

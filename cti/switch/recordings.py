@@ -14,7 +14,7 @@ import os
 import shutil
 import threading
 import time
-from typing import Any, Callable, Dict, Mapping, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Tuple
 
 from cti.config import RecordConf
 from cti.domain.recording import LOW_DISK, READ_ONLY
@@ -40,6 +40,7 @@ class SwitchRecordings:
         self.conf = conf
         self._log = log
         self._mono = monotonic
+        self.deleted: List[Tuple[str, str]] = []  # the last prune's files: (record uuid, recording)
 
     def root(self) -> str:
         root = _state.get("root")
@@ -122,21 +123,32 @@ class SwitchRecordings:
 
     def prune(self, now: float) -> int:
         """Delete the day folders older than keep_days (their files), and the month and year
-        folders left empty. The number of files deleted."""
+        folders left empty. The number of files deleted; ``self.deleted``: ``(uuid, recording)``
+        of each (its record's uuid and ``recording``, the path under recordings_dir), for
+        ``records.mark_pruned``."""
         base = self.full(self.conf.dir)
         cutoff = time.strftime("%Y/%m/%d", time.localtime(now - self.conf.keep_days * 86400))
-        deleted = 0
+        self.deleted = []
+        count = 0
         for year in _numbered(base, 4):
             for month in _numbered(os.path.join(base, year), 2):
                 for day in _numbered(os.path.join(base, year, month), 2):
                     if f"{year}/{month}/{day}" >= cutoff:
                         continue
                     folder = os.path.join(base, year, month, day)
-                    deleted += sum(len(files) for _, _, files in os.walk(folder))
+                    for top, _, files in os.walk(folder):
+                        for name in files:
+                            try:
+                                os.remove(os.path.join(top, name))
+                            except OSError:
+                                continue
+                            count += 1
+                            if top == folder and name.endswith(".wav"):  # <uuid>.wav: cti's own
+                                self.deleted.append((name[:-4], f"{self.conf.dir}/{year}/{month}/{day}/{name}"))
                     shutil.rmtree(folder, ignore_errors=True)
                 _rmdir(os.path.join(base, year, month))
             _rmdir(os.path.join(base, year))
-        return deleted
+        return count
 
 
 def _numbered(folder: str, width: int) -> list:

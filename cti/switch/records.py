@@ -50,8 +50,12 @@ COLUMNS = (
     ("masked", "TEXT NOT NULL DEFAULT ''"),
     ("survey", "INTEGER"),
     ("ended", "REAL"),
+    # when record.keep_days deleted the recording (epoch; NULL: not deleted): set afterwards by
+    # the switch's call watcher (``mark_pruned``), never by the template (it writes NULL)
+    ("pruned", "REAL"),
 )
 KEYS = tuple(name for name, _ in COLUMNS)
+ADDED = ("pruned",)  # columns added after the first schema: ``init`` adds them to an older table
 TABLE = "cti_calls"
 DB_NAME = "cti_records"  # mod_cdr_sqlite's db-name: the core opens <db_dir>/<name>.db
 FILE = DB_NAME + ".db"
@@ -128,6 +132,7 @@ _EXPRESSIONS = (
     f" THEN {_v('masked')} || printf('%.1f', {_END} - {_num(_v('rstart'))}) ELSE {_v('masked')} END",
     f"NULLIF(CAST({_v('survey')} AS INTEGER), 0)",
     _END,
+    "NULL",  # pruned
 )
 TEMPLATE = ",".join(_EXPRESSIONS)
 
@@ -159,12 +164,13 @@ def _xml_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def conf_xml() -> str:
+def conf_xml(db: str = "") -> str:
     """``autoload_configs/cdr_sqlite.conf.xml``: cti's table and template, every leg (``ab``:
-    the trigger keeps only cti's)."""
+    the trigger keeps only cti's). ``db``: the config's ``records.db`` (the core takes a
+    db-name starting with '/' as the file itself), else ``<db_dir>/cti_records.db``."""
     return (
         f'<configuration name="cdr_sqlite.conf" description="SQLite CDR">\n  {MARKER}\n  <settings>\n'
-        f'    <param name="db-name" value="{DB_NAME}"/>\n'
+        f'    <param name="db-name" value="{_xml_text(db) if db else DB_NAME}"/>\n'
         f'    <param name="db-table" value="{TABLE}"/>\n'
         '    <param name="legs" value="ab"/>\n'
         '    <param name="default-template" value="cti"/>\n'
@@ -176,11 +182,19 @@ def conf_xml() -> str:
 
 def init(path: str) -> None:
     """Create the records file and its table, trigger and indexes (idempotent). A table of the
-    wrong shape (mod_cdr_sqlite's own default, made when it loaded first) is renamed aside."""
+    wrong shape (mod_cdr_sqlite's own default, made when it loaded first) is renamed aside; cti's
+    own table of an earlier version gets the columns added since (``ADDED``, at the end: the
+    template's values are in the columns' order). mod_cdr_sqlite must then load the template of
+    the same version (``scripts/install.sh`` runs this and reloads it right after)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     con = sqlite3.connect(path)
     try:
         cols = [row[1] for row in con.execute(f"PRAGMA table_info({TABLE})")]
+        missing = KEYS[len(cols) :]
+        if cols and tuple(cols) == KEYS[: len(cols)] and missing and set(missing) <= set(ADDED):
+            for name in missing:
+                con.execute(f"ALTER TABLE {TABLE} ADD COLUMN {name} {dict(COLUMNS)[name]}")
+            cols = list(KEYS)
         if cols and tuple(cols) != KEYS:
             con.execute(f"ALTER TABLE {TABLE} RENAME TO {TABLE}_old_{len(cols)}")
         con.execute("PRAGMA journal_mode=WAL")  # readers (cti.records, the web) never block the switch's writes
@@ -247,6 +261,16 @@ class Reader:
         if con is None:
             return []
         try:
+            try:
+                return [dict(row) for row in con.execute(sql, params)]
+            except sqlite3.OperationalError as exc:
+                if "no such column" not in str(exc) or not any(f" {name}" in sql for name in ADDED):
+                    raise
+            # a file of an earlier version (install.sh not run again yet): its columns added since are NULL
+            have = {row[1] for row in con.execute(f"PRAGMA table_info({TABLE})")}
+            for name in ADDED:
+                if name not in have:
+                    sql = sql.replace(f", {name} FROM", f", NULL AS {name} FROM")
             return [dict(row) for row in con.execute(sql, params)]
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):  # the file without cti's table: nothing recorded
@@ -276,14 +300,54 @@ class Reader:
         return self._rows(f"SELECT {cols} FROM {TABLE}{clause}", params)
 
 
+# -- keep_days (cti/switch/recordings.py): the records of the files it deleted -----------------
+WRITE_BUSY_MS = 500  # the prune's write waits at most this long for the switch's own (WAL: rarely)
+
+
+def mark_pruned(path: str, files: Sequence[Tuple[str, str]], when: float) -> int:
+    """The records of recordings ``keep_days`` deleted: ``(uuid, recording)`` each (the file's
+    record uuid is its name), ``recording`` set to "" and ``pruned`` to ``when``. Each by its
+    uuid (the primary key) and only while it still names that file. The number marked; 0 and
+    nothing written when the records file does not exist."""
+    if not files or not os.path.isfile(path):
+        return 0
+    con = sqlite3.connect(path, timeout=WRITE_BUSY_MS / 1000)
+    try:
+        cur = con.executemany(
+            f"UPDATE {TABLE} SET recording = '', pruned = ? WHERE uuid = ? AND recording = ?",
+            [(when, uuid, recording) for uuid, recording in files],
+        )
+        con.commit()
+        return cur.rowcount
+    finally:
+        con.close()
+
+
+def configured(config_path: str) -> str:
+    """The config's ``records.db`` ("" none); a config that does not load: "" and why on stderr."""
+    if not config_path or not os.path.isfile(config_path):
+        return ""
+    from cti import config
+    from cti.domain.errors import CtiError
+
+    try:
+        return config.load(config_path).records.db
+    except CtiError as exc:
+        sys.stderr.write(f"cti: {exc.reply()}: the records file is <db_dir>/{FILE}\n")
+        return ""
+
+
 def main(argv: list) -> int:
     if len(argv) == 2 and argv[0] == "init":
         init(argv[1])
         return 0
-    if len(argv) == 1 and argv[0] == "conf":
-        sys.stdout.write(conf_xml())
+    if argv[:1] == ["conf"] and len(argv) <= 2:
+        sys.stdout.write(conf_xml(configured(argv[1]) if len(argv) == 2 else ""))
         return 0
-    sys.stderr.write("usage: python3 -m cti.switch.records init <file> | conf\n")
+    if len(argv) == 2 and argv[0] == "db":  # the config's records.db, "" for <db_dir>/cti_records.db
+        sys.stdout.write(configured(argv[1]) + "\n")
+        return 0
+    sys.stderr.write("usage: python3 -m cti.switch.records init <file> | conf [<cti.yaml>] | db <cti.yaml>\n")
     return 2
 
 

@@ -53,6 +53,7 @@ FIELDS = (
     "recording",
     "masked",
     "ended",
+    "pruned",
 )
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 CALLER_RE = re.compile(r"[0-9A-Za-z+*#_.][0-9A-Za-z+*#_.-]{0,31}\Z")  # a caller number (or a SIP user)
@@ -122,7 +123,7 @@ def parse(query: Mapping[str, str]) -> Search:
         if not get["limit"].isdigit() or not 1 <= int(get["limit"]) <= LIMIT_MAX:
             raise _bad("bad_arg", f"limit {get['limit'][:20]!r}: 1 to {LIMIT_MAX}")
         limit = int(get["limit"])
-    if get["before"] and not UUID_RE.match(get["before"]):
+    if get["before"] and not (UUID_RE.match(get["before"]) or CURSOR_RE.match(get["before"])):
         raise _bad("bad_arg", f"before {get['before'][:70]!r} is not a call's uuid")
     return Search(start, end, get["hotline"], get["seat"], get["caller"], get["outcome"], limit, get["before"])
 
@@ -154,6 +155,69 @@ def command(search: Search, who: Viewer, before: str = "", limit: int = 0) -> st
         words.append(f"before={before}")
     words.append("json")
     return " ".join(words)
+
+
+# -- several switches (web.switches): one search over every switch's records ---------------------
+# A page of several switches' records is a merge, newest first by (ended, uuid), of each switch's
+# own page. Its ``next`` is a cursor with each switch's place: ``<switch>~<state>`` joined by
+# ``_``, where the state is the uuid of that switch's last record shown (its next page is
+# ``before=<that uuid>``, a record of its own as its cti.records requires), "" when none of its
+# records was read yet (the search's first page, or a switch that has not answered since), and a
+# switch whose records are all shown is left out. Each switch's records come in its own order
+# and a page takes the newest of them all, so every record is shown once, in order, none skipped.
+START, DONE = "", "."  # a switch's place: not read yet; every record of it shown
+_PLACE = r"[A-Za-z0-9.-]{1,32}~([0-9A-Za-z][0-9A-Za-z-]{0,63})?"  # <switch>~<its last uuid shown, or "">
+CURSOR_RE = re.compile(rf"{_PLACE}(_{_PLACE}){{0,31}}\Z")
+Page = Tuple[List[Record], str]  # one switch's records after its place (filtered), and its next uuid
+
+
+def places(before: str, names: List[str]) -> Dict[str, str]:
+    """Each switch's place from a page's ``before``: with one switch, ``before`` is its uuid;
+    with several, the cursor of the page before (a switch it leaves out is done). Refused for a
+    cursor that names a switch not configured, or a plain uuid with several switches."""
+    if len(names) == 1:
+        return {names[0]: before}
+    if not before:
+        return {name: START for name in names}
+    if not CURSOR_RE.match(before):
+        raise _bad("bad_arg", f"before {before[:70]!r}: with several switches, the 'next' of the page before")
+    out = {name: DONE for name in names}
+    for part in before.split("_"):
+        name, _, state = part.partition("~")
+        if name not in out:
+            raise _bad("bad_arg", f"before names switch {name!r}, which web.switches does not list")
+        out[name] = state
+    return out
+
+
+def cursor(state: Dict[str, str]) -> str:
+    """The page's ``next``: "" when every switch is done (one switch: its uuid, as cti.records')."""
+    if len(state) == 1:
+        (place,) = state.values()
+        return "" if place == DONE else place
+    return "_".join(f"{name}~{place}" for name, place in state.items() if place != DONE)
+
+
+def merge(state: Dict[str, str], pages: Dict[str, Page], limit: int) -> Tuple[List[Record], Dict[str, str]]:
+    """The newest ``limit`` records of the switches' pages (each newest first, its own next
+    uuid: "" none), and each switch's place after them. A switch with no page (it did not
+    answer) keeps its place; one whose page was shown to its end moves to its next uuid (done
+    when none); one whose page was shown in part, to its last record shown."""
+    tagged = [(row, name) for name, (rows, _) in pages.items() for row in rows]
+    tagged.sort(key=lambda x: (float(x[0].get("ended") or 0.0), str(x[0].get("uuid") or "")), reverse=True)
+    shown = tagged[:limit]
+    after = dict(state)
+    counts: Dict[str, int] = {}
+    last: Dict[str, str] = {}
+    for row, name in shown:
+        counts[name] = counts.get(name, 0) + 1
+        last[name] = str(row.get("uuid") or "")
+    for name, (rows, more) in pages.items():
+        if counts.get(name, 0) == len(rows):
+            after[name] = more or DONE
+        elif name in last:
+            after[name] = last[name]
+    return [row for row, _ in shown], after
 
 
 def lookup(uuid: str) -> str:
@@ -253,6 +317,7 @@ HEADERS = {
         "recording": "Recording",
         "masked": "Masked (s)",
         "ended": "Ended",
+        "pruned": "Recording deleted (keep_days)",
     },
     "zh": {
         "uuid": "通话ID",
@@ -272,6 +337,7 @@ HEADERS = {
         "recording": "录音",
         "masked": "屏蔽区间(秒)",
         "ended": "结束时间",
+        "pruned": "录音删除时间(保存期满)",
     },
 }
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -281,7 +347,7 @@ _PLAIN_NUMBER = re.compile(r"[+]?[0-9]{1,32}\Z")
 def _cell(key: str, value: Any) -> str:
     if value is None:
         return ""
-    if key in ("entered", "ended"):
+    if key in ("entered", "ended", "pruned"):
         try:
             return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(value))) if value else ""
         except (TypeError, ValueError, OverflowError):

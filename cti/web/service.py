@@ -32,7 +32,7 @@ from cti.domain.model import ID_RE, REASON_MAX
 from cti.web import records
 from cti.web.floor import Floor, Viewer, viewer
 from cti.web.link import Link, Unreachable
-from cti.web.records import Refused
+from cti.web.records import Record, Refused
 
 log = logging.getLogger("cti.web")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -59,6 +59,7 @@ OTHER_SWITCH = re.compile(r"-ERR other_switch .*? on switch ([A-Za-z0-9.-]+);")
 CALL_CONTROLS = ("call", "hangup", "hold", "unhold", "transfer", "consult", "complete", "threeway", "cancel", "dtmf", "record")
 VERBS = ("checkin", "checkout", "busy", "idle", "help", "help_cancel", "stopcall", "unlock", *SUPERVISION, *CALL_CONTROLS)
 NUMBER_RE = re.compile(r"[0-9+*#]{1,32}\Z")  # a number to dial: digits, '+', '*', '#'
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")  # a switch on this host: its recordings_dir is here
 KEYS_RE = re.compile(r"[0-9*#ABCDwW]{1,64}\Z")  # DTMF keys; w / W: a pause
 
 
@@ -105,7 +106,7 @@ class Service:
         self._synced = asyncio.Event()
         self._refreshing: Set[str] = set()
         self.runner: Optional[web.AppRunner] = None
-        self._recordings_dir = ""  # the switch's recordings_dir, once read (web.recordings_dir overrides)
+        self._recordings_dirs: Dict[str, str] = {}  # each switch's recordings_dir, once read (web.*recordings_dir override)
 
     def config(self) -> Config:
         return cti_config.load(self.config_path)
@@ -374,29 +375,68 @@ class Service:
             raise Refused(f"-ERR no_such_seat no seat {login.seat!r} in {cfg.path}", 403)
         return viewer(cfg, login.seat)
 
-    async def _search(self, who: Viewer, search: records.Search, before: str, limit: int) -> Tuple[List[records.Record], str]:
-        """One page of ``who``'s records (at most ``limit``), newest first, and the uuid to page on
-        ("": no more). The switch filters by one field; every record is checked here as well
-        (the viewer's scope, the other fields), reading further switch pages while a page is short
-        and until one record past it says there is more (at most ``records.PAGES_MAX`` reads)."""
+    async def _search(
+        self, link: Link, who: Viewer, search: records.Search, before: str, limit: int, exact: bool = True
+    ) -> Tuple[List[records.Record], str]:
+        """One page of ``who``'s records on switch ``link`` (at most ``limit``), newest first, and
+        the uuid to page on ("": no more). The switch filters by one field; every record is checked
+        here as well (the viewer's scope, the other fields), reading further switch pages while a
+        page is short and (``exact``) until one record past it says there is more (at most
+        ``records.PAGES_MAX`` reads); not ``exact`` (the export), a full page whose switch says
+        there is more ends there (its next page may hold none of the viewer's)."""
         rows: List[records.Record] = []
         for _ in range(records.PAGES_MAX):
-            batch, after = records.load(await self.api(records.command(search, who, before, limit)))
+            batch, after = records.load(await link.api(records.command(search, who, before, limit)))
             rows.extend(r for r in batch if records.visible(r, who) and records.matches(search, r))
             if len(rows) > limit:  # one more than the page: there is a next page, after its last record
                 return rows[:limit], str(rows[limit - 1].get("uuid") or "")
             if not after or not batch:
                 return rows, ""
+            if not exact and len(rows) == limit:
+                return rows, after
             before = after
         return rows, before
 
+    async def _gather(
+        self, who: Viewer, search: records.Search, before: str, limit: int, exact: bool = True
+    ) -> Tuple[List[records.Record], str, List[str]]:
+        """One page of ``who``'s records from every switch (``web.switches``; else the one):
+        each switch that answers is asked at once (its own page after its place in ``before``),
+        the pages merged newest first (``records.merge``). The records, the next page's cursor,
+        and the switches that did not answer (their records are missing from this page: it says
+        so; their place is kept, so the next page reads them from where they stood). Unreachable
+        when none answers; a switch's refusal (a bad date, ...) is the search's."""
+        links = list(self.links.values())
+        state = records.places(before, [link.name for link in links])
+        asked = [link for link in links if state[link.name] != records.DONE]
+        answers = await asyncio.gather(
+            *(self._search(link, who, search, state[link.name], limit, exact) for link in asked), return_exceptions=True
+        )
+        pages: Dict[str, records.Page] = {}
+        missing: List[str] = []
+        failure: Optional[BaseException] = None
+        for link, answer in zip(asked, answers):
+            if isinstance(answer, Unreachable) or (isinstance(answer, Refused) and answer.status >= 500):
+                log.warning("cti web: records of %s missing from a search: %s", link.label, answer)
+                missing.append(link.name)
+                failure = failure or answer
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                pages[link.name] = answer
+        if asked and not pages:
+            raise failure or Unreachable("no switch answers")
+        rows, after = records.merge(state, pages, limit)
+        return rows, records.cursor(after), missing
+
     async def records(self, request: web.Request) -> web.Response:
         """``GET /api/records?from=&to=&hotline=&seat=&caller=&outcome=&limit=&before=``: a page of
-        the viewer's records, with what the search form offers it (its hotlines and seats)."""
+        the viewer's records, with what the search form offers it (its hotlines and seats), and
+        the switches whose records are missing from it (``missing``: they did not answer)."""
         try:
             who = self._viewer_of(request)
             search = records.parse(request.query)
-            rows, after = await self._search(who, search, search.before, search.limit)
+            rows, after, missing = await self._gather(who, search, search.before, search.limit)
         except Refused as exc:
             return _refused(exc.reply, exc.status)
         except Unreachable:
@@ -407,18 +447,23 @@ class Service:
             "hotlines": [{"id": h, "name": cfg.hotlines[h].name} for h in who.hotlines if h in cfg.hotlines],
             "seats": [{"id": s, "name": cfg.seats[s].name} for s in who.seats if s in cfg.seats],
         }
-        return web.json_response({"records": rows, "next": after, "scope": scope, "today": records.today()})
+        body = {"records": rows, "next": after, "scope": scope, "today": records.today(), "missing": missing}
+        return web.json_response(body)
 
     async def records_csv(self, request: web.Request) -> web.Response:
-        """The whole search (every page, at most ``records.EXPORT_MAX`` records) as CSV for Excel."""
+        """The whole search (every page, at most ``records.EXPORT_MAX`` records) as CSV for Excel;
+        refused while a switch does not answer (the file would lack its records, unsaid)."""
         try:
             who = self._viewer_of(request)
             search = records.parse(request.query)
             rows: List[records.Record] = []
             before = search.before
-            while len(rows) < records.EXPORT_MAX:  # every switch page, in order, each read once
-                batch, before = records.load(await self.api(records.command(search, who, before, records.LIMIT_MAX)))
-                rows.extend(r for r in batch if records.visible(r, who) and records.matches(search, r))
+            while len(rows) < records.EXPORT_MAX:  # every page, in order, each record read once
+                batch, before, missing = await self._gather(who, search, before, records.LIMIT_MAX, exact=False)
+                if missing:
+                    names = ", ".join(missing)
+                    raise Refused(f"-ERR unreachable switch {names} does not answer: the export would lack its records", 503)
+                rows.extend(batch)
                 if not before or not batch:
                     break
         except Refused as exc:
@@ -432,35 +477,65 @@ class Service:
             headers={"Content-Type": "text/csv; charset=utf-8", "Content-Disposition": f'attachment; filename="{name}"'},
         )
 
-    async def recordings_dir(self) -> str:
-        """``web.recordings_dir``, else the switch's ``recordings_dir`` (asked once over ESL)."""
-        configured = self.config().web.recordings_dir
-        if configured:
-            return configured
-        if not self._recordings_dir:
-            found = (await self.api("global_getvar recordings_dir")).strip()
+    async def recordings_dir(self, link: Optional[Link] = None) -> str:
+        """Where switch ``link``'s recordings are on this host: its ``web.switches.<node>.recordings_dir``,
+        else ``web.recordings_dir``, else the switch's own ``recordings_dir`` (asked once over ESL)."""
+        cfg = self.config().web
+        link = link or self.pick()
+        own = next((sw.recordings_dir for sw in cfg.switches if sw.name == link.name and sw.recordings_dir), "")
+        if own or cfg.recordings_dir:
+            return own or cfg.recordings_dir
+        if link.name not in self._recordings_dirs:
+            found = (await link.api("global_getvar recordings_dir")).strip()
             if not found.startswith("/"):
                 raise Refused("-ERR no_recording the switch names no recordings_dir: set web.recordings_dir", 503)
-            self._recordings_dir = found
-        return self._recordings_dir
+            self._recordings_dirs[link.name] = found
+        return self._recordings_dirs[link.name]
+
+    async def _find(self, uuid: str) -> Tuple[Link, Record]:
+        """The record ``uuid`` and the switch that has it: every switch that answers is asked at
+        once (a call's record is on the switch that carried it)."""
+        links = list(self.links.values())
+        answers = await asyncio.gather(*(link.api(records.lookup(uuid)) for link in links), return_exceptions=True)
+        missing: List[Link] = []
+        for link, answer in zip(links, answers):
+            if isinstance(answer, Unreachable):
+                missing.append(link)
+                continue
+            if isinstance(answer, BaseException):
+                raise answer
+            found, _ = records.load(answer)
+            record = next((r for r in found if r.get("uuid") == uuid), None)
+            if record is not None:
+                return link, record
+        if missing and len(missing) == len(links):
+            raise Unreachable("no switch answers")
+        if missing:
+            names = ", ".join(link.name for link in missing)
+            raise Refused(f"-ERR unreachable no switch that answers has call {uuid}; switch {names} does not answer", 503)
+        raise Refused(f"-ERR no_record no call record has uuid {uuid}", 404)
 
     async def recording(self, request: web.Request) -> web.StreamResponse:
         """``GET /recordings/<record uuid>``: the call's recording (HTTP Range: seeking), once the
-        switch's record says which file and the viewer may hear that call; never a client's path."""
+        switch's record says which file and the viewer may hear that call; never a client's path.
+        With several switches the record is looked up on each, and the file under that switch's
+        recordings (on another host: a mount of its recordings_dir here, web.switches.<node>.recordings_dir)."""
         uuid = request.match_info["uuid"]
         try:
             who = self._viewer_of(request)
-            found, _ = records.load(await self.api(records.lookup(uuid)))
-            record = next((r for r in found if r.get("uuid") == uuid), None)
-            if record is None:
-                raise Refused(f"-ERR no_record no call record has uuid {uuid}", 404)
+            records.lookup(uuid)  # a well-formed uuid before anything is asked
+            link, record = await self._find(uuid)
             if not records.visible(record, who):
                 raise records.refuse(record, who)
+            if not record.get("recording") and record.get("pruned"):
+                day = time.strftime("%Y-%m-%d", time.localtime(float(record["pruned"])))
+                raise Refused(f"-ERR no_recording the recording of call {uuid} was deleted after record.keep_days ({day})", 404)
             if not record.get("recording"):
                 raise Refused(f"-ERR no_recording call {uuid} has no recording", 404)
-            path = records.resolve(await self.recordings_dir(), str(record["recording"]))
+            root = await self.recordings_dir(link)
+            path = records.resolve(root, str(record["recording"]))
             if not path.is_file():
-                raise Refused(f"-ERR no_recording the recording of call {uuid} is gone ({record['recording']})", 404)
+                raise Refused(self._not_here(link, uuid, str(record["recording"]), root), 404)
         except Refused as exc:
             if exc.status == 403:
                 log.warning("cti web: recording %s refused: %s", uuid, exc.reply)
@@ -469,6 +544,18 @@ class Service:
             return _refused("-ERR unreachable the switch does not answer", 503)
         log.info("cti web: %s hears recording %s (%s)", who.seat, uuid, request.headers.get("Range", "whole file"))
         return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
+
+    def _not_here(self, link: Link, uuid: str, relative: str, root: str) -> str:
+        """Why a recording the record names is not under ``root``: gone, or (a switch on another
+        host whose recordings are not mounted here) never on this host."""
+        cfg = self.config().web
+        mounted = any(sw.name == link.name and sw.recordings_dir for sw in cfg.switches)
+        if link.name and not mounted and link.host not in LOCAL_HOSTS:
+            return (
+                f"-ERR no_recording the recording of call {uuid} is on switch {link.name}'s host ({relative}), "
+                f"not under {root} here: mount its recordings_dir here and set web.switches.{link.name}.recordings_dir"
+            )
+        return f"-ERR no_recording the recording of call {uuid} is gone ({relative})"
 
     # -- the page's socket -------------------------------------------------------------------
     async def websocket(self, request: web.Request) -> web.StreamResponse:

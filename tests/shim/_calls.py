@@ -335,13 +335,15 @@ class CallsMixin:
     # -- mod_cdr_sqlite --------------------------------------------------------------------------
     def load_cdr_sqlite(self, conf_xml: str) -> None:
         """``load mod_cdr_sqlite`` with ``cdr_sqlite.conf.xml``: db-name is the core's
-        ``<db_dir>/<name>.db``; a missing table gets the module's own default (13 columns)."""
+        ``<db_dir>/<name>.db``, or a file path (starting with '/') as it is; a missing table gets the module's own default (13 columns)."""
         import xml.etree.ElementTree as ET
 
         root = ET.fromstring(conf_xml)
         params = {p.get("name"): p.get("value") for p in root.iter("param")}
         templates = {t.get("name"): t.text or "" for t in root.iter("template")}
-        path = f"{self.globals['db_dir']}/{params.get('db-name') or 'cdr'}.db"
+        name = params.get("db-name") or "cdr"
+        # the core's db_pick_path (switch_core_db.c): a file path as it is, else <db_dir>/<name>.db
+        path = name if name.startswith("/") else f"{self.globals['db_dir']}/{name}.db"
         table = params.get("db-table") or "cdr"
         con = sqlite3.connect(path)
         try:

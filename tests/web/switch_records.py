@@ -45,6 +45,7 @@ def record(**values: Any) -> Record:
         "masked": "",
         "survey": None,
         "ended": entered + waited + talk + hold,
+        "pruned": None,
     }
     base.update(values)
     return base

@@ -349,3 +349,34 @@ def test_the_csv_holds_every_page_of_the_search(floor, calls):
     assert len({r["Call ID"] for r in rows}) == 1201, "104's 1200 calls and the one it took over from 101, once each"
     sent = _sent(floor, before)
     assert [c.split(" before=")[0].removesuffix(" json") for c in sent] == ["python cti.records 104 limit=500"] * 3, sent
+
+
+@pytest.mark.parametrize("who", ANSWERS)
+def test_a_recording_deleted_after_keep_days_says_so(floor, tmp_path, who):
+    now = time.time()
+    gone = record(entered=now - 400, seats="101", recording="", pruned=now - 60)
+    answer_with(floor, [gone], who, tmp_path)
+    try:
+
+        async def go():
+            async with _session() as http:
+                await login(http, floor.url, "101", "p101")
+                async with http.get(floor.url + "api/records") as res:
+                    listed = await res.json()
+                heard = await _get(http, floor.url + f"recordings/{gone['uuid']}")
+                csv_ = await _get(http, floor.url + "api/records.csv")
+            return listed, heard, csv_
+
+        listed, heard, csv_ = run(go())
+        (row,) = listed["records"]
+        assert row["recording"] == "" and row["pruned"] == pytest.approx(now - 60)
+        day = time.strftime("%Y-%m-%d", time.localtime(now - 60))
+        assert heard[0] == 404
+        assert (
+            f"-ERR no_recording the recording of call {gone['uuid']} was deleted after record.keep_days ({day})"
+            in heard[2].decode()
+        )
+        (line,) = list(csv.DictReader(io.StringIO(csv_[2].decode("utf-8-sig"))))
+        assert line["Recording deleted (keep_days)"].startswith(day)
+    finally:
+        stop_answering(floor)

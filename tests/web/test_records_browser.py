@@ -190,6 +190,21 @@ def test_an_agent_is_refused_another_seats_recording_and_bad_input(floor, calls,
     assert not [c for c in floor.front.commands[before:] if c.startswith("python cti.records")], "nothing asked"
 
 
+def test_a_recording_deleted_after_keep_days_is_said_so_not_a_broken_player(floor, calls, agent_browser):
+    a = agent_browser
+    now = time.time()
+    gone = record(entered=now - 200, seats="101", caller_number="13100000000", recording="", pruned=now - 30)
+    calls.records.append(gone)
+    _records(a, floor.url, "101")
+    cell = shown(a, f'[data-record="{gone["uuid"]}"] [data-pruned]')
+    assert cell.text == "deleted after keep_days"
+    shown(a, f'[data-record="{gone["uuid"]}"] td').click()
+    note = shown(a, f'[data-detail="{gone["uuid"]}"] [data-pruned]')
+    assert note.text.startswith("Recording deleted after keep_days on " + time.strftime("%Y-%m-%d", time.localtime(now - 30)))
+    assert not css(a, f'[data-detail="{gone["uuid"]}"] audio'), "no player for a file that is gone"
+    no_error(a)
+
+
 def test_the_csv_download_opens_with_the_chinese_intact(floor, calls, supervisor_browser, tmp_path):
     s = supervisor_browser
     s.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})

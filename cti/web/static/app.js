@@ -33,6 +33,8 @@ const T = {
     none_found: "No calls found", time: "Time", direction: "Direction", seats: "Seats", talk: "Talk", hold_s: "Hold",
     hangup_by: "Hung up by", survey: "Survey", recording: "Recording", play: "Play", entered: "Entered", masked: "Masked",
     no_score: "no score", timeline: "Timeline", nobody: "nobody",
+    pruned: "deleted after keep_days", pruned_on: "Recording deleted after keep_days on",
+    missing: "Not in this list: the records of switch {0}, which does not answer now.",
     o_answered: "Answered", o_abandoned: "Abandoned (waiting)", o_abandoned_ringing: "Abandoned (ringing)",
     o_overflowed: "Overflowed", o_transferred_out: "Transferred out", o_outbound_answered: "Outbound, answered",
     o_outbound_unanswered: "Outbound, unanswered",
@@ -64,6 +66,8 @@ const T = {
     none_found: "没有找到通话", time: "时间", direction: "方向", seats: "坐席", talk: "通话", hold_s: "保持",
     hangup_by: "挂断方", survey: "满意度", recording: "录音", play: "播放", entered: "进线", masked: "屏蔽录音",
     no_score: "未评价", timeline: "通话经过", nobody: "无人接听",
+    pruned: "已过保存期删除", pruned_on: "录音已过保存期（keep_days），删除于",
+    missing: "本列表缺少交换机 {0} 的通话记录：它现在没有响应。",
     o_answered: "接通", o_abandoned: "排队放弃", o_abandoned_ringing: "振铃放弃",
     o_overflowed: "溢出", o_transferred_out: "转外线", o_outbound_answered: "外呼接通",
     o_outbound_unanswered: "外呼未接",
@@ -583,12 +587,13 @@ async function searchRecords(query, more) {
   if (res && res.status === 401) { showLogin(t("expired")); return; }
   if (!res || !res.ok) {
     showError(data.error || `-ERR http ${res.status}`);
-    if (!more) { S.rec.rows = []; S.rec.next = ""; }
+    if (!more) { S.rec.rows = []; S.rec.next = ""; S.rec.missing = []; }
   } else {
     showError("");
     S.rec.scope = data.scope; S.rec.today = data.today;
     S.rec.rows = more ? S.rec.rows.concat(data.records) : data.records;
     S.rec.next = data.next;
+    S.rec.missing = data.missing || []; // switches that did not answer: their records are not in the list
   }
   S.rec.version = (S.rec.version || 0) + 1;
   document.body.dataset.recordsState = "ready";
@@ -659,11 +664,14 @@ function renderRecords() {
         S.rec.open = r.uuid; renderRecords();
         const audio = $(`[data-detail="${CSS.escape(r.uuid)}"] audio`);
         if (audio) audio.play().catch(() => null);
-      } } }, `▶ ${t("play")}`) : h("span", { class: "muted", text: "—" }))));
+      } } }, `▶ ${t("play")}`) : r.pruned ? h("span", { class: "muted", "data-pruned": r.uuid, text: t("pruned") })
+        : h("span", { class: "muted", text: "—" }))));
     if (open) rows.push(detail(r));
   }
   const table = h("table", { class: "rtable", "data-records-table": true }, h("thead", {}, head), h("tbody", {}, rows));
-  box.replaceChildren(form, h("div", { class: "card rlist" }, table,
+  const missing = (S.rec.missing || []).length
+    ? h("p", { class: "warn", "data-missing": S.rec.missing.join(","), text: t("missing").replace("{0}", S.rec.missing.join(", ")) }) : null;
+  box.replaceChildren(form, h("div", { class: "card rlist" }, missing, table,
     S.rec.rows.length ? null : h("p", { class: "muted empty", "data-none": true, text: t("none_found") }),
     S.rec.next ? h("button", { type: "button", class: "more", "data-more": true, on: { click: () => searchRecords(S.rec.query || {}, true) } }, t("more")) : null));
 }
@@ -686,7 +694,8 @@ function detail(r) {
       h("ol", { class: "timeline", "data-timeline": true }, steps),
       r.recording ? h("div", { class: "player" },
         h("audio", { controls: true, preload: "metadata", src: `/recordings/${encodeURIComponent(r.uuid)}`, "data-audio": r.uuid }),
-        r.masked ? h("span", { class: "muted", text: `${t("masked")}: ${r.masked.replace(/;/g, ", ")} s` }) : null) : null,
+        r.masked ? h("span", { class: "muted", text: `${t("masked")}: ${r.masked.replace(/;/g, ", ")} s` }) : null)
+        : r.pruned ? h("p", { class: "muted", "data-pruned": r.uuid, text: `${t("pruned_on")} ${fmtTime(r.pruned, true)}` }) : null,
       h("span", { class: "id uuid", text: r.uuid }))));
 }
 
