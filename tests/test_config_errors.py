@@ -187,7 +187,7 @@ def test_a_new_cti_config_path_that_is_broken_keeps_the_last_good_config(switch,
     other.write_text("colour: red\n")
     sw.core.globals["cti_config"] = str(other)
     assert sw.cti("reload") == f"-ERR config {other}:1: colour: unknown key (expected one of: store, realm, gateway, " + (
-        "checkin_status, tones, lockout, features, hotlines, seats, ring_groups, redis, help_key, web, record)\n"
+        "checkin_status, tones, lockout, features, hotlines, seats, ring_groups, redis, help_key, web, record, records)\n"
     )
     assert route_one(sw) == "+OK hotline 8001 answered by 101"
 

@@ -254,3 +254,33 @@ def test_the_watcher_stopped_mid_call_still_yields_the_record(rec):
     assert r["uuid"] == customer.uuid and r["seats"] == agent.presence_id.split("@")[0]
     assert (r["outcome"], r["hangup_by"], r["direction"]) == ("answered", "agent", "inbound")
     assert r["waited"] == pytest.approx(3, abs=0.1) and r["talk"] == pytest.approx(20, abs=0.1)
+
+
+def test_a_table_renamed_aside_takes_no_trigger_or_index_from_the_new_one(tmp_path):
+    """A newer version's table met by an older install (or any other shape) is renamed aside;
+    the table cti then makes must get the trigger that keeps other legs out, and the indexes,
+    although the renamed one kept theirs under the same names."""
+    path = str(tmp_path / records.FILE)
+    records.init(path)
+    con = sqlite3.connect(path)
+    try:
+        con.execute(f"ALTER TABLE {records.TABLE} ADD COLUMN from_a_newer_version TEXT")  # another shape
+        con.commit()
+    finally:
+        con.close()
+    records.init(path)
+    con = sqlite3.connect(path)
+    try:
+        owners = {
+            name: table
+            for kind, name, table in con.execute(
+                "SELECT type, name, tbl_name FROM sqlite_master WHERE type IN ('index', 'trigger') AND name LIKE 'cti_calls_%'"
+            )
+        }
+        con.execute(f"INSERT INTO {records.TABLE} (uuid, direction) VALUES ('a-leg-of-nobody', '')")
+        kept = con.execute(f"SELECT count(*) FROM {records.TABLE}").fetchone()[0]
+    finally:
+        con.close()
+    assert owners["cti_calls_only_cti"] == records.TABLE
+    assert all(table == records.TABLE for name, table in owners.items() if not name.startswith("cti_calls_old")), owners
+    assert kept == 0, "the trigger keeps a leg without cti's variables out"

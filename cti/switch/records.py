@@ -200,8 +200,18 @@ def init(path: str) -> None:
         con.execute("PRAGMA journal_mode=WAL")  # readers (cti.records, the web) never block the switch's writes
         for old in OLD_INDEXES:
             con.execute(f"DROP INDEX IF EXISTS {TABLE}_{old}")
+        # a table renamed aside keeps its trigger and indexes, names and all: cti's own must be on
+        # the table the switch writes, or (IF NOT EXISTS) the new one would get none, and the
+        # trigger that keeps other legs out with them
+        mine = {f"{TABLE}_only_cti"} | {f"{TABLE}_{name}" for name, _ in INDEXES}
+        for kind, name, table in list(
+            con.execute("SELECT type, name, tbl_name FROM sqlite_master WHERE type IN ('index', 'trigger')")
+        ):
+            if name in mine and table != TABLE:
+                con.execute(f"DROP {kind.upper()} {name}")
         for sql in SCHEMA:
             con.execute(sql)
+        con.execute(f"DELETE FROM {TABLE} WHERE direction IS NULL OR direction = ''")  # written while it had no trigger
         con.commit()
     finally:
         con.close()

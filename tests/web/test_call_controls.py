@@ -102,12 +102,18 @@ def seat_row(sw, seat: str = ME) -> Dict[str, object]:
 
 
 def controls(driver) -> List[str]:
-    """The call controls the toolbar shows, sorted."""
-    return sorted(
-        el.get_attribute("data-action")
-        for el in css(driver, "[data-toolbar] [data-action]")
-        if el.is_displayed() and el.get_attribute("data-action") in CALL_CONTROLS
-    )
+    """The call controls the toolbar shows, sorted ("rebuilt" while the toolbar was rebuilt
+    under the look: the wait looks again)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        return sorted(
+            el.get_attribute("data-action")
+            for el in css(driver, "[data-toolbar] [data-action]")
+            if el.is_displayed() and el.get_attribute("data-action") in CALL_CONTROLS
+        )
+    except StaleElementReferenceException:
+        return ["rebuilt"]
 
 
 def until_controls(driver, *verbs: str) -> None:
