@@ -340,6 +340,7 @@ class Live:
         self.scripts = Path(self.var("script_dir"))
         self.domain = self.var("domain")
         self.config = self.conf / "cti_live_test.yaml"
+        self._log_inode: Optional[int] = None  # the log file a mark was taken in (it rolls over)
 
     # -- plain API ------------------------------------------------------------------------------
     def api(self, command: str) -> str:
@@ -402,15 +403,29 @@ class Live:
     def log_mark(self) -> int:
         """Where the switch's log ends now (read what follows with ``log_entries``)."""
         path = self.log_file()
-        return path.stat().st_size if path.exists() else 0
+        if not path.exists():
+            return 0
+        st = path.stat()
+        self._log_inode = st.st_ino
+        return st.st_size
 
     def log_entries(self, since: int) -> List[str]:
         """The switch's log entries written since ``log_mark()``: each a first line (with its
-        timestamp, perhaps behind a channel uuid) and the lines that continue it."""
+        timestamp, perhaps behind a channel uuid) and the lines that continue it. The switch
+        rolls its log over (``freeswitch.log`` -> ``.1`` at mod_logfile's size limit): what
+        was written after the mark in the rolled file comes first."""
         path = self.log_file()
+        chunks = []
+        rolled = path.with_name(path.name + ".1")
+        if self._log_inode not in (None, path.stat().st_ino) and rolled.exists():
+            with open(rolled, "rb") as fh:
+                fh.seek(since)
+                chunks.append(fh.read())
+            since = 0
         with open(path, "rb") as fh:
             fh.seek(since)
-            text = fh.read().decode("utf-8", "replace")
+            chunks.append(fh.read())
+        text = b"".join(chunks).decode("utf-8", "replace")
         entries: List[str] = []
         for line in text.splitlines():
             if _LOG_START.match(line) or not entries:
