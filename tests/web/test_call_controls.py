@@ -123,14 +123,17 @@ def until_controls(driver, *verbs: str) -> None:
 def fresh(act):
     """``act()`` on an element found afresh: the toolbar is rebuilt when the seat's state
     changes, and an element found just before may be gone by the time it is used."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    import time
 
-    for _ in range(10):
+    from selenium.common.exceptions import ElementNotInteractableException, StaleElementReferenceException
+
+    deadline = time.monotonic() + 3.0
+    while True:  # until the rebuilt toolbar shows it (a stale or not yet shown element is looked up again)
         try:
             return act()
-        except StaleElementReferenceException:
-            continue
-    return act()
+        except (StaleElementReferenceException, ElementNotInteractableException):
+            if time.monotonic() > deadline:
+                raise
 
 
 def typed(driver, name: str, text: str) -> None:
