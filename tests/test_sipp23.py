@@ -23,7 +23,7 @@ def check_plumbing(xml: str) -> None:
     labels = {s.get("id") for s in steps(xml) if s.tag == "label"}
     jumps = {s.get("next") for s in steps(xml) if s.get("next")}
     assert jumps <= labels, jumps - labels
-    assigned = set(re.findall(r'assign_to="(\w+)"', xml))
+    assigned = {v for names in re.findall(r'assign_to="([\w,]+)"', xml) for v in names.split(",")}
     used = set(re.findall(r"\[\$(\w+)\]", xml))
     assert assigned == used, (assigned, used)
 
@@ -57,3 +57,14 @@ def test_a_referring_phone_sends_a_blind_refer_to_the_extension():
     assert "REFER [$peer] SIP/2.0" in sent(xml)
     assert "Refer-To: <sip:103@127.0.0.1>" in xml
     assert [s.get("response") for s in steps(xml) if s.tag == "recv" and s.get("response")] == ["202"]
+
+
+def test_an_attended_transferring_phone_calls_the_target_then_refers_with_replaces():
+    xml = sipp23.attended_transferring_phone("104", "165", "cti-test-165", hold=True)
+    check_plumbing(xml)
+    requests = [s for s in sent(xml) if not s.startswith("SIP/2.0")]
+    assert [r.split()[0] for r in requests] == ["INVITE", "ACK", "INVITE", "ACK", "INVITE", "ACK", "REFER"]
+    assert "[authentication username=165 password=cti-test-165]" in xml
+    assert "Refer-To: <sip:104@127.0.0.1?Replaces=[call_id]%3Bto-tag%3D[$t2tag]%3Bfrom-tag%3D[pid]SIPpTag02>" in xml
+    assert xml.count("<timewait") == 1 and xml.endswith('  <timewait milliseconds="200"/>\n</scenario>\n')
+    assert "sendonly" not in sipp23.attended_transferring_phone("104", "165", "cti-test-165")

@@ -57,6 +57,9 @@ SIP_USER = """  <user id="{ext}">
       <param name="password" value="cti-test-{ext}"/>
       <param name="dial-string" value="{{absolute_codec_string=PCMU}}sofia/internal/{ext}@{phones}"/>
     </params>
+    <variables>  <!-- a call the phone places itself (it authenticates): an extension, user/<ext> -->
+      <variable name="user_context" value="cti_refer"/>
+    </variables>
   </user>"""
 
 DIALPLAN = """<include>
@@ -581,8 +584,14 @@ FILES = (
 )
 
 
-# SIPp: answers; answers 486 Busy; 163 and 164 play what a test starts there (sipp23's phones)
-SIP_PHONES = {"161": "127.0.0.1:5090", "162": "127.0.0.1:5091", "163": "127.0.0.1:5092", "164": "127.0.0.1:5093"}
+# SIPp: answers; answers 486 Busy; 163, 164 and 165 play what a test starts there (sipp23's phones)
+SIP_PHONES = {
+    "161": "127.0.0.1:5090",
+    "162": "127.0.0.1:5091",
+    "163": "127.0.0.1:5092",
+    "164": "127.0.0.1:5093",
+    "165": "127.0.0.1:5094",
+}
 
 
 def sip_reply(status: str, cseq: str = "[last_CSeq:]") -> str:

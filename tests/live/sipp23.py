@@ -162,3 +162,106 @@ def referring_phone(target: str, after_ms: int = 1000, domain: str = "127.0.0.1"
         + _serve()
         + "</scenario>\n"
     )
+
+
+def _second_call(target: str, user: str, password: str, domain: str) -> str:
+    """The phone's second call, to ``target``: a new dialog (its own From tag, no To tag) that
+    shares the first dialog's Call-ID (SIPp files every message under its Call-ID, so one
+    scenario sees both dialogs; the switch tells dialogs apart by their tags). The switch
+    challenges it (407) and the phone authenticates as its directory user. Keeps the switch's
+    To tag (``$t2tag``) for the Replaces of the REFER."""
+    invite = """  <send retrans="500"><![CDATA[
+INVITE sip:{target}@{domain}:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{user}@{domain}>;tag=[pid]SIPpTag02
+To: <sip:{target}@{domain}>
+Call-ID: [call_id]
+CSeq: {cseq} INVITE
+Contact: <sip:{user}@[local_ip]:[local_port];transport=[transport]>
+Max-Forwards: 70
+{auth}Content-Type: application/sdp
+Content-Length: [len]
+
+{sdp}
+  ]]></send>
+"""
+    ack_407 = f"""  <send><![CDATA[
+ACK sip:{target}@{domain}:[remote_port] SIP/2.0
+[last_Via:]
+From: <sip:{user}@{domain}>;tag=[pid]SIPpTag02
+[last_To:]
+Call-ID: [call_id]
+CSeq: 101 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+  ]]></send>
+"""
+    ack_200 = f"""  <send><![CDATA[
+ACK [$t2contact] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{user}@{domain}>;tag=[pid]SIPpTag02
+[last_To:]
+Call-ID: [call_id]
+CSeq: 102 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+  ]]></send>
+"""
+    args = {"target": target, "domain": domain, "user": user, "sdp": _sdp(1)}
+    return (
+        invite.format(cseq=101, auth="", **args)
+        + '  <recv response="100" optional="true"/>\n'
+        + '  <recv response="407" auth="true"/>\n'
+        + ack_407
+        + invite.format(cseq=102, auth=f"[authentication username={user} password={password}]\n", **args)
+        + '  <recv response="100" optional="true"/>\n'
+        + '  <recv response="180" optional="true"/>\n'
+        + '  <recv response="183" optional="true"/>\n'
+        + '  <recv response="200">\n'
+        + "    <action>\n"
+        + '      <ereg regexp="tag=([^;>]*)" search_in="hdr" header="To:" assign_to="t2to,t2tag"/>\n'
+        + '      <ereg regexp="sip:[^>;]*" search_in="hdr" header="Contact:" assign_to="t2contact"/>\n'
+        + '      <log message="second call answered: [$t2to]"/>\n'
+        + "    </action>\n"
+        + "  </recv>\n"
+        + ack_200
+    )
+
+
+def attended_transferring_phone(
+    target: str,
+    user: str,
+    password: str,
+    consult_ms: int = 1000,
+    after_ms: int = 1000,
+    hold: bool = False,
+    domain: str = "127.0.0.1",
+) -> str:
+    """A phone that answers the switch's call and, ``after_ms`` later, transfers it attended:
+    (``hold``: presses Hold first, a re-INVITE ``a=sendonly``) places its own second call to
+    ``target`` (authenticated as directory user ``user``/``password``), talks ``consult_ms``,
+    then sends on the FIRST dialog a REFER whose Refer-To names ``target`` with
+    ``Replaces=<second call>``; then answers the switch's NOTIFYs and both dialogs' BYEs."""
+    replaces = "[call_id]%3Bto-tag%3D[$t2tag]%3Bfrom-tag%3D[pid]SIPpTag02"
+    refer = _request(
+        "REFER",
+        headers=f"Refer-To: <sip:{target}@{domain}?Replaces={replaces}>\nReferred-By: [$me]\n",
+    )
+    return (
+        _HEAD.format(name="cti sipp23: phone that transfers attended (REFER with Replaces)")
+        + _answer(remember=True)
+        + f'  <pause milliseconds="{after_ms}"/>\n'
+        + (_reinvite(3, "sendonly") if hold else "")
+        + _second_call(target, user, password, domain)
+        + f'  <pause milliseconds="{consult_ms}"/>\n'
+        + refer
+        + '  <recv response="202"/>\n'
+        + _serve(end="first_bye").replace('  <timewait milliseconds="200"/>\n', "")  # only the last may
+        + _serve(end="second_bye")
+        .replace('"serve"', '"serve2"')
+        .replace('"reinvite"', '"reinvite2"')
+        .replace('"notify"', '"notify2"')
+        + "</scenario>\n"
+    )

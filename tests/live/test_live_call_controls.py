@@ -590,6 +590,39 @@ def test_a_sip_phones_own_transfer_reaches_seat_104_with_the_screen_pop(floor, s
     live.hang_up(caller["a"])
 
 
+@pytest.mark.parametrize("hold", [False, True], ids=["no-hold", "held-first"])
+def test_a_sip_phones_own_attended_transfer_ends_like_complete(floor, sipp_phone, hold):
+    """Seat 101's SIP phone (165) answers the hotline's caller (``hold``: presses Hold first, as
+    phones do), calls 104 itself (a second call, authenticated as its directory user) and
+    transfers attended: a REFER on the first call with Replaces=<the second call>. The switch
+    bridges the caller to 104's leg: the same end state as cti's own consult and complete."""
+    live = floor
+    live.sign_in_all("8001 104 p104 104")
+    assert live.cti("busy", "104").startswith("+OK")  # the hotline's caller goes to 101's SIP phone
+    phone = sipp_phone(
+        sipp23.attended_transferring_phone("104", "165", "cti-test-165", consult_ms=1000, after_ms=1000, hold=hold), 5094
+    )
+    mark = live.esl.mark()
+    caller, agent = answered_by_101(live, cid="13912340007", phone="165")
+    assert live.api(f"uuid_getvar {agent} channel_name").startswith("sofia/internal/165@")
+    assert live.cti("idle", "104").startswith("+OK")
+    leg104 = live.wait_leg("104", seconds=5.0)  # the phone's own second call rings 104
+    end = hangup_complete(live, agent, mark, seconds=8.0)
+    assert end["variable_transfer_disposition"] == "recv_replace", end.get("variable_transfer_disposition")
+    assert end["variable_transfer_to"].startswith("att:"), end["variable_transfer_to"]  # blind: "blind:<uuid>"
+    live.wait(lambda: live.partner(leg104) == caller["b"], 3.0, "104 bridged to the caller")
+    assert live.partner(caller["b"]) == leg104
+    live.wait(lambda: live.status("104") == "in_call", 2.0, "104 in_call")
+    live.wait(lambda: live.status("101") in ("idle", "wrap_up"), 2.0, "101 left the call")
+    pop = live.seat("104")["pop"]
+    assert pop.get("Caller-Number") == "13912340007", pop
+    assert not ended(live, caller["b"], mark) and not ended(live, caller["a"], mark), "the caller never hung up"
+    live.hang_up(caller["a"])
+    live.wait(lambda: live.status("104") != "in_call", 5.0, "104's call ended with the caller's")
+    phone.proc.wait(5)
+    assert phone.proc.returncode == 0, phone.log.read_text()
+
+
 def test_consult_a_hotline_reaches_one_of_its_seats_and_complete_hands_the_caller_over(floor, audio_dir):
     """cti.consult 101 8002: the hotline routes the consultation to its seat 201 like a caller;
     after complete the caller talks with 201 and 101 has left."""
