@@ -510,6 +510,8 @@ def controls(lv: Live, rounds: int, transfers: int) -> Dict[str, float]:
                 samples.append(time.perf_counter() - t)
                 assert reply.startswith("+OK"), reply
                 lv.wait(lambda: lv.agent_leg("101"), 5.0, "101's phone rings")
+                if mode == "answer":  # its phone answered: the number is being dialed; let that leg be made first
+                    lv.wait(lambda: lv.agent_leg("150"), 5.0, "150's phone rings")
                 lv.clear_calls()
                 lv.wait(lambda: lv.status("101") == "idle", 5.0, "101 idle")
             out[f"cti.call, its phone {'ringing' if mode == 'ring' else 'answering'}"] = median_ms(samples)

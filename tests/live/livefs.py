@@ -541,6 +541,9 @@ class Live:
         self.api(f"uuid_kill {uuid} {cause}")
 
     def clear_calls(self) -> None:
+        # FreeSWITCH 1.10.12 aborts (mod_loopback.c:604 assert tech_pvt in channel_kill_channel)
+        # when hupall meets a loopback leg still being created (CS_NEW): seen twice here
+        self.wait(lambda: not any(r.get("state") == "CS_NEW" for r in self.channels()), 3.0, "no channel being created")
         self.api("hupall NORMAL_CLEARING")
         self.wait(lambda: not self.channels(), 5.0, "every channel gone")
 
