@@ -257,7 +257,7 @@ def test_call_rings_the_seat_first_then_the_extension_with_the_hotlines_caller_i
     # the reply does not wait for the phone: measured again with a phone that never answers
     times = [took]
     live.phone("101", "noanswer")
-    for _ in range(5):
+    for _ in range(15):  # a median of 16 (a few slow ones on a loaded 2-core machine move it not)
         mark = live.esl.mark()
         started = time.perf_counter()
         reply = live.cti("call", "101 150")
@@ -269,7 +269,8 @@ def test_call_rings_the_seat_first_then_the_extension_with_the_hotlines_caller_i
         live.wait(lambda: live.status("101") == "idle", 2.0, "idle")
     FIGURES["call reply ms"] = [round(t, 2) for t in times]
     print("cti.call reply times (ms):", FIGURES["call reply ms"])
-    assert sorted(times)[len(times) // 2] <= 5.0 and max(times) <= 15.0, times  # the first one warms the thread up
+    # never waiting for the phone (a ring is seconds); the benchmark, on a quiet machine, reads 0.9-1.5 ms
+    assert sorted(times)[len(times) // 2] <= 5.0 and max(times) <= 100.0, times
 
 
 @pytest.mark.parametrize("number", ["1,2", "user/102", "{x=1}2"])
