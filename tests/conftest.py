@@ -226,6 +226,18 @@ class Switch:
         return [(lvl, msg) for lvl, msg in self.core.logs if lvl in ("ERR", "ERROR", "CRIT", "ALERT", "WARNING")]
 
 
+def record_rows(sw) -> list:
+    """Every row the switch's records file holds (mod_cdr_sqlite's table), oldest first."""
+    import sqlite3
+
+    con = sqlite3.connect(sw.db)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute("SELECT * FROM cti_calls ORDER BY ended")]
+    finally:
+        con.close()
+
+
 @pytest.fixture
 def switch(tmp_path: Path) -> Switch:
     core = freeswitch.reset()

@@ -12,7 +12,7 @@ import sqlite3
 import time
 
 import pytest
-from conftest import config_text
+from conftest import config_text, record_rows
 
 from cti import app as wiring
 from cti.switch import recordings, records
@@ -44,13 +44,7 @@ def rec(switch, tmp_path):
     return switch
 
 
-def rows(sw):
-    con = sqlite3.connect(sw.db)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute("SELECT * FROM cti_calls ORDER BY ended")]
-    finally:
-        con.close()
+rows = record_rows
 
 
 def answered_call(sw, cid="13900000001"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from conftest import record_rows
 
 from cti.switch import records
 
@@ -27,13 +28,7 @@ def rec(switch, tmp_path):
     return switch
 
 
-def rows(sw):
-    con = sqlite3.connect(sw.db)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute("SELECT * FROM cti_calls ORDER BY ended")]
-    finally:
-        con.close()
+rows = record_rows
 
 
 def hotline_call(sw, cid="13900000001", **variables):

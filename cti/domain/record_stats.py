@@ -19,7 +19,7 @@ import json
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from cti.domain.record_search import DATE_SHAPE, HOTLINE, SEAT, Query, date_range, epochs
-from cti.domain.stats_report import clock_text
+from cti.domain.stats_report import cell as stats_cell
 from cti.domain.table import table
 
 Row = Mapping[str, object]
@@ -158,15 +158,7 @@ COUNTS = frozenset(
 
 
 def cell(name: str, value: object) -> str:
-    if value is None:
-        return "-"
-    if name in COUNTS:
-        return str(value)
-    if name == "service_level":
-        return f"{value:g}%"
-    if name == "survey_avg":
-        return f"{value:.2f}"
-    return clock_text(float(value))  # type: ignore[arg-type]
+    return stats_cell(name, value, COUNTS)
 
 
 def report(

@@ -4,7 +4,7 @@ and over the last 15 minutes; a table, or JSON for programs."""
 from __future__ import annotations
 
 import json
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from cti.config import Config
 from cti.domain.errors import CtiError
@@ -108,10 +108,12 @@ COUNTS = frozenset(
 )
 
 
-def cell(name: str, value: object) -> str:
+def cell(name: str, value: object, counts: FrozenSet[str] = COUNTS) -> str:
+    """One figure as the tables show it: a count, a percentage, an average score or a
+    duration (``counts``: the figures that are counts)."""
     if value is None:
         return "-"
-    if name in COUNTS:
+    if name in counts:
         return str(value)
     if name == "service_level":
         return f"{value:g}%"

@@ -18,7 +18,7 @@ import tempfile
 import time
 import wave
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence
+from typing import Dict, Iterable, Iterator, List, Sequence
 
 import pytest
 import sipp23
@@ -96,8 +96,9 @@ def goertzel(samples: Sequence[int], rate: int, hz: int) -> float:
     return math.sqrt(max(s1 * s1 + s2 * s2 - k * s1 * s2, 0.0)) / max(len(samples), 1)
 
 
-def tones_in(path: Path, channel: int, window: float = 0.25) -> List[frozenset]:
-    """The tones (of TONES) each ``window`` of one channel of a WAV holds."""
+def tones_in(path: Path, channel: int, window: float = 0.25, tones: Iterable[int] = ()) -> List[frozenset]:
+    """The tones (of ``tones``, else TONES) each ``window`` of one channel of a WAV holds."""
+    tones = tuple(tones) or TONES
     with wave.open(str(path)) as w:
         channels, rate, n = w.getnchannels(), w.getframerate(), w.getnframes()
         data = struct.unpack(f"<{n * channels}h", w.readframes(n))
@@ -106,7 +107,7 @@ def tones_in(path: Path, channel: int, window: float = 0.25) -> List[frozenset]:
     out = []
     for i in range(0, len(samples) - step + 1, step):
         seg = samples[i : i + step]
-        power = {hz: goertzel(seg, rate, hz) for hz in TONES}
+        power = {hz: goertzel(seg, rate, hz) for hz in tones}
         out.append(frozenset(hz for hz, p in power.items() if p > 100))
     return out
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from livefs import config_yaml
-from test_live_call_controls import answered_by_101, event, goertzel, hangup_complete, talking
+from test_live_call_controls import answered_by_101, event, hangup_complete, talking, tones_in
 
 SECOND_HZ = 700  # seat 104's phone
 
@@ -39,18 +39,10 @@ def floor(live):
 
 
 def channel_tones(path: Path, channel: int, window: float = 0.25, tones=(CALLER_HZ, AGENT_HZ)):
+    """(the file's channel count, the caller's and agent's tones in each ``window`` of ``channel``)."""
     with wave.open(str(path)) as w:
-        n, channels, rate = w.getnframes(), w.getnchannels(), w.getframerate()
-        import struct
-
-        data = struct.unpack(f"<{n * channels}h", w.readframes(n))
-    samples = data[channel::channels]
-    step = int(rate * window)
-    out = []
-    for i in range(0, len(samples) - step + 1, step):
-        seg = samples[i : i + step]
-        out.append({hz for hz in tones if goertzel(seg, rate, hz) > 100})
-    return channels, out
+        channels = w.getnchannels()
+    return channels, [set(found) for found in tones_in(path, channel, window, tones)]
 
 
 def record_row(live, uuid: str, seconds: float = 5.0) -> dict:
