@@ -235,13 +235,13 @@ class SessionChannel:
         leg as its audio starts (switch_ivr_bridge.c). Stereo: this leg's read (the caller) left,
         its write (the agent side) right. ``RECORD_MIN_SEC=0`` keeps a short call's file (the
         switch deletes one under 3 s by default), ``RECORD_HANGUP_ON_ERROR=false``: a write
-        error (a full disk) never ends the call. "" : no recording at the next bridge (and a
-        later ``uuid_bridge`` does not try to start it again)."""
+        error (a full disk) never ends the call. They are record_session's own variables, in
+        its data: two channel variables set before the offer, not five (this runs on the
+        caller's thread before its seat's leg is made). "" : no recording at the next bridge
+        (and a later ``uuid_bridge`` does not try to start it again)."""
         if full:
-            for name, value in dial.RECORDING_VARIABLES.items():
-                self.set_var(name, value)
             self.set_var("bridge_pre_execute_aleg_app", "record_session")
-            self.set_var("bridge_pre_execute_aleg_data", full)
+            self.set_var("bridge_pre_execute_aleg_data", dial.record_session_data(full))
         else:
             for name in (
                 "bridge_pre_execute_aleg_app",

@@ -48,6 +48,14 @@ EAVESDROP, THREE_WAY, INTERCEPT = "eavesdrop", "three_way", "intercept"
 # a call's recording (cti/domain/recording.py): stereo, kept however short, and a write error
 # (a full disk) never ends the call
 RECORDING_VARIABLES = {"RECORD_STEREO": "true", "RECORD_MIN_SEC": "0", "RECORD_HANGUP_ON_ERROR": "false"}
+# the same, as record_session's own variables (``record_session <path> {a=b,...}``, mod_dptools):
+# read before the leg's channel variables (switch_ivr_async.c get_recording_var)
+RECORDING_APP_VARIABLES = "{" + ",".join(f"{k}={v}" for k, v in RECORDING_VARIABLES.items()) + "}"
+
+
+def record_session_data(full: str) -> str:
+    """The data of ``record_session`` that records to ``full`` with cti's recording variables."""
+    return f"{full} {RECORDING_APP_VARIABLES}"
 
 
 def typed_phone(text: str, type_word: str) -> str:
@@ -162,9 +170,20 @@ def call_out(
     # the call's record is the seat's leg's (cti/switch/records.py): written when it ends
     head.update(records.variables({**(record or {}), "direction": "outbound"}))
     far_vars = {"cti_direction": "outbound"}
-    if recording:  # on the far party's (the customer's) leg, from its answer: never the seat's leg
+    if recording:
+        # On the far party's (the customer's) leg, never the seat's, from the bridge: the seat's
+        # leg names the app for whichever leg it is bridged to (switch_ivr_bridge.c copies
+        # bridge_pre_execute_bleg_* to that peer's bridge_pre_execute_*), and the recording's
+        # start takes it off the seat's leg again (a consultation's att_xfer bridges the seat's
+        # leg once more: its consulted party is not recorded into the same file). Not the far
+        # leg's own execute_on_answer: every variable of a dial string is copied to the other
+        # half of a loopback leg (mod_loopback.c __loopback_vars__), which answers too, records
+        # the same path with no audio, and deletes the file as empty when it ends after the
+        # far leg (switch_ivr_async.c "Discarding empty file").
+        head["bridge_pre_execute_bleg_app"] = "record_session"
+        head["bridge_pre_execute_bleg_data"] = recording
         far_vars.update(RECORDING_VARIABLES)
-        far_vars["execute_on_answer"] = f"record_session:{recording}"
+        far_vars["api_on_record_start"] = f"uuid_setvar {uuid} bridge_pre_execute_bleg_app"
     if cid[0]:
         far_vars["origination_caller_id_number"] = cid[0]
     if cid[1]:

@@ -24,7 +24,7 @@ CHECK_EVERY = 5.0  # seconds a disk check is trusted
 WARN_EVERY = 60.0  # seconds between two WARNINGs for the same reason
 
 _lock = threading.Lock()
-_state: Dict[str, Any] = {}  # "root", "checked" (monotonic), "why", "day_dir", "warned.<why>", "pruned"
+_state: Dict[str, Any] = {}  # "root", "checked" (monotonic), "why", "day" (minute, name), "warned.<why>", "pruned"
 
 
 def forget() -> None:
@@ -55,7 +55,15 @@ class SwitchRecordings:
         return os.path.join(self.root(), path)
 
     def place(self, uuid: str, now: float) -> Tuple[str, str]:
-        day = time.strftime("%Y/%m/%d", time.localtime(now))
+        """On the caller's thread before its offer: nothing here but a few look-ups while the
+        minute and the last disk check hold (the day's name is made once a minute)."""
+        minute = int(now // 60)
+        cached = _state.get("day")
+        if cached is not None and cached[0] == minute:
+            day = cached[1]
+        else:
+            day = time.strftime("%Y/%m/%d", time.localtime(now))
+            _state["day"] = (minute, day)
         rel = f"{self.conf.dir}/{day}/{uuid}.wav"
         why = self._check(day)
         if why:

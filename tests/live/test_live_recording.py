@@ -177,12 +177,10 @@ def test_a_blind_transfer_keeps_one_file_with_each_seats_audio_in_turn(floor):
     print(f"transfer: one file, 101's tone {len(first) / 4:.2f} s then 104's {len(second) / 4:.2f} s; record {row['seats']}")
 
 
-@pytest.mark.xfail(
-    reason="open (i24b): RECORD_START is seen on the far leg with the seat leg's path, but no file is on disk "
-    "after the call; not yet explained (the shim's test of the same passes)",
-    strict=False,
-)
 def test_a_call_out_of_a_recording_hotline_has_a_file_and_an_outbound_record(floor):
+    """150's phone is a loopback leg: its other half gets every variable of the dial string
+    (tests/test_recording.py test_a_call_out_to_a_loopback_phone_keeps_its_file); only the far
+    leg records, and the file is on disk after the call."""
     live = floor
     live.sign_in_all("8001 101 p101 101")
     live.phone("101", "ring")
@@ -200,6 +198,11 @@ def test_a_call_out_of_a_recording_hotline_has_a_file_and_an_outbound_record(flo
     live.wait(lambda: live.partner(far) == leg, 3.0, "150 bridged to the seat's leg")
     started = live.esl.wait_event(lambda e: e.get("Event-Name") == "RECORD_START", 5.0, mark)
     path = Path(started["Record-File-Path"])
+    live.wait(
+        lambda: live.api(f"uuid_getvar {leg} bridge_pre_execute_bleg_app").strip() == "_undef_",
+        2.0,
+        "the recording's start takes it off the seat's leg",
+    )
     time.sleep(2.0)
     live.hang_up(far)
     hangup_complete(live, leg, mark)
@@ -208,6 +211,8 @@ def test_a_call_out_of_a_recording_hotline_has_a_file_and_an_outbound_record(flo
         (e["Event-Name"], e.get("Unique-ID")) for e in live.esl.events[mark:] if e.get("Event-Name", "").startswith("RECORD_")
     ]
     assert path.is_file() and path.stat().st_size > 44 * 2, (str(path), events, leg, far)
+    starts = [u for name, u in events if name == "RECORD_START"]
+    assert starts == [far], f"the far leg alone records: {events}"
     row = record_row(live, leg)
     assert (row["direction"], row["outcome"], row["seats"], row["caller_number"]) == (
         "outbound",

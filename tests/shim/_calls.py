@@ -10,6 +10,7 @@ customer leg (inbound, application ``bridge``) and an agent leg (outbound, ``pre
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -94,6 +95,8 @@ class Channel:
         self.bridged_at = 0.0  # times->bridged: the leg's last bridge (switch_channel_set_bridge_time)
         self.reported = False  # its CDR was written (mod_cdr_sqlite's on_reporting)
         self.bugs: Dict[str, Dict[str, Any]] = {}  # record_session media bugs on this leg: path -> recording
+        self.twin: Optional[Channel] = None  # a loopback leg's other half (mod_loopback's -b leg): the phone
+        self.bridged_once = False  # its media bugs got audio (a bridge)
 
     def wake(self) -> None:
         """Set the break flag (uuid_break, hangup): whatever plays to this leg ends."""
@@ -151,6 +154,10 @@ class CallsMixin:
         self.most_legs: Dict[str, int] = {}  # the most legs ever ringing/up at once to one phone
         self.inline_threads: List[threading.Thread] = []  # legs running an inline python app (a transfer)
         self.recordings: Dict[str, Dict[str, Any]] = {}  # path -> {leg, stereo, started, masked: [[from, to]]}
+        # users whose directory dial-string is a loopback into the phones' dialplan (the live
+        # layer's test phones): their leg is loopback/phone-<ext>-a, and its other half (-b)
+        # gets a copy of every variable of the dial string (mod_loopback.c __loopback_vars__)
+        self.loopback_phones: set = set()
         self.commands.update(
             {
                 "originate": self._originate,
@@ -275,8 +282,15 @@ class CallsMixin:
                 customer.variables["last_bridge_hangup_cause"] = "USER_NOT_REGISTERED" if behaviour else "SUBSCRIBER_ABSENT"
             return None
         presence = variables.pop("presence_id", "") or (f"{ext}@{DOMAIN}" if name.startswith("sofia/internal/") else "")
+        if ext in self.loopback_phones and name.startswith("sofia/internal/"):
+            name = f"loopback/phone-{ext}-a"
         leg = Channel(self, name, "outbound", presence=presence, dest=ext, uuid=variables.get("origination_uuid", ""))
         leg.variables.update(variables)
+        if name.startswith("loopback/phone-"):
+            leg.twin = Channel(self, name[:-1] + "b", "inbound", dest=ext)
+            leg.twin.variables.update({k: v for k, v in variables.items() if k != "origination_uuid"})
+            leg.twin.variables["other_loopback_leg_uuid"] = leg.uuid
+            leg.variables["other_loopback_leg_uuid"] = leg.twin.uuid
         if customer is not None:
             leg.partner = customer.uuid
         self.channels[leg.uuid] = leg
@@ -293,12 +307,13 @@ class CallsMixin:
         with self.lock:
             leg = self.channels[uuid]
             assert not leg.answered, "already answered"
+            twin = leg.twin
+            if twin is not None and not twin.answered:  # the phone (the -b half) picks up first
+                twin.answered, twin.callstate = True, "ACTIVE"
+                self.execute_on_answer(twin)
             leg.answered, leg.callstate, leg.state = True, "ACTIVE", "CS_EXECUTE"
             self.emit("CHANNEL_ANSWER", leg)
-            # switch_channel_execute_on_value: "<app> <data>" or "<app>:<data>"
-            m = re.match(r"([^ :]+)(?: |:(?!:))(.*)", leg.variables.get("execute_on_answer", ""))
-            if m and m.group(1) == "record_session":
-                self.record_session(leg, m.group(2))
+            self.execute_on_answer(leg)
             customer = self.channels.get(leg.partner or "")
             if leg.consulted_by:
                 self.answered_consult(leg)
@@ -321,6 +336,12 @@ class CallsMixin:
                         self._hangup(sibling, "LOSE_RACE")
                 self._job_done(job, f"+OK {leg.uuid}\n")
                 self._run_app(leg, app, data)
+
+    def execute_on_answer(self, leg: Channel) -> None:
+        # switch_channel_execute_on_value: "<app> <data>" or "<app>:<data>"
+        m = re.match(r"([^ :]+)(?: |:(?!:))(.*)", leg.variables.get("execute_on_answer", ""))
+        if m and m.group(1) == "record_session":
+            self.record_session(leg, m.group(2))
 
     def hangup(self, uuid: str, cause: str = "NORMAL_CLEARING") -> None:
         """This leg's phone (or the customer) hangs up."""
@@ -391,6 +412,10 @@ class CallsMixin:
         if a.variables.get("bridge_pre_execute_aleg_app"):
             a.variables["bridge_pre_execute_app"] = a.variables["bridge_pre_execute_aleg_app"]
             a.variables["bridge_pre_execute_data"] = a.variables.get("bridge_pre_execute_aleg_data", "")
+        if a.variables.get("bridge_pre_execute_bleg_app"):  # the caller's, for its peer
+            b.variables["bridge_pre_execute_app"] = a.variables["bridge_pre_execute_bleg_app"]
+            b.variables["bridge_pre_execute_data"] = a.variables.get("bridge_pre_execute_bleg_data", "")
+        a.bridged_once = b.bridged_once = True
         for ch in (a, b):
             if ch.variables.get("bridge_pre_execute_app") == "record_session":
                 self.record_session(ch, ch.variables.get("bridge_pre_execute_data", ""))
@@ -409,6 +434,9 @@ class CallsMixin:
             return
         del self.channels[ch.uuid]
         ch.cause, ch.callstate, ch.state = cause, "HANGUP", "CS_HANGUP"
+        self.close_bugs(ch)
+        if ch.twin is not None:  # the loopback's other half ends with it, just after
+            self.close_bugs(ch.twin)
         ch.wake()
         ch.settled.set()
         ch.over.set()
@@ -901,17 +929,56 @@ class CallsMixin:
         self.inline_threads.append(thread)
 
     # -- recordings (record_session / uuid_record) ------------------------------------------------
-    def record_session(self, ch: Channel, path: str) -> None:
-        """switch_ivr_record_session_event: one media bug per path per leg ("Already recording"
-        otherwise); the file is opened (created) at once; RECORD_STEREO read from the leg."""
+    def record_session(self, ch: Channel, data: str) -> None:
+        """switch_ivr_record_session_event: ``<path> [{var=value,...}]`` (mod_dptools
+        record_session; its variables are read before the leg's: get_recording_var); one media
+        bug per path per leg ("Already recording" otherwise); the file is opened (created,
+        emptied) at once; RECORD_START, then the leg's ``api_on_record_start``. The file gets
+        audio only while the leg is bridged; a bug that got none deletes its path when it
+        closes ("Discarding empty file", switch_ivr_async.c record_callback)."""
+        path, _, extra = data.strip().partition(" ")
+        own = dict(p.split("=", 1) for p in extra.strip().strip("{}").split(",") if "=" in p)
+
+        def var(name: str, default: str = "") -> str:
+            return own.get(name, ch.variables.get(name, default))
+
         if path in ch.bugs:
             self.log("WARNING", f"Already recording [{path}]")
             return
-        rec = {"leg": ch.uuid, "stereo": ch.variables.get("RECORD_STEREO") == "true", "started": self.now, "masked": []}
-        rec["min_sec"] = ch.variables.get("RECORD_MIN_SEC", "3")
+        rec = {"leg": ch.uuid, "stereo": var("RECORD_STEREO") == "true", "started": self.now, "masked": []}
+        rec.update(min_sec=var("RECORD_MIN_SEC", "3"), hangup_on_error=var("RECORD_HANGUP_ON_ERROR", "true"))
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            open(path, "wb").close()
+        except OSError:
+            pass
         ch.bugs[path] = rec
         self.recordings[path] = rec
         self.emit("RECORD_START", ch, **{"Record-File-Path": path})
+        api = ch.variables.get("api_on_record_start", "")
+        if api:
+            name, _, arg = api.partition(" ")
+            handler = self.commands.get(name)
+            if handler is not None:
+                handler(arg)
+
+    def close_bugs(self, ch: Channel) -> None:
+        """The leg's media bugs close as it hangs up: audio written, or the path deleted."""
+        for path in list(ch.bugs):
+            ch.bugs.pop(path)
+            if ch.bridged_once:
+                try:
+                    with open(path, "ab") as f:
+                        f.write(b"\0" * 1600)
+                except OSError:
+                    pass
+            else:
+                self.log("DEBUG", f"Discarding empty file {path}")
+                ch.variables["RECORD_DISCARDED"] = "true"
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
 
     def _uuid_record(self, arg: str) -> str:
         parts = arg.split()
