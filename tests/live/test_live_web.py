@@ -1,6 +1,6 @@
-"""The web toolbar on the live switch (issue 18): the web service reaches the real switch over
-ESL (genesis), and a routed caller appears on the agent's toolbar, with its screen pop, while
-the phone still rings."""
+"""The web service on the live switch: it reaches the real switch over ESL (genesis); a routed
+caller appears on the agent's toolbar, with its screen pop, while the phone still rings (issue
+18); a recorded call is on the records page and its recording plays (issue 24)."""
 
 from __future__ import annotations
 
