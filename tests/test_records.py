@@ -195,6 +195,49 @@ def test_a_completed_consultation_puts_the_consulted_seat_in_the_record(rec):
     assert r["talk"] == pytest.approx(18, abs=0.1), "the first seat's talk, the consultation, the second's"
 
 
+@pytest.mark.parametrize("answered_first", [True, False], ids=["seat_answered_first", "completed_while_queued"])
+def test_a_completed_hotline_consultation_puts_the_seat_that_took_it_in_the_record(rec, answered_first):
+    """cti.consult <seat> <hotline> rings a loopback whose far half runs cti.route <hotline>:
+    the seat that takes it is bridged to that far half and, once completed, the caller to the
+    near half (loopback_bowout=false), never to that seat's leg. The watcher follows the
+    loopback: the seat joins the caller's record, whether it answered before the complete or
+    after (the consultation still queued when the seat completed it)."""
+    sw = rec
+    assert sw.cti("checkin", "8002 201 p201 201").startswith("+OK")
+    t, customer, agent, seat, other = answered(sw, 5)
+    sw.core.phones["cti-consult-8002"] = "dialplan"
+    reply = sw.cti("consult", f"{seat} 8002")
+    assert reply.startswith(f"+OK consult {seat} -> hotline 8002: ringing loopback/cti-consult-8002/default"), reply
+    sw.wait_for(lambda: sw.core.agent_leg("201") is not None)
+    sw.pump()
+    near = sw.core.channels[agent.partner]
+    far = sw.core.channels[near.variables["other_loopback_leg_uuid"]]
+    leg201 = sw.core.agent_leg("201")
+    assert (near.name, far.name, leg201.partner) == ("loopback/cti-consult-8002-a", "loopback/cti-consult-8002-b", far.uuid)
+    if answered_first:
+        sw.core.answer(leg201.uuid)
+        sw.pump()
+    sw.core.advance(3)
+    assert sw.cti("complete", seat).startswith("+OK complete")
+    sw.pump()
+    assert customer.partner == near.uuid, "the caller is bridged to the loopback, not to 201's leg"
+    if not answered_first:
+        assert customer.variables["cti_rec_seats"] == seat, "201 has not taken it yet"
+        sw.core.answer(leg201.uuid)
+        sw.pump()
+    assert sw.record("201")["status"] == "in_call"
+    assert customer.variables["cti_rec_seats"] == f"{seat},201", "seen while the call goes on"
+    sw.core.advance(10)
+    sw.core.hangup(customer.uuid)
+    t.join(3)
+    for th in sw.core.inline_threads:
+        th.join(3)
+    sw.pump()
+    assert sw.record("201")["status"] != "in_call", "201's call ended with the caller's"
+    r = next(r for r in rows(sw) if r["uuid"] == customer.uuid)
+    assert (r["seats"], r["outcome"], r["hotline"]) == (f"{seat},201", "answered", "8001")
+
+
 def test_a_seat_already_last_is_not_added_again(rec):
     sw = rec
     t, customer, agent, seat, other = answered(sw)

@@ -29,6 +29,7 @@ class Leg:
     supervision: str = ""  # marked: the supervisor whose session this leg is
     help: str = ""  # marked: the seat whose help request rings this supervisor
     consult: str = ""  # marked: the seat consulting the party this leg rings
+    twin: str = ""  # a loopback leg's other half (a hotline consultation's ``cti-consult-<hotline>``)
 
 
 @dataclass(frozen=True)

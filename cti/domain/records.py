@@ -12,9 +12,10 @@ Who notes what on a hotline caller's leg, all on the caller's own thread (``cti.
   a transfer to a number: "transferred_out".
 
 What the caller's thread cannot see is noted by the call watcher, off the command path: a seat
-the switch itself bridged the caller to (a consultation completed, a phone's own attended
-transfer) is appended to ``seats`` when the watcher sees that bridge (``with_seat``), and each
-seat's hold is summed into the record's ``hold`` (``total_hold``).
+the switch itself bridged the caller to (a consultation completed, of a hotline too, whose seat
+the caller reaches through a loopback; a phone's own attended transfer) is appended to
+``seats`` when the watcher sees that bridge (``with_seat``), and each seat's hold is summed
+into the record's ``hold`` (``total_hold``).
 """
 
 from __future__ import annotations

@@ -184,10 +184,35 @@ class Tracker:
             self._on_bridged(other, seat)
             if other and other not in self.leg_seat:  # a caller (not another seat's leg): its record
                 self.calls.seat_joined(other, seat)
+        if fact.leg.twin:
+            self._through_loopback(fact)
         if fact.leg.supervision:  # the A leg's
             session = self.sessions.taken(fact.leg.supervision, a)
             if session is not None:
                 self._took_over(session, b or session.customer)
+
+    def _through_loopback(self, fact: Bridged) -> None:
+        """A bridge whose A leg is a loopback's half (``fact.leg.twin``: its other half). A
+        hotline consultation is ``loopback/cti-consult-<hotline>``: its far half runs
+        ``cti.route`` and is bridged to the seat that takes it, its near half to the consulting
+        seat's leg and, once the consultation is completed, to the caller (att_xfer's
+        ``uuid_bridge``, with the loopback kept: ``loopback_bowout=false``). The caller then
+        talks with that seat through the loopback, and the seat joins its record like a seat
+        the caller was bridged to (both orders: completed before the hotline's seat answered)."""
+        a, b, twin = fact.a, fact.b, fact.leg.twin
+        if a != fact.leg.uuid or a in self.leg_seat or not b:
+            return  # a seat's own phone leg (a loopback test phone): its bridges are above
+        seat = self.leg_seat.get(b)
+        if seat is not None:  # this half reached a seat: whoever is bridged to its twin did
+            self.memory.loop_seat[twin] = seat
+            caller = self.memory.loop_caller.get(twin)
+            if caller:
+                self.calls.seat_joined(caller, seat)
+        else:  # a caller bridged to this half reaches the seat its twin is bridged to
+            self.memory.loop_caller[a] = b
+            seat = self.memory.loop_seat.get(a)
+            if seat:
+                self.calls.seat_joined(b, seat)
 
     def _took_over(self, session: Session, customer: str) -> None:
         """The supervisor took the call over: its leg, bridged to the customer, is its seat's
@@ -230,6 +255,8 @@ class Tracker:
         seat = self.leg_seat.pop(uuid, None) or self._seat_of(leg)
         self.memory.keys.pop(uuid, None)
         self.memory.pops.pop(uuid, None)
+        self.memory.loop_seat.pop(uuid, None)
+        self.memory.loop_caller.pop(uuid, None)
         freed: Optional[SeatState] = None
         if seat is not None:
             with self.seats.locks.hold(seat):

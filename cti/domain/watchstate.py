@@ -51,6 +51,10 @@ class WatchState:
         # a seat's caller -> its screen pop, while that caller's leg lasts: a seat the caller
         # reaches next without cti (the phone's own transfer, REFER) shows the same pop
         self.pops: Dict[str, Tuple[Tuple[str, str], ...]] = {}
+        # a loopback's half -> the seat its other half is bridged to, and -> the leg bridged to
+        # it (a hotline consultation: the caller reaches that seat through the loopback)
+        self.loop_seat: Dict[str, str] = {}
+        self.loop_caller: Dict[str, str] = {}
         self.swept = 0.0  # monotonic time of the last reconcile sweep
 
     def next_deadline(self) -> Optional[float]:

@@ -40,6 +40,7 @@ HEADERS = (
     "variable_sip_gateway_name",
     "variable_user_name",
     "variable_domain_name",
+    "variable_other_loopback_leg_uuid",
     *(f"variable_{name}" for name in MARKS.values()),
 )
 
@@ -91,7 +92,14 @@ class Facts:
             caller = Phone.extension(h["variable_user_name"], h.get("variable_domain_name", ""), self._domain)
         marks = {mark: self._mark(uuid, var, h.get(f"variable_{var}")) for mark, var in MARKS.items()}
         return Leg(
-            uuid, outbound, h.get("Other-Leg-Unique-ID", ""), phone, caller, h.get("Caller-Destination-Number", ""), **marks
+            uuid,
+            outbound,
+            h.get("Other-Leg-Unique-ID", ""),
+            phone,
+            caller,
+            h.get("Caller-Destination-Number", ""),
+            twin=h.get("variable_other_loopback_leg_uuid", ""),
+            **marks,
         )
 
     def _mark(self, uuid: str, var: str, raw: Optional[str]) -> str:

@@ -10,6 +10,7 @@ hears) and a Goertzel filter tells which tones each quarter second holds (notes-
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import struct
@@ -18,7 +19,7 @@ import tempfile
 import time
 import wave
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Sequence
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 import pytest
 import sipp23
@@ -207,6 +208,14 @@ def sipp_phone(tmp_path) -> Iterator:
     yield start
     for s in started:
         s.stop()
+
+
+def record_of(live, uuid: str) -> Optional[Dict[str, object]]:
+    """The call record (cti.records) of the call whose record leg is ``uuid``, once written."""
+    reply = live.cti("records", f"uuid={uuid} json")
+    assert reply.startswith("{"), reply
+    rows = json.loads(reply)["records"]
+    return rows[0] if rows else None
 
 
 def answered_by_101(live, tone: int = 0, cid: str = "13912340001", phone: str = "101") -> tuple:
@@ -648,3 +657,8 @@ def test_consult_a_hotline_reaches_one_of_its_seats_and_complete_hands_the_calle
     assert live.status("201") == "in_call"
     live.hang_up(caller["a"])
     live.wait(lambda: live.status("201") != "in_call", 5.0, "201's call ended with the caller's")
+    # the caller's record lists both seats, like a transfer to a seat: 201 took the consultation
+    # through the loopback (the caller was bridged to its near half, 201 to its far half)
+    rec = live.wait(lambda: record_of(live, caller["b"]), 3.0, "the caller's record")
+    assert isinstance(rec, dict)
+    assert (rec["seats"], rec["hotline"], rec["outcome"]) == ("101,201", "8001", "answered"), rec

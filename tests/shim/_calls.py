@@ -452,6 +452,9 @@ class CallsMixin:
         ch.ended_at = self.now
         if not ch.in_dialplan:  # else once its dialplan thread returned (CS_REPORTING comes after)
             self.report(ch)
+        twin = self.channels.get(ch.variables.get("other_loopback_leg_uuid", ""))
+        if twin is not None:  # a loopback's halves end together
+            self._hangup(twin, cause)
         if ch.consulted_by:  # a consulted party: the agent goes back to its customer
             self.consult_gone(ch)
             return
@@ -654,7 +657,9 @@ class CallsMixin:
         c.partner, c.consulted_by = agent.uuid, agent.uuid
         agent.consulting = (customer.uuid, c.uuid)
         behaviour = self.phones.get(c.dest)
-        if behaviour == "answer":
+        if behaviour == "dialplan" and dial.split("}")[-1].startswith("loopback/"):
+            self._loopback_far(c, customer)
+        elif behaviour == "answer":
             self.answer(c.uuid)
         elif behaviour == "noanswer":
             self._hangup(c, "NO_ANSWER")
@@ -687,6 +692,31 @@ class CallsMixin:
             agent.threeway = c.uuid
         customer.held = False
         return True
+
+    def _loopback_far(self, near: Channel, customer: Channel) -> None:
+        """``loopback/<ext>/<context>`` whose far half runs the dialplan (phones: "dialplan"):
+        the far half ``-b`` (inbound, the customer's caller id, as seen live) runs cti's extension for
+        ``<ext>`` on a thread of its own, which answers it first, and so the near half ``-a``;
+        each carries the other's uuid in ``other_loopback_leg_uuid``, and either ending ends
+        the other (loopback_bowout=false: the pair stays)."""
+        from freeswitch import run_inline
+
+        ext = near.dest
+        near.name = f"loopback/{ext}-a"
+        far = Channel(self, f"loopback/{ext}-b", "inbound", dest=ext)
+        far.variables["caller_id_number"] = customer.variables.get("caller_id_number", "")
+        near.variables["other_loopback_leg_uuid"], far.variables["other_loopback_leg_uuid"] = far.uuid, near.uuid
+        self.channels[far.uuid] = far
+        self.emit("CHANNEL_CREATE", far)
+        far.answered, far.callstate, far.state = True, "ACTIVE", "CS_EXECUTE"
+        self.emit("CHANNEL_ANSWER", far)
+        self.answer(near.uuid)
+        m = re.match(r"^cti-consult-(.+)$", ext)  # dialplan/cti.xml's cti_consult_hotline
+        apps = [("python", f"cti.route {m.group(1)}")] if m else []
+        far.in_dialplan = True
+        thread = threading.Thread(target=run_inline, args=(far, apps), daemon=True)
+        thread.start()
+        self.inline_threads.append(thread)
 
     def answered_consult(self, c: Channel) -> None:
         agent = self.channels.get(c.consulted_by)

@@ -92,6 +92,8 @@ def test_a_supervisor_searches_and_reads_each_calls_timeline(floor, calls, super
     _records(s, floor.url, "102")
     in_scope = [r["uuid"] for r in sorted(rows, key=lambda r: -r["ended"]) if r["seats"] != "201"]
     assert _shown_uuids(s) == in_scope, "today's calls of its scope, newest first; never 201's call on 8002"
+    hotline = shown(s, f'[data-record="{rows[1]["uuid"]}"] td:nth-child(3)')
+    assert hotline.text == "Sales 8001", "the hotline's name, the page opened first (no wallboard snapshot yet)"
     box = shown(s, "[data-records-form] [name=caller]")
     box.send_keys("13600001111")
     shown(s, '[data-records-form] [data-action="search"]').click()

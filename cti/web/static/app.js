@@ -614,6 +614,13 @@ function seatsText(r) {
   return seats.map((s) => { const n = names.find((x) => x.id === s); return n ? `${n.name} (${s})` : s; }).join(" → ");
 }
 
+function hotlineText(id) {
+  // the records' own scope names the viewer's hotlines (it comes with the rows: the records page
+  // opened first has no wallboard snapshot yet); another hotline's name from the snapshot
+  const x = ((S.rec.scope && S.rec.scope.hotlines) || []).find((y) => y.id === id);
+  return x ? x.name : ((S.snap && S.snap.hotlines[id]) || {}).name || "";
+}
+
 function renderRecords() {
   const box = $("[data-records]");
   if (!box || S.page !== "records" || !S.me) return;
@@ -652,7 +659,7 @@ function renderRecords() {
     } } },
       h("td", { class: "num", title: fmtTime(r.entered, true), text: fmtTime(r.entered, r.entered && fmtTime(r.entered, true).slice(0, 10) !== S.rec.today) }),
       h("td", {}, h("span", { class: `dir ${r.direction}`, text: t(r.direction) })),
-      h("td", {}, r.hotline ? [(S.snap && S.snap.hotlines[r.hotline] || {}).name || "", " ", h("span", { class: "id", text: r.hotline })] : "—"),
+      h("td", {}, r.hotline ? [hotlineText(r.hotline), " ", h("span", { class: "id", text: r.hotline })] : "—"),
       h("td", {}, h("span", { class: "num", text: r.caller_number }), r.caller_name ? h("span", { class: "muted", text: ` ${r.caller_name}` }) : null),
       h("td", { text: seatsText(r) || "—" }),
       h("td", { class: "num", text: clock(r.waited) }), h("td", { class: "num", text: clock(r.talk) }),
