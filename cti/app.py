@@ -65,6 +65,9 @@ _cluster: Dict[Tuple[str, str], Cluster] = {}  # (redis url, realm) -> this node
 _repos: Dict[Tuple[str, str], SeatRepo] = {}  # one per store: its decoded records outlive a config change
 _stats: Dict[Tuple[str, str], Stats] = {}  # one per store: its pending counts outlive a config change
 _seats: Optional[Seats] = None
+# the supervisors' and the call controls' use cases of the Seats and the Switch in force: built
+# once for them (they keep nothing of a command), not once per command
+_built: Dict[str, Tuple[Seats, Switch, Any]] = {}
 _tag: Optional[Tuple[Store, Tags]] = None
 _domain: Optional[str] = None
 
@@ -100,6 +103,7 @@ def forget() -> None:
         _repos.clear()
         _stats.clear()
         _music.clear()
+        _built.clear()
     _prune_look[0] = 0.0
     recordings.forget()
     config.forget()
@@ -365,14 +369,28 @@ def queues() -> Queues:
     return queues_for(seats())
 
 
+def _of(name: str, s: Seats, sw: Switch) -> Any:
+    """What was built as ``name`` for these Seats and this Switch, if anything."""
+    got = _built.get(name)
+    return got[2] if got is not None and got[0] is s and got[1] is sw else None
+
+
 def supervisors() -> Supervisors:
-    sw = Switch.here()
-    return Supervisors(seats(), SwitchCalls(sw), sw, watcher_alive, lambda: clock())
+    sw, s = Switch.here(), seats()
+    sup: Optional[Supervisors] = _of("supervisors", s, sw)
+    if sup is None:
+        sup = Supervisors(s, SwitchCalls(sw), sw, watcher_alive, lambda: clock())
+        _built["supervisors"] = (s, sw, sup)
+    return sup
 
 
 def controls() -> Controls:
-    sup = supervisors()
-    return Controls(sup, hold_music, lambda: clock(), recorder(sup.seats))
+    sw, s = Switch.here(), seats()
+    c: Optional[Controls] = _of("controls", s, sw)
+    if c is None:
+        c = Controls(supervisors(), hold_music, lambda: clock(), recorder(s))
+        _built["controls"] = (s, sw, c)
+    return c
 
 
 def transfers() -> Transfers:

@@ -97,6 +97,10 @@ class Controls:
     # -- look-ups -----------------------------------------------------------------------------
     def _acting(self, seat: str, operator: str) -> Tuple[SeatState, str]:
         self.seats.seat_conf(seat)
+        return self._actor(seat, operator)
+
+    def _actor(self, seat: str, operator: str) -> Tuple[SeatState, str]:
+        """The signed-in seat and who acts on it (its config checked already; no lock taken)."""
         state = self.seats.repo.get(seat)
         if state is None:
             raise CtiError("not_signed_in", f"seat {seat} is not signed in")
@@ -199,28 +203,33 @@ class Controls:
         return state.call, state.customer
 
     def hold(self, seat: str, operator: str = "") -> str:
-        state, by = self._acting(seat, operator)
-        agent, customer = self._answered_call(state)
-        if state.consult:
-            raise CtiError("consulting", f"seat {seat} is consulting {state.consult}")
-        if state.activity == HELD:
-            raise CtiError("already_held", f"seat {seat}'s call is on hold already")
-        conf = self._hotline_of(state)
-        self.calls.hold(customer, self._music(conf.moh if conf is not None else ""))
-        self.seats.hold_changed(seat, agent, True, by)
+        """Checked and changed in one hold of the seat's lock: what it checked is what it
+        changes. The music starts on the writer just after the reply (``Calls.hold``)."""
+        self.seats.seat_conf(seat)
+        with self.seats.locks.hold(seat):
+            state, by = self._actor(seat, operator)
+            _, customer = self._answered_call(state)
+            if state.consult:
+                raise CtiError("consulting", f"seat {seat} is consulting {state.consult}")
+            if state.activity == HELD:
+                raise CtiError("already_held", f"seat {seat}'s call is on hold already")
+            conf = self._hotline_of(state)
+            self.calls.hold(customer, self._music(conf.moh if conf is not None else ""))
+            self.seats.held(state, True, by)
         return f"+OK hold {seat}" + self._done(seat, by)
 
     def unhold(self, seat: str, operator: str = "") -> str:
-        state, by = self._acting(seat, operator)
-        agent, customer = self._answered_call(state)
-        if state.activity != HELD:
-            raise CtiError("not_held", f"seat {seat}'s call is not on hold")
-        if state.consult:
-            raise CtiError("consulting", f"seat {seat} is consulting {state.consult}: complete, threeway or cancel it")
-        self.calls.unhold(customer, agent if state.phone_held else "")
-        after = self.seats.hold_changed(seat, agent, False, by)
-        if after is not None:
-            self.calls.held_for((agent, after.customer), after.hold)
+        self.seats.seat_conf(seat)
+        with self.seats.locks.hold(seat):
+            state, by = self._actor(seat, operator)
+            agent, customer = self._answered_call(state)
+            if state.activity != HELD:
+                raise CtiError("not_held", f"seat {seat}'s call is not on hold")
+            if state.consult:
+                raise CtiError("consulting", f"seat {seat} is consulting {state.consult}: complete, threeway or cancel it")
+            self.calls.unhold(customer, agent if state.phone_held else "")
+            after = self.seats.held(state, False, by)
+        self.calls.held_for((agent, after.customer), after.hold)
         return f"+OK unhold {seat}" + self._done(seat, by)
 
     # -- 录音 pause / resume ------------------------------------------------------------------------

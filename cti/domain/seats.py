@@ -198,23 +198,39 @@ class Seats:
         self.events.fire(event)
 
     def fire_call(self, action: str, state: SeatState, before: SeatState, cause: str = "", missed: bool = False) -> None:
-        """A seat's call rang, was answered or ended (the watcher). ``before``: the seat before."""
+        """A seat's call rang, was answered or ended (the watcher), or was held (cti.hold, the
+        phone's key). ``before``: the seat before. The whole event, the call's facts too, is
+        put together where the events port defers it (after the command answered), from the
+        two states (immutable) and this time, as ``_fire`` does."""
+        self.events.defer(self._fire_call_now, action, state, before, cause, missed, self.config, self._clock(), self.dial)
+
+    def _fire_call_now(
+        self,
+        action: str,
+        state: SeatState,
+        before: SeatState,
+        cause: str,
+        missed: bool,
+        cfg: Config,
+        now: float,
+        dial: Callable[[Phone], str],
+    ) -> None:
         call = state if state.call else before  # an ended call: the one that ended
         ended = not state.call and bool(before.call)
-        now = self._clock()
         talk = max(0.0, now - before.answered_at) if ended and before.activity in TALKING else None
         hold = before.held_seconds(now) if ended else None
         facts = SeatCall(
             call.call, call.customer, call.line, cause, call.pop, talk, ended and missed, call.direction, hold, call.consult
         )
-        self._fire(action, state, before.status, state.seat, facts, self._busy_ended(before, state))
+        busy = self._busy_ended(before, state, now)
+        self._fire_now(action, state, before.status, state.seat, facts, busy, cfg, now, dial)
 
-    def _busy_ended(self, before: SeatState, after: Optional[SeatState]) -> Optional[float]:
+    def _busy_ended(self, before: SeatState, after: Optional[SeatState], now: Optional[float] = None) -> Optional[float]:
         """How long the busy period lasted, when the change ends one."""
         if before.availability == BUSY and (
             after is None or after.availability != BUSY or after.available_since != before.available_since
         ):
-            return max(0.0, self._clock() - before.available_since)
+            return max(0.0, (self._clock() if now is None else now) - before.available_since)
         return None
 
     def after_call(self, state: SeatState) -> SeatState:
@@ -244,14 +260,21 @@ class Seats:
                 return None
             if on == (state.activity == HELD):
                 return None
-            now = self._clock()
-            if on:
-                new = state.doing(HELD, now, held_at=now, phone_held=not by, operator=by or seat)
-            else:
-                new = state.doing(IN_CALL, now, held_at=0.0, hold=state.held_seconds(now), phone_held=False, operator=by or seat)
-            saved = self.repo.save(new, state)
-            self.fire_call("held" if on else "unheld", saved, state)
-            return saved
+            return self.held(state, on, by)
+
+    def held(self, state: SeatState, on: bool, by: str = "") -> SeatState:
+        """``state``'s call on hold (``on``) or back, saved, and its event: call it with the
+        seat's lock held, ``state`` read under it (cti.hold checks and changes in one hold of
+        the lock). ``by``: the operator ("": the phone's own Hold key)."""
+        now = self._clock()
+        who = by or state.seat
+        if on:
+            new = state.doing(HELD, now, held_at=now, phone_held=not by, operator=who)
+        else:
+            new = state.doing(IN_CALL, now, held_at=0.0, hold=state.held_seconds(now), phone_held=False, operator=who)
+        saved = self.repo.save(new, state)
+        self.fire_call("held" if on else "unheld", saved, state)
+        return saved
 
     # -- use cases ------------------------------------------------------------------------
     def _uses(self, seat: str, phone: Phone) -> bool:

@@ -41,7 +41,12 @@ class Writer:
         # set before the thread starts, cleared as its body ends: ``running`` is asked twice or
         # more per status change, and Thread.is_alive takes and drops a lock each time
         self._alive = False
-        self._waiting = False  # the thread waits for a job: the next hand-over wakes it
+        self._waiting = False  # the thread waits for a job: the next hand-over rings the bell
+        # the bell the thread waits on for a job: a plain lock, held while nobody rang. Ringing
+        # it is one C call on the command's thread (a Condition's notify is a page of Python
+        # that the command would run cold, every command)
+        self._bell = threading.Lock()
+        self._bell.acquire()
         self.ident = -1  # threading.get_ident() of the thread while it runs
 
     def running(self) -> bool:
@@ -71,12 +76,17 @@ class Writer:
         """Hand ``fn(*args)`` to the writer; False when it does not run (do it now)."""
         if not self.running():
             return False
-        with self._cond:
-            self._jobs.append((fn, args))
-            if self._waiting:  # else it is busy or asleep before its next job: it will look
-                self._waiting = False
-                self._cond.notify()
+        self._jobs.append((fn, args))  # a deque's append is atomic: the jobs keep their order
+        if self._waiting:  # else it is busy or asleep before its next job: it will look
+            self._waiting = False
+            self._ring()
         return True
+
+    def _ring(self) -> None:
+        try:
+            self._bell.release()
+        except RuntimeError:  # rung already (two hand-overs at once): once is enough
+            pass
 
     def drain(self, timeout: float = 2.0) -> bool:
         """Wait until every job handed over so far is done (an upgrade, a stop)."""
@@ -100,7 +110,7 @@ class Writer:
         self.drain()
         with self._cond:
             self._stopping = True
-            self._cond.notify_all()
+        self._ring()
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join(2.0)
@@ -125,21 +135,23 @@ class Writer:
 
     def _loop(self) -> None:
         while True:
-            with self._cond:
-                idle = not self._jobs
-                while not self._jobs and not self._stopping:
-                    self._waiting = True
-                    self._cond.wait(1.0)
-                self._waiting = False
-                if not self._jobs:  # stopping, and nothing left
-                    return
+            idle = not self._jobs
             if idle:
+                self._waiting = True
+                # looked at again with the flag up: a job handed over before it was up rang no bell
+                if not self._jobs and not self._stopping:
+                    self._bell.acquire(timeout=1.0)  # a bell rung after a timeout wakes the next wait: it looks again
+                self._waiting = False
+                if not self._jobs:
+                    if self._stopping:  # and nothing left
+                        return
+                    continue
                 # let the command that handed this over finish first: its thread needs the GIL
                 # once more after it answered, and a switch API call holds the GIL throughout
                 time.sleep(LAG)
             with self._cond:
+                self._busy = True  # first: ``pending`` (no lock) never sees neither the job nor the work
                 job = self._jobs.popleft()
-                self._busy = True
             try:
                 self._do(job)
             finally:
