@@ -35,7 +35,7 @@ def test_the_schedule_is_a_seeded_poisson_stream():
     assert plan != cap.schedule(8, 600, seed=21)
     assert plan != cap.schedule(16, 600, seed=20)[: len(plan)]
     offsets = [t for t, _ in plan]
-    assert offsets == sorted(offsets) and 0 < offsets[0] and offsets[-1] < 600
+    assert offsets == sorted(offsets) and offsets[0] > 0 and offsets[-1] < 600
     assert 8 * 600 * 0.9 < len(plan) < 8 * 600 * 1.1
     gaps = [b - a for a, b in zip(offsets, offsets[1:])]
     mean = statistics.mean(gaps)
@@ -49,7 +49,7 @@ def test_the_schedule_is_a_seeded_poisson_stream():
     assert min(talks) >= 1.0 and max(talks) <= 2.0 and statistics.mean(talks) == pytest.approx(1.5, abs=0.05)
 
 
-def _call(cid: str, arrived: float, agent: str, bridged: float) -> "cap.Call":
+def _call(cid: str, arrived: float, agent: str, bridged: float) -> cap.Call:
     return cap.Call(cid=cid, a=f"a-{cid}", talk=1.0, arrived=arrived, agent=agent, bridged=bridged, ended=bridged + 1)
 
 
