@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
-RATES = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128)
+RATES = (1, 2, 4, 8, 16, 24, 32, 40, 48, 64, 96, 128)
+BEHIND = 1.1  # a step whose callers took longer than this × its seconds to place: the stream fell behind
 QUICK_RATES = (2, 8, 24)
 LIMIT_MS = 100.0
 SYSTEMS = ("cti", "mod_callcenter")
@@ -80,10 +81,26 @@ def schedule(rate: float, seconds: float, seed: int, talk: Tuple[float, float] =
     return out
 
 
-def passes(step: Dict[str, Any], limit_ms: float = LIMIT_MS) -> bool:
-    """A step passes: p95 caller → agent leg within the limit, nobody waited for a seat, nobody lost."""
+def failures(step: Dict[str, Any], limit_ms: float = LIMIT_MS) -> List[str]:
+    """Why a step fails: its p95 caller → agent leg over the limit, a caller who waited for a
+    seat, a caller lost, or ``behind``: its callers could not be placed on schedule (the
+    originates were answered too slowly: λ was not offered)."""
     p95 = step.get("leg_p95_ms")
-    return p95 is not None and p95 <= limit_ms and step.get("waited", 0) == 0 and step.get("lost", 0) == 0
+    why = []
+    if p95 is None or p95 > limit_ms:
+        why.append("p95")
+    if step.get("waited", 0):
+        why.append("waited")
+    if step.get("lost", 0):
+        why.append("lost")
+    if step.get("behind"):
+        why.append("behind")
+    return why
+
+
+def passes(step: Dict[str, Any], limit_ms: float = LIMIT_MS) -> bool:
+    """A step passes: p95 within the limit, nobody waited for a seat or was lost, λ was offered."""
+    return not failures(step, limit_ms)
 
 
 def knee(steps: Sequence[Dict[str, Any]], limit_ms: float = LIMIT_MS) -> Optional[float]:
@@ -177,6 +194,18 @@ def step_figures(calls: Sequence[Call], legs: Dict[str, Leg], by_seat: Dict[str,
         out[f"bridge_p{q}_ms"] = percentile(to_bridge, q)
     out["failed_originates"] = sum(1 for c in calls if c.failed)
     out["gave_up"] = sum(1 for c in calls if c.gave_up)
+    out["lost_calls"] = [
+        {
+            "cid": c.cid,
+            "arrived": c.arrived is not None,
+            "agent_leg": c.agent in legs,
+            "bridged": c.bridged is not None,
+            "gave_up": c.gave_up,
+            "failed": c.failed,
+        }
+        for c in calls
+        if c.bridged is None or c.arrived is None or c.agent not in legs
+    ][:20]
     return out
 
 
@@ -218,6 +247,7 @@ class Run:
         self.stamps: List[int] = []
         self.stop = False
         self.lag_max = 0.0
+        self.replies: List[float] = []  # s, each bgapi originate's reply
         self._threads = [threading.Thread(target=self._digest, daemon=True), threading.Thread(target=self._hangups, daemon=True)]
         for t in self._threads:
             t.start()
@@ -318,6 +348,7 @@ class Run:
                 f"originate {{origination_uuid={call.a},origination_caller_id_number={call.cid},ignore_early_media=true}}"
                 f"loopback/{dest}/cti_test &park()"
             )
+            self.replies.append(time.monotonic() - call.sent)
             with self.lock:
                 self.by_job[call.job] = call
                 if call.ended is None and call.bridged is None and not call.failed:
@@ -352,10 +383,11 @@ def seats_config(seats: Sequence[str]) -> str:
 def one_step(lv: Any, run: Run, system: str, rate: float, seconds: float, seed: int, code: str, pid: int) -> Dict[str, Any]:
     plan = schedule(rate, seconds, seed)
     run.lag_max = 0.0
-    cpu0, mach0, t0 = cpu_ticks(pid), machine_ticks(), time.monotonic()
+    run.replies = []
+    cpu0, mach0, me0, t0 = cpu_ticks(pid), machine_ticks(), os.times(), time.monotonic()
     calls = run.place_calls(DEST[system], plan, code)
     elapsed = time.monotonic() - t0
-    cpu1, mach1 = cpu_ticks(pid), machine_ticks()
+    cpu1, mach1, me1 = cpu_ticks(pid), machine_ticks(), os.times()
     hz = os.sysconf("SC_CLK_TCK")
     deadline = time.monotonic() + run.patience + TALK[1] + 10
     while not run.settled(calls) and time.monotonic() < deadline:
@@ -371,13 +403,17 @@ def one_step(lv: Any, run: Run, system: str, rate: float, seconds: float, seed: 
         system=system,
         rate=rate,
         seconds=round(elapsed, 2),
+        placed_per_s=round(len(calls) / elapsed, 1),
+        behind=elapsed > BEHIND * seconds,
+        originate_reply_p95_ms=round(1000 * (percentile(run.replies, 95) or 0), 2),
+        driver_cpu_pct=round(100.0 * (me1.user + me1.system - me0.user - me0.system) / elapsed, 1),
         switch_cpu_pct=round(100.0 * (cpu1 - cpu0) / hz / elapsed, 1),
         machine_cpu_pct=round(100.0 * (mach1[0] - mach0[0]) / max(1, mach1[1] - mach0[1]), 1),
         loadavg=os.getloadavg()[0],
         arrival_lag_max_ms=round(run.lag_max * 1000, 1),
-        passed=False,
     )
-    fig["passed"] = passes(fig)
+    fig["why"] = failures(fig)
+    fig["passed"] = not fig["why"]
     if leftovers:
         lv.clear_calls()
     return fig
@@ -482,16 +518,17 @@ def _ms(v: Optional[float]) -> str:
 
 
 HEADER = (
-    f"{'λ/s':>5} {'system':<15}{'placed':>7}{'p50':>8}{'p95':>8}{'p99':>8}{'br p95':>8}"
+    f"{'λ/s':>5} {'system':<15}{'placed':>7}{'per s':>6}{'p50':>7}{'p95':>7}{'p99':>7}{'br p95':>7}"
     f"{'waited':>7}{'lost':>5}{'peak':>5}{'FS CPU%':>8}{'all CPU%':>9}  pass"
 )
 
 
 def row(s: Dict[str, Any]) -> str:
     return (
-        f"{s['rate']:>5g} {s['system']:<15}{s['placed']:>7}{_ms(s['leg_p50_ms']):>8}{_ms(s['leg_p95_ms']):>8}"
-        f"{_ms(s['leg_p99_ms']):>8}{_ms(s['bridge_p95_ms']):>8}{s['waited']:>7}{s['lost']:>5}{s['peak_seats_in_call']:>5}"
-        f"{s['switch_cpu_pct']:>8.1f}{s['machine_cpu_pct']:>9.1f}  {'yes' if s['passed'] else 'NO'}"
+        f"{s['rate']:>5g} {s['system']:<15}{s['placed']:>7}{s.get('placed_per_s', 0):>6.1f}{_ms(s['leg_p50_ms']):>7}"
+        f"{_ms(s['leg_p95_ms']):>7}{_ms(s['leg_p99_ms']):>7}{_ms(s['bridge_p95_ms']):>7}{s['waited']:>7}{s['lost']:>5}"
+        f"{s['peak_seats_in_call']:>5}{s['switch_cpu_pct']:>8.1f}{s['machine_cpu_pct']:>9.1f}  "
+        f"{'yes' if s['passed'] else 'NO ' + ','.join(s.get('why', []))}"
     )
 
 
@@ -502,30 +539,33 @@ def report(out: Dict[str, Any]) -> str:
         f"{out['talk_s'][0]:g}–{out['talk_s'][1]:g} s, {out['step_seconds']:g} s a step, seed {out['seed']}; {out['clock']}",
         "caller → agent leg p50/p95/p99 and caller → bridged p95 in ms; waited: the caller's seat was still in its "
         "previous call when the caller arrived; peak: seats in a call at once; FS CPU%: the switch process, % of one "
-        "core; all CPU%: both cores, everyone's work",
+        "core; all CPU%: both cores, everyone's work; per s: callers placed a second (behind: under "
+        f"λ/{BEHIND:g}, the originates answered too slowly)",
         "",
         HEADER,
     ]
     lines += [row(s) for s in out["steps"]]
 
-    def k(v: Optional[float]) -> str:
-        return f"{v:g}/s" if v is not None else "none (the lowest λ failed)"
+    top = {name: max((s["rate"] for s in out["steps"] if s["system"] == name), default=None) for name in SYSTEMS}
+
+    def k(v: Optional[float], system: str = "") -> str:
+        if v is None:
+            return "none (the lowest λ failed)"
+        return f"≥ {v:g}/s (the highest λ tried)" if v == top.get(system) else f"{v:g}/s"
 
     lines.append("")
-    lines.append(f"knee (p95 caller → agent leg ≤ {out['limit_ms']:g} ms, nobody waited, nobody lost):")
-    lines.append(f"  cti {k(out['knee_cti'])}, mod_callcenter {k(out['knee_mcc'])}")
+    lines.append(f"knee (p95 caller → agent leg ≤ {out['limit_ms']:g} ms, nobody waited or lost, λ offered):")
+    lines.append(f"  cti {k(out['knee_cti'], 'cti')}, mod_callcenter {k(out['knee_mcc'], 'mod_callcenter')}")
     if out.get("ratio"):
         lines.append(f"  cti / mod_callcenter: {out['ratio']:.2f}")
     else:
         lines.append("  cti / mod_callcenter: no ratio (a system has no knee)")
     if "load_knee_cti" in out:
-        lines.append(
-            f"load knee (p95 ≤ {out['limit_ms']:g} ms over the system's own p95 at the lowest λ, nobody waited, nobody lost):"
-        )
+        lines.append(f"load knee (p95 ≤ {out['limit_ms']:g} ms over the system's own p95 at the lowest λ, the rest as the knee):")
         parts = []
         for name, short in (("cti", "cti"), ("mod_callcenter", "mcc")):
             floor = out.get(f"floor_p95_ms_{short}")
-            parts.append(f"{name} {k(out[f'load_knee_{short}'])} (floor {_ms(floor)} ms)")
+            parts.append(f"{name} {k(out[f'load_knee_{short}'], name)} (floor {_ms(floor)} ms)")
         lines.append("  " + ", ".join(parts))
         if out.get("load_ratio"):
             lines.append(f"  cti / mod_callcenter: {out['load_ratio']:.2f}")
@@ -539,6 +579,10 @@ def plot(out: Dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(11.5, 6), dpi=110)
+    cpu = ax.twinx()
+    cpu.set_ylim(0, 220)
+    cpu.set_ylabel("switch CPU, % of one core (dotted; 2 cores = 200%)", color="dimgrey")
+    cpu.tick_params(axis="y", colors="dimgrey")
     colors = {"cti": "tab:blue", "mod_callcenter": "tab:orange"}
     shorts = {"cti": "cti", "mod_callcenter": "mcc"}
     rates = sorted({s["rate"] for s in out["steps"]})
@@ -552,8 +596,11 @@ def plot(out: Dict[str, Any], path: Path) -> None:
         p95 = {s["rate"]: s["leg_p95_ms"] for s in steps}
         ax.plot(x, [s["leg_p95_ms"] for s in steps], "-o", color=colors[system], lw=2.2, ms=6, label=f"{system} p95")
         ax.plot(x, [s["leg_p50_ms"] for s in steps], "--", marker=".", color=colors[system], lw=1.3, label=f"{system} p50")
-        failed = [s for s in steps if not s["passed"]]
+        failed = [s for s in steps if not s["passed"] and not s.get("behind")]
         ax.plot([s["rate"] for s in failed], [s["leg_p95_ms"] for s in failed], "x", color="black", ms=10, mew=2)
+        behind = [s for s in steps if s.get("behind")]
+        ax.plot([s["rate"] for s in behind], [s["leg_p95_ms"] for s in behind], "s", color="none", mec="black", ms=12, mew=1.5)
+        cpu.plot(x, [s["switch_cpu_pct"] for s in steps], ":", color=colors[system], lw=1.4, alpha=0.6)
         kn, lk = out.get(f"knee_{shorts[system]}"), out.get(f"load_knee_{shorts[system]}")
         if kn is not None:
             ax.plot([kn], [p95[kn]], "*", color=colors[system], ms=22, mec="black", zorder=5)
@@ -561,8 +608,8 @@ def plot(out: Dict[str, Any], path: Path) -> None:
             ax.plot([lk], [p95[lk]], "D", color=colors[system], ms=11, mec="black", zorder=5)
         floor = out.get(f"floor_p95_ms_{shorts[system]}")
         notes.append(
-            f"{system}\n  knee (p95 ≤ {out['limit_ms']:g} ms): {f'{kn:g}/s' if kn is not None else 'none'}"
-            f"\n  load knee (≤ floor {_ms(floor)} + {out['limit_ms']:g} ms): {f'{lk:g}/s' if lk is not None else 'none'}"
+            f"{system}: knee (p95 ≤ {out['limit_ms']:g} ms) {f'{kn:g}/s' if kn is not None else 'none'}, "
+            f"load knee (p95 ≤ its floor {_ms(floor)} + {out['limit_ms']:g} ms) {f'{lk:g}/s' if lk is not None else 'none'}"
         )
     ax.axhline(out["limit_ms"], color="red", lw=1.2, alpha=0.8)
     ax.annotate(
@@ -577,6 +624,10 @@ def plot(out: Dict[str, Any], path: Path) -> None:
     top = max([s["leg_p95_ms"] or 0 for s in out["steps"]] + [s["leg_p99_ms"] or 0 for s in out["steps"]] + [200.0])
     ax.set_ylim(1.0, top * 1.6)
     ax.plot([], [], "x", color="black", ms=9, mew=2, label="step failed (p95 > 100 ms,\na wait or a loss)")
+    ax.plot(
+        [], [], "s", color="none", mec="black", ms=10, mew=1.5, label="stream fell behind: the switch\ntook callers slower than λ"
+    )
+    ax.plot([], [], ":", color="grey", lw=1.4, label="switch CPU (right axis)")
     ax.plot([], [], "*", color="grey", ms=15, mec="black", label="knee")
     ax.plot([], [], "D", color="grey", ms=8, mec="black", label="load knee")
     ax.set_xscale("log", base=2)
@@ -593,8 +644,8 @@ def plot(out: Dict[str, Any], path: Path) -> None:
         fontsize=11,
     )
     ax.grid(True, which="major", alpha=0.35)
-    ax.legend(fontsize=9.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.text(0.775, 0.12, "\n".join(notes), fontsize=9.5, va="bottom", family="monospace")
+    ax.legend(fontsize=9.5, loc="upper left", bbox_to_anchor=(1.09, 1.0), frameon=False)
+    ax.text(0.0, -0.11, "\n".join(notes), transform=ax.transAxes, fontsize=10, va="top", family="monospace")
     fig.tight_layout(rect=(0, 0, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, bbox_inches="tight")

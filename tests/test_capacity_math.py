@@ -95,6 +95,19 @@ def test_the_knee_is_the_highest_rate_passed_with_every_lower_one():
     assert cap.knee([_step(1, 120), _step(2, 30)]) is None, "the lowest failed: no knee"
     assert cap.knee([_step(1, None)]) is None, "nobody served: no figure, no pass"
     assert cap.knee([]) is None
+    behind = [_step(1, 20), _step(2, 30), dict(_step(4, 40), behind=True), _step(8, 40)]
+    assert cap.knee(behind) == 2, "callers placed slower than λ (the switch took them no faster): λ was not offered"
+    assert cap.failures(dict(_step(4, 140, waited=2, lost=1), behind=True)) == ["p95", "waited", "lost", "behind"]
+    assert cap.failures(_step(4, 40)) == []
+
+
+def test_the_load_knee_is_measured_from_the_systems_own_unloaded_p95():
+    polling = [_step(1, 100.0), _step(2, 103), _step(4, 150), _step(8, 201), _step(16, 400)]
+    assert cap.knee(polling) == 1
+    assert cap.floor_ms(polling) == 100.0
+    assert cap.load_knee(polling) == 4, "up to 100 + 100 ms"
+    assert cap.load_knee([_step(2, 7), _step(1, 5), _step(4, 104)]) == 4, "the floor is the lowest rate's"
+    assert cap.load_knee([]) is None
 
 
 def test_the_report_names_both_knees_and_their_ratio():
