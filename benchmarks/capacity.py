@@ -403,7 +403,7 @@ def one_step(lv: Any, run: Run, system: str, rate: float, seconds: float, seed: 
         system=system,
         rate=rate,
         seconds=round(elapsed, 2),
-        placed_per_s=round(len(calls) / elapsed, 1),
+        placed_per_s=round(len(calls) / max(elapsed, seconds), 1),
         behind=elapsed > BEHIND * seconds,
         originate_reply_p95_ms=round(1000 * (percentile(run.replies, 95) or 0), 2),
         driver_cpu_pct=round(100.0 * (me1.user + me1.system - me0.user - me0.system) / elapsed, 1),
