@@ -37,6 +37,7 @@ import json
 import math
 import os
 import platform
+import queue
 import random
 import subprocess
 import sys
@@ -48,6 +49,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 RATES = (1, 2, 4, 8, 16, 24, 32, 40, 48, 64, 96, 128)
+PLACERS = 4  # ESL connections placing callers
 BEHIND = 1.1  # a step whose callers took longer than this × its seconds to place: the stream fell behind
 QUICK_RATES = (2, 8, 24)
 LIMIT_MS = 100.0
@@ -228,10 +230,10 @@ class Run:
     BACKGROUND_JOB), taken in compact form as they come."""
 
     def __init__(self, connect: Any, patience: float) -> None:
-        self.place = connect()
+        self.placers = [connect() for _ in range(PLACERS)]
         self.kill = connect()
         self.events = connect()
-        assert self.place and self.kill and self.events, "ESL"
+        assert all(self.placers) and self.kill and self.events, "ESL"
         self.events.subscribe("CHANNEL_CREATE CHANNEL_BRIDGE CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB")
         self.patience = patience
         self.legs: Dict[str, Leg] = {}
@@ -248,15 +250,23 @@ class Run:
         self.stop = False
         self.lag_max = 0.0
         self.replies: List[float] = []  # s, each bgapi originate's reply
+        self.failed_jobs: Dict[str, str] = {}
+        self.pending = 0  # originates handed to a placer, not yet sent
+        self.queues: List[queue.Queue[Optional[Tuple[Call, str, float]]]] = [queue.Queue() for _ in self.placers]
         self._threads = [threading.Thread(target=self._digest, daemon=True), threading.Thread(target=self._hangups, daemon=True)]
+        self._threads += [
+            threading.Thread(target=self._placer, args=(c, q), daemon=True) for c, q in zip(self.placers, self.queues)
+        ]
         for t in self._threads:
             t.start()
 
     def close(self) -> None:
         self.stop = True
+        for q in self.queues:
+            q.put(None)
         for t in self._threads:
             t.join(5)
-        for c in (self.place, self.kill, self.events):
+        for c in (*self.placers, self.kill, self.events):
             c.close()
 
     # events -> records
@@ -307,11 +317,38 @@ class Run:
                     call.ended = t
                     self.waiting.pop(uuid, None)
             elif name == "BACKGROUND_JOB":
-                call = self.by_job.get(e.get("Job-UUID", ""))
-                body = e.get("_body", "")
-                if call is not None and not body.startswith("+OK"):
-                    call.failed = body.strip() or "-ERR"
-                    self.waiting.pop(call.a, None)
+                job, body = e.get("Job-UUID", ""), e.get("_body", "")
+                if not body.startswith("+OK"):
+                    self.failed_jobs[job] = body.strip() or "-ERR"
+                    self._failed(job)
+
+    def _failed(self, job: str) -> None:
+        call = self.by_job.get(job)
+        if call is not None and job in self.failed_jobs:
+            call.failed = self.failed_jobs[job]
+            self.waiting.pop(call.a, None)
+
+    def _placer(self, esl: Any, jobs: queue.Queue[Optional[Tuple[Call, str, float]]]) -> None:
+        """Sends the originates handed to it, each when due (several of these: a slow reply to
+        one does not hold the next caller back)."""
+        while True:
+            item = jobs.get()
+            if item is None:
+                return
+            call, command, due = item
+            left = due - time.monotonic()
+            if left > 0:
+                time.sleep(left)
+            call.sent = time.monotonic()
+            with self.lock:
+                self.lag_max = max(self.lag_max, call.sent - due)
+                self.waiting[call.a] = call
+            call.job = esl.bgapi(command)
+            with self.lock:
+                self.replies.append(time.monotonic() - call.sent)
+                self.by_job[call.job] = call
+                self._failed(call.job)
+                self.pending -= 1
 
     # talk timers and patience
     def _hangups(self) -> None:
@@ -339,21 +376,22 @@ class Run:
             with self.lock:
                 self.calls[call.cid] = call
                 self.by_a[call.a] = call
-            left = start + offset - time.monotonic()
+                self.pending += 1
+            due = start + offset
+            left = due - time.monotonic() - 0.002
             if left > 0:
                 time.sleep(left)
-            self.lag_max = max(self.lag_max, time.monotonic() - (start + offset))
-            call.sent = time.monotonic()
-            call.job = self.place.bgapi(
+            command = (
                 f"originate {{origination_uuid={call.a},origination_caller_id_number={call.cid},ignore_early_media=true}}"
                 f"loopback/{dest}/cti_test &park()"
             )
-            self.replies.append(time.monotonic() - call.sent)
-            with self.lock:
-                self.by_job[call.job] = call
-                if call.ended is None and call.bridged is None and not call.failed:
-                    self.waiting[call.a] = call
+            self.queues[i % len(self.queues)].put((call, command, due))
             mine.append(call)
+        while True:  # every originate sent: the step's arrivals are over
+            with self.lock:
+                if self.pending == 0:
+                    break
+            time.sleep(0.002)
         return mine
 
     def settled(self, calls: Sequence[Call]) -> bool:
@@ -452,7 +490,9 @@ def measure(opts: argparse.Namespace) -> Dict[str, Any]:
         lv.api(f"callcenter_config queue load {QUEUE}")
         pid = lv.pid()
         run = Run(connect, opts.patience)
-        rates = [r for r in (QUICK_RATES if opts.quick else RATES) if r <= opts.max_rate]
+        given = [float(r) for r in opts.rates.split(",") if r.strip()]
+        chosen = [int(r) if r.is_integer() else r for r in given] if given else (QUICK_RATES if opts.quick else RATES)
+        rates = [r for r in chosen if r <= opts.max_rate]
         going = set(SYSTEMS)
         floors: Dict[str, float] = {}
         for n, rate in enumerate(rates):
@@ -657,6 +697,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: three short steps, no stopping")
     parser.add_argument("--step-seconds", type=float, default=0.0, help="seconds of arrivals a step (default 30, 8 with --quick)")
     parser.add_argument("--max-rate", type=float, default=max(RATES), help="the highest λ to try")
+    parser.add_argument(
+        "--rates", default="", help="the λ to try, comma-separated (default 1,2,4,8,16,24,32,40,48,64,96,128; --quick 2,8,24)"
+    )
     parser.add_argument("--seats", type=int, default=200)
     parser.add_argument("--seed", type=int, default=20)
     parser.add_argument("--patience", type=float, default=20.0, help="a caller not bridged by then hangs up (lost)")
