@@ -363,7 +363,7 @@ class Run:
                     del self.waiting[call.a]
                     due.append(call.a)
             for a in due:
-                self.kill.api(f"uuid_kill {a}")
+                self.kill.bgapi(f"uuid_kill {a}")  # its reply comes at once: a slow kill holds no other back
             time.sleep(0.005)
 
     def place_calls(self, dest: str, plan: Sequence[Tuple[float, float]], prefix: str) -> List[Call]:
