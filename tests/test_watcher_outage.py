@@ -1,0 +1,91 @@
+"""The call watcher stopped and started again mid-shift (benchmarks/shift.py's ``watcher`` and
+``upgrade`` faults): what the switch did meanwhile shows in the seats at once, in both
+directions, and its regular sweep ends calls whose hang-up it never saw."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from cti import app as wiring
+
+
+@pytest.fixture
+def watcher(switch, monkeypatch):
+    """The real watcher loop on its own thread; stopped at the end."""
+    from cti.switch import events
+
+    threads = []
+
+    def start() -> None:
+        t = threading.Thread(target=events.run, daemon=True)
+        t.start()
+        threads.append(t)
+        switch.wait_for(lambda: wiring.watcher_alive(), 2.0)
+
+    yield start
+    switch.cli("python cti.watcher stop")
+    for t in threads:
+        t.join(2.0)
+
+
+def test_the_watchers_sweep_ends_a_call_whose_hangup_it_never_saw(switch, watcher, monkeypatch):
+    """Every RECONCILE_EVERY seconds, with no command and no event, a seat whose call is gone
+    is free again (a recording change had tied the sweep to a failed recordings clean-up)."""
+    from cti.domain import watchstate
+
+    monkeypatch.setattr(watchstate, "RECONCILE_EVERY", 0.2)
+    sw = switch
+    assert sw.cti("checkin", "8001 101 p101 101").startswith("+OK")
+    watcher()
+    customer = sw.core.incoming("user/101")
+    sw.wait_for(lambda: sw.record("101").get("status") == "ringing", 2.0)
+    agent = sw.core.agent_leg("101")
+    sw.core.answer(agent.uuid)
+    sw.wait_for(lambda: sw.record("101").get("status") == "in_call", 2.0)
+    for ch in (customer, agent):  # gone, and no event said so (the watcher's queue overflowed)
+        sw.core.channels.pop(ch.uuid)
+    sw.wait_for(lambda: sw.record("101").get("status") == "idle", 2.0)
+    assert sw.record("101")["call"] == ""
+
+
+def test_a_call_that_began_while_no_watcher_ran_shows_once_it_starts(switch, watcher):
+    sw = switch
+    for spec in ("8001 101 p101 101", "8001 103 p103 103"):
+        assert sw.cti("checkin", spec).startswith("+OK")
+    before = json.loads(sw.cti("stats", "101 json"))["seats"][0]["today"]["answered"]
+    customer = sw.core.incoming("user/101")  # no watcher: nobody sees it ring or answer
+    agent = sw.core.agent_leg("101")
+    sw.core.answer(agent.uuid)
+    ringing = sw.core.incoming("user/103", "13900000001")  # and one still ringing
+    assert sw.record("101")["status"] == "idle" and sw.record("103")["status"] == "idle"
+    watcher()
+    sw.wait_for(lambda: sw.record("101").get("status") == "in_call", 2.0)
+    assert sw.record("101")["call"] == agent.uuid and sw.record("101")["customer"] == customer.uuid
+    assert sw.record("103")["status"] == "ringing"
+    after = json.loads(sw.cti("stats", "101 json"))["seats"][0]["today"]["answered"]
+    assert after == before + 1  # its answer counts, once
+    sw.core.hangup(customer.uuid)
+    sw.wait_for(lambda: sw.record("101").get("status") == "idle", 2.0)
+    sw.core.hangup(ringing.uuid)
+    sw.wait_for(lambda: sw.record("103").get("status") == "idle", 2.0)
+
+
+def test_starting_the_watcher_again_adopts_nothing_twice(switch, watcher):
+    """A restart with every call already known changes no seat and counts nothing again."""
+    sw = switch
+    assert sw.cti("checkin", "8001 101 p101 101").startswith("+OK")
+    watcher()
+    sw.core.incoming("user/101")
+    sw.wait_for(lambda: sw.record("101").get("status") == "ringing", 2.0)
+    sw.core.answer(sw.core.agent_leg("101").uuid)
+    sw.wait_for(lambda: sw.record("101").get("status") == "in_call", 2.0)
+    seen = sw.record("101")
+    answered = json.loads(sw.cti("stats", "101 json"))["seats"][0]["today"]["answered"]
+    assert sw.cli("python cti.watcher stop").startswith("+OK")
+    sw.wait_for(lambda: not wiring.watcher_alive(), 2.0)
+    watcher()
+    assert sw.record("101") == seen
+    assert json.loads(sw.cti("stats", "101 json"))["seats"][0]["today"]["answered"] == answered
