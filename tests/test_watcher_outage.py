@@ -5,6 +5,7 @@ directions, and its regular sweep ends calls whose hang-up it never saw."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 
 import pytest
@@ -89,3 +90,41 @@ def test_starting_the_watcher_again_adopts_nothing_twice(switch, watcher):
     watcher()
     assert sw.record("101") == seen
     assert json.loads(sw.cti("stats", "101 json"))["seats"][0]["today"]["answered"] == answered
+
+
+def test_callers_waiting_through_an_upgrade_keep_their_place(switch):
+    """An upgrade (cti.upgrade: the loaded cti modules are dropped, the next call imports the new
+    code) while a caller waits: a caller who comes after it queues behind it, and the seat that
+    frees serves the one who waited (before, the new code's queue was empty: newcomers took the
+    free seats and the old waiters sat on until they overflowed)."""
+    sw = switch
+    sw.watch()
+    assert sw.cti("checkin", "8001 101 p101 101").startswith("+OK")
+    t1, _ = sw.dial_bg("route", "8001", customer="13900000001")
+    sw.wait_for(lambda: sw.core.agent_leg("101") is not None)
+    first = sw.core.agent_leg("101")
+    sw.core.answer(first.uuid)
+    sw.pump()
+    t2, _ = sw.dial_bg("route", "8001", customer="13900000002")
+    sw.wait_for(lambda: sum(e["CTI-Action"] == "queued" for e in sw.events("cti::queue")) == 1)
+    saved = {k: v for k, v in sys.modules.items() if k == "cti" or k.startswith("cti.")}
+    try:
+        assert sw.cli("python cti.upgrade").startswith("+OK dropped")
+        t3, _ = sw.dial_bg("route", "8001", customer="13900000003")
+        sw.wait_for(lambda: sum(e["CTI-Action"] == "queued" for e in sw.events("cti::queue")) == 2)
+        waiting = json.loads(sw.cti("status", "8001 json"))["waiting"]
+        assert len(waiting) == 2, "the new code sees both callers waiting"
+        caller = {c.variables.get("caller_id_number"): c.uuid for c in sw.core.channels.values() if c.direction == "inbound"}
+        sw.core.hangup(first.partner)
+        sw.pump()
+        sw.wait_for(lambda: sw.core.agent_leg("101") is not None)
+        assert sw.core.agent_leg("101").partner == caller["13900000002"], "the caller who waited first is served first"
+        for cid in ("13900000002", "13900000003"):
+            sw.core.hangup(caller[cid])
+        sw.pump()
+        for t in (t1, t2, t3):
+            t.join(3)
+    finally:  # the modules the other tests imported
+        for k in [k for k in sys.modules if k == "cti" or k.startswith("cti.")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
