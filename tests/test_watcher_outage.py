@@ -128,3 +128,19 @@ def test_callers_waiting_through_an_upgrade_keep_their_place(switch):
         for k in [k for k in sys.modules if k == "cti" or k.startswith("cti.")]:
             del sys.modules[k]
         sys.modules.update(saved)
+
+
+def test_a_call_answered_while_no_watcher_ran_is_in_call_and_counted_once_it_starts(switch, watcher):
+    """It rang while the watcher ran (the seat shows ringing), was answered while none did."""
+    sw = switch
+    assert sw.cti("checkin", "8001 101 p101 101").startswith("+OK")
+    watcher()
+    sw.core.incoming("user/101")
+    sw.wait_for(lambda: sw.record("101").get("status") == "ringing", 2.0)
+    before = json.loads(sw.cti("stats", "101 json"))["seats"][0]["today"]["answered"]
+    assert sw.cli("python cti.watcher stop").startswith("+OK")
+    sw.wait_for(lambda: not wiring.watcher_alive(), 2.0)
+    sw.core.answer(sw.core.agent_leg("101").uuid)
+    watcher()
+    sw.wait_for(lambda: sw.record("101").get("status") == "in_call", 2.0)
+    assert json.loads(sw.cti("stats", "101 json"))["seats"][0]["today"]["answered"] == before + 1

@@ -79,11 +79,13 @@ def recover(memory: Optional[WatchState] = None) -> Dict[str, int]:
 
 
 def adopt(t: Tracker) -> int:
-    """Calls that began while no watcher ran (it was stopped, upgraded, or crashed): each leg up
-    now that no seat holds as its call is told to the tracker as the events the watcher missed,
+    """Calls that began or moved on while no watcher ran (it was stopped, upgraded, or crashed):
+    each seat-phone leg up now is told to the tracker as the events the watcher may have missed,
     its CHANNEL_CREATE, then its ANSWER and BRIDGE where it has them, from ``uuid_dump`` (the
-    same headers as its events, marks included). One listing, one dump per such leg; a seat
-    whose phone rang or talked meanwhile shows it, and counts its answer."""
+    same headers as its events, marks included). The tracker takes each only once: a leg it
+    knows already changes nothing, a leg that rang before and was answered meanwhile is
+    answered now (and counted), a new one rings or talks. One listing, one dump per outbound or
+    phone-placed leg. How many legs became a seat's call here."""
     sw = Switch.here()
     try:
         rows = json.loads(sw.api("show channels as json")).get("rows") or []
@@ -94,7 +96,7 @@ def adopt(t: Tracker) -> int:
     adopted = 0
     for row in rows:
         uuid = row.get("uuid") or ""
-        if not uuid or uuid in held or not (row.get("direction") == "outbound" or row.get("presence_id")):
+        if not uuid or not (row.get("direction") == "outbound" or row.get("presence_id")):
             continue
         try:
             h = {k: str(v) for k, v in json.loads(sw.api(f"uuid_dump {uuid} json")).items()}
@@ -110,7 +112,7 @@ def adopt(t: Tracker) -> int:
                 t.handle(fact)
         if partner:
             t.handle(Bridged(facts.leg(h), partner, uuid))
-        if uuid in t.leg_seat:
+        if uuid in t.leg_seat and uuid not in held:
             adopted += 1
     return adopted
 
