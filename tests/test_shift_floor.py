@@ -79,7 +79,7 @@ def test_a_quiet_shift_breaks_nothing_and_accounts_for_every_caller():
     end(f, "c1", 30)
     f.tick(T0 + 60)
     assert f.violations == []
-    assert f.outcomes("8001") == {"offered": 4, "answered": 1, "abandoned": 2, "overflowed": 1, "waiting": 0}
+    assert f.outcomes("8001") == {"offered": 4, "answered": 1, "abandoned": 2, "overflowed": 1, "cut": 0, "waiting": 0}
     assert f.seat_counts() == {"101": {"answered": 1, "missed": 0}, "102": {"answered": 0, "missed": 1}}
     assert f.waits() == [2.0]
 
@@ -172,3 +172,17 @@ def test_the_phone_scenario_is_xml_and_its_log_tells_overlaps(tmp_path):
     calls = read_log(log)
     assert [(c.ext, c.how) for c in calls.values()] == [("101", "bye"), ("101", "busy"), ("102", ""), ("102", "")]
     assert [(ext, a.call_id, b.call_id) for ext, a, b in overlaps(calls, 10.0)] == [("102", "b1", "b2")]
+
+
+def test_a_restart_ends_what_it_ended_unseen_and_cuts_the_waiting_callers():
+    f = Floor(["101"])
+    arrive(f, "talking", 0)
+    offer(f, "talking", "l1", "101", 0)
+    answer(f, "talking", "l1", 1)
+    arrive(f, "waiting", 2)
+    assert f.cut(T0 + 10) == 1
+    assert f.outcomes("8001") == {"offered": 2, "answered": 1, "abandoned": 0, "overflowed": 0, "cut": 1, "waiting": 0}
+    assert f.live_legs["101"] == {}
+    f.seats_seen({"101": "none"}, T0 + 30)
+    f.queue_seen([], T0 + 30)
+    assert f.violations == []

@@ -270,9 +270,28 @@ class Floor:
                 )
                 self.gone[uuid] = t  # said once per GRACE
 
+    def cut(self, t: float) -> int:
+        """The switch shut down at ``t``: the calls it ended without an event reaching here end
+        then; a caller still waiting is ``cut`` (neither answered nor abandoned by its own
+        will). How many callers were cut waiting."""
+        waiting = 0
+        for c in self.callers.values():
+            if c.ended is None:
+                c.ended = t
+                self.gone[c.uuid] = t
+                c.outcome = "answered" if c.bridged is not None else "cut"
+                waiting += c.outcome == "cut"
+        for ext, legs in self.live_legs.items():
+            for leg in legs.values():
+                leg.ended, leg.cause = t, leg.cause or "SHUTDOWN"
+            legs.clear()
+            self.last_change[ext] = t
+        self._suspects.clear()
+        return waiting
+
     # -- accounting --------------------------------------------------------------------------------
     def outcomes(self, hotline: str = "") -> Dict[str, int]:
-        out = {"offered": 0, "answered": 0, "abandoned": 0, "overflowed": 0, "waiting": 0}
+        out = {"offered": 0, "answered": 0, "abandoned": 0, "overflowed": 0, "cut": 0, "waiting": 0}
         for c in self.callers.values():
             if hotline and c.hotline != hotline:
                 continue

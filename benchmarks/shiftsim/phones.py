@@ -189,11 +189,13 @@ class Phones:
         self.scenario.write_text(text)
         self.log = folder / f"{name}.log"
         self.proc: Optional[subprocess.Popen] = None
+        self.started = 0.0  # wall clock at the phone's start: its log counts milliseconds from it
 
     def start(self) -> Phones:
         sipp = shutil.which("sipp")
         if sipp is None:
             raise RuntimeError("no sipp here: apt-get install sip-tester")
+        self.started = time.time()
         self.proc = subprocess.Popen(
             [sipp, "-sf", str(self.scenario), "-i", "127.0.0.1", "-p", str(self.port), "-nostdin", "-nd", *self._logs()],
             stdout=subprocess.DEVNULL,

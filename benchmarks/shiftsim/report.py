@@ -79,15 +79,23 @@ def plots(shift: Any, out: Path) -> List[str]:
         fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
         ax1.stackplot(t, *[[x["states"].get(n, 0) for x in tl] for n in seen], labels=seen)
         ax1.set_ylabel("agent seats")
-        ax1.set_title("Seats by state over the shift (cti.status every 2 s)")
-        ax1.legend(loc="upper left", ncol=len(seen), fontsize=8)
+        ax1.set_title("Seats by state over the shift (cti.status every 2 s)", pad=22)
+        ax1.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(seen), fontsize=8, frameon=False)
         ax2.plot(t, [x["waiting"] for x in tl], color="tab:red")
         ax2.set_ylabel("callers waiting")
         ax2.set_xlabel("minutes into the shift")
         for f in shift.faults:
             for ax in (ax1, ax2):
                 ax.axvline(f["at"] / 60, color="black", linestyle=":", linewidth=1)
-            ax1.annotate(f["fault"], (f["at"] / 60, ax1.get_ylim()[1]), fontsize=8, rotation=90, va="top", ha="right")
+            ax1.annotate(
+                f["fault"],
+                (f["at"] / 60, ax1.get_ylim()[1] / 2),
+                fontsize=8,
+                rotation=90,
+                va="center",
+                ha="center",
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},
+            )
         fig.tight_layout()
         path = out / "shift.png"
         fig.savefig(path, dpi=90)
