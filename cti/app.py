@@ -12,6 +12,7 @@ store per store kind and realm, one Seats per config, one lock per seat).
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import uuid as uuidlib
@@ -43,8 +44,22 @@ WATCHER_SILENCE = 3.0  # a watcher that has not looked for events for this long 
 
 clock = time.time  # the one clock of seat times, queues and timers (tests use the shim's)
 
+HANDOVER = "_cti_handover"  # cti.upgrade leaves what must outlive the old code here (sys.modules)
+
+
+def _handed_over(name: str, kind: Any) -> Any:
+    """What the code before an upgrade left for this one (``cti.upgrade``), if it has this
+    code's shape: callers still waiting in the old code's ``cti.route`` stay in the one queue,
+    and both codes lock a seat with the same lock. Otherwise None (a fresh one is made)."""
+    box = sys.modules.get(HANDOVER)
+    obj = getattr(box, name, None)
+    if obj is not None and getattr(obj, "SHAPE", None) == getattr(kind, "SHAPE", object()):
+        return obj
+    return None
+
+
 _guard = threading.Lock()
-_locks = KeyedLocks()
+_locks = _handed_over("locks", KeyedLocks) or KeyedLocks()
 
 
 class _Log:
@@ -54,7 +69,8 @@ class _Log:
         Switch.here().log(level, message)
 
 
-_queues = Queues(_Log())  # callers waiting in this switch, per hotline
+_queues = _handed_over("queues", Queues) or Queues(_Log())  # callers waiting in this switch, per hotline
+sys.modules.pop(HANDOVER, None)  # taken over: a later import starts afresh
 _waits = WaitTimes()  # recent answers of queued callers: the default expected wait
 _budget = Budget(time.monotonic)  # the switch's CPU budget for password checks (sign-in)
 _music: Dict[str, str] = {}

@@ -9,6 +9,7 @@ CUSTOM ``cti::control`` event, and is known to have stopped when its heartbeat g
 
 import sys
 import time
+import types
 
 import freeswitch
 
@@ -55,6 +56,14 @@ def fsapi(session, stream, env, args):
             flush()
         except Exception:
             pass
+    if restart and old is not None:
+        # callers waiting in the old code's cti.route go on waiting there: the new code takes
+        # over their queue and the seats' locks (cti.app picks them up if they fit its shape)
+        box = sys.modules.get("_cti_handover") or types.ModuleType("_cti_handover")
+        sys.modules["_cti_handover"] = box
+        for name, attr in (("queues", "_queues"), ("locks", "_locks")):
+            if hasattr(old, attr):
+                setattr(box, name, getattr(old, attr))
     names = [n for n in list(sys.modules) if n == "cti" or n.startswith("cti.")]
     for name in names:
         del sys.modules[name]

@@ -341,6 +341,8 @@ class KeyedLocks:
     demand and live as long as the process (a few bytes per seat).
     """
 
+    SHAPE = 1  # as Queues.SHAPE: the code after an upgrade keeps using these very locks
+
     def __init__(self) -> None:
         self._guard = threading.Lock()
         self._locks: Dict[str, threading.Lock] = {}

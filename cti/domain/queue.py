@@ -80,6 +80,10 @@ class Queues:
     A waiter's changes (``reserve``, ``take_reserved``, ``offering``, ``missed``) are made
     under ``guard(hotline)``. cti/cluster/queue.py keeps the same queue in Redis."""
 
+    # the code after an upgrade takes over this object (its waiting callers) only when its own
+    # Queues has the same SHAPE: raise it whenever what this class holds or offers changes
+    SHAPE = 1
+
     def __init__(self, log: Log) -> None:
         self.lock = threading.RLock()
         self._log = log

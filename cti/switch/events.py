@@ -8,6 +8,7 @@ so the loop stalls no other Python call (CALLS.md §6). It stops on ``python cti
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Callable, Dict, Optional
 
@@ -15,6 +16,7 @@ import freeswitch
 
 from cti import app
 from cti.domain.errors import CtiError, brief
+from cti.domain.facts import Bridged
 from cti.domain.tracker import Tracker
 from cti.domain.watchstate import WatchState
 from cti.switch.api import Switch
@@ -66,6 +68,7 @@ def recover(memory: Optional[WatchState] = None) -> Dict[str, int]:
     cluster, only this switch's own calls, waiting callers and claims."""
     t = tracker(memory or WatchState())
     done = t.recover()
+    done["adopted"] = adopt(t)
     c = app.cluster(t.seats.config)
     if c is not None:
         from cti.cluster.node import cleanup
@@ -73,6 +76,45 @@ def recover(memory: Optional[WatchState] = None) -> Dict[str, int]:
         mine = cleanup(c.store.node, c.store, c.queues, list(t.seats.config.hotlines), lambda n: 0, t.calls.exists)
         done.update({"waiting": mine["waiting"], "claims": done.get("claims", 0) + mine["claims"]})
     return done
+
+
+def adopt(t: Tracker) -> int:
+    """Calls that began or moved on while no watcher ran (it was stopped, upgraded, or crashed):
+    each seat-phone leg up now is told to the tracker as the events the watcher may have missed,
+    its CHANNEL_CREATE, then its ANSWER and BRIDGE where it has them, from ``uuid_dump`` (the
+    same headers as its events, marks included). The tracker takes each only once: a leg it
+    knows already changes nothing, a leg that rang before and was answered meanwhile is
+    answered now (and counted), a new one rings or talks. One listing, one dump per outbound or
+    phone-placed leg. How many legs became a seat's call here."""
+    sw = Switch.here()
+    try:
+        rows = json.loads(sw.api("show channels as json")).get("rows") or []
+    except ValueError:
+        return 0
+    held = {st.call for st in t.repo.get_many(list(t.seats.config.seats)).values() if st.call}
+    facts = Facts(t.seats.tags, t.seats.default_domain, t.seats.log)
+    adopted = 0
+    for row in rows:
+        uuid = row.get("uuid") or ""
+        if not uuid or not (row.get("direction") == "outbound" or row.get("presence_id")):
+            continue
+        try:
+            h = {k: str(v) for k, v in json.loads(sw.api(f"uuid_dump {uuid} json")).items()}
+        except ValueError:
+            continue  # gone since the listing
+        partner = h.get("variable_bridge_uuid", "")
+        if partner and not h.get("Other-Leg-Unique-ID"):
+            h["Other-Leg-Unique-ID"] = partner
+        steps = ["CHANNEL_CREATE"] + (["CHANNEL_ANSWER"] if h.get("Answer-State") == "answered" else [])
+        for name in steps:
+            fact = facts.of({**h, "Event-Name": name})
+            if fact is not None:
+                t.handle(fact)
+        if partner:
+            t.handle(Bridged(facts.leg(h), partner, uuid))
+        if uuid in t.leg_seat and uuid not in held:
+            adopted += 1
+    return adopted
 
 
 def cluster_start(token: str) -> None:
@@ -213,6 +255,7 @@ def run(max_events: Optional[int] = None) -> None:
                 app.recordings_tick(now)  # once a day: recordings older than record.keep_days go
             except Exception as exc:
                 complaints.failed("deleting old recordings failed", exc)
+            if memory.sweep_due(time.monotonic()):  # seats whose call ended unseen, every 5 s
                 try:
                     tracker(memory).reconcile()
                 except Exception as exc:

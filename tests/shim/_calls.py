@@ -165,6 +165,7 @@ class CallsMixin:
                 "uuid_exists": lambda a: "true" if a.strip() in self.channels else "false",
                 "uuid_kill": self._uuid_kill,
                 "uuid_getvar": self._uuid_getvar,
+                "uuid_dump": self._uuid_dump,
                 "uuid_setvar": self._uuid_setvar,
                 "uuid_bridge": self._uuid_bridge,
                 "uuid_transfer": self._uuid_transfer,
@@ -889,6 +890,31 @@ class CallsMixin:
             return ch.partner if ch.partner and ch.answered and ch.eavesdrop is None else ch.variables.get(name, "_undef_")
         special = {"channel_name": ch.name, "presence_id": ch.presence_id, "uuid": ch.uuid}
         return special.get(name) or ch.variables.get(name, "_undef_")
+
+    def _uuid_dump(self, arg: str) -> str:
+        """``uuid_dump <uuid> json``: the channel's headers, as its events carry them (a
+        CHANNEL_DATA event: every variable, ``variable_bridge_uuid`` once bridged)."""
+        words = arg.split()
+        ch = self.channels.get(words[0]) if words else None
+        if ch is None:
+            return "-ERR No such channel!\n"
+        h = {
+            "Event-Name": "CHANNEL_DATA",
+            "Unique-ID": ch.uuid,
+            "Channel-Name": ch.name,
+            "Call-Direction": ch.direction,
+            "Channel-Presence-ID": ch.presence_id,
+            "Channel-Call-State": ch.callstate,
+            "Caller-Destination-Number": ch.dest,
+            "Answer-State": "answered" if ch.answered else "ringing",
+        }
+        if ch.partner:
+            h["Other-Leg-Unique-ID"] = ch.partner
+        h.update({f"variable_{k}": v for k, v in ch.variables.items()})
+        bridged = self._uuid_getvar(f"{ch.uuid} bridge_uuid").strip()
+        if bridged != "_undef_":
+            h["variable_bridge_uuid"] = bridged
+        return json.dumps(h)
 
     def _uuid_setvar(self, arg: str) -> str:
         words = arg.split(None, 2)

@@ -1,0 +1,320 @@
+"""What happened on the floor, from the switch's own channel events and the phones' logs (not
+from cti's word), and the shift's invariants checked against it.
+
+``Floor.feed`` takes FreeSWITCH events (CHANNEL_EXECUTE, CHANNEL_CREATE, CHANNEL_ANSWER,
+CHANNEL_BRIDGE, CHANNEL_HANGUP, CHANNEL_HANGUP_COMPLETE as the Event Socket delivers them);
+``Floor.seats_seen`` and ``Floor.queue_seen`` take what ``cti.status`` says, to be held
+against the legs. A broken invariant becomes a ``Violation`` with its evidence. Pure Python:
+tests/test_shift_floor.py feeds it made-up events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Mapping, Optional, Set, Tuple
+
+# the hang-up causes of an offer that rang unanswered: cti counts them as missed (cti/domain/seating.py)
+MISSED = frozenset({"NO_ANSWER", "ALLOTTED_TIMEOUT", "NO_USER_RESPONSE", "USER_BUSY", "CALL_REJECTED"})
+GRACE = 5.0  # seconds a seat's cti.status may lag its phone (the issue's "within 5 s of any change")
+ORDER_SLACK = 0.020  # two arrivals closer than this are not ordered (event stamps vs cti's lock)
+# cti gives seats to callers in order, but each caller's own thread starts its bridge: two callers
+# given seats at one moment may start them in either order. An earlier caller whose bridge starts
+# within this long of a later one's was served with it, not after it.
+SERVED_TOGETHER = 2.0
+TALKING = frozenset({"ringing", "in_call", "held"})
+FREE = frozenset({"", "-", "none", "wrap_up"})
+
+
+@dataclass
+class Violation:
+    what: str  # the invariant
+    at: float  # switch time, s
+    seat: str = ""
+    caller: str = ""
+    evidence: List[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        who = " ".join(x for x in (f"seat {self.seat}" if self.seat else "", f"caller {self.caller}" if self.caller else "") if x)
+        return f"{self.what} at {self.at:.3f} {who}".rstrip() + "".join(f"\n    {e}" for e in self.evidence)
+
+
+@dataclass
+class Caller:
+    uuid: str
+    number: str
+    hotline: str
+    priority: int
+    arrived: float
+    offered: Optional[float] = None  # its first offer: an agent leg whose other leg it is
+    bridged: Optional[float] = None
+    ended: Optional[float] = None
+    outcome: str = ""  # answered | abandoned | overflowed (once ended)
+
+
+@dataclass
+class Leg:
+    uuid: str
+    ext: str
+    created: float
+    caller: str = ""  # the leg it was made for (Other-Leg-Unique-ID)
+    answered: Optional[float] = None
+    ended: Optional[float] = None
+    cause: str = ""
+    offer: str = ""  # the hotline whose offer it is (cti_hotline)
+    group: str = ""  # the ring group's (cti_ring_group)
+
+
+def _t(e: Mapping[str, str]) -> float:
+    return int(e.get("Event-Date-Timestamp", "0")) / 1e6
+
+
+def _ext(e: Mapping[str, str]) -> str:
+    return e.get("Channel-Presence-ID", "").split("@")[0]
+
+
+class Floor:
+    """The shift as the switch saw it: callers, the phones' legs, and what broke."""
+
+    def __init__(self, agents: Iterable[str], supervisors: Iterable[str] = (), ring_hotlines: Iterable[str] = ()) -> None:
+        self.agents: Set[str] = set(agents)
+        self.supervisors: Set[str] = set(supervisors)
+        self.callers: Dict[str, Caller] = {}  # by the leg that ran cti.route
+        self.group_calls: Dict[str, float] = {}  # legs that ran cti.ring, when
+        self.legs: Dict[str, Leg] = {}
+        self.live_legs: Dict[str, Dict[str, Leg]] = {}  # ext -> its legs now
+        self.last_change: Dict[str, float] = {}  # ext -> when its legs last changed
+        self.gone: Dict[str, float] = {}  # callers' legs that ended, when
+        self.violations: List[Violation] = []
+        self.now = 0.0
+        self.quiet_until = 0.0  # a fault's window: seats may lag their phones until then
+        self._recent: List[str] = []  # the last events, as evidence
+        self._disagree: Dict[str, Tuple[float, str]] = {}  # seat -> since when, what
+        self.history: Dict[str, List[str]] = {}  # a caller's leg -> what happened to it (evidence)
+        self._suspects: List[Tuple[float, Caller, Caller]] = []  # (decided at, earlier caller, later)
+
+    def _note(self, uuid: str, line: str) -> None:
+        if uuid in self.callers or uuid in self.history:
+            h = self.history.setdefault(uuid, [])
+            if len(h) < 60:
+                h.append(line)
+
+    # -- the switch's events ---------------------------------------------------------------------
+    def feed(self, e: Mapping[str, str]) -> None:
+        name = e.get("Event-Name", "")
+        t = _t(e)
+        self.now = max(self.now, t)
+        uuid = e.get("Unique-ID", "")
+        if name == "CUSTOM":  # cti's own word: evidence only, never what an invariant is checked on
+            note = f"{t:.3f} cti {e.get('Event-Subclass', '')} {e.get('CTI-Action', '')} seat {e.get('CTI-Seat', '')}"
+            self._note(e.get("CTI-Caller", ""), note)
+            self._recent.append(note)
+            del self._recent[:-40]
+            return
+        who = _ext(e) or e.get("Caller-Caller-ID-Number", "")
+        line = f"{t:.3f} {name} {uuid[:8]} {who} {e.get('Application', '')} {e.get('Hangup-Cause', '')}".rstrip()
+        self._recent.append(line)
+        del self._recent[:-40]
+        self._note(uuid, line)
+        self._note(e.get("Other-Leg-Unique-ID", ""), line)
+        if name == "CHANNEL_EXECUTE" and e.get("Application") == "python":
+            data = e.get("Application-Data", "").split()
+            if len(data) == 2 and data[0] == "cti.route":
+                prio = e.get("variable_cti_priority", "0")
+                self.callers[uuid] = Caller(
+                    uuid, e.get("Caller-Caller-ID-Number", ""), data[1], int(prio) if prio.isdigit() else 0, t
+                )
+                self.history[uuid] = [f"{line} (priority {prio})"]
+            elif len(data) == 2 and data[0] == "cti.ring":
+                self.group_calls[uuid] = t
+        elif name == "CHANNEL_EXECUTE" and e.get("Application") == "bridge" and uuid in self.callers:
+            c = self.callers[uuid]  # cti offers the caller seats: its own thread starts the bridge
+            if c.offered is None:
+                c.offered = t
+                self._check_order(c, t)
+        elif name == "CHANNEL_CREATE" and e.get("Call-Direction") == "outbound":
+            ext = _ext(e)
+            if ext in self.agents or ext in self.supervisors:
+                self._leg_created(e, ext, uuid, t)
+        elif name == "CHANNEL_ANSWER" and uuid in self.legs:
+            self.legs[uuid].answered = t
+        elif name == "CHANNEL_BRIDGE":
+            a, b = e.get("Bridge-A-Unique-ID", ""), e.get("Bridge-B-Unique-ID", "")
+            for mine, other in ((a, b), (b, a)):
+                c = self.callers.get(mine)
+                leg = self.legs.get(other)
+                if c is not None and leg is not None and c.bridged is None:
+                    c.bridged = t
+        elif name == "CHANNEL_HANGUP":
+            leg = self.legs.get(uuid)
+            if leg is not None and leg.ended is None:
+                self._leg_ended(leg, e, t)
+        elif name == "CHANNEL_HANGUP_COMPLETE":
+            leg = self.legs.get(uuid)
+            if leg is not None:
+                if leg.ended is None:
+                    self._leg_ended(leg, e, t)
+                leg.offer = leg.offer or e.get("variable_cti_hotline", "")
+                leg.group = leg.group or e.get("variable_cti_ring_group", "")
+                leg.cause = e.get("Hangup-Cause", leg.cause)
+            c = self.callers.get(uuid)
+            if c is not None and c.ended is None:
+                c.ended = t
+                self.gone[uuid] = t
+                if c.bridged is not None or e.get("variable_cti_shift_bridged"):
+                    c.outcome = "answered"
+                elif e.get("variable_cti_shift_outcome") == "overflow":
+                    c.outcome = "overflowed"
+                else:
+                    c.outcome = "abandoned"
+
+    def _leg_created(self, e: Mapping[str, str], ext: str, uuid: str, t: float) -> None:
+        leg = Leg(uuid, ext, t, caller=e.get("Other-Leg-Unique-ID", ""))
+        leg.offer = e.get("variable_cti_hotline", "")
+        leg.group = e.get("variable_cti_ring_group", "")
+        self.legs[uuid] = leg
+        mine = self.live_legs.setdefault(ext, {})
+        if ext in self.agents and mine:
+            other = next(iter(mine.values()))
+            self._violate(
+                "a phone got a second call from cti while it had one",
+                t,
+                seat=ext,
+                caller=leg.caller,
+                evidence=[f"leg {other.uuid} since {other.created:.3f} (for {other.caller}); new leg {uuid}"],
+            )
+        mine[uuid] = leg
+        self.last_change[ext] = t
+
+    def _leg_ended(self, leg: Leg, e: Mapping[str, str], t: float) -> None:
+        leg.ended = t
+        leg.cause = e.get("Hangup-Cause", "")
+        self.live_legs.get(leg.ext, {}).pop(leg.uuid, None)
+        self.last_change[leg.ext] = t
+
+    def _check_order(self, c: Caller, t: float) -> None:
+        """Callers of one priority are served in arrival order: when ``c`` gets its first offer,
+        no caller of its hotline and priority who came earlier still waits un-offered
+        SERVED_TOGETHER seconds later (``tick`` decides)."""
+        for other in self.callers.values():
+            if (
+                other is not c
+                and other.hotline == c.hotline
+                and other.priority == c.priority
+                and other.offered is None
+                and other.ended is None
+                and other.arrived < c.arrived - ORDER_SLACK
+            ):
+                self._suspects.append((t + SERVED_TOGETHER, other, c))
+
+    def tick(self, now: float) -> None:
+        """Suspected order breaks whose time is up: the earlier caller still had no offer."""
+        keep = []
+        for due, other, c in self._suspects:
+            if other.offered is not None and other.offered <= due:
+                continue  # served with it
+            if other.ended is not None and other.ended <= due:
+                continue  # it hung up meanwhile: nothing to say
+            if now < due:
+                keep.append((due, other, c))
+                continue
+            self._violate(
+                "a caller was offered a seat before one of its priority who came earlier",
+                due,
+                caller=c.uuid,
+                evidence=[
+                    f"{other.uuid} ({other.number}) came at {other.arrived:.3f}, {c.uuid} ({c.number}) at {c.arrived:.3f};"
+                    f" {c.number} offered at {c.offered}, {other.number} not by {due:.3f}",
+                    f"{other.number}:",
+                    *self.history.get(other.uuid, []),
+                    f"{c.number}:",
+                    *self.history.get(c.uuid, []),
+                ],
+            )
+        self._suspects = keep
+
+    # -- what cti.status says --------------------------------------------------------------------
+    def seats_seen(self, activity: Mapping[str, str], t: float) -> None:
+        """``cti.status json``'s activity per agent seat at (switch) time ``t``: each must agree
+        with its phone's legs within GRACE seconds of the phone's last change."""
+        for seat in self.agents:
+            if seat not in activity:
+                continue
+            act = activity[seat]
+            has_leg = bool(self.live_legs.get(seat))
+            ok = act in TALKING if has_leg else act in FREE
+            if ok or t < self.quiet_until:
+                self._disagree.pop(seat, None)
+                continue
+            since, _ = self._disagree.setdefault(seat, (t, act))
+            changed = self.last_change.get(seat, 0.0)
+            if t - max(since, changed) >= GRACE:
+                legs = ", ".join(f"{x.uuid} since {x.created:.3f}" for x in self.live_legs.get(seat, {}).values()) or "none"
+                self._violate(
+                    "a seat's status disagrees with its phone",
+                    t,
+                    seat=seat,
+                    evidence=[f"cti.status says {act!r} since {since:.3f}; the phone's legs: {legs}"],
+                )
+                self._disagree[seat] = (t, act)  # once per GRACE, not on every look
+
+    def queue_seen(self, waiting: Iterable[str], t: float) -> None:
+        """``cti.status <hotline> json``'s waiting callers: none that hung up GRACE seconds ago."""
+        for uuid in waiting:
+            ended = self.gone.get(uuid)
+            if ended is not None and t - ended >= GRACE and t >= self.quiet_until:
+                self._violate(
+                    "a caller left in the queue after hanging up",
+                    t,
+                    caller=uuid,
+                    evidence=[f"hung up at {ended:.3f}, still waiting at {t:.3f}"],
+                )
+                self.gone[uuid] = t  # said once per GRACE
+
+    def cut(self, t: float) -> int:
+        """The switch shut down at ``t``: the calls it ended without an event reaching here end
+        then; a caller still waiting is ``cut`` (neither answered nor abandoned by its own
+        will). How many callers were cut waiting."""
+        waiting = 0
+        for c in self.callers.values():
+            if c.ended is None:
+                c.ended = t
+                self.gone[c.uuid] = t
+                c.outcome = "answered" if c.bridged is not None else "cut"
+                waiting += c.outcome == "cut"
+        for ext, legs in self.live_legs.items():
+            for leg in legs.values():
+                leg.ended, leg.cause = t, leg.cause or "SHUTDOWN"
+            legs.clear()
+            self.last_change[ext] = t
+        self._suspects.clear()
+        return waiting
+
+    # -- accounting --------------------------------------------------------------------------------
+    def outcomes(self, hotline: str = "") -> Dict[str, int]:
+        out = {"offered": 0, "answered": 0, "abandoned": 0, "overflowed": 0, "cut": 0, "waiting": 0}
+        for c in self.callers.values():
+            if hotline and c.hotline != hotline:
+                continue
+            out["offered"] += 1
+            out[c.outcome or "waiting"] += 1
+        return out
+
+    def seat_counts(self) -> Dict[str, Dict[str, int]]:
+        """Per agent seat, as cti.stats counts them: answered (every answered leg of its phone),
+        missed (a hotline's offer that ended unanswered with a cause cti counts as missed)."""
+        out = {s: {"answered": 0, "missed": 0} for s in self.agents}
+        for leg in self.legs.values():
+            if leg.ext not in out:
+                continue
+            if leg.answered is not None:
+                out[leg.ext]["answered"] += 1
+            elif leg.offer and leg.ended is not None and leg.cause in MISSED:
+                out[leg.ext]["missed"] += 1
+        return out
+
+    def waits(self) -> List[float]:
+        """Each answered caller's wait: arrival to bridge, s."""
+        return [c.bridged - c.arrived for c in self.callers.values() if c.bridged is not None]
+
+    def _violate(self, what: str, t: float, seat: str = "", caller: str = "", evidence: Optional[List[str]] = None) -> None:
+        self.violations.append(Violation(what, t, seat, caller, [*(evidence or []), "events before it:", *self._recent[-12:]]))
