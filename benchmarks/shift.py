@@ -222,6 +222,7 @@ class Shift:
         self.errors: List[str] = []
         self.busy_since: Dict[str, float] = {}
         self.restarted: List[float] = []  # when the switch was restarted (the restart fault)
+        self.blind: List[Tuple[float, float]] = []  # when no call watcher ran (faults)
 
     # -- the clock ----------------------------------------------------------------------------------
     def at(self, when: float, fn: Callable[[], None]) -> None:
@@ -466,6 +467,7 @@ class Shift:
             def start() -> None:
                 entry["start"] = self.api("pyrun cti.watcher").strip()
                 entry["status"] = self.api("python cti.watcher").strip()
+                self.blind.append((t, time.time() + 0.5))
 
             self.after(5, start)
         elif name == "upgrade":
@@ -475,6 +477,7 @@ class Shift:
                 r = self.cmd.install()
                 done["rc"] = r.returncode
                 done["tail"] = (r.stdout + r.stderr).strip().splitlines()[-1:]
+                self.blind.append((t, time.time() + 0.5))  # the install stops the watcher and starts it again
 
             th = threading.Thread(target=run, daemon=True)
             th.start()
@@ -540,6 +543,7 @@ class Shift:
         entry["up_s"] = round(time.time() - t, 2)
         entry["watcher"] = self.api("python cti.watcher").strip()
         entry["cut"] = self.floor.cut(time.time())  # the calls the shutdown ended, unseen
+        self.blind.append((t, time.time() + 0.5))
         self.floor.quiet_until = time.time() + 15  # the watcher's sweep reconciles within 5 s
 
     # -- the shift ------------------------------------------------------------------------------------------
@@ -612,7 +616,7 @@ class Shift:
             self.fail(
                 Violation(f"{self.placed['hotline']} hotline callers placed, {o['offered']} reached cti.route", time.time())
             )
-        mine = self.floor.seat_counts()
+        mine = self.floor.seat_counts(self.blind)
         seat_diff = {}
         for s in self.agents:
             got = {

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid as uuidlib
-from typing import Any, Dict, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from cti import config
 from cti.domain.controls import Controls, Transfers
@@ -70,6 +70,10 @@ class _Log:
 
 
 _queues = _handed_over("queues", Queues) or Queues(_Log())  # callers waiting in this switch, per hotline
+# the statistics of the code before an upgrade: callers still in its cti.route count into them,
+# and this code flushes them (else their last counts would wait for an event that never comes)
+_orphaned_at = time.monotonic()
+_orphans: List[Any] = [st for st in getattr(sys.modules.get(HANDOVER), "stats", None) or [] if hasattr(st, "tick")]
 sys.modules.pop(HANDOVER, None)  # taken over: a later import starts afresh
 _waits = WaitTimes()  # recent answers of queued callers: the default expected wait
 _budget = Budget(time.monotonic)  # the switch's CPU budget for password checks (sign-in)
@@ -257,7 +261,7 @@ def _levels(cfg: config.Config) -> Dict[str, int]:
 def after_command() -> None:
     """What a command does once it answered, outside every lock: without a call watcher, the
     statistics due are flushed here."""
-    for st in list(_stats.values()):
+    for st in [*_stats.values(), *_orphans]:
         try:
             st.idle_tick()
         except Exception:  # tick logs its own failures; nothing here may fail the command
@@ -272,8 +276,23 @@ def stats() -> Stats:
 
 def stats_flush() -> None:
     """Every pending count into the store now (the watcher's end, ``cti.upgrade``)."""
-    for st in list(_stats.values()):
+    for st in [*_stats.values(), *_orphans]:
         st.flush()
+
+
+def stats_tick() -> None:
+    """The watcher's once-a-second flush: the current store's pending counts, and those of the
+    code before an upgrade (an orphan with nothing pending for an hour is let go)."""
+    try:
+        stats().tick()
+    finally:
+        for st in list(_orphans):
+            try:
+                st.tick()
+            except Exception:  # tick logs its own failures
+                pass
+            if not st.pending() and time.monotonic() - _orphaned_at > 3600:
+                _orphans.remove(st)
 
 
 def records_path() -> str:

@@ -61,9 +61,15 @@ def fsapi(session, stream, env, args):
         # over their queue and the seats' locks (cti.app picks them up if they fit its shape)
         box = sys.modules.get("_cti_handover") or types.ModuleType("_cti_handover")
         sys.modules["_cti_handover"] = box
-        for name, attr in (("queues", "_queues"), ("locks", "_locks")):
-            if hasattr(old, attr):
-                setattr(box, name, getattr(old, attr))
+        kept = {
+            "queues": getattr(old, "_queues", None),
+            "locks": getattr(old, "_locks", None),
+            # and its statistics, which those callers count into: the new code flushes them
+            "stats": [*getattr(old, "_stats", {}).values(), *getattr(old, "_orphans", [])],
+        }
+        for name, value in kept.items():
+            if value is not None:
+                setattr(box, name, value)
     names = [n for n in list(sys.modules) if n == "cti" or n.startswith("cti.")]
     for name in names:
         del sys.modules[name]

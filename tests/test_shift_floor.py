@@ -186,3 +186,12 @@ def test_a_restart_ends_what_it_ended_unseen_and_cuts_the_waiting_callers():
     f.seats_seen({"101": "none"}, T0 + 30)
     f.queue_seen([], T0 + 30)
     assert f.violations == []
+
+
+def test_an_offer_that_ended_while_no_watcher_ran_is_not_expected_in_the_counts():
+    f = Floor(["101"])
+    arrive(f, "c1", 0)
+    offer(f, "c1", "l1", "101", 0)
+    end(f, "l1", 8, "NO_ANSWER")
+    assert f.seat_counts()["101"]["missed"] == 1
+    assert f.seat_counts([(T0 + 5, T0 + 10)])["101"]["missed"] == 0

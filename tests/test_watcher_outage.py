@@ -144,3 +144,33 @@ def test_a_call_answered_while_no_watcher_ran_is_in_call_and_counted_once_it_sta
     watcher()
     sw.wait_for(lambda: sw.record("101").get("status") == "in_call", 2.0)
     assert json.loads(sw.cti("stats", "101 json"))["seats"][0]["today"]["answered"] == before + 1
+
+
+def test_a_caller_who_hangs_up_in_the_old_code_after_an_upgrade_is_counted(switch):
+    """A caller waiting in the old code's cti.route through an upgrade hangs up after it: its
+    ``abandoned`` count goes into the old code's statistics, which the new code flushes (they
+    waited for an old-code command that never came)."""
+    sw = switch
+    assert sw.cti("checkin", "8001 101 p101 101").startswith("+OK")
+    sw.cti("busy", "101")
+    t, _ = sw.dial_bg("route", "8001", customer="13900000002")
+    sw.wait_for(lambda: any(e["CTI-Action"] == "queued" for e in sw.events("cti::queue")))
+    assert json.loads(sw.cti("stats", "8001 json"))["hotlines"][0]["today"]["abandoned"] == 0
+    saved = {k: v for k, v in sys.modules.items() if k == "cti" or k.startswith("cti.")}
+    try:
+        assert sw.cli("python cti.upgrade").startswith("+OK dropped")
+        import cti.app as new_app  # the new code, on the shim's clock as the fixture set the old one's
+
+        new_app.clock = saved["cti.app"].clock
+        caller = next(c for c in sw.core.channels.values() if c.variables.get("caller_id_number") == "13900000002")
+        sw.core.hangup(caller.uuid)
+        t.join(3)
+        sw.wait_for(lambda: any(e["CTI-Action"] == "abandoned" for e in sw.events("cti::queue")))
+        old_stats = list(saved["cti.app"]._stats.values())
+        sw.wait_for(lambda: all(st.due() for st in old_stats if st.pending()), 3.0)  # FLUSH_EVERY
+        sw.cti("status", "101")  # any command of the new code: it flushes what is due after it
+        assert json.loads(sw.cti("stats", "8001 json"))["hotlines"][0]["today"]["abandoned"] == 1
+    finally:
+        for k in [k for k in sys.modules if k == "cti" or k.startswith("cti.")]:
+            del sys.modules[k]
+        sys.modules.update(saved)

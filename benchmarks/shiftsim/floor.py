@@ -299,16 +299,25 @@ class Floor:
             out[c.outcome or "waiting"] += 1
         return out
 
-    def seat_counts(self) -> Dict[str, Dict[str, int]]:
+    def seat_counts(self, blind: Iterable[Tuple[float, float]] = ()) -> Dict[str, Dict[str, int]]:
         """Per agent seat, as cti.stats counts them: answered (every answered leg of its phone),
-        missed (a hotline's offer that ended unanswered with a cause cti counts as missed)."""
+        missed (a hotline's offer that ended unanswered with a cause cti counts as missed).
+        ``blind``: when no call watcher ran (a fault): an offer that ended then ended unseen (cti
+        closes it when its watcher is back, with no cause to count it by), and a call answered
+        and ended then was never seen at all."""
+        windows = list(blind)
+
+        def unseen(t: Optional[float]) -> bool:
+            return t is not None and any(a <= t <= b for a, b in windows)
+
         out = {s: {"answered": 0, "missed": 0} for s in self.agents}
         for leg in self.legs.values():
             if leg.ext not in out:
                 continue
             if leg.answered is not None:
-                out[leg.ext]["answered"] += 1
-            elif leg.offer and leg.ended is not None and leg.cause in MISSED:
+                if not (unseen(leg.answered) and unseen(leg.ended)):
+                    out[leg.ext]["answered"] += 1
+            elif leg.offer and leg.ended is not None and leg.cause in MISSED and not unseen(leg.ended):
                 out[leg.ext]["missed"] += 1
         return out
 

@@ -247,7 +247,7 @@ def run(max_events: Optional[int] = None) -> None:
             except Exception:  # Redis away: the commands say so; the watcher goes on
                 look_ms = 1000
             try:
-                app.stats().tick()  # pending statistics into the store, at most once a second
+                app.stats_tick()  # pending statistics into the store, at most once a second
             except Exception:  # no config yet; a failed flush keeps its counts and says so once
                 pass
             now = app.clock()
