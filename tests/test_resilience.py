@@ -113,7 +113,8 @@ def test_after_a_restart_the_db_store_keeps_seats_and_reconciles_calls(db_switch
     assert sw.record("101")["status"] == "in_call" and sw.record("201")["status"] == "ringing"
     restart(sw)
     recovered = events.recover()
-    assert recovered == {"calls": 2, "sessions": 1, "claims": 0, "help": 0}  # 102's monitor leg was never 102's call
+    # 102's monitor leg was never 102's call; nothing began while no watcher ran
+    assert recovered == {"calls": 2, "sessions": 1, "claims": 0, "help": 0, "adopted": 0}
     rows = {r["seat"]: r for r in json.loads(sw.cti("status", "json"))["seats"]}
     assert {s: (rows[s]["status"], rows[s]["reason"]) for s in ("101", "102", "104", "201")} == {
         "101": ("idle", ""),

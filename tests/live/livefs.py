@@ -636,6 +636,7 @@ def prepare(live: Live, sip_phones: Optional[Dict[str, str]] = None) -> subproce
         (conf / name).write_text(text)
     (live.scripts / "cti_live_probe.py").write_text(PROBE)
     live.api("global_setvar default_password=cti-live-not-1234")  # vanilla sleeps 10 s per call on 1234
+    live.api("fsctl loglevel debug")  # the live tests read the log file: vanilla's level (someone may have lowered it)
     live.api("fsctl sps 5000")  # vanilla refuses more than 30 new channels a second (FACTS.md §7)
     live.api("fsctl max_sessions 5000")  # and more than 1,000 at once
     live.config.write_text(config_yaml())
