@@ -649,8 +649,13 @@ class Shift:
             self.fail(
                 Violation(f"phone {ext} had two calls at once (its own log)", time.time(), seat=ext, evidence=[str(a), str(b)])
             )
-        # the log
-        for line in self.cmd.log_entries(self.log_mark):
+        # the log (at the switch's DEBUG level, which prepare() sets: a silent log proves nothing)
+        entries = self.cmd.log_entries(self.log_mark)
+        if not any("[DEBUG]" in e for e in entries):
+            self.fail(
+                Violation("the switch's log has no DEBUG line from the shift: the ERR/CRIT check proves nothing", time.time())
+            )
+        for line in entries:
             first = line.split("\n", 1)[0]
             if ("[ERR]" in first or "[CRIT]" in first) and ("cti" in line or "python" in line.lower()):
                 self.errors.append(first[:300])
