@@ -1,32 +1,36 @@
 """A shift on the live switch: callers, agents, supervisors and faults, with the invariants
 checked all the way from the switch's own events and the phones' logs.
 
-    python3 benchmarks/shift.py [--minutes 10] [--rate 0.5] [--agents 16] [--seed 1]
-                                [--faults watcher,upgrade,redis] [--store hash|db|redis]
-                                [--soak HOURS] [--out benchmarks/results/shift]
+    .venv/bin/python benchmarks/shift.py [--minutes 10] [--rate 1.2] [--agents 16] [--talk 3,20]
+        [--seed 1] [--store hash|db|redis] [--faults watcher,upgrade,restart,redis]
+        [--restart-cmd CMD] [--soak HOURS] [--out DIR]
 
 Reaches the switch as the live tests do (FS_ESL_HOST/PORT/PASSWORD), installs this checkout
 (scripts/install.sh), gives the switch its phones and dialplan, and plays a shift:
 - **phones**: one SIPp user agent plays every agent's phone (answers after 1-5 s, lets ~10% ring
   out, answers ~5% 486 Busy); another plays the supervisors' (answers in a second); an agent's
   phone is now and then unregistered for 10-30 s (its contact is `error/user_not_registered`);
-- **callers**: a Poisson stream at ``--rate`` callers a second to hotline 8001 (one in ten with
-  `cti_priority=1`), each with a patience (10-90 s; the hotline overflows at 45 s) and a talk
-  time (5-40 s); one in five calls a ring group instead (6001 simultaneous, 6002 sequential);
+- **callers**: a Poisson stream at ``--rate`` callers a second, four in five to hotline 8001 (one
+  in eight of those with `cti_priority=1`), one in five to a ring group (6001 simultaneous, 6002
+  sequential); each with a patience (10-90 s; the hotline overflows at 45 s) and a talk time
+  (``--talk``, s) once bridged;
 - **agents** go busy now and then (5-30 s) and back to idle, and press idle 10 s after cti set
   them busy for missed calls; **supervisors** monitor, whisper, barge, take calls over and stop
   them, and answer help requests;
-- **faults** (``--faults``): ``watcher`` (stopped 5 s, started again), ``upgrade``
-  (scripts/install.sh again), ``redis`` (with ``--store redis``: Redis restarted; it keeps its
-  data in an append-only file as a deployment would).
+- **faults** (``--faults``, spread evenly over the shift): ``watcher`` (stopped 5 s, started
+  again), ``upgrade`` (scripts/install.sh again, mid-call), ``restart`` (with ``--store db``: the
+  switch shut down and started again by ``--restart-cmd``), ``redis`` (with ``--store redis``:
+  Redis stopped 3 s and started again; it keeps its data in an append-only file, as a
+  deployment's would).
 
 Invariants (benchmarks/shiftsim/floor.py): no phone has two calls from cti at once (the
 switch's events, and after the shift the phones' own logs); within 5 s of any change each agent
 seat's `cti.status` agrees with its phone's legs; every caller is answered, abandoned or
-overflowed, and none is left in the queue after hanging up; callers of one priority are offered
-seats in arrival order; `cti.stats` equals the counts from the events; the switch's RSS and cti's
-caches are flat after warm-up; no ERR/CRIT line from cti in the log. A violation stops the run
-with its evidence. The report (table, JSON, PNGs) goes to ``--out``.
+overflowed (or cut by a restart), and none is left in the queue after hanging up; callers of one
+priority are offered seats in arrival order; `cti.stats` equals the counts from the events; the
+switch's RSS is flat after warm-up; no ERR/CRIT line from cti in the log. A violation stops the
+run with its evidence (the events around it, cti's view). The report (table, JSON, PNG) goes to
+``--out`` (default benchmarks/results/shift-<store>).
 """
 
 from __future__ import annotations
@@ -59,7 +63,10 @@ from shiftsim.phones import Phones, overlaps, scenario  # noqa: E402
 AGENT_PORT, SUP_PORT = 5100, 5101
 HOTLINE = "8001"
 SUPERVISORS = ("4901", "4902")
-EVENTS = "CHANNEL_EXECUTE CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_HANGUP CHANNEL_HANGUP_COMPLETE CUSTOM cti::queue"
+EVENTS = (
+    "CHANNEL_EXECUTE CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_HANGUP CHANNEL_HANGUP_COMPLETE"
+    " CUSTOM cti::queue cti::seat"  # cti's own events: evidence only
+)
 DIRECTORY_FILE = "directory/default/cti_shift_phones.xml"
 DIALPLAN_FILE = "dialplan/cti_shift.xml"
 PASSWORD = "shift-pw"
@@ -567,7 +574,11 @@ class Shift:
                 _, _, fn = heapq.heappop(self.timers)
                 fn()
             self.drain()
+            before = len(self.floor.violations)
             self.floor.tick(time.time())
+            if len(self.floor.violations) > before:
+                data = json.loads(self.cmd.cti("status", f"{HOTLINE} json"))
+                self.floor.violations[-1].evidence.append(f"cti.status {HOTLINE} waiting now: {json.dumps(data.get('waiting'))}")
             if self.floor.violations:
                 raise Stop()
             if now >= self.end and not self.cmd_active():
@@ -682,9 +693,9 @@ def main() -> int:
     p.add_argument("--faults", default="", help="comma-separated: watcher, upgrade, restart (--store db), redis (--store redis)")
     p.add_argument("--store", default="hash", choices=("hash", "db", "redis"))
     p.add_argument("--restart-cmd", default="", help="the shell command that starts the switch again (the restart fault)")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "shift"))
+    p.add_argument("--out", default="", help="the report's folder (default: benchmarks/results/shift-<store>)")
     args = p.parse_args()
-    out = Path(args.out)
+    out = Path(args.out or ROOT / "benchmarks" / "results" / f"shift-{args.store}")
     out.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="cti-shift-"))
     folder.chmod(0o755)

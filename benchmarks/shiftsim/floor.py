@@ -90,6 +90,7 @@ class Floor:
         self._recent: List[str] = []  # the last events, as evidence
         self._disagree: Dict[str, Tuple[float, str]] = {}  # seat -> since when, what
         self.history: Dict[str, List[str]] = {}  # a caller's leg -> what happened to it (evidence)
+        self.seat_history: Dict[str, List[str]] = {}  # a seat -> cti's last seat events (evidence)
         self._suspects: List[Tuple[float, Caller, Caller]] = []  # (decided at, earlier caller, later)
 
     def _note(self, uuid: str, line: str) -> None:
@@ -106,6 +107,12 @@ class Floor:
         uuid = e.get("Unique-ID", "")
         if name == "CUSTOM":  # cti's own word: evidence only, never what an invariant is checked on
             note = f"{t:.3f} cti {e.get('Event-Subclass', '')} {e.get('CTI-Action', '')} seat {e.get('CTI-Seat', '')}"
+            if e.get("Event-Subclass") == "cti::seat":
+                note += f" {e.get('CTI-Availability', '')}/{e.get('CTI-Activity', '')} {e.get('CTI-Reason', '')}".rstrip()
+                h = self.seat_history.setdefault(e.get("CTI-Seat", ""), [])
+                h.append(note)
+                del h[:-12]
+                return
             self._note(e.get("CTI-Caller", ""), note)
             self._recent.append(note)
             del self._recent[:-40]
@@ -228,6 +235,12 @@ class Floor:
                     *self.history.get(other.uuid, []),
                     f"{c.number}:",
                     *self.history.get(c.uuid, []),
+                    *[
+                        line
+                        for leg in self.legs.values()
+                        if leg.caller == c.uuid
+                        for line in [f"seat {leg.ext}:", *self.seat_history.get(leg.ext, [])]
+                    ],
                 ],
             )
         self._suspects = keep
