@@ -471,3 +471,45 @@ def test_a_second_call_on_the_phone_keeps_the_seat_in_a_call_when_the_first_ends
     sw.core.hangup(own.uuid)
     sw.pump()
     assert sw.record("101")["status"] == "idle"
+
+
+def test_a_seat_that_frees_while_a_newcomer_looks_goes_to_the_caller_who_waited(switch, mocker):
+    """Found by the shift simulator (store: db): a caller waits; a seat's offer to another caller
+    rings out; a newcomer's look runs the earlier callers' hand-off first (the seat is not free
+    yet: its hang-up is saved a moment later), then its own look finds the seat free. The seat
+    is the waiting caller's, not the newcomer's."""
+    from cti.domain.routing import Router
+
+    sw = floor(switch, "top-down", max_wait=60)
+    for seat in ("101", "102", "104"):
+        sw.cti("busy", seat)
+    t1, box1 = sw.dial_bg("route", "8001", customer="13900000001")
+    sw.wait_for(lambda: any(e["CTI-Action"] == "queued" for e in sw.events("cti::queue")))
+    dispatch = Router.dispatch
+
+    def freed_meanwhile(self, hotline, until=""):
+        dispatch(self, hotline, until)
+        if until:  # the newcomer's look: the seat frees right after the waiting caller's hand-off
+            mocker.patch.object(Router, "dispatch", dispatch)
+            from cti import app as wiring
+
+            s = wiring.seats()
+            with s.locks.hold("101"):
+                st = s.repo.get("101")
+                s.repo.save(st.available("idle", wiring.clock(), "", "101"), st)  # saved, not yet handed on
+
+    mocker.patch.object(Router, "dispatch", freed_meanwhile)
+    t2, box2 = sw.dial_bg("route", "8001", customer="13900000002")
+    sw.wait_for(lambda: sum(e["CTI-Action"] == "queued" for e in sw.events("cti::queue")) == 2)
+    from cti import app as wiring
+
+    wiring.seats().freed(wiring.seats().repo.get("101"))  # the hand-off of whoever freed it
+    sw.wait_for(lambda: sw.bridged_to("13900000001") is not None or sw.bridged_to("13900000002") is not None, 2.0)
+    assert sw.bridged_to("13900000001") is not None, "the caller who waited got the seat"
+    assert sw.bridged_to("13900000002") is None
+    for cid in ("13900000001", "13900000002"):
+        leg = next((c for c in sw.core.channels.values() if c.variables.get("caller_id_number") == cid), None)
+        if leg is not None:
+            sw.core.hangup(leg.uuid)
+    t1.join(2)
+    t2.join(2)

@@ -12,7 +12,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Set
 
 from cti.config import SURVEY_TONE, Hotline
 from cti.domain import pop as pop_fields
@@ -208,8 +208,27 @@ class Router(Seating):
                 # earlier callers first: each takes the seat it may; a seat that every one of
                 # them is avoiding (it missed them a moment ago) is this caller's
                 self.dispatch(conf.id, until=waiter.uuid)
-            avoid = waiter.avoid(self._clock(), conf.retry_delay)
+            now = self._clock()
+            avoid = waiter.avoid(now, conf.retry_delay) | self._theirs(conf, waiter, now)
             return self.reserve(conf, waiter.uuid, avoid, conf.strategy == "ring-all")
+
+    def _theirs(self, conf: Hotline, waiter: Waiter, now: float) -> Set[str]:
+        """The seats a caller queued ahead of ``waiter`` and still without a seat would take.
+        Such a caller found none free just now; a seat that frees after its look (its call's
+        hang-up saved a moment later) is still its, not a newcomer's: the seat's own hand-off
+        (``dispatch``, from whoever freed it) gives it to the first in line."""
+        earlier = []
+        for w in self.queues.free(conf.id):  # priority, then arrival
+            if w.uuid == waiter.uuid or w.priority < waiter.priority:
+                break
+            earlier.append(w)
+        if not earlier:
+            return set()
+        seats = {s for s, c in self.seats.config.seats.items() if conf.id in c.hotlines}
+        theirs: Set[str] = set()
+        for w in earlier:
+            theirs |= seats - w.avoid(now, conf.retry_delay)
+        return theirs
 
     def _offer(self, conf: Hotline, channel: RouteChannel, seats: List[str], waiter: Waiter) -> bool:
         with self.queues.guard(conf.id):
