@@ -35,6 +35,24 @@ def shown(driver, selector: str, seconds: float = WAIT):
     return wait(driver, find, seconds, f"nothing visible matches {selector}")
 
 
+def click_on(driver, selector: str, seconds: float = WAIT) -> None:
+    """Click the first visible element ``selector`` matches. A page that redraws it between the
+    look and the click (the wallboard refreshes its figures) is looked at again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def go(d):
+        for el in css(d, selector):
+            try:
+                if el.is_displayed():
+                    el.click()
+                    return True
+            except StaleElementReferenceException:
+                return None
+        return None
+
+    wait(driver, go, seconds, f"nothing visible to click matches {selector}")
+
+
 def log_in(driver, url: str, seat: str, password: str) -> None:
     driver.get(url)
     driver.delete_all_cookies()

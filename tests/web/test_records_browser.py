@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .pages import css, log_in, logged_in, no_error, shown, until_error, wait
+from .pages import click_on, css, log_in, logged_in, no_error, shown, until_error, wait
 from .switch_records import ANSWERS, answer_with, record, recording_of, stop_answering, write_wav
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,8 +135,8 @@ def test_the_wallboards_today_figures_lead_to_their_calls(floor, calls, supervis
     wait(s, lambda d: _shown_uuids(d) == answered, what="today's answered calls of 8001")
     assert shown(s, "[data-records-form] [name=from]").get_attribute("value") == time.strftime("%Y-%m-%d"), "today"
     assert "python cti.records 8001 outcome=answered limit=50 json" in floor.front.commands
-    shown(s, '[data-nav="floor"]').click()
-    shown(s, '[data-stats-hotline="8001"] [data-records-link="abandoned"]').click()
+    click_on(s, '[data-nav="floor"]')
+    click_on(s, '[data-stats-hotline="8001"] [data-records-link="abandoned"]')  # the wallboard redraws its figures
     wait(s, lambda d: _shown_uuids(d) == [calls.rows[2]["uuid"]], what="the abandoned call")
 
 
