@@ -80,7 +80,7 @@ def test_a_quiet_shift_breaks_nothing_and_accounts_for_every_caller():
     f.tick(T0 + 60)
     assert f.violations == []
     assert f.outcomes("8001") == {"offered": 4, "answered": 1, "abandoned": 2, "overflowed": 1, "cut": 0, "waiting": 0}
-    assert f.seat_counts() == {"101": {"answered": 1, "missed": 0}, "102": {"answered": 0, "missed": 1}}
+    assert f.seat_counts() == {"101": {"answered": 1, "missed": 0, "unsure": 0}, "102": {"answered": 0, "missed": 1, "unsure": 0}}
     assert f.waits() == [2.0]
 
 
@@ -175,15 +175,19 @@ def test_the_phone_scenario_is_xml_and_its_log_tells_overlaps(tmp_path):
 
 
 def test_a_restart_ends_what_it_ended_unseen_and_cuts_the_waiting_callers():
-    f = Floor(["101"])
+    f = Floor(["101", "102"])
     arrive(f, "talking", 0)
     offer(f, "talking", "l1", "101", 0)
     answer(f, "talking", "l1", 1)
     arrive(f, "waiting", 2)
-    assert f.cut(T0 + 10) == 1
-    assert f.outcomes("8001") == {"offered": 2, "answered": 1, "abandoned": 0, "overflowed": 0, "cut": 1, "waiting": 0}
+    arrive(f, "hung_up_by_the_shutdown", 3)
+    offer(f, "hung_up_by_the_shutdown", "l2", "102", 4)  # its answer never reached the events
+    end(f, "hung_up_by_the_shutdown", 9)
+    assert f.cut(T0 + 10, since=T0 + 8) == 2
+    assert f.outcomes("8001") == {"offered": 3, "answered": 1, "abandoned": 0, "overflowed": 0, "cut": 2, "waiting": 0}
+    assert f.seat_counts()["102"] == {"answered": 0, "missed": 0, "unsure": 1}
     assert f.live_legs["101"] == {}
-    f.seats_seen({"101": "none"}, T0 + 30)
+    f.seats_seen({"101": "none", "102": "none"}, T0 + 30)
     f.queue_seen([], T0 + 30)
     assert f.violations == []
 

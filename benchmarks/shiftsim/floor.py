@@ -62,6 +62,7 @@ class Leg:
     cause: str = ""
     offer: str = ""  # the hotline whose offer it is (cti_hotline)
     group: str = ""  # the ring group's (cti_ring_group)
+    unseen: bool = False  # a shutdown ended it: its last events may not have reached here
 
 
 def _t(e: Mapping[str, str]) -> float:
@@ -283,17 +284,25 @@ class Floor:
                 )
                 self.gone[uuid] = t  # said once per GRACE
 
-    def cut(self, t: float) -> int:
-        """The switch shut down at ``t``: the calls it ended without an event reaching here end
-        then; a caller still waiting is ``cut`` (neither answered nor abandoned by its own
-        will). How many callers were cut waiting."""
+    def cut(self, t: float, since: Optional[float] = None) -> int:
+        """The switch shut down (from ``since``, gone by ``t``): a caller it hung up while
+        waiting is ``cut`` (not abandoned by its own will: cti, going down, may count it or
+        not), and the calls it ended without an event reaching here end at ``t``; the legs it
+        ended are ``unseen`` (an answer the shutdown hid from the events may be in cti's counts).
+        How many callers were cut waiting."""
+        start = t if since is None else since
         waiting = 0
         for c in self.callers.values():
             if c.ended is None:
                 c.ended = t
                 self.gone[c.uuid] = t
                 c.outcome = "answered" if c.bridged is not None else "cut"
-                waiting += c.outcome == "cut"
+            elif c.ended >= start and c.outcome == "abandoned":
+                c.outcome = "cut"
+            waiting += c.outcome == "cut" and c.ended >= start
+        for leg in self.legs.values():
+            if leg.ended is None or leg.ended >= start:
+                leg.unseen = True
         for ext, legs in self.live_legs.items():
             for leg in legs.values():
                 leg.ended, leg.cause = t, leg.cause or "SHUTDOWN"
@@ -323,11 +332,13 @@ class Floor:
         def unseen(t: Optional[float]) -> bool:
             return t is not None and any(a <= t <= b for a, b in windows)
 
-        out = {s: {"answered": 0, "missed": 0} for s in self.agents}
+        out = {s: {"answered": 0, "missed": 0, "unsure": 0} for s in self.agents}
         for leg in self.legs.values():
             if leg.ext not in out:
                 continue
-            if leg.answered is not None:
+            if leg.unseen and leg.answered is None:
+                out[leg.ext]["unsure"] += 1  # answered or missed as the switch went down: unseen
+            elif leg.answered is not None:
                 if not (unseen(leg.answered) and unseen(leg.ended)):
                     out[leg.ext]["answered"] += 1
             elif leg.offer and leg.ended is not None and leg.cause in MISSED and not unseen(leg.ended):
