@@ -230,6 +230,9 @@ def seats() -> Seats:
         if repo is None or repo.store is not store:
             repo = _repos[(cfg.store, cfg.realm)] = SeatRepo(store, sw)
         locks = _locks if c is None else c.locks
+        if c is None:  # a seat removed from the config (or known only to the code before an upgrade)
+            keys = [*cfg.seats, *(f"help.{x}" for x in cfg.seats), *(f"stats:s.{x}" for x in cfg.seats)]
+            _locks.keep([*keys, *(f"stats:h.{x}" for x in cfg.hotlines)])  # help.py, stats.py name them so
         # each switch counts the events it fires itself (never the ones re-fired from others)
         events = RecordingEvents(SwitchEvents(sw) if c is None else c.events, _stats_of(cfg, store, locks, sw), _levels(cfg))
         s = Seats(cfg, store, events, sw, locks, lambda: clock(), repo)

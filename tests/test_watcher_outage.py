@@ -174,3 +174,18 @@ def test_a_caller_who_hangs_up_in_the_old_code_after_an_upgrade_is_counted(switc
         for k in [k for k in sys.modules if k == "cti" or k.startswith("cti.")]:
             del sys.modules[k]
         sys.modules.update(saved)
+
+
+def test_the_seat_locks_an_upgrade_hands_over_keep_only_the_configs_seats(switch):
+    """The locks outlive an upgrade now: those of seats no longer configured are let go when
+    the new code reads its config (else every seat ever seen would keep one)."""
+    from cti.domain.ports import KeyedLocks
+
+    locks = KeyedLocks()
+    for key in ("101", "gone", "help.gone", "stats:s.gone", "stats:h.8001"):
+        locks.hold(key)
+    held = locks.hold("held-elsewhere")
+    with held:
+        locks.keep(["101", "stats:h.8001"])
+        assert sorted(locks._locks) == ["101", "held-elsewhere", "stats:h.8001"]  # a held lock stays
+    assert len(locks) == 3

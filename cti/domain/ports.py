@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Protocol, Sequence, Tuple
 
 from cti.config import RingGroup
 from cti.domain.events import Event
@@ -346,6 +346,17 @@ class KeyedLocks:
     def __init__(self) -> None:
         self._guard = threading.Lock()
         self._locks: Dict[str, threading.Lock] = {}
+
+    def keep(self, keys: Iterable[str]) -> None:
+        """Forget the locks of other keys that nobody holds (seats no longer configured: the
+        locks outlive an upgrade, which hands them to the new code)."""
+        wanted = set(keys)
+        with self._guard:
+            for key in [k for k, lock in self._locks.items() if k not in wanted and not lock.locked()]:
+                del self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
     def hold(self, key: str) -> threading.Lock:
         """The seat's lock, to use in a ``with`` statement."""
