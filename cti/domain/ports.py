@@ -341,7 +341,7 @@ class KeyedLocks:
     demand and live as long as the process (a few bytes per seat).
     """
 
-    SHAPE = 1  # as Queues.SHAPE: the code after an upgrade keeps using these very locks
+    SHAPE = 2  # as Queues.SHAPE: the code after an upgrade keeps using these very locks (2: keep)
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
