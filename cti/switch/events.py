@@ -117,6 +117,18 @@ def adopt(t: Tracker) -> int:
     return adopted
 
 
+def sweep_cluster(t: Tracker) -> Dict[str, int]:
+    """In a cluster: this switch's waiting callers and claims whose call is gone (a caller who
+    hung up while Redis was away could not leave the shared queue then: without this it stayed
+    listed, and first in line, for ever). As at the watcher's start, for this switch only."""
+    c = app.cluster(t.seats.config)
+    if c is None:
+        return {}
+    from cti.cluster.node import cleanup
+
+    return cleanup(c.store.node, c.store, c.queues, list(t.seats.config.hotlines), lambda n: 0, t.calls.exists)
+
+
 def cluster_start(token: str) -> None:
     """In a cluster: this node's heartbeat and its listener (wake-ups, the others' events)."""
     c = app.cluster(app.seats().config)
@@ -257,7 +269,9 @@ def run(max_events: Optional[int] = None) -> None:
                 complaints.failed("deleting old recordings failed", exc)
             if memory.sweep_due(time.monotonic()):  # seats whose call ended unseen, every 5 s
                 try:
-                    tracker(memory).reconcile()
+                    t = tracker(memory)
+                    t.reconcile()
+                    sweep_cluster(t)
                 except Exception as exc:
                     complaints.failed("reconcile failed", exc)
                 else:

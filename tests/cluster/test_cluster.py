@@ -405,3 +405,25 @@ def test_redis_stopped_mid_run_every_command_says_so_in_time_and_resumes(nodes, 
     a.run(WATCH.replace("sw.api('pyrun cti.watcher')\n", ""))  # A's listener subscribed again
     assert b.cti("busy 101") == "+OK 101 busy\n"
     a.run("sw.wait_for(lambda: 'busy' in [e.get('CTI-Action') for e in sw.events('cti::seat')], 3); _ = True")
+
+
+def test_a_caller_who_hung_up_while_redis_was_away_leaves_the_queue_at_the_next_sweep(nodes, redis_server):
+    """Found by the shift simulator (store: redis, Redis restarted): the caller's leave failed
+    while Redis was away, and its entry stayed in the shared queue, first in line."""
+    a, b = nodes("A", "B")
+    a.run("from cti.domain import watchstate; watchstate.RECONCILE_EVERY = 0.2; _ = True")
+    watching(a, b)
+    a.cti("checkin 8001 104 p104 104")
+    a.cti("busy 104")
+    a.run("box = sw.dial_bg('route', '8001', customer='13900000001')[1]; _ = True")
+    a.run("sw.wait_for(lambda: wiring.queues().count('8001') == 1, 3); _ = True")
+    redis_server.pause()  # hung: the caller's leave cannot reach it
+    try:
+        a.run(
+            "core.hangup(next(c.uuid for c in core.channels.values() if c.variables.get('caller_id_number') == '13900000001')); _ = True"
+        )
+        a.run("sw.wait_for(lambda: 'session' in box, 3); _ = True")  # its cti.route returned
+    finally:
+        redis_server.resume()
+    assert len(json.loads(b.cti("status 8001 json"))["waiting"]) == 1, "still listed: its leave failed"
+    b.run("sw.wait_for(lambda: not json.loads(sw.cti('status', '8001 json'))['waiting'], 3); _ = True")
