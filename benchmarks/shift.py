@@ -60,7 +60,7 @@ from shiftsim import report  # noqa: E402
 from shiftsim.floor import Floor, Violation  # noqa: E402
 from shiftsim.phones import Phones, overlaps, scenario  # noqa: E402
 
-AGENT_PORT, SUP_PORT = 5100, 5101
+AGENT_PORT, SUP_PORT = 5100, 5101  # the phones' SIPp (--phones-port moves both)
 HOTLINE = "8001"
 SUPERVISORS = ("4901", "4902")
 EVENTS = (
@@ -709,7 +709,10 @@ def main() -> int:
     p.add_argument("--store", default="hash", choices=("hash", "db", "redis"))
     p.add_argument("--restart-cmd", default="", help="the shell command that starts the switch again (the restart fault)")
     p.add_argument("--out", default="", help="the report's folder (default: benchmarks/results/shift-<store>)")
+    p.add_argument("--phones-port", type=int, default=5100, help="the agents' SIPp phones; the supervisors' on the next port")
     args = p.parse_args()
+    global AGENT_PORT, SUP_PORT
+    AGENT_PORT, SUP_PORT = args.phones_port, args.phones_port + 1
     out = Path(args.out or ROOT / "benchmarks" / "results" / f"shift-{args.store}")
     out.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="cti-shift-"))
