@@ -41,7 +41,6 @@ import itertools
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,7 +53,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "live"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 from esl import ESL, connect  # noqa: E402
+from harness import RedisServer  # noqa: E402
 from livefs import Live, cleanup, config_yaml, prepare  # noqa: E402
 from shiftsim import report  # noqa: E402
 from shiftsim.floor import Floor, Violation  # noqa: E402
@@ -154,54 +155,6 @@ def shift_config(agents: List[str], store: str, redis_url: str = "") -> str:
     return text
 
 
-PERSIST = ("--appendonly", "yes", "--appendfsync", "always", "--dir")  # a restart keeps the data
-
-
-class Redis:
-    """A redis-server of the shift's own, on a unix socket, keeping its data in an append-only file."""
-
-    def __init__(self, folder: Path) -> None:
-        self.dir = folder
-        self.sock = folder / "redis.sock"
-        self.url = f"unix://{self.sock}"
-        self.proc: Optional[subprocess.Popen] = None
-
-    def start(self) -> Redis:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            raise RuntimeError("no redis-server here (apt-get install redis-server)")
-        self.proc = subprocess.Popen(
-            [
-                exe,
-                "--port",
-                "0",
-                "--unixsocket",
-                str(self.sock),
-                "--unixsocketperm",
-                "777",
-                "--save",
-                "",
-                *PERSIST,
-                str(self.dir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not self.sock.exists():
-            if time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-            self.sock.unlink(missing_ok=True)
-
-
 class Shift:
     def __init__(self, args: argparse.Namespace, folder: Path) -> None:
         self.args = args
@@ -223,7 +176,7 @@ class Shift:
         self.rss: List[Tuple[float, int]] = []
         self.faults: List[Dict[str, Any]] = []
         self.unregistered: set = set()
-        self.redis: Optional[Redis] = None
+        self.redis: Optional[RedisServer] = None
         self.ev_index = 0
         self.started = 0.0
         self.errors: List[str] = []
@@ -276,7 +229,7 @@ class Shift:
             self.api(f"hash insert/ctishift/{ext}/sofia/internal/{ext}@127.0.0.1:{SUP_PORT}")
         redis_url = ""
         if self.args.store == "redis":
-            self.redis = Redis(self.folder).start()
+            self.redis = RedisServer(self.folder, perm="777", persist=True).start()
             redis_url = self.redis.url
         self.cmd.write_config(shift_config(self.agents, self.args.store, redis_url))
         self.phones = Phones(self.folder, AGENT_PORT, "agents", scenario()).start()

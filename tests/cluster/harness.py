@@ -17,10 +17,13 @@ HERE = Path(__file__).resolve().parent
 
 
 class RedisServer:
-    """``redis-server`` (Debian's package) on a unix socket of its own, no persistence."""
+    """``redis-server`` (Debian's package) on a unix socket of its own; no persistence, or with
+    ``persist`` an append-only file written on every change (a restart keeps the data, as a
+    deployment's would: benchmarks/shift.py's redis fault)."""
 
-    def __init__(self, where: Path, perm: str = "700") -> None:
+    def __init__(self, where: Path, perm: str = "700", persist: bool = False) -> None:
         self.perm = perm  # 777 when a switch running as another user must reach it
+        self.persist = persist
         self.dir = where
         self.sock = where / "redis.sock"
         self.url = f"unix://{self.sock}"
@@ -42,7 +45,7 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                *(("yes", "--appendfsync", "always") if self.persist else ("no",)),
                 "--dir",
                 str(self.dir),
             ],

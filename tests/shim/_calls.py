@@ -190,24 +190,28 @@ class CallsMixin:
 
         ev = Event(name)
         if ch is not None:
-            ev.headers.update(
-                {
-                    "Unique-ID": ch.uuid,
-                    "Channel-Name": ch.name,
-                    "Call-Direction": ch.direction,
-                    "Channel-Presence-ID": ch.presence_id,
-                    "Channel-Call-State": ch.callstate,
-                    "Caller-Destination-Number": ch.dest,
-                    "Answer-State": "answered" if ch.answered else "ringing",
-                }
-            )
-            if ch.partner:
-                ev.headers["Other-Leg-Unique-ID"] = ch.partner
-            if name != "DTMF":
-                for k, v in ch.variables.items():
-                    ev.headers[f"variable_{k}"] = v
+            ev.headers.update(self.channel_headers(ch, variables=name != "DTMF"))
         ev.headers.update(headers)
         self.deliver(ev)
+
+    @staticmethod
+    def channel_headers(ch: Channel, variables: bool = True) -> Dict[str, str]:
+        """The headers a channel's events carry (switch_channel_event_set_data): its own, and
+        with ``variables`` every channel variable as ``variable_<name>``."""
+        h = {
+            "Unique-ID": ch.uuid,
+            "Channel-Name": ch.name,
+            "Call-Direction": ch.direction,
+            "Channel-Presence-ID": ch.presence_id,
+            "Channel-Call-State": ch.callstate,
+            "Caller-Destination-Number": ch.dest,
+            "Answer-State": "answered" if ch.answered else "ringing",
+        }
+        if ch.partner:
+            h["Other-Leg-Unique-ID"] = ch.partner
+        if variables:
+            h.update({f"variable_{k}": v for k, v in ch.variables.items()})
+        return h
 
     def deliver(self, ev: Any) -> None:
         for consumer in list(self.consumers):
@@ -898,19 +902,7 @@ class CallsMixin:
         ch = self.channels.get(words[0]) if words else None
         if ch is None:
             return "-ERR No such channel!\n"
-        h = {
-            "Event-Name": "CHANNEL_DATA",
-            "Unique-ID": ch.uuid,
-            "Channel-Name": ch.name,
-            "Call-Direction": ch.direction,
-            "Channel-Presence-ID": ch.presence_id,
-            "Channel-Call-State": ch.callstate,
-            "Caller-Destination-Number": ch.dest,
-            "Answer-State": "answered" if ch.answered else "ringing",
-        }
-        if ch.partner:
-            h["Other-Leg-Unique-ID"] = ch.partner
-        h.update({f"variable_{k}": v for k, v in ch.variables.items()})
+        h = {"Event-Name": "CHANNEL_DATA", **self.channel_headers(ch)}
         bridged = self._uuid_getvar(f"{ch.uuid} bridge_uuid").strip()
         if bridged != "_undef_":
             h["variable_bridge_uuid"] = bridged
