@@ -118,6 +118,12 @@ class ClusterQueues(Queues):
 
         self._run(go)
 
+    def rejoin(self, waiter: Waiter) -> None:
+        """Redis is back after failing this caller: a record it lost (restarted without the last
+        writes) is made again from this switch's, with the caller's first arrival (its place)."""
+        if self._stored(waiter) is None:
+            self.join(waiter)
+
     def leave(self, uuid: str) -> Optional[Waiter]:
         w = self._decode(uuid, self._run(self.r.get, self._wkey(uuid)))
         if w is None:

@@ -48,6 +48,8 @@ class Waiter:
     pop: Pop = ()  # the caller's screen pop
     answered_at: float = 0.0  # when a seat answered it (the watcher saw the bridge)
     answered_by: str = ""  # that seat
+    bridged: bool = False  # its offer was answered (seen by its own thread, store or not)
+    unreleased: List[str] = field(default_factory=list)  # seats its offer claimed, not let go (the store was away)
 
     def move(self, state: str) -> str:
         """Move to ``state``; what is wrong with the move ("" when the table has it)."""
@@ -143,6 +145,10 @@ class Queues:
         calls.wake(waiter.uuid)
 
     # -- the queue ----------------------------------------------------------------------------
+    def rejoin(self, waiter: Waiter) -> None:
+        """After the store failed the caller: its queue record again, as this switch knows it
+        (a queue in memory is never away: nothing to do)."""
+
     def join(self, waiter: Waiter) -> None:
         with self.lock:
             line = self._waiting.setdefault(waiter.hotline, [])

@@ -12,16 +12,17 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Set
+from typing import Callable, Dict, List, Optional, Set
 
 from cti.config import SURVEY_TONE, Hotline
 from cti.domain import pop as pop_fields
 from cti.domain import records
+from cti.domain.errors import CtiError
 from cti.domain.events import QueueEvent, RecordEvent
 from cti.domain.groups import send_on
 from cti.domain.pop import Pop, safe_value
 from cti.domain.ports import CallerInfo, Calls, Mark, Marks, RingLeg, RouteChannel
-from cti.domain.queue import ANSWERED, LEFT, WAITING, Queues, Waiter
+from cti.domain.queue import ANSWERED, LEFT, OFFERED, WAITING, Queues, Waiter
 from cti.domain.recording import SKIPPED, Recorder, survey_score
 from cti.domain.seating import Seating
 from cti.domain.seats import Seats
@@ -66,6 +67,7 @@ class Router(Seating):
     ) -> None:
         super().__init__(seats, calls, queues, rng, clock)
         self._music = hold_music
+        self._waiting: Dict[str, int] = {}  # the queue length each hotline's last event saw
         self.recorder = recorder
         self.waits = waits if waits is not None else WaitTimes()
         # the expected wait of a caller at a position: the statistics may replace the default
@@ -87,70 +89,123 @@ class Router(Seating):
         self._queue_event("entered", conf, waiter)
         if conf.refer_context:  # a seat's phone passing it on by itself (REFER) sends it there
             channel.transfers_in(conf.refer_context)
-        if conf.when_empty == "overflow" and not self.staffed(hotline):
-            return self._overflow(conf, channel, waiter, "empty")
         armed = False  # a timed wake-up is scheduled
         announce_at: Optional[float] = None  # when the next announcement is due (None: never)
+        away = warned = False  # the store failed this caller (and has not answered since)
+        looked = False  # whether anybody is signed in, looked at once when it comes in
         try:
             while channel.ready():
-                seats = self._next_seats(conf, waiter)
-                if not seats:
-                    now = self._clock()
-                    waited = now - start
-                    if waited >= conf.max_wait:
-                        return self._overflow(conf, channel, waiter, "max_wait")
-                    if not waiter.queued:
-                        if not self._join(conf, waiter):
-                            return self._overflow(conf, channel, waiter, "full")
-                        self._queue_event("queued", conf, waiter)
-                        announce_at = now if conf.announce else None
-                        # a seat freed between the reserve above and the join had nobody
-                        # waiting to hand itself to: look once more, now that this caller waits
-                        continue
-                    elif conf.when_empty == "overflow" and not self.staffed(hotline):
-                        return self._overflow(conf, channel, waiter, "empty")
-                    if announce_at is not None and now >= announce_at:
-                        announce_at = now + conf.announce_every if conf.announce_every else None
-                        if self._announce(conf, channel, waiter):
+                try:
+                    if away:
+                        self._recover(conf, waiter)
+                        away = False
+                    if not looked:
+                        if conf.when_empty == "overflow" and not self.staffed(hotline):
+                            return self._overflow(conf, channel, waiter, "empty")
+                        looked = True
+                    seats = self._next_seats(conf, waiter)
+                    if not seats:
+                        now = self._clock()
+                        waited = now - start
+                        if waited >= conf.max_wait:
+                            return self._overflow(conf, channel, waiter, "max_wait")
+                        if not waiter.queued:
+                            if not self._join(conf, waiter):
+                                return self._overflow(conf, channel, waiter, "full")
+                            self._queue_event("queued", conf, waiter)
+                            announce_at = now if conf.announce else None
+                            # a seat freed between the reserve above and the join had nobody
+                            # waiting to hand itself to: look once more, now that this caller waits
+                            continue
+                        elif conf.when_empty == "overflow" and not self.staffed(hotline):
+                            return self._overflow(conf, channel, waiter, "empty")
+                        if announce_at is not None and now >= announce_at:
+                            announce_at = now + conf.announce_every if conf.announce_every else None
+                            if self._announce(conf, channel, waiter):
+                                return self._overflow(conf, channel, waiter, "exit_key")
+                            # An announcement runs applications, which clear a wake sent meanwhile:
+                            # back to the top, which takes a seat reserved meanwhile before the music.
+                            continue
+                        # a timed wake-up: max_wait, when a seat that missed this caller may be
+                        # retried, or the next announcement. Armed afresh after every wake: the
+                        # switch's scheduler counts whole seconds and may fire early, and a wake by
+                        # a freed seat leaves it pending.
+                        due = start + conf.max_wait
+                        retry = waiter.retry_at(now, conf.retry_delay)
+                        if retry is not None:
+                            due = min(due, retry)
+                        if announce_at is not None:
+                            due = min(due, announce_at)
+                        pressed = self._wait(conf, channel, waiter, armed, max(1, math.ceil(due - now)))
+                        armed = True
+                        if pressed:
                             return self._overflow(conf, channel, waiter, "exit_key")
-                        # An announcement runs applications, which clear a wake sent meanwhile:
-                        # back to the top, which takes a seat reserved meanwhile before the music.
                         continue
-                    # a timed wake-up: max_wait, when a seat that missed this caller may be
-                    # retried, or the next announcement. Armed afresh after every wake: the
-                    # switch's scheduler counts whole seconds and may fire early, and a wake by
-                    # a freed seat leaves it pending.
-                    due = start + conf.max_wait
-                    retry = waiter.retry_at(now, conf.retry_delay)
-                    if retry is not None:
-                        due = min(due, retry)
-                    if announce_at is not None:
-                        due = min(due, announce_at)
-                    if armed:
-                        self.calls.cancel_wake(caller)
-                    self.calls.wake_later(caller, max(1, math.ceil(due - now)))
+                    if self._offer(conf, channel, seats, waiter):
+                        return f"+OK hotline {hotline} answered by {','.join(seats)}"
+                except CtiError as exc:
+                    if exc.code != "store" or waiter.bridged:
+                        raise
+                    # The store (Redis restarting, a database away) failed this caller: it is
+                    # not lost to that. It waits on with the music and tries again each second;
+                    # its own wait (max_wait) and exit key still send it on.
+                    if not warned:
+                        self.seats.log("WARNING", f"cti.route: caller {caller} of hotline {hotline} keeps waiting: {exc.message}")
+                    away = warned = True
+                    if self._clock() - start >= conf.max_wait:
+                        return self._overflow(conf, channel, waiter, "max_wait")
+                    pressed = self._wait(conf, channel, waiter, armed, 1)
                     armed = True
-                    if channel.play(self._music(conf.moh), conf.exit_key):
+                    if pressed:
                         return self._overflow(conf, channel, waiter, "exit_key")
-                    continue
-                if self._offer(conf, channel, seats, waiter):
-                    return f"+OK hotline {hotline} answered by {','.join(seats)}"
             self._queue_event("abandoned", conf, waiter)
             records.hung_up(channel)
             return f"+OK hotline {hotline}: the caller hung up"
         finally:
-            if armed:
-                self.calls.cancel_wake(caller)
+            self._leave(conf, waiter, armed)
+
+    def _wait(self, conf: Hotline, channel: RouteChannel, waiter: Waiter, armed: bool, seconds: int) -> bool:
+        """The caller hears the hotline's music until woken: by a freed seat, or ``seconds`` from now
+        (a wake armed before is cancelled first). True: it pressed the exit key."""
+        if armed:
+            self.calls.cancel_wake(waiter.uuid)
+        self.calls.wake_later(waiter.uuid, seconds)
+        return bool(channel.play(self._music(conf.moh), conf.exit_key))
+
+    def _recover(self, conf: Hotline, waiter: Waiter) -> None:
+        """The store answers again after failing this caller: its queue record is this switch's
+        again (not "offered" by an offer that ended meanwhile, and there at all: a Redis
+        restarted without its last writes), and the seats its offer claimed are let go."""
+        with self.queues.guard(conf.id):
+            if waiter.state == OFFERED:
+                self.queues.offering(waiter, False)
             if waiter.queued:
-                with self.queues.guard(hotline):
+                self.queues.rejoin(waiter)
+        if waiter.unreleased:
+            self.release(waiter.unreleased, waiter.uuid)
+            waiter.unreleased = []
+        self.seats.log("NOTICE", f"cti.route: caller {waiter.uuid} of hotline {conf.id}: the store answers again")
+
+    def _leave(self, conf: Hotline, waiter: Waiter, armed: bool) -> None:
+        """The caller's ``cti.route`` ends: out of the queue, its unused seats handed on. With the
+        store away, what is left of it there goes at the next sweep of its switch's watcher."""
+        if armed:
+            self.calls.cancel_wake(waiter.uuid)
+        try:
+            if waiter.queued:
+                with self.queues.guard(conf.id):
                     unused = self.queues.take_reserved(waiter)
-                    self.queues.leave(caller)
+                    self.queues.leave(waiter.uuid)
                 if unused:  # a seat was reserved for a caller who went away
-                    self.release(unused, caller)
-                self.dispatch(hotline)  # what this caller held may serve the next one
+                    self.release(unused, waiter.uuid)
+                self.dispatch(conf.id)  # what this caller held may serve the next one
             if waiter.state != ANSWERED:
-                with self.queues.guard(hotline):
+                with self.queues.guard(conf.id):
                     self.queues.move(waiter, LEFT)
+        except CtiError as exc:
+            if exc.code != "store":
+                raise
+            self.seats.log("WARNING", f"cti.route: caller {waiter.uuid} of hotline {conf.id} left; the store: {exc.message}")
 
     def _place(self, hotline: str, came: Came) -> float:
         """A transferred caller keeps its first entry time in the queue's order; one that comes
@@ -246,22 +301,34 @@ class Router(Seating):
             recording = self.record_call(conf, channel)
             before = channel.noted("seats")
             offered_at = self._clock()
-            answered = channel.offer(legs, conf.id, pop) is None
+            answered = waiter.bridged = channel.offer(legs, conf.id, pop) is None
             self.recorded(channel, recording, answered)
             seat = self.served(channel, waiter, seats, offered_at, answered, before)
         finally:
-            with self.queues.guard(conf.id):
-                if answered:
-                    self.queues.leave(waiter.uuid)  # served: out of the queue before its seat is handed on
-                else:
-                    self.queues.missed(waiter, seats, self._clock())
-                self.queues.offering(waiter, False, answered)
-            self.release(seats, waiter.uuid)
+            try:
+                with self.queues.guard(conf.id):
+                    if answered:
+                        self.queues.leave(waiter.uuid)  # served: out of the queue before its seat is handed on
+                    else:
+                        self.queues.missed(waiter, seats, self._clock())
+                    self.queues.offering(waiter, False, answered)
+                self.release(seats, waiter.uuid)
+            except CtiError as exc:
+                if exc.code != "store":
+                    raise
+                # the store went away while the seats rang: the claims expire by themselves,
+                # and are let go (with the caller's record put right) once it answers again
+                waiter.unreleased = list(seats)
+                if not answered:
+                    waiter.tried.update((seat, self._clock()) for seat in seats)
+                    raise  # the caller waits on (route)
+                self.seats.log("WARNING", f"cti.route: caller {waiter.uuid} of {conf.id} answered; the store: {exc.message}")
         if answered:
             self.answered(waiter.uuid, ",".join(seats), waiter)  # if the watcher did not see the bridge
         # The seat may have gone idle while this caller still held its claim (the watcher saw
         # the hangup first): whoever releases a claim hands the seat on, or a waiter would sleep.
-        self.dispatch(conf.id)
+        if not waiter.unreleased:
+            self.dispatch(conf.id)
         if answered:  # the seat is free already: the survey runs on the caller's thread alone
             self.survey(conf, channel, seat, waiter)
         return answered
@@ -342,8 +409,12 @@ class Router(Seating):
             self.queues.move(w, ANSWERED)
             w.answered_at, w.answered_by = self._clock(), seat
         if w.queued:  # the queue moved one place: the default expected wait learns from it
-            with self.queues.guard(w.hotline):
-                self.queues.leave(w.uuid)
+            try:
+                with self.queues.guard(w.hotline):
+                    self.queues.leave(w.uuid)
+            except CtiError as exc:  # the caller's own thread, or its switch's sweep, takes it out
+                if exc.code != "store":
+                    raise
             self.waits.answered(w.hotline, w.since, self._clock())
         conf = self.seats.config.hotlines.get(w.hotline)
         if conf is not None:
@@ -361,6 +432,12 @@ class Router(Seating):
         score: Optional[int] = None,
     ) -> None:
         now = self._clock()
+        try:
+            waiting = self._waiting[conf.id] = self.queues.count(conf.id)
+        except CtiError as exc:  # the store is away: the event still fires, with the last count seen
+            if exc.code != "store":
+                raise
+            waiting = self._waiting.get(conf.id, 0)
         event = QueueEvent(
             action,
             conf.id,
@@ -369,7 +446,7 @@ class Router(Seating):
             seat,
             waiter.priority,
             now - waiter.since,
-            self.queues.count(conf.id),
+            waiting,
             now,
             reason,
             position,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable, Dict, Optional
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Optional
 
 import freeswitch
 
@@ -184,6 +185,30 @@ def handle(h: Dict[str, str], memory: WatchState) -> None:
         t.handle(fact)
 
 
+RETRY_MS = 250  # while the store fails an event, it is tried again this often (and at each new event)
+BACKLOG_MAX = 20_000  # events held for the store at most (about a minute of a busy switch's)
+
+
+def drain(backlog: Deque[Dict[str, str]], memory: WatchState, complaints: Complaints) -> None:
+    """Handle the events in order. One the store failed (Redis restarting, a database away)
+    stays first, and those after it wait behind it, until the store answers: a seat's ring or
+    hang-up seen while the store was away is not lost, and no later event overtakes it."""
+    while backlog:
+        try:
+            handle(backlog[0], memory)
+        except CtiError as exc:
+            if exc.code == "store" and len(backlog) < BACKLOG_MAX:
+                complaints.failed("the store failed an event; it and the next ones wait for the store", exc)
+                return
+            complaints.failed("skipped an event", exc)
+        except Exception as exc:  # a bad event must not stop the watcher
+            complaints.failed("skipped an event", exc)
+        else:
+            complaints.ok("skipped an event")  # the next bad one is logged again
+            complaints.ok("the store failed an event; it and the next ones wait for the store", "the store answers again")
+        backlog.popleft()
+
+
 class Complaints:
     """What went wrong in the watcher's loop, logged once per distinct failure of each step
     (until that step works again) and in one line: a broken config or an unreachable store
@@ -249,6 +274,7 @@ def run(max_events: Optional[int] = None) -> None:
         complaints.failed("could not join the cluster", exc)
     seen = 0
     why = "stopped"
+    backlog: Deque[Dict[str, str]] = deque()  # events to handle, in order (held while the store is away)
     try:
         while max_events is None or seen < max_events:
             if not app.watcher_current(token):
@@ -287,24 +313,22 @@ def run(max_events: Optional[int] = None) -> None:
                     complaints.ok("wrap-up timer failed", "wrap-up timers work again")
                 continue
             wait = look_ms if deadline is None else max(1, min(look_ms, int((deadline - now) * 1000) + 1))
-            event = consumer.pop(1, wait)
-            if event is None:
-                continue
-            seen += 1
-            try:
-                h = headers(event)
-                if stops(h):
-                    why = f"stopped ({h.get('Event-Name')})"
-                    if app.watcher_current(token):
-                        app.watcher_release()
-                    break
-                if not app.watcher_current(token):
-                    break
-                handle(h, memory)
-            except Exception as exc:  # a bad event (or a store hiccup) must not stop the watcher
-                complaints.failed("skipped an event", exc)
-            else:
-                complaints.ok("skipped an event")  # the next bad one is logged again
+            event = consumer.pop(1, min(wait, RETRY_MS) if backlog else wait)
+            if event is not None:
+                seen += 1
+                try:
+                    h = headers(event)
+                    if stops(h):
+                        why = f"stopped ({h.get('Event-Name')})"
+                        if app.watcher_current(token):
+                            app.watcher_release()
+                        break
+                    if not app.watcher_current(token):
+                        break
+                    backlog.append(h)
+                except Exception as exc:  # a bad event must not stop the watcher
+                    complaints.failed("skipped an event", exc)
+            drain(backlog, memory, complaints)
     finally:
         try:
             try:

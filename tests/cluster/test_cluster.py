@@ -427,3 +427,68 @@ def test_a_caller_who_hung_up_while_redis_was_away_leaves_the_queue_at_the_next_
         redis_server.resume()
     assert len(json.loads(b.cti("status 8001 json"))["waiting"]) == 1, "still listed: its leave failed"
     b.run("sw.wait_for(lambda: not json.loads(sw.cti('status', '8001 json'))['waiting'], 3); _ = True")
+
+
+CALLER_UP = "_ = any(c.variables.get('caller_id_number') == '{n}' for c in core.channels.values())"
+
+
+def test_a_caller_arriving_while_redis_is_away_hears_music_and_is_served_when_it_is_back(nodes, redis_server):
+    """Found by the shift simulator (store: redis, Redis restarted): ``cti.route`` answered
+    ``-ERR store redis`` and the dialplan hung the caller up. A caller is never lost to an
+    outage of the store: it waits with the hold music, and is served when the store is back."""
+    (a,) = nodes("A", hotline=HOTLINE)
+    watching(a)
+    a.cti("checkin 8001 101 p101 101")
+    a.run("core.phones['101'] = 'answer'; _ = True")
+    redis_server.pause()
+    try:
+        a.run("box = sw.dial_bg('route', '8001', customer='13900000001')[1]; _ = True")
+        a.run("sw.wait_for(lambda: any('keeps waiting' in m for _, m in core.logs), 3); _ = True")
+        for _ in range(3):  # its tries, a second apart, fail too (200 ms each: the timeout)
+            a.run("core.advance(1); time.sleep(0.3); _ = True")
+        assert a.run(CALLER_UP.format(n="13900000001")), "the caller was hung up"
+        assert "session" not in a.run("_ = sorted(box)"), "cti.route returned while the store was away"
+    finally:
+        redis_server.resume()
+    a.run("core.advance(1); sw.wait_for(lambda: sw.bridged_to('13900000001') is not None, 3); _ = True")
+    a.run("sw.wait_for(lambda: wiring.seats().repo.get('101').status == 'in_call', 3); _ = True")  # the watcher saw it
+    logs = a.run("_ = [[lv, m] for lv, m in core.logs if 'store' in m or 'redis' in m]")
+    assert [lv for lv, m in logs if "keeps waiting" in m] == ["WARNING"], logs  # once per caller, not per try
+    assert not [m for lv, m in logs if lv in ("ERR", "CRIT")], logs
+    a.run("core.hangup(sw.bridged_to('13900000001').uuid); sw.wait_for(lambda: 'session' in box, 3); _ = True")
+    stats = json.loads(a.cti("stats 8001 json"))["hotlines"][0]["today"]
+    assert (stats["offered"], stats["answered"], stats["abandoned"]) == (1, 1, 0), stats
+
+
+def test_a_caller_whose_seat_rang_out_while_redis_was_away_keeps_its_place(nodes, redis_server):
+    """The offer ended (no answer) while Redis was hung: the caller's queue record said
+    "offered" and its claim on the seat stood. It waits on, and once Redis answers its record
+    is this switch's again: the seat, free, serves it."""
+    (a,) = nodes("A", hotline="    strategy: top-down\n    ring_timeout: 1\n    retry_delay: 1\n")
+    watching(a)
+    a.cti("checkin 8001 101 p101 101")
+    a.cti("checkin 8001 104 p104 104")
+    a.cti("busy 104")
+    a.run("box = sw.dial_bg('route', '8001', customer='13900000002')[1]; _ = True")
+    a.run("sw.wait_for(lambda: wiring.seats().repo.get('101').status == 'ringing', 3); _ = True")
+    redis_server.pause()
+    try:  # 101 rings out while Redis is hung
+        a.run("core.ring_out(core.agent_leg('101').uuid); _ = True")
+        a.run("sw.wait_for(lambda: any('keeps waiting' in m for _, m in core.logs), 4); _ = True")
+        assert a.run(CALLER_UP.format(n="13900000002")), "the caller was hung up"
+    finally:
+        redis_server.resume()
+    a.run("core.phones['101'] = 'answer'; core.advance(1); _ = True")  # the caller's next try
+    a.run("sw.wait_for(lambda: sw.bridged_to('13900000002') is not None, 5); _ = True")
+    assert a.run(CALLER_UP.format(n="13900000002"))
+    a.run("core.hangup(sw.bridged_to('13900000002').uuid); sw.wait_for(lambda: 'session' in box, 3); _ = True")
+    assert json.loads(a.cti("status 8001 json"))["waiting"] == []
+    stats = json.loads(a.cti("stats 8001 json"))["hotlines"][0]["today"]
+    assert (stats["offered"], stats["answered"], stats["abandoned"]) == (1, 1, 0), stats
+    # the ring-out the watcher saw while Redis was away was held, not skipped: counted once
+    seat = json.loads(a.cti("stats 101 json"))["seats"][0]["today"]
+    assert (seat["answered"], seat["missed"]) == (1, 1), seat
+    logs = a.run("_ = [m for _, m in core.logs]")
+    assert any("the store failed an event; it and the next ones wait" in m for m in logs), logs
+    assert any("call watcher: the store answers again" in m for m in logs), logs
+    assert not any("skipped an event" in m for m in logs), logs
