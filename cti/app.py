@@ -263,7 +263,9 @@ def _levels(cfg: config.Config) -> Dict[str, int]:
 
 def after_command() -> None:
     """What a command does once it answered, outside every lock: without a call watcher, the
-    statistics due are flushed here."""
+    statistics due are flushed here (the watcher's loop flushes them once a second)."""
+    if _watch_token and time.monotonic() - _beat < WATCHER_SILENCE:
+        return
     for st in [*_stats.values(), *_orphans]:
         try:
             st.idle_tick()

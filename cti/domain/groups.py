@@ -54,10 +54,22 @@ def send_on(channel: RouteChannel, target: str, why: str) -> str:
     return f"+OK {why}"
 
 
+STORE_AWAY_TONE = "tone_stream://%(1000,4000,450);loops=-1"  # a ring tone while the store is away
+
+
 class RingGroups:
     def __init__(self, seating: Seating) -> None:
         self.seating = seating
         self.seats = seating.seats
+
+    def _let_go(self, claimed: List[str], caller: str) -> None:
+        """Release the group's claims; with the store away they expire by themselves (the
+        group's ring time and ``CLAIM_SLACK``)."""
+        try:
+            self.seating.release(claimed, caller)
+        except CtiError as exc:
+            if exc.code != "store":
+                raise
 
     def group(self, number: str) -> Tuple[RingGroup, List[RingLeg], List[str]]:
         """The ring group, the legs it would ring now and the members it would skip (fs_cli)."""
@@ -78,9 +90,33 @@ class RingGroups:
         group = self._group(number)
         caller = channel.uuid
         seats = [m.seat for m in group.members if m.seat]
-        states = self.seats.repo.get_many(seats)
-        idle = [s for s in dict.fromkeys(seats) if s in states and states[s].free]
-        claimed = [s for s in idle if self.seating.claim(s, caller, "", group.timeout + CLAIM_SLACK)]
+        claimed: List[str] = []
+        start = self.seating.now()
+        warned = False
+        while True:
+            try:
+                states = self.seats.repo.get_many(seats)
+                idle = [s for s in dict.fromkeys(seats) if s in states and states[s].free]
+                for s in idle:
+                    if self.seating.claim(s, caller, "", group.timeout + CLAIM_SLACK):
+                        claimed.append(s)
+                break
+            except CtiError as exc:
+                # The store is away (Redis restarting): the caller is not lost to it. It hears
+                # the ring tone and the seats are looked at again each second, for as long as
+                # the group would ring; then it goes to the group's fallback.
+                if exc.code != "store":
+                    raise
+                self._let_go(claimed, caller)
+                claimed = []
+                if not warned:
+                    self.seats.log("WARNING", f"cti.ring: caller {caller} of ring group {number} keeps ringing: {exc.message}")
+                    warned = True
+                if not channel.ready() or self.seating.now() - start >= group.timeout:
+                    return send_on(channel, group.fallback, f"ring group {number}: the store did not answer")
+                self.seating.calls.wake_later(caller, 1)
+                channel.play(STORE_AWAY_TONE)
+                self.seating.calls.cancel_wake(caller)
         try:
             taken = [s for s in idle if s not in claimed]
             legs, skipped = group_legs(group, states, self.seats.dial, taken, self.seats.tags)
@@ -88,10 +124,14 @@ class RingGroups:
                 return send_on(channel, group.fallback, f"ring group {number}: nobody free ({' '.join(skipped)})")
             cause = channel.ring_group(group, legs)
         finally:
-            self.seating.release(claimed, caller)
-        for seat in claimed:
-            if seat in states:
-                self.seats.freed(states[seat])  # a waiting hotline caller may take a seat the group held
+            self._let_go(claimed, caller)
+        try:
+            for seat in claimed:
+                if seat in states:
+                    self.seats.freed(states[seat])  # a waiting hotline caller may take a seat the group held
+        except CtiError as exc:  # the seat's own next change hands it on
+            if exc.code != "store":
+                raise
         if cause is None:
             return f"+OK ring group {number} answered"
         return send_on(channel, group.fallback, f"ring group {number}: {cause}")

@@ -39,6 +39,9 @@ class Seating:
         self.store = seats.repo.store
         self._rng, self._clock = rng, clock
 
+    def now(self) -> float:
+        return self._clock()
+
     def hotline(self, hotline: str) -> Hotline:
         conf = self.seats.config.hotlines.get(hotline)
         if conf is None:

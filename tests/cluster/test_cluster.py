@@ -18,9 +18,9 @@ EXTRA_SEATS = [str(3000 + i) for i in range(50)]  # the race's 50 seats (passwor
 _HASH = passwords.make("pw", iterations=1000, salt=b"cluster-seats-salt")
 
 
-def cluster_config(url: str, node: str, hotline: str = "", refire: bool = True, dead_after: int = 2) -> str:
+def cluster_config(url: str, node: str, hotline: str = "", refire: bool = True, dead_after: int = 2, groups: str = "") -> str:
     seats = "".join(f'  "{s}":\n    password: "{_HASH}"\n    hotlines: ["8001"]\n' for s in EXTRA_SEATS)
-    text = config_text("redis", extra=seats)
+    text = config_text("redis", extra=seats) + groups
     text += (
         f"redis:\n  url: {url}\n  node: {node}\n  timeout_ms: 200\n  refire: {str(refire).lower()}\n  dead_after: {dead_after}\n"
     )
@@ -492,3 +492,27 @@ def test_a_caller_whose_seat_rang_out_while_redis_was_away_keeps_its_place(nodes
     assert any("the store failed an event; it and the next ones wait" in m for m in logs), logs
     assert any("call watcher: the store answers again" in m for m in logs), logs
     assert not any("skipped an event" in m for m in logs), logs
+
+
+GROUP = 'ring_groups:\n  "44444":\n    members: ["101", "104"]\n    fallback: "9999 XML default"\n'
+
+
+def test_a_ring_group_caller_while_redis_is_away_keeps_ringing_and_reaches_the_seat(nodes, redis_server):
+    """A ring group's caller is not lost to the store's outage either: it hears a ring tone and
+    the group's seats are looked at again each second, until the group's ring time is over."""
+    (a,) = nodes("A", groups=GROUP)
+    watching(a)
+    a.cti("checkin 8001 101 p101 101")
+    a.run("core.phones['101'] = 'answer'; _ = True")
+    redis_server.pause()
+    try:
+        a.run("box = sw.dial_bg('ring', '44444', customer='13900000003')[1]; _ = True")
+        a.run("sw.wait_for(lambda: any('keeps ringing' in m for _, m in core.logs), 3); _ = True")
+        a.run("core.advance(1); time.sleep(0.3); _ = True")  # its next look fails too
+        assert a.run(CALLER_UP.format(n="13900000003")), "the caller was hung up"
+        assert "session" not in a.run("_ = sorted(box)"), "cti.ring returned while the store was away"
+    finally:
+        redis_server.resume()
+    a.run("core.advance(1); sw.wait_for(lambda: sw.bridged_to('13900000003') is not None, 3); _ = True")
+    a.run("core.hangup(sw.bridged_to('13900000003').uuid); sw.wait_for(lambda: 'session' in box, 3); _ = True")
+    assert a.run("_ = box['session'].variables['cti_result']") == "+OK ring group 44444 answered"
