@@ -313,8 +313,12 @@ def run(max_events: Optional[int] = None) -> None:
                     complaints.ok("wrap-up timer failed", "wrap-up timers work again")
                 continue
             wait = look_ms if deadline is None else max(1, min(look_ms, int((deadline - now) * 1000) + 1))
-            event = consumer.pop(1, min(wait, RETRY_MS) if backlog else wait)
-            if event is not None:
+            # while the store holds an event back, every event queued meanwhile is taken in at
+            # each look (the switch's queue for this consumer is bounded: it would drop them)
+            held = bool(backlog)
+            event = consumer.pop(1, min(wait, RETRY_MS) if held else wait)
+            ended = False
+            while event is not None:
                 seen += 1
                 try:
                     h = headers(event)
@@ -322,12 +326,19 @@ def run(max_events: Optional[int] = None) -> None:
                         why = f"stopped ({h.get('Event-Name')})"
                         if app.watcher_current(token):
                             app.watcher_release()
+                        ended = True
                         break
                     if not app.watcher_current(token):
+                        ended = True
                         break
                     backlog.append(h)
                 except Exception as exc:  # a bad event must not stop the watcher
                     complaints.failed("skipped an event", exc)
+                if not held or len(backlog) >= BACKLOG_MAX or (max_events is not None and seen >= max_events):
+                    break
+                event = consumer.pop(0)
+            if ended:
+                break
             drain(backlog, memory, complaints)
     finally:
         try:
