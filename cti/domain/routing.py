@@ -221,8 +221,8 @@ class Router(Seating):
         with self.queues.guard(conf.id):
             if conf.max_waiting and self.queues.count(conf.id) >= conf.max_waiting:
                 return False
+            self.queues.join(waiter)  # first: with the store away it is not in the queue, nor waiting
             self.queues.move(waiter, WAITING)
-            self.queues.join(waiter)
         waiter.queued = True
         return True
 
