@@ -84,13 +84,29 @@ class Queues:
 
     # the code after an upgrade takes over this object (its waiting callers) only when its own
     # Queues has the same SHAPE: raise it whenever what this class holds or offers changes
-    SHAPE = 1
+    SHAPE = 2  # 2: away, counted
 
     def __init__(self, log: Log) -> None:
         self.lock = threading.RLock()
         self._log = log
         self._waiting: Dict[str, List[Waiter]] = {}
         self.offers: Dict[str, Waiter] = {}
+        # this switch's callers whom the store failed (they try again each second): until they
+        # are back in line, a caller who came after them takes no seat before them
+        self.away: Dict[str, Waiter] = {}
+        self.counted: Dict[str, int] = {}  # the queue length each hotline's last event saw
+
+    def away_ahead(self, waiter: Waiter) -> List[Waiter]:
+        """The callers the store failed who came before ``waiter`` to its hotline (its priority
+        or a higher one)."""
+        with self.lock:
+            return [
+                w
+                for w in self.away.values()
+                if w.hotline == waiter.hotline
+                and w.uuid != waiter.uuid
+                and (w.priority > waiter.priority or (w.priority == waiter.priority and w.since < waiter.since))
+            ]
 
     def guard(self, hotline: str) -> ContextManager[object]:
         return self.lock

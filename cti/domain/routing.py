@@ -12,7 +12,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Set
+from typing import Callable, List, Optional, Set
 
 from cti.config import SURVEY_TONE, Hotline
 from cti.domain import pop as pop_fields
@@ -67,7 +67,6 @@ class Router(Seating):
     ) -> None:
         super().__init__(seats, calls, queues, rng, clock)
         self._music = hold_music
-        self._waiting: Dict[str, int] = {}  # the queue length each hotline's last event saw
         self.recorder = recorder
         self.waits = waits if waits is not None else WaitTimes()
         # the expected wait of a caller at a position: the statistics may replace the default
@@ -99,6 +98,15 @@ class Router(Seating):
                     if away:
                         self._recover(conf, waiter)
                         away = False
+                        # back in line at its first arrival (ahead of who came meanwhile), and
+                        # the free seats handed out in the queue's order
+                        if not waiter.queued:
+                            if not self._join(conf, waiter):
+                                return self._overflow(conf, channel, waiter, "full")
+                            self._queue_event("queued", conf, waiter)
+                        with self.queues.lock:
+                            self.queues.away.pop(caller, None)
+                        self.dispatch(conf.id)
                     if not looked:
                         if conf.when_empty == "overflow" and not self.staffed(hotline):
                             return self._overflow(conf, channel, waiter, "empty")
@@ -152,6 +160,8 @@ class Router(Seating):
                     if not warned:
                         self.seats.log("WARNING", f"cti.route: caller {caller} of hotline {hotline} keeps waiting: {exc.message}")
                     away = warned = True
+                    with self.queues.lock:
+                        self.queues.away[caller] = waiter
                     if self._clock() - start >= conf.max_wait:
                         return self._overflow(conf, channel, waiter, "max_wait")
                     pressed = self._wait(conf, channel, waiter, armed, 1)
@@ -191,6 +201,8 @@ class Router(Seating):
         store away, what is left of it there goes at the next sweep of its switch's watcher."""
         if armed:
             self.calls.cancel_wake(waiter.uuid)
+        with self.queues.lock:
+            self.queues.away.pop(waiter.uuid, None)
         try:
             if waiter.queued:
                 with self.queues.guard(conf.id):
@@ -254,6 +266,12 @@ class Router(Seating):
         return bool(channel.announce(prompts, conf.language, conf.exit_key))
 
     def _next_seats(self, conf: Hotline, waiter: Waiter) -> List[str]:
+        if self.queues.away:  # callers the store failed came first: they are woken, this one queues
+            first = self.queues.away_ahead(waiter)
+            if first:
+                for w in first:
+                    self.calls.wake(w.uuid)
+                return []
         with self.queues.guard(conf.id):
             seats = self.queues.take_reserved(waiter)
             if seats:
@@ -433,11 +451,11 @@ class Router(Seating):
     ) -> None:
         now = self._clock()
         try:
-            waiting = self._waiting[conf.id] = self.queues.count(conf.id)
+            waiting = self.queues.counted[conf.id] = self.queues.count(conf.id)
         except CtiError as exc:  # the store is away: the event still fires, with the last count seen
             if exc.code != "store":
                 raise
-            waiting = self._waiting.get(conf.id, 0)
+            waiting = self.queues.counted.get(conf.id, 0)
         event = QueueEvent(
             action,
             conf.id,

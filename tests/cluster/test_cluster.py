@@ -516,3 +516,30 @@ def test_a_ring_group_caller_while_redis_is_away_keeps_ringing_and_reaches_the_s
     a.run("core.advance(1); sw.wait_for(lambda: sw.bridged_to('13900000003') is not None, 3); _ = True")
     a.run("core.hangup(sw.bridged_to('13900000003').uuid); sw.wait_for(lambda: 'session' in box, 3); _ = True")
     assert a.run("_ = box['session'].variables['cti_result']") == "+OK ring group 44444 answered"
+
+
+def test_a_caller_who_came_while_redis_was_away_is_served_before_one_who_came_once_it_was_back(nodes, redis_server):
+    """Found by the shift simulator (store: redis, Redis restarted): two callers who came while
+    Redis was away were still between two tries when it was back, not yet in the queue, and a
+    caller who came just then took the free seat before them."""
+    (a,) = nodes("A", hotline=HOTLINE)
+    watching(a)
+    a.cti("checkin 8001 101 p101 101")
+    a.run("core.phones['101'] = 'answer'; _ = True")
+    redis_server.pause()
+    try:
+        a.run("box1 = sw.dial_bg('route', '8001', customer='13900000004')[1]; _ = True")
+        a.run("sw.wait_for(lambda: any('keeps waiting' in m for _, m in core.logs), 3); _ = True")
+    finally:
+        redis_server.resume()
+    # Redis answers; before the first caller's next try (a second later), a second one comes
+    a.run("box2 = sw.dial_bg('route', '8001', customer='13900000005')[1]; _ = True")
+    a.run("sw.wait_for(lambda: sw.bridged_to('13900000004') is not None, 3); _ = True")
+    assert a.run("_ = sw.bridged_to('13900000005') is None"), "the second caller took the seat first"
+    # the second caller waits in the queue, behind (the first leaves it when the watcher sees its answer)
+    a.run("sw.wait_for(lambda: len(json.loads(sw.cti('status', '8001 json'))['waiting']) == 1, 3); _ = True")
+    a.run("core.hangup(sw.bridged_to('13900000004').uuid); _ = True")
+    a.run("sw.wait_for(lambda: sw.bridged_to('13900000005') is not None, 3); _ = True")
+    a.run("core.hangup(sw.bridged_to('13900000005').uuid); sw.wait_for(lambda: 'session' in box2, 3); _ = True")
+    logs = a.run("_ = [[lv, m] for lv, m in core.logs]")
+    assert not [m for lv, m in logs if lv in ("ERR", "CRIT")], logs
