@@ -104,6 +104,7 @@ class Router(Seating):
                             if not self._join(conf, waiter):
                                 return self._overflow(conf, channel, waiter, "full")
                             self._queue_event("queued", conf, waiter)
+                        self._take_back(conf, waiter)
                         with self.queues.lock:
                             self.queues.away.pop(caller, None)
                         self.dispatch(conf.id)
@@ -196,6 +197,15 @@ class Router(Seating):
             waiter.unreleased = []
         self.seats.log("NOTICE", f"cti.route: caller {waiter.uuid} of hotline {conf.id}: the store answers again")
 
+    def _take_back(self, conf: Hotline, waiter: Waiter) -> None:
+        """Seats reserved, while the store failed ``waiter``, for callers who came after it (its
+        place was not in the queue for the seat that freed to see) go back to the queue's order."""
+        with self.queues.guard(conf.id):
+            for w in self.queues.waiting(conf.id):
+                behind = w.priority < waiter.priority or (w.priority == waiter.priority and w.since > waiter.since)
+                if w.uuid != waiter.uuid and w.reserved and behind:
+                    self.release(self.queues.take_reserved(w), w.uuid)
+
     def _leave(self, conf: Hotline, waiter: Waiter, armed: bool) -> None:
         """The caller's ``cti.route`` ends: out of the queue, its unused seats handed on. With the
         store away, what is left of it there goes at the next sweep of its switch's watcher."""
@@ -269,6 +279,12 @@ class Router(Seating):
         if self.queues.away:  # callers the store failed came first: they are woken, this one queues
             first = self.queues.away_ahead(waiter)
             if first:
+                # a seat reserved for this caller meanwhile is theirs first: let go, it is handed
+                # out again in the queue's order once they are back in it
+                with self.queues.guard(conf.id):
+                    held = self.queues.take_reserved(waiter)
+                if held:
+                    self.release(held, waiter.uuid)
                 for w in first:
                     self.calls.wake(w.uuid)
                 return []

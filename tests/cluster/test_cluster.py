@@ -543,3 +543,40 @@ def test_a_caller_who_came_while_redis_was_away_is_served_before_one_who_came_on
     a.run("core.hangup(sw.bridged_to('13900000005').uuid); sw.wait_for(lambda: 'session' in box2, 3); _ = True")
     logs = a.run("_ = [[lv, m] for lv, m in core.logs]")
     assert not [m for lv, m in logs if lv in ("ERR", "CRIT")], logs
+
+
+def test_a_seat_reserved_for_a_caller_behind_one_the_store_failed_goes_to_that_earlier_caller(nodes, redis_server):
+    """Found by the shift simulator (store: redis, Redis restarted): an earlier caller whose seat
+    rang out while Redis was away was not in line ("offered", or not queued yet), so a freed seat
+    was reserved for a caller behind it; that caller saw the earlier one waiting to come back and
+    stepped aside, but kept the reserved seat: nobody was offered it, and a later caller overtook
+    both."""
+    (a,) = nodes("A", hotline="    strategy: top-down\n    ring_timeout: 1\n    retry_delay: 30\n")
+    watching(a)
+    a.cti("checkin 8001 101 p101 101")
+    a.cti("checkin 8001 104 p104 104")
+    a.cti("busy 104")
+    a.run("boxa = sw.dial_bg('route', '8001', customer='13900000006')[1]; _ = True")
+    a.run(
+        "sw.wait_for(lambda: wiring.seats().repo.get('101').status == 'ringing'"
+        " and dict(wiring.seats().repo.get('101').pop).get('caller_number') == '13900000006', 3); _ = True"
+    )
+    a.run("boxb = sw.dial_bg('route', '8001', customer='13900000007')[1]; _ = True")
+    a.run("sw.wait_for(lambda: wiring.queues().count('8001') == 1, 3); _ = True")  # B (A rings 101)
+    redis_server.pause()
+    try:  # A's seat rings out while Redis is hung: A waits to come back, not in the queue
+        a.run("core.ring_out(core.agent_leg('101').uuid); _ = True")
+        a.run("sw.wait_for(lambda: any('keeps waiting' in m for _, m in core.logs), 4); _ = True")
+    finally:
+        redis_server.resume()
+    a.run("core.phones['104'] = 'answer'; _ = True")
+    assert a.cti("idle 104") == "+OK 104 idle\n"  # freed: reserved for B (A is not in the queue yet), B is woken
+    # A is woken by B (or, when the wake came between two of its plays, by its own try a second
+    # later): the switch's clock moves a second at a time, twice at most
+    a.run(
+        "core.advance(1); bridged = lambda: sw.bridged_to('13900000006') is not None\n"
+        "t = time.monotonic()\nwhile not bridged() and time.monotonic() - t < 1.5: time.sleep(0.01)\n"
+        "_ = bridged() or (core.advance(1) or sw.wait_for(bridged, 3))"
+    )
+    assert a.run("_ = sw.bridged_to('13900000006').dest") == "104"
+    assert a.run(CALLER_UP.format(n="13900000007"))  # B waits on (offered 101 again, which A avoids)
