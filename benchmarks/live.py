@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
@@ -91,20 +92,44 @@ def median_ms(samples: List[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-def interleaved(lv: Live, calls: Dict[str, Callable[[], str]], rounds: int, gap: float = 0.0) -> Dict[str, float]:
+def interleaved(
+    lv: Live, calls: Dict[str, Callable[[], str]], rounds: int, gap: float = 0.0, baseline: str = "", seed: int = 23
+) -> Dict[str, float]:
     """Median ms of each call, the calls taken in turn round after round (same conditions).
     ``gap``: seconds between calls (an agent's clicks are seconds apart: what a command hands
-    its writer is done in the gap, not charged to the next call)."""
+    its writer is done in the gap, not charged to the next call).
+
+    ``baseline``: the name of the baseline call (the no-op module). Its place in each round is
+    drawn at random (seeded) and the other calls keep their order (each may depend on the one
+    before: hold, then unhold). A command timed right after the no-op runs colder than one
+    after another cti command (the no-op touches none of cti's code); in a fixed order the
+    command placed after the baseline pays that every round and the others never do. Drawn,
+    each command comes after the no-op as often as the others, and ``<name>, after the no-op``
+    gives the median of those colder calls too."""
     times: Dict[str, List[float]] = {name: [] for name in calls}
+    cold: Dict[str, List[float]] = {name: [] for name in calls if name != baseline}
+    rng = random.Random(seed)
+    others = [name for name in calls if name != baseline]
     for _ in range(rounds):
-        for name, fn in calls.items():
+        order = list(others) if baseline else list(calls)
+        if baseline:
+            order.insert(rng.randrange(len(order) + 1), baseline)
+        last = ""
+        for name in order:
             t = time.perf_counter()
-            reply = fn()
-            times[name].append(time.perf_counter() - t)
+            reply = calls[name]()
+            took = time.perf_counter() - t
+            times[name].append(took)
+            if baseline and last == baseline:
+                cold[name].append(took)
+            last = name
             assert not reply.startswith("-ERR"), (name, reply)
             if gap:
                 time.sleep(gap)
-    return {name: median_ms(samples) for name, samples in times.items()}
+    out = {name: median_ms(samples) for name, samples in times.items()}
+    if baseline:
+        out.update({f"{name}, after the no-op": median_ms(samples) for name, samples in cold.items() if samples})
+    return out
 
 
 def status_changes(lv: Live, rounds: int) -> Dict[str, float]:
@@ -492,13 +517,10 @@ def controls(lv: Live, rounds: int, transfers: int) -> Dict[str, float]:
             "no-op python module": lambda: quiet.api("python cti_bench_noop"),
             "cti.hold": lambda: quiet.api("python cti.hold 101"),
             "cti.idle (another seat)": lambda: quiet.api("python cti.idle 104"),
-            "no-op python module ": lambda: quiet.api("python cti_bench_noop"),
             "cti.unhold": lambda: quiet.api("python cti.unhold 101"),
             "cti.busy (another seat)": lambda: quiet.api("python cti.busy 104"),
         }
-        got = interleaved(lv, calls, rounds, gap=0.005)
-        out["no-op python module"] = (got.pop("no-op python module") + got.pop("no-op python module ")) / 2
-        out.update(got)
+        out.update(interleaved(lv, calls, rounds, gap=0.005, baseline="no-op python module"))
         lv.clear_calls()
         for mode in ("ring", "answer"):
             lv.phone("101", mode)
@@ -550,7 +572,11 @@ def print_controls(c: Dict[str, float]) -> None:
         print(f"{name:<46}{c[name]:>8.3f}{c[name] / noop:>9.2f}   ≤ 1.25× no-op")
     for name in ("cti.busy (another seat)", "cti.idle (another seat)"):
         print(f"{name:<46}{c[name]:>8.3f}{c[name] / noop:>9.2f}   (the same conditions)")
-    print(f"{'no-op python module':<46}{noop:>8.3f}")
+    print(f"{'no-op python module':<46}{noop:>8.3f}   (at a random place in each round)")
+    for name in ("cti.hold", "cti.unhold", "cti.busy (another seat)", "cti.idle (another seat)"):
+        cold = c.get(f"{name}, after the no-op")
+        if cold is not None:
+            print(f"{'  ' + name + ', right after the no-op':<46}{cold:>8.3f}{cold / noop:>9.2f}   (colder)")
     for name in ("cti.call, its phone ringing", "cti.call, its phone answering"):
         print(f"{name:<46}{c[name]:>8.3f}{'':>9}   ≤ 5 ms")
     cti, hand = c["cti.transfer: command -> target's leg"], c["uuid_transfer by hand: command -> target's leg"]

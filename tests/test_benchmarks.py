@@ -55,3 +55,21 @@ def test_the_two_switch_merge_benchmark_runs_and_a_page_of_500_merges_fast(tmp_p
     print(run.stdout.strip())
     results = json.loads(out.read_text())
     assert results["page"] == 500 and results["merge_ms"]["median"] < 50.0, results
+
+
+def test_the_live_benchmarks_baseline_takes_every_place_and_the_others_keep_their_order():
+    """The no-op's place in a round is drawn: each command follows it about as often as the
+    others (a fixed order charges one command the colder start every round); the commands keep
+    their order (hold before unhold)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    sys.path.insert(0, str(ROOT / "tests" / "live"))
+    import live as bench
+
+    order: list = []
+    calls = {name: (lambda n=name: order.append(n) or "+OK") for name in ("noop", "hold", "idle", "unhold", "busy")}
+    got = bench.interleaved(None, calls, 400, baseline="noop")
+    rounds = [order[i : i + 5] for i in range(0, len(order), 5)]
+    assert all([n for n in r if n != "noop"] == ["hold", "idle", "unhold", "busy"] for r in rounds)
+    after = {name: sum(1 for r in rounds for a, b in zip(r, r[1:]) if a == "noop" and b == name) for name in calls}
+    assert all(60 <= after[name] <= 100 for name in ("hold", "idle", "unhold", "busy")), after  # 80 each expected
+    assert {"hold, after the no-op", "busy, after the no-op"} <= set(got)
