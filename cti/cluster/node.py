@@ -154,8 +154,12 @@ def listen(
     fire: Callable[[str, Mapping[str, str]], None],
     running: Callable[[], bool],
     log: Callable[[str, str], None],
+    listening: Callable[[], None] = lambda: None,
 ) -> threading.Thread:
-    """Start this node's listener thread; it ends soon after ``running()`` turns False."""
+    """Start this node's listener thread; it ends soon after ``running()`` turns False.
+    ``listening`` runs each time it has (re)subscribed: a wake published while it was not
+    (the watcher stopped, Redis away) is lost, as Redis keeps no message for a channel nobody
+    listens to; ``listening`` wakes the callers it may have been for."""
 
     def loop() -> None:
         mine = wake_channel(store, store.node)
@@ -166,11 +170,15 @@ def listen(
             try:
                 sub = store.r.pubsub(ignore_subscribe_messages=True)
                 sub.subscribe(*([mine, events] if refire else [mine]))
+                first = True
                 if down:
                     log("NOTICE", "cti: redis is back; the cluster listener resumed")
                     down = False
                 while running():
                     msg = sub.get_message(timeout=0.5)
+                    if first:  # the subscription is confirmed (no message comes before it): a wake now arrives
+                        first = False
+                        listening()
                     if msg is None:
                         continue
                     data = msg.get("data")

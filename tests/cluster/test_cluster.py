@@ -492,3 +492,27 @@ def test_a_caller_whose_seat_rang_out_while_redis_was_away_keeps_its_place(nodes
     assert any("the store failed an event; it and the next ones wait" in m for m in logs), logs
     assert any("call watcher: the store answers again" in m for m in logs), logs
     assert not any("skipped an event" in m for m in logs), logs
+
+
+def test_a_wake_published_while_the_callers_switch_listened_to_nothing_is_not_lost(nodes):
+    """Found by the shift simulator (two switches, the watcher fault): a seat freed on B was
+    reserved for a caller waiting on A while A's watcher, and so its listener, was stopped.
+    Redis keeps no message for a channel nobody listens to: the wake was lost, the caller sat
+    on its reserved seat until its max_wait while later callers were served. A listener that
+    (re)subscribes wakes its switch's callers that have seats reserved."""
+    a, b = nodes("A", "B", hotline=HOTLINE)
+    watching(a, b)
+    b.cti("checkin 8001 101 p101 101")
+    b.cti("busy 101")
+    a.run("sw.api('python cti.watcher stop'); _ = True")
+    a.run("sw.wait_for(lambda: not wiring.watcher_alive(), 5); _ = True")
+    a.run("sw.wait_for(lambda: dict(c.store.r.pubsub_numsub(mine)).get(mine, 0) == 0, 5); _ = True")  # not listening
+    a.run("box = sw.dial_bg('route', '8001', customer='13900000001')[1]; _ = True")
+    a.run("sw.wait_for(lambda: wiring.queues().count('8001') == 1, 3); _ = True")
+    a.run("core.phones['101'] = 'answer'; _ = True")
+    assert b.cti("idle 101").startswith("+OK")  # reserved for A's caller; B publishes its wake to nobody
+    b.run("sw.wait_for(lambda: json.loads(sw.cti('status', '8001 json'))['waiting'][0]['offered'], 3); _ = True")
+    time.sleep(0.3)
+    assert a.run("_ = sw.bridged_to('13900000001') is None")
+    watching(a)  # A's watcher starts again: its listener wakes the caller
+    a.run("sw.wait_for(lambda: sw.bridged_to('13900000001') is not None, 3); _ = True")
