@@ -56,8 +56,15 @@ class RedisServer:
         while not self.sock.exists():  # (a refused connect leaks redis-py 4.3's socket)
             assert time.monotonic() < deadline, "redis-server did not start"
             time.sleep(0.02)
-        self.client().ping()
-        return self
+        import redis
+
+        while True:  # with persist, it reads its append-only file first
+            try:
+                self.client().ping()
+                return self
+            except redis.BusyLoadingError:
+                assert time.monotonic() < deadline, "redis-server did not load its data"
+                time.sleep(0.02)
 
     def stop(self) -> None:
         for c in self._clients:
