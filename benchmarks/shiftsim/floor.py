@@ -351,10 +351,12 @@ class Floor:
     def seat_counts(self, blind: Iterable[Sequence] = ()) -> Dict[str, Dict[str, int]]:
         """Per agent seat, as cti.stats counts them: answered (every answered leg of its phone),
         missed (a hotline's offer that ended unanswered with a cause cti counts as missed).
-        ``blind``: when no call watcher ran (a fault): ``(from, to)``, or ``(from, to, node)``
-        for one switch's watcher of several: an offer that ended then ended unseen (cti closes
-        it when its watcher is back, with no cause to count it by), and a call answered and
-        ended then was never seen at all. A ``lost`` leg (its switch killed) is unsure."""
+        ``blind``: when a call watcher may not have run (a fault: from its stop, or the start of
+        an install that stops it, to just after it runs again): ``(from, to)``, or ``(from, to,
+        node)`` for one switch's watcher of several. An offer that ended then may have ended
+        unseen (cti closes it when its watcher is back, with no cause to count it by), and a
+        call answered and ended then may never have been seen at all: both are unsure (the
+        window is wider than the watcher's pause). A ``lost`` leg (its switch killed) is unsure."""
         windows = [(w[0], w[1], w[2] if len(w) > 2 else None) for w in blind]
 
         def unseen(t: Optional[float], leg: Leg) -> bool:
@@ -367,10 +369,10 @@ class Floor:
             if leg.lost or (leg.unseen and leg.answered is None):
                 out[leg.ext]["unsure"] += 1  # answered or missed as the switch went down: unseen
             elif leg.answered is not None:
-                if not (unseen(leg.answered, leg) and unseen(leg.ended, leg)):
-                    out[leg.ext]["answered"] += 1
-            elif leg.offer and leg.ended is not None and leg.cause in MISSED and not unseen(leg.ended, leg):
-                out[leg.ext]["missed"] += 1
+                seen = not (unseen(leg.answered, leg) and unseen(leg.ended, leg))
+                out[leg.ext]["answered" if seen else "unsure"] += 1
+            elif leg.offer and leg.ended is not None and leg.cause in MISSED:
+                out[leg.ext]["unsure" if unseen(leg.ended, leg) else "missed"] += 1
         return out
 
     def waits(self) -> List[float]:
