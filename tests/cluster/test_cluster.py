@@ -516,3 +516,41 @@ def test_a_wake_published_while_the_callers_switch_listened_to_nothing_is_not_lo
     assert a.run("_ = sw.bridged_to('13900000001') is None")
     watching(a)  # A's watcher starts again: its listener wakes the caller
     a.run("sw.wait_for(lambda: sw.bridged_to('13900000001') is not None, 3); _ = True")
+
+
+def test_a_switchs_sweep_keeps_a_claim_made_for_its_live_caller_while_it_looked(nodes):
+    """Found by the shift simulator (two switches): fs1's watcher, starting again, swept its
+    claims whose call was gone, from a list read before it asked the switch about each; fs2
+    meanwhile reserved seat 4010 for a caller waiting on fs1 (a claim listed under fs1), and the
+    sweep, dropping every claim not on its list, dropped that one: fs2 offered 4010 to its own
+    caller too, and the phone got two calls. A sweep drops only the claims it found gone."""
+    (a,) = nodes("A", hotline=HOTLINE)
+    got = a.run(
+        """
+from cti.cluster.node import cleanup
+c = wiring.cluster(wiring.seats().config)
+assert c.store.claim('offer.101', 'caller-gone', ttl=30, node='A') is None
+def up(value):
+    if value == 'caller-gone':  # while the sweep asks: another switch reserves 102 for a live caller here
+        assert c.store.claim('offer.102', 'caller-live', ttl=30, node='A') is None
+    return value == 'caller-live'
+done = cleanup('A', c.store, c.queues, ['8001'], lambda n: 0, up)
+_ = [done['claims'], c.store.get('offer.101'), c.store.get('offer.102'), c.store.owned_values('A')]
+"""
+    )
+    assert got == [1, None, "caller-live", ["caller-live"]]
+
+
+def test_a_dead_switchs_claims_are_all_dropped(nodes):
+    a, b = nodes("A", "B")
+    got = b.run(
+        """
+from cti.cluster.node import cleanup
+c = wiring.cluster(wiring.seats().config)
+for seat, caller in (('101', 'x'), ('102', 'y')):
+    assert c.store.claim('offer.' + seat, caller, ttl=30, node='A') is None
+done = cleanup('A', c.store, c.queues, ['8001'], lambda n: 0)
+_ = [done['claims'], c.store.get('offer.101'), c.store.get('offer.102'), c.store.owned_values('A')]
+"""
+    )
+    assert got == [2, None, None, []]
