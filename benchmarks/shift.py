@@ -2,8 +2,8 @@
 checked all the way from the switch's own events and the phones' logs.
 
     .venv/bin/python benchmarks/shift.py [--minutes 10] [--rate 1.2] [--agents 16] [--talk 3,20]
-        [--seed 1] [--store hash|db|redis] [--faults watcher,upgrade,restart,redis]
-        [--restart-cmd CMD] [--soak HOURS] [--out DIR]
+        [--seed 1] [--store hash|db|redis] [--faults watcher,upgrade,restart,redis,kill]
+        [--switches HOST:PORT,HOST:PORT] [--restart-cmd CMD] [--soak HOURS] [--out DIR]
 
 Reaches the switch as the live tests do (FS_ESL_HOST/PORT/PASSWORD), installs this checkout
 (scripts/install.sh), gives the switch its phones and dialplan, and plays a shift:
@@ -21,7 +21,21 @@ Reaches the switch as the live tests do (FS_ESL_HOST/PORT/PASSWORD), installs th
   again), ``upgrade`` (scripts/install.sh again, mid-call), ``restart`` (with ``--store db``: the
   switch shut down and started again by ``--restart-cmd``), ``redis`` (with ``--store redis``:
   Redis stopped 3 s and started again; it keeps its data in an append-only file, as a
-  deployment's would).
+  deployment's would), ``kill`` (several switches: the last one killed, SIGKILL, and started
+  again by ``--restart-cmd`` once the others have cleaned up after it).
+
+**Several switches** (``--switches``, with ``--store redis``): one call center on switches that
+share one Redis, as README "Several switches, one call center" sets them up: this checkout is
+installed into each, each gets the phones and the dialplan and a cti.yaml with its own
+``redis.node`` (fs1, fs2, ... in the order given); the callers are spread over them, the seats
+sign in once (on any of them), each command goes to any switch (a supervisor's to the one
+holding the seat's call), ``cti.status``/``cti.stats`` are read on the first (never killed).
+The invariants read every switch's events (each switch's own: a cti event another switch
+re-fired, ``redis.refire``, is counted once, where it was made) merged in time order. The
+``kill`` fault's own invariant: the other switches clean up after the killed one within
+``dead_after`` + 1 s of the kill (its waiting callers leave the queue, its seats' calls end);
+the calls it had are cut (as a restart's), and what it counted in its last second (its counts
+reach Redis once a second) may have died with it.
 
 Invariants (benchmarks/shiftsim/floor.py): no phone has two calls from cti at once (the
 switch's events, and after the shift the phones' own logs); within 5 s of any change each agent
@@ -30,7 +44,7 @@ overflowed (or cut by a restart), and none is left in the queue after hanging up
 priority are offered seats in arrival order; `cti.stats` equals the counts from the events; the
 switch's RSS is flat after warm-up; no ERR/CRIT line from cti in the log. A violation stops the
 run with its evidence (the events around it, cti's view). The report (table, JSON, PNG) goes to
-``--out`` (default benchmarks/results/shift-<store>).
+``--out`` (default benchmarks/results/shift-<store>, or shift-cluster with several switches).
 """
 
 from __future__ import annotations
@@ -41,6 +55,7 @@ import itertools
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -54,11 +69,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "live"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
-from esl import ESL, connect  # noqa: E402
+from esl import ESL, connect, target  # noqa: E402
 from harness import RedisServer  # noqa: E402
 from livefs import Live, cleanup, config_yaml, prepare  # noqa: E402
 from shiftsim import report  # noqa: E402
-from shiftsim.floor import Floor, Violation  # noqa: E402
+from shiftsim.floor import Floor, Merge, Violation  # noqa: E402
 from shiftsim.phones import Phones, overlaps, scenario  # noqa: E402
 
 AGENT_PORT, SUP_PORT = 5100, 5101  # the phones' SIPp (--phones-port moves both)
@@ -71,6 +86,9 @@ EVENTS = (
 DIRECTORY_FILE = "directory/default/cti_shift_phones.xml"
 DIALPLAN_FILE = "dialplan/cti_shift.xml"
 PASSWORD = "shift-pw"
+DEAD_AFTER = 5  # redis.dead_after: a switch silent this long is cleaned up by the others
+LOST_S = 1.5  # what a killed switch counted this long before it died may be lost (cti flushes each second)
+GRACE_AFTER_KILL = 5  # the killed switch's seats may lag their phones this long after the clean-up is due
 
 DIRECTORY = """<include>
 {users}
@@ -128,7 +146,7 @@ class Stop(Exception):
     """An invariant broke: the run ends with the evidence."""
 
 
-def shift_config(agents: List[str], store: str, redis_url: str = "") -> str:
+def shift_config(agents: List[str], store: str, redis_url: str = "", node: str = "fs") -> str:
     from cti.domain import passwords
 
     pw = passwords.make(PASSWORD, iterations=1000, salt=b"shiftshiftshift!")
@@ -151,8 +169,26 @@ def shift_config(agents: List[str], store: str, redis_url: str = "") -> str:
     if store == "db":
         text = text.replace("store: hash", "store: db")
     elif store == "redis":
-        text = text.replace("store: hash", "store: redis") + f"redis:\n  url: {redis_url}\n  node: fs\n  timeout_ms: 300\n"
+        text = text.replace("store: hash", "store: redis") + (
+            f"redis:\n  url: {redis_url}\n  node: {node}\n  timeout_ms: 300\n  dead_after: {DEAD_AFTER}\n"
+        )
     return text
+
+
+class Node:
+    """One switch of the shift: its name (``redis.node``), where its event socket is, a
+    connection for commands (``cmd``) and one for events (``ev``)."""
+
+    def __init__(self, name: str, address: Tuple[str, int, str]) -> None:
+        self.name = name
+        self.address = address
+        self.cmd: Live
+        self.ev: ESL
+        self.alive = True
+        self.log_mark = 0
+        self.rss: List[Tuple[float, int]] = []
+        self.up_at = 0.0  # shift time it last came up (a killed switch started again)
+        self.back: Optional[Tuple[Live, ESL]] = None  # a killed switch's new connections, once it is up
 
 
 class Shift:
@@ -162,8 +198,18 @@ class Shift:
         self.rng = random.Random(args.seed)
         self.agents = [str(4001 + i) for i in range(args.agents)]
         self.floor = Floor(self.agents, SUPERVISORS)
-        self.cmd: Live
-        self.ev: ESL
+        password = os.environ.get("FS_ESL_PASSWORD", "ClueCon")
+        where = [w.rsplit(":", 1) for w in args.switches.split(",") if w] if args.switches else []
+        self.nodes = (
+            [Node(f"fs{i + 1}", (h, int(p), password)) for i, (h, p) in enumerate(where)]
+            if len(where) > 1
+            else [Node("fs", (where[0][0], int(where[0][1]), password) if where else target())]
+        )
+        self.cluster = len(self.nodes) > 1
+        self.merge = Merge(hold=1.0 if self.cluster else 0.0)
+        self.caller_node: Dict[str, Node] = {}  # caller number -> the switch it called
+        self.to_hotline: set = set()  # the numbers that called the hotline
+        self.unrouted = 0  # hotline callers a killed switch took before they reached cti.route
         self.timers: List[Tuple[float, int, Callable[[], None]]] = []
         self.seq = itertools.count()
         self.replies: Dict[str, int] = {}
@@ -173,16 +219,34 @@ class Shift:
         self.patience: Dict[str, float] = {}
         self.bridged_seen: set = set()
         self.timeline: List[Dict[str, Any]] = []  # every status look: seats by state, queue length
-        self.rss: List[Tuple[float, int]] = []
         self.faults: List[Dict[str, Any]] = []
         self.unregistered: set = set()
         self.redis: Optional[RedisServer] = None
-        self.ev_index = 0
         self.started = 0.0
         self.errors: List[str] = []
         self.busy_since: Dict[str, float] = {}
         self.restarted: List[float] = []  # when the switch was restarted (the restart fault)
-        self.blind: List[Tuple[float, float]] = []  # when no call watcher ran (faults)
+        self.blind: List[Tuple[float, float, str]] = []  # when no call watcher ran on a switch (faults)
+
+    @property
+    def cmd(self) -> Live:
+        """The first switch (never killed): cti.status, cti.stats, the report."""
+        return self.nodes[0].cmd
+
+    @property
+    def rss(self) -> List[Tuple[float, int]]:
+        return self.nodes[0].rss
+
+    def alive(self) -> List[Node]:
+        return [n for n in self.nodes if n.alive]
+
+    def any_node(self) -> Node:
+        """A switch to send a command to: any that is up (one switch: that one)."""
+        up = self.alive()
+        return up[0] if len(up) == 1 else self.rng.choice(up)
+
+    def node(self, name: str) -> Optional[Node]:
+        return next((n for n in self.nodes if n.name == name and n.alive), None)
 
     # -- the clock ----------------------------------------------------------------------------------
     def at(self, when: float, fn: Callable[[], None]) -> None:
@@ -191,12 +255,12 @@ class Shift:
     def after(self, seconds: float, fn: Callable[[], None]) -> None:
         self.at(time.time() + seconds, fn)
 
-    def api(self, command: str) -> str:
-        reply = self.cmd.api(command)
+    def api(self, command: str, node: Optional[Node] = None) -> str:
+        reply = (node or self.nodes[0]).cmd.api(command)
         return reply
 
-    def cti(self, what: str, args: str) -> str:
-        reply = self.cmd.cti(what, args)
+    def cti(self, what: str, args: str, node: Optional[Node] = None) -> str:
+        reply = (node or self.nodes[0]).cmd.cti(what, args)
         code = reply.split()[1] if reply.startswith("-ERR") and len(reply.split()) > 1 else reply[:3]
         key = f"{what} {code}"
         self.replies[key] = self.replies.get(key, 0) + 1
@@ -209,45 +273,55 @@ class Shift:
 
     # -- set-up ---------------------------------------------------------------------------------------
     def setup(self) -> None:
-        esl = connect()
-        if esl is None:
-            raise SystemExit("no FreeSWITCH answers on ESL (FS_ESL_HOST/FS_ESL_PORT/FS_ESL_PASSWORD)")
-        self.cmd = Live(esl)
-        result = prepare(self.cmd)
-        if result.returncode != 0:
-            raise SystemExit("install failed:\n" + result.stdout + result.stderr)
-        esl._command("noevents")  # this connection answers commands only
-        conf = self.cmd.conf
-        users = "\n".join(USER.format(ext=e) for e in [*self.agents, *SUPERVISORS])
-        (conf / DIRECTORY_FILE).write_text(DIRECTORY.format(users=users))
-        (conf / DIALPLAN_FILE).write_text(DIALPLAN)
-        self.api("reloadxml")
-        self.api("global_setvar default_password=cti-live-not-1234")
-        for ext in self.agents:
-            self.contact(ext, True)
-        for ext in SUPERVISORS:
-            self.api(f"hash insert/ctishift/{ext}/sofia/internal/{ext}@127.0.0.1:{SUP_PORT}")
+        for n in self.nodes:
+            esl = connect(address=n.address)
+            if esl is None:
+                raise SystemExit(f"no FreeSWITCH answers on ESL {n.address[0]}:{n.address[1]} (--switches, FS_ESL_*)")
+            n.cmd = Live(esl)
+            result = prepare(n.cmd)
+            if result.returncode != 0:
+                raise SystemExit(f"install into {n.name} failed:\n" + result.stdout + result.stderr)
+            esl._command("noevents")  # this connection answers commands only
+            conf = n.cmd.conf
+            users = "\n".join(USER.format(ext=e) for e in [*self.agents, *SUPERVISORS])
+            (conf / DIRECTORY_FILE).write_text(DIRECTORY.format(users=users))
+            (conf / DIALPLAN_FILE).write_text(DIALPLAN)
+            self.api("reloadxml", n)
+            self.api("global_setvar default_password=cti-live-not-1234", n)
+            self.give_phones(n)
         redis_url = ""
         if self.args.store == "redis":
             self.redis = RedisServer(self.folder, perm="777", persist=True).start()
             redis_url = self.redis.url
-        self.cmd.write_config(shift_config(self.agents, self.args.store, redis_url))
+        for n in self.nodes:
+            n.cmd.write_config(shift_config(self.agents, self.args.store, redis_url, n.name))
         self.phones = Phones(self.folder, AGENT_PORT, "agents", scenario()).start()
         self.sup_phones = Phones(self.folder, SUP_PORT, "supervisors", scenario(0.0, 0.0, (1, 1))).start()
-        ev = connect()
-        assert ev is not None
-        self.ev = ev
-        self.ev.subscribe(EVENTS)
-        for s in self.agents:
-            self.cti("checkin", f"{HOTLINE} {s} {PASSWORD} {s}")
+        for n in self.nodes:
+            ev = connect(address=n.address)
+            assert ev is not None
+            n.ev = ev
+            n.ev.subscribe(EVENTS)
+        for s in self.agents:  # once, on any switch: the seats are the cluster's
+            self.cti("checkin", f"{HOTLINE} {s} {PASSWORD} {s}", self.any_node())
         for s in SUPERVISORS:
-            self.cti("checkin", f"{HOTLINE} {s} {PASSWORD} {s} internal supervisor")
+            self.cti("checkin", f"{HOTLINE} {s} {PASSWORD} {s} internal supervisor", self.any_node())
         self.before = self.stats()
-        self.log_mark = self.cmd.log_mark()
+        for n in self.nodes:
+            n.log_mark = n.cmd.log_mark()
 
-    def contact(self, ext: str, registered: bool) -> None:
+    def give_phones(self, n: Node) -> None:
+        """The phones' contacts on switch ``n`` (mod_hash, which a switch's boot forgets)."""
+        for ext in self.agents:
+            self.contact(ext, ext not in self.unregistered, [n])
+        for ext in SUPERVISORS:
+            self.api(f"hash insert/ctishift/{ext}/sofia/internal/{ext}@127.0.0.1:{SUP_PORT}", n)
+
+    def contact(self, ext: str, registered: bool, nodes: Optional[List[Node]] = None) -> None:
+        """Every switch reaches the phone at one contact (one SIPp)."""
         where = f"sofia/internal/{ext}@127.0.0.1:{AGENT_PORT}" if registered else "error/user_not_registered"
-        self.api(f"hash insert/ctishift/{ext}/{where}")
+        for n in self.alive() if nodes is None else nodes:
+            self.api(f"hash insert/ctishift/{ext}/{where}", n)
 
     def stats(self) -> Dict[str, Any]:
         hot = json.loads(self.cmd.cti("stats", f"{HOTLINE} json"))
@@ -260,16 +334,20 @@ class Shift:
         for p in (getattr(self, "phones", None), getattr(self, "sup_phones", None)):
             if p is not None:
                 p.stop()
+        nodes = [n for n in self.nodes if hasattr(n, "cmd") and n.alive]
         try:
-            self.cmd.clear_calls()
+            for n in nodes:
+                n.cmd.clear_calls()
             for s in [*self.agents, *SUPERVISORS]:
                 self.cmd.cti("checkout", s)
-            self.cmd.write_config(config_yaml())
+            for n in nodes:
+                n.cmd.write_config(config_yaml())
         except Exception as e:  # the switch may be gone: say so, clean what can be
             print(f"teardown: {e}", file=sys.stderr)
-        for name in (DIRECTORY_FILE, DIALPLAN_FILE):
-            (self.cmd.conf / name).unlink(missing_ok=True)
-        cleanup(self.cmd)
+        for n in nodes:
+            for name in (DIRECTORY_FILE, DIALPLAN_FILE):
+                (n.cmd.conf / name).unlink(missing_ok=True)
+            cleanup(n.cmd)
         if self.redis is not None:
             self.redis.stop()
 
@@ -286,11 +364,13 @@ class Shift:
         else:
             dest = f"shift-{'vip' if r < 0.3 else 'route'}-{HOTLINE}"
             self.placed["hotline"] += 1
+            self.to_hotline.add(number)
         a = str(uuidlib.uuid4())
         self.a_legs[number] = a
         self.talk[number] = self.rng.uniform(*self.args.talk)
         self.patience[number] = self.rng.uniform(10, 90)
-        self.cmd.esl.bgapi(
+        node = self.caller_node[number] = self.any_node()  # the callers spread over the switches
+        node.cmd.esl.bgapi(
             f"originate {{origination_uuid={a},origination_caller_id_number={number},ignore_early_media=true}}"
             f"loopback/{dest}/cti_shift &park()"
         )
@@ -298,20 +378,25 @@ class Shift:
 
     def give_up(self, number: str) -> None:
         if number not in self.bridged_seen:
-            self.api(f"uuid_kill {self.a_legs[number]} NORMAL_CLEARING")
+            self.hang_up_caller(number)
+
+    def hang_up_caller(self, number: str) -> None:
+        node = self.caller_node[number]
+        if node.alive:  # (a killed switch's callers are gone with it)
+            self.api(f"uuid_kill {self.a_legs[number]} NORMAL_CLEARING", node)
 
     def on_bridge(self, number: str) -> None:
         if number in self.bridged_seen:
             return
         self.bridged_seen.add(number)
-        self.after(self.talk[number], lambda: self.api(f"uuid_kill {self.a_legs[number]} NORMAL_CLEARING"))
+        self.after(self.talk[number], lambda: self.hang_up_caller(number))
 
     # -- agents and supervisors ------------------------------------------------------------------------
     def agent_busy(self) -> None:
         self.after(self.rng.expovariate(len(self.agents) / 120.0), self.agent_busy)
         seat = self.rng.choice(self.agents)
-        self.cti("busy", f"{seat} break")
-        self.after(self.rng.uniform(5, 30), lambda: self.cti("idle", seat))
+        self.cti("busy", f"{seat} break", self.any_node())
+        self.after(self.rng.uniform(5, 30), lambda: self.cti("idle", seat, self.any_node()))
 
     def unregister(self) -> None:
         self.after(self.rng.expovariate(1 / 60.0), self.unregister)
@@ -337,11 +422,18 @@ class Shift:
             return
         seat, sup = self.rng.choice(busy), self.rng.choice(SUPERVISORS)
         what = self.rng.choice(("monitor", "whisper", "barge", "robcall", "stopcall", "help"))
+        node: Optional[Node] = self.nodes[0]
+        if self.cluster:  # to the switch holding the seat's call, as cti's record names it (as the web service does)
+            reply = self.cmd.cti("status", f"{seat} json")
+            row = json.loads(reply)["seats"][0] if reply.startswith("{") else {}
+            node = self.node(str(row.get("switch", "")))
+        if node is None:
+            return
         if what == "help":
-            self.cti("help", seat)
+            self.cti("help", seat, node)
             self.after(self.rng.uniform(3, 8), lambda: self.hang_up_supervisors())
             return
-        reply = self.cti(what, f"{seat} {sup}")
+        reply = self.cti(what, f"{seat} {sup}", node)
         if what in ("monitor", "whisper", "barge") and reply.startswith("+OK"):
             self.after(self.rng.uniform(3, 10), lambda: self.hang_up_supervisor(sup))
 
@@ -349,10 +441,13 @@ class Shift:
         """The supervisor puts the phone down: its listening (or help) leg ends. A leg that took
         a call over is the caller's now; the caller's talk time ends it."""
         for leg in list(self.floor.live_legs.get(sup, {}).values()):
-            partner = self.api(f"uuid_getvar {leg.uuid} bridge_uuid").strip()
+            node = self.node(leg.node) if self.cluster else self.nodes[0]
+            if node is None:
+                continue
+            partner = self.api(f"uuid_getvar {leg.uuid} bridge_uuid", node).strip()
             if partner in self.floor.callers:
                 continue
-            self.api(f"uuid_kill {leg.uuid} NORMAL_CLEARING")
+            self.api(f"uuid_kill {leg.uuid} NORMAL_CLEARING", node)
 
     def hang_up_supervisors(self) -> None:
         for sup in SUPERVISORS:
@@ -376,7 +471,7 @@ class Shift:
             if row.get("availability") == "busy" and row.get("reason") == "no-answer":
                 since = self.busy_since.setdefault(seat, t)
                 if t - since > 10:
-                    self.cti("idle", seat)
+                    self.cti("idle", seat, self.any_node())
                     self.busy_since.pop(seat, None)
             else:
                 self.busy_since.pop(seat, None)
@@ -387,8 +482,8 @@ class Shift:
         self.timeline.append({"t": t - self.started, "states": states, "waiting": len(waiting)})
 
     def status_json(self) -> Dict[str, Any]:
-        """``cti.status 8001 json``; while a fault holds cti's store away it answers one -ERR
-        line (as it should): counted, and an empty view instead."""
+        """``cti.status 8001 json`` (on the first switch); while a fault holds cti's store away
+        it answers one -ERR line (as it should): counted, and an empty view instead."""
         reply = self.cmd.cti("status", f"{HOTLINE} json")
         if reply.startswith("{"):
             return dict(json.loads(reply))
@@ -400,17 +495,22 @@ class Shift:
 
     def sample_memory(self) -> None:
         self.after(15.0, self.sample_memory)
-        try:
-            self.rss.append((time.time() - self.started, self.cmd.rss_kb()))
-        except (OSError, AssertionError):
-            pass
+        for n in self.alive():
+            try:
+                n.rss.append((time.time() - self.started, n.cmd.rss_kb()))
+            except (OSError, AssertionError):
+                pass
 
-    def drain(self) -> None:
-        """Feed the events that came since last time to the floor."""
-        events = self.ev.events
-        while self.ev_index < len(events):
-            e = events[self.ev_index]
-            self.ev_index += 1
+    def drain(self, everything: bool = False) -> None:
+        """Feed the events that came since last time to the floor (several switches: in time
+        order, each a second after it was stamped, unless ``everything``)."""
+        for n in self.nodes:
+            if hasattr(n, "ev"):
+                got = n.ev.events
+                k = len(got)
+                self.merge.add(n.name, got[:k])
+                del got[:k]
+        for e in self.merge.take(time.time(), everything):
             before = len(self.floor.violations)
             self.floor.feed(e)
             if len(self.floor.violations) > before:  # what cti says right then, beside the evidence
@@ -423,8 +523,6 @@ class Shift:
                     c = self.floor.callers.get(u)
                     if c is not None:
                         self.on_bridge(c.number)
-        self.ev.events[: self.ev_index] = []  # the floor keeps what it needs
-        self.ev_index = 0
 
     # -- faults ---------------------------------------------------------------------------------------------
     def fault(self, name: str) -> None:
@@ -432,29 +530,36 @@ class Shift:
         entry: Dict[str, Any] = {"fault": name, "at": t - self.started}
         self.faults.append(entry)
         print(f"  {t - self.started:7.1f} s  fault: {name}", flush=True)
+        first = self.nodes[0]
         if name == "watcher":
-            entry["stop"] = self.api("python cti.watcher stop").strip()
-            self.floor.quiet_until = t + 5 + 10  # the watcher reconciles within 5 s of its start
+            # the first switch's watcher; in a cluster it also beats the switch's heartbeat: a
+            # stop near dead_after is a death to the others (the kill fault's case), so shorter
+            down = 5 if not self.cluster else DEAD_AFTER - 2
+            entry["stop"] = self.api("python cti.watcher stop", first).strip()
+            entry["down_s"] = down
+            self.floor.quiet_until = t + down + 10  # the watcher reconciles within 5 s of its start
 
             def start() -> None:
-                entry["start"] = self.api("pyrun cti.watcher").strip()
-                entry["status"] = self.api("python cti.watcher").strip()
-                self.blind.append((t, time.time() + 0.5))
+                entry["start"] = self.api("pyrun cti.watcher", first).strip()
+                entry["status"] = self.api("python cti.watcher", first).strip()
+                self.blind.append((t, time.time() + 0.5, first.name))
 
-            self.after(5, start)
-        elif name == "upgrade":
+            self.after(down, start)
+        elif name == "upgrade":  # several switches: one after the other (a rolling upgrade)
             done: Dict[str, Any] = {}
+            nodes = self.alive()
 
             def run() -> None:
-                r = self.cmd.install()
-                done["rc"] = r.returncode
-                done["tail"] = (r.stdout + r.stderr).strip().splitlines()[-1:]
-                self.blind.append((t, time.time() + 0.5))  # the install stops the watcher and starts it again
+                for n in nodes:
+                    began = time.time()
+                    r = n.cmd.install()
+                    done[n.name] = {"rc": r.returncode, "tail": (r.stdout + r.stderr).strip().splitlines()[-1:]}
+                    self.blind.append((began, time.time() + 0.5, n.name))  # the install stops the watcher and starts it again
 
             th = threading.Thread(target=run, daemon=True)
             th.start()
             entry["install"] = done
-            self.floor.quiet_until = t + 30
+            self.floor.quiet_until = t + 30 * len(nodes)
         elif name == "restart":
             self.restart(entry)
         elif name == "redis" and self.redis is not None:
@@ -467,20 +572,12 @@ class Shift:
 
             self.after(3, up)
             self.floor.quiet_until = t + 3 + 10
+        elif name == "kill" and self.cluster:
+            self.kill(entry)
 
-    def restart(self, entry: Dict[str, Any]) -> None:
-        """The switch shut down (``fsctl shutdown``: every call ends) and started again by
-        ``--restart-cmd``; then what a switch's boot does not keep is given back (the phones'
-        contacts in mod_hash, the test's global variables and config path). With ``store: db``
-        the seats, their sign-ins and the counts come through; the calls are gone."""
-        t = time.time()
-        pid = self.cmd.pid()
-        self.restarted.append(t)
-        self.cmd.esl.bgapi("fsctl shutdown")
-        deadline = time.monotonic() + 60
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        entry["down_s"] = round(time.time() - t, 2)
+    def boot(self, n: Node, deadline: float) -> Tuple[Live, ESL]:
+        """Start switch ``n`` again (``--restart-cmd``) and give it back what its boot does not
+        keep: the phones' contacts in mod_hash, the test's global variables and config path."""
         subprocess.Popen(
             self.args.restart_cmd,
             shell=True,
@@ -490,33 +587,126 @@ class Shift:
             stderr=subprocess.DEVNULL,
         )
         esl = None
-        while esl is None and time.monotonic() < deadline + 60:
+        while esl is None and time.monotonic() < deadline:
             time.sleep(0.5)
-            esl = connect()
+            esl = connect(address=n.address)
         if esl is None:
-            raise RuntimeError("the switch did not come back within two minutes")
-        ev = connect()
+            raise RuntimeError(f"switch {n.name} did not come back within two minutes")
+        ev = connect(address=n.address)
         assert ev is not None
-        self.drain()  # what the old connection heard before the switch went
         while "ready" not in esl.api("status"):
             time.sleep(0.2)
-        self.cmd = Live(esl)
-        self.ev = ev
-        self.ev_index = 0
-        self.ev.subscribe(EVENTS)
-        self.api("global_setvar default_password=cti-live-not-1234")
-        self.api("fsctl sps 5000")
+        live = Live(esl)
+        ev.subscribe(EVENTS)
+        live.api("fsctl loglevel debug")  # (the shift's log check reads DEBUG lines)
+        live.api("global_setvar default_password=cti-live-not-1234")
+        live.api("fsctl sps 5000")
         for ext in self.agents:
-            self.contact(ext, ext not in self.unregistered)
+            where = "error/user_not_registered" if ext in self.unregistered else f"sofia/internal/{ext}@127.0.0.1:{AGENT_PORT}"
+            live.api(f"hash insert/ctishift/{ext}/{where}")
         for ext in SUPERVISORS:
-            self.api(f"hash insert/ctishift/{ext}/sofia/internal/{ext}@127.0.0.1:{SUP_PORT}")
-        self.api(f"global_setvar cti_config={self.cmd.config}")
-        entry["reload"] = self.cmd.cti("reload").strip()[:80]
+            live.api(f"hash insert/ctishift/{ext}/sofia/internal/{ext}@127.0.0.1:{SUP_PORT}")
+        live.api(f"global_setvar cti_config={live.config}")
+        return live, ev
+
+    def restart(self, entry: Dict[str, Any]) -> None:
+        """The switch shut down (``fsctl shutdown``: every call ends) and started again by
+        ``--restart-cmd``. With ``store: db`` the seats, their sign-ins and the counts come
+        through; the calls are gone."""
+        t = time.time()
+        n = self.nodes[0]
+        pid = n.cmd.pid()
+        self.restarted.append(t)
+        n.cmd.esl.bgapi("fsctl shutdown")
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        entry["down_s"] = round(time.time() - t, 2)
+        self.drain()  # what the old connection heard before the switch went
+        n.cmd, n.ev = self.boot(n, deadline + 60)
+        entry["reload"] = n.cmd.cti("reload").strip()[:80]
         entry["up_s"] = round(time.time() - t, 2)
         entry["watcher"] = self.api("python cti.watcher").strip()
         entry["cut"] = self.floor.cut(time.time(), since=t)  # the calls the shutdown ended
-        self.blind.append((t, time.time() + 0.5))
+        self.blind.append((t, time.time() + 0.5, n.name))
         self.floor.quiet_until = time.time() + 15  # the watcher's sweep reconciles within 5 s
+        n.up_at = time.time() - self.started
+
+    def kill(self, entry: Dict[str, Any]) -> None:
+        """The last switch killed (SIGKILL: no clean-up of its own, its calls cut). The others
+        must clean up after it within ``dead_after`` + 1 s (its waiting callers leave the
+        queue, its seats' calls end: ``cti.status`` on the first switch shows none of it);
+        then it is started again (``--restart-cmd``) and rejoins."""
+        n = self.nodes[-1]
+        pid = n.cmd.pid()
+        t = time.time()
+        os.kill(pid, signal.SIGKILL)
+        n.alive = False
+        self.restarted.append(t)  # the phones' calls it had end then (no BYE will come)
+        entry.update(switch=n.name, pid=pid)
+
+        def cut() -> None:  # once the events from before the kill are in
+            entry["cut"] = self.floor.cut(t, since=t - LOST_S, node=n.name, killed=True)
+            routed = {c.number for c in self.floor.callers.values()}
+            gone = [x for x, at in self.caller_node.items() if at is n and x in self.to_hotline and x not in routed]
+            entry["unrouted"] = len(gone)
+            self.unrouted += len(gone)
+
+        self.merge.mark(t, cut)
+        self.floor.quiet_until = max(self.floor.quiet_until, t + DEAD_AFTER + 1 + GRACE_AFTER_KILL)
+        limit = DEAD_AFTER + 1.0
+
+        def looked() -> None:
+            data = self.status_json()
+            left = [f"waiting {w['caller']}" for w in data.get("waiting", []) if w.get("switch") == n.name]
+            left += [f"seat {r['seat']} {r.get('activity')}" for r in data.get("seats", []) if r.get("switch") == n.name]
+            took = time.time() - t
+            if not left and data.get("seats"):
+                entry["cleaned_up_s"] = round(took, 2)
+            elif took > limit + 0.3:  # (a look every 0.25 s, each a status call)
+                self.fail(
+                    Violation(
+                        f"switch {n.name} killed: not cleaned up after {took:.1f} s (dead_after {DEAD_AFTER})",
+                        time.time(),
+                        evidence=left,
+                    )
+                )
+            else:
+                self.after(0.25, looked)
+                return
+            self.start_again(n, entry, t)
+
+        self.after(0.25, looked)
+
+    def start_again(self, n: Node, entry: Dict[str, Any], killed: float) -> None:
+        """The killed switch started again, in a thread (the shift goes on on the others); it
+        rejoins once it is up and cti has its config."""
+
+        def run() -> None:
+            try:
+                live, ev = self.boot(n, time.monotonic() + 120)
+                entry["reload"] = live.cti("reload").strip()[:80]
+                entry["watcher"] = live.api("python cti.watcher").strip()
+                n.back = (live, ev)
+            except Exception as e:  # said in the report; the shift goes on without it
+                entry["error"] = repr(e)
+
+        def rejoin() -> None:
+            if n.back is None:
+                if "error" not in entry:
+                    self.after(0.5, rejoin)
+                return
+            n.cmd, n.ev = n.back
+            n.back = None
+            n.alive = True
+            self.give_phones(n)  # (a phone unregistered or back while it booted)
+            n.up_at = time.time() - self.started
+            entry["up_s"] = round(time.time() - killed, 2)
+            self.blind.append((killed, time.time() + 0.5, n.name))
+            print(f"  {time.time() - self.started:7.1f} s  {n.name} is back ({entry['up_s']} s after the kill)", flush=True)
+
+        threading.Thread(target=run, daemon=True).start()
+        self.after(0.5, rejoin)
 
     # -- the shift ------------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -567,11 +757,17 @@ class Shift:
 
     def pending_callers(self) -> List[str]:
         seen = {c.number for c in self.floor.callers.values()}
-        return [n for n in self.a_legs if n not in seen and self.api(f"uuid_exists {self.a_legs[n]}").strip() == "true"]
+        return [
+            n
+            for n in self.a_legs
+            if n not in seen
+            and self.caller_node[n].alive
+            and self.api(f"uuid_exists {self.a_legs[n]}", self.caller_node[n]).strip() == "true"
+        ]
 
     # -- after the shift ---------------------------------------------------------------------------------------
     def after_checks(self) -> None:
-        self.drain()
+        self.drain(everything=True)
         time.sleep(2.5)  # cti's counts reach the store within a second of the event (the watcher flushes)
         after = self.stats()
         o = self.floor.outcomes(HOTLINE)
@@ -580,18 +776,21 @@ class Shift:
             for k in ("offered", "answered", "abandoned", "overflowed")
         }
         self.counts = {"events": o, "cti.stats": d}
+        self.counts["unflushed"] = dict(self.floor.unflushed)
         for k in ("offered", "answered", "abandoned", "overflowed"):
             # a caller waiting when the switch shut down: cti may have counted it abandoned
-            # on its way down, or not (its thread ended with the switch)
+            # on its way down, or not (its thread ended with the switch); a killed switch's
+            # last second of counts may have died with it
             extra = o["cut"] if k in ("abandoned", "answered") else 0
-            if not o[k] <= d[k] <= o[k] + extra:
-                self.fail(Violation(f"cti.stats {k} {d[k]} != {o[k]} from the events (+{extra} cut)", time.time()))
+            lost = self.floor.unflushed.get(k, 0)
+            if not o[k] - lost <= d[k] <= o[k] + extra:
+                what = f"cti.stats {k} {d[k]} != {o[k]} from the events (+{extra} cut, -{lost} unflushed)"
+                self.fail(Violation(what, time.time()))
         if o["waiting"]:
             self.fail(Violation(f"{o['waiting']} callers never ended", time.time()))
-        if o["offered"] != self.placed["hotline"]:
-            self.fail(
-                Violation(f"{self.placed['hotline']} hotline callers placed, {o['offered']} reached cti.route", time.time())
-            )
+        if o["offered"] != self.placed["hotline"] - self.unrouted:
+            what = f"{self.placed['hotline']} hotline callers placed ({self.unrouted} taken by a killed switch first)"
+            self.fail(Violation(f"{what}, {o['offered']} reached cti.route", time.time()))
         mine = self.floor.seat_counts(self.blind)
         seat_diff = {}
         for s in self.agents:
@@ -628,24 +827,31 @@ class Shift:
             self.fail(
                 Violation(f"phone {ext} had two calls at once (its own log)", time.time(), seat=ext, evidence=[str(a), str(b)])
             )
-        # the log (at the switch's DEBUG level, which prepare() sets: a silent log proves nothing)
-        entries = self.cmd.log_entries(self.log_mark)
-        if not any("[DEBUG]" in e for e in entries):
-            self.fail(
-                Violation("the switch's log has no DEBUG line from the shift: the ERR/CRIT check proves nothing", time.time())
-            )
-        for line in entries:
-            first = line.split("\n", 1)[0]
-            if ("[ERR]" in first or "[CRIT]" in first) and ("cti" in line or "python" in line.lower()):
-                self.errors.append(first[:300])
+        self.rss_growth: Dict[str, float] = {}
+        caches: Dict[str, Any] = {}
+        for n in self.alive():
+            # the log (at the switch's DEBUG level, which prepare() sets: a silent log proves nothing)
+            entries = n.cmd.log_entries(n.log_mark)
+            if not any("[DEBUG]" in e for e in entries):
+                self.fail(
+                    Violation(
+                        f"switch {n.name}'s log has no DEBUG line from the shift: the ERR/CRIT check proves nothing", time.time()
+                    )
+                )
+            for line in entries:
+                first = line.split("\n", 1)[0]
+                if ("[ERR]" in first or "[CRIT]" in first) and ("cti" in line or "python" in line.lower()):
+                    self.errors.append((f"{n.name}: " if self.cluster else "") + first[:300])
+            # memory: flat after warm-up (the first third, and a minute after a killed switch came back)
+            warm = [kb for t, kb in n.rss if t >= max((self.end - self.started) / 3, n.up_at + 60 if n.up_at else 0)]
+            self.rss_growth[n.name] = (warm[-1] - warm[0]) / 1024 if len(warm) >= 2 else 0.0
+            caches[n.name] = json.loads(self.api("python cti_live_probe sizes", n))
+            if self.rss_growth[n.name] > 20:
+                self.fail(Violation(f"switch {n.name}'s RSS grew {self.rss_growth[n.name]:.1f} MB after warm-up", time.time()))
         if self.errors:
             self.fail(Violation(f"{len(self.errors)} ERR/CRIT lines from cti in the log", time.time(), evidence=self.errors[:10]))
-        # memory: flat after warm-up (the first third)
-        warm = [kb for t, kb in self.rss if t >= (self.end - self.started) / 3]
-        self.rss_growth_mb = (warm[-1] - warm[0]) / 1024 if len(warm) >= 2 else 0.0
-        self.caches = json.loads(self.api("python cti_live_probe sizes"))
-        if self.rss_growth_mb > 20:
-            self.fail(Violation(f"the switch's RSS grew {self.rss_growth_mb:.1f} MB after warm-up", time.time()))
+        self.rss_growth_mb = self.rss_growth.get(self.nodes[0].name, 0.0)
+        self.caches = caches if self.cluster else caches.get(self.nodes[0].name, {})
 
 
 def main() -> int:
@@ -658,15 +864,36 @@ def main() -> int:
         "--talk", type=lambda v: tuple(float(x) for x in v.split(",")), default=(3.0, 20.0), help="talk time, s: min,max"
     )
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--faults", default="", help="comma-separated: watcher, upgrade, restart (--store db), redis (--store redis)")
+    p.add_argument(
+        "--faults",
+        default="",
+        help="comma-separated: watcher, upgrade, restart (--store db), redis (--store redis), kill (--switches)",
+    )
     p.add_argument("--store", default="hash", choices=("hash", "db", "redis"))
-    p.add_argument("--restart-cmd", default="", help="the shell command that starts the switch again (the restart fault)")
-    p.add_argument("--out", default="", help="the report's folder (default: benchmarks/results/shift-<store>)")
+    p.add_argument(
+        "--switches",
+        default="",
+        help="HOST:PORT,HOST:PORT,...: one call center on these switches (their event sockets; --store redis)",
+    )
+    p.add_argument(
+        "--restart-cmd",
+        default="",
+        help="the shell command that starts the switch again (the restart fault; the kill fault: the last of --switches)",
+    )
+    p.add_argument("--out", default="", help="the report's folder (default: benchmarks/results/shift-<store>, shift-cluster)")
     p.add_argument("--phones-port", type=int, default=5100, help="the agents' SIPp phones; the supervisors' on the next port")
     args = p.parse_args()
+    cluster = len([w for w in args.switches.split(",") if w]) > 1
+    faults = set(args.faults.split(",")) - {""}
+    if cluster and args.store != "redis":
+        p.error("several switches share one call center through Redis: --store redis")
+    if ("restart" in faults and (cluster or args.store != "db")) or ("kill" in faults and not cluster):
+        p.error("restart: one switch, --store db; kill: several --switches")
+    if faults & {"restart", "kill"} and not args.restart_cmd:
+        p.error("the restart and kill faults start the switch again with --restart-cmd")
     global AGENT_PORT, SUP_PORT
     AGENT_PORT, SUP_PORT = args.phones_port, args.phones_port + 1
-    out = Path(args.out or ROOT / "benchmarks" / "results" / f"shift-{args.store}")
+    out = Path(args.out or ROOT / "benchmarks" / "results" / ("shift-cluster" if cluster else f"shift-{args.store}"))
     out.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="cti-shift-"))
     folder.chmod(0o755)

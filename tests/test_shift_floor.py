@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from shiftsim.floor import GRACE, SERVED_TOGETHER, Floor
+from shiftsim.floor import GRACE, SERVED_TOGETHER, Floor, Merge
 from shiftsim.phones import overlaps, read_log, scenario
 
 T0 = 1_800_000_000.0
@@ -198,4 +198,113 @@ def test_an_offer_that_ended_while_no_watcher_ran_is_not_expected_in_the_counts(
     offer(f, "c1", "l1", "101", 0)
     end(f, "l1", 8, "NO_ANSWER")
     assert f.seat_counts()["101"]["missed"] == 1
-    assert f.seat_counts([(T0 + 5, T0 + 10)])["101"]["missed"] == 0
+    assert f.seat_counts([(T0 + 5, T0 + 10)])["101"] == {"answered": 0, "missed": 0, "unsure": 1}  # counted, or not
+
+
+# -- several switches ------------------------------------------------------------------------------
+def on(node: str, e: dict) -> dict:
+    return {**e, "_node": node}
+
+
+def test_two_switches_events_are_merged_in_time_order_and_each_cti_event_counted_once():
+    m = Merge(hold=1.0)
+    seat = {"Event-Name": "CUSTOM", "Event-Subclass": "cti::seat", "CTI-Seat": "101"}
+    # fs1 hears its own seat event and fs2's re-fired (redis.refire); fs2 hears both the other way
+    m.add("fs1", [ev("CUSTOM", 0.5, **{**seat, "CTI-Node": "fs1"}), ev("CUSTOM", 0.6, **{**seat, "CTI-Node": "fs2"})])
+    m.add("fs2", [ev("CHANNEL_CREATE", 0.4, **{"Unique-ID": "l2"}), ev("CUSTOM", 0.6, **{**seat, "CTI-Node": "fs2"})])
+    m.add("fs2", [ev("CUSTOM", 0.5, **{**seat, "CTI-Node": "fs1"})])
+    m.add("fs1", [ev("CHANNEL_HANGUP", 0.3, **{"Unique-ID": "l1"})])
+    assert list(m.take(T0 + 1.0)) == []  # held: another switch's earlier event may still be on its way
+    got = list(m.take(T0 + 1.65))
+    assert [(e["_node"], e["Event-Name"], e.get("CTI-Node", "")) for e in got] == [
+        ("fs2", "CHANNEL_CREATE", ""),
+        ("fs1", "CUSTOM", "fs1"),
+        ("fs1", "CHANNEL_HANGUP", ""),  # one switch's events keep the order its socket gave them
+        ("fs2", "CUSTOM", "fs2"),
+    ]
+    m.add("fs1", [ev("CHANNEL_ANSWER", 0.7, **{"Unique-ID": "l1"})])
+    assert [e["Event-Name"] for e in m.take(0, everything=True)] == ["CHANNEL_ANSWER"]
+
+
+def test_a_mark_runs_once_the_stream_has_passed_its_time():
+    m = Merge(hold=1.0)
+    seen = []
+    m.add("fs1", [ev("CHANNEL_ANSWER", 1, **{"Unique-ID": "a"}), ev("CHANNEL_ANSWER", 3, **{"Unique-ID": "b"})])
+    m.mark(T0 + 2, lambda: seen.append("killed"))
+    for e in m.take(T0 + 5):
+        seen.append(e["Unique-ID"])
+    assert seen == ["a", "killed", "b"]
+    m.mark(T0 + 10, lambda: seen.append("later"))
+    assert list(m.take(T0 + 10.5)) == [] and seen[-1] == "b"  # not passed yet
+    list(m.take(T0 + 11))
+    assert seen[-1] == "later"
+
+
+def test_a_killed_switch_cuts_its_own_calls_only_and_its_last_second_is_unsure():
+    f = Floor(["101", "102", "103"])
+    for e in (
+        ev("CHANNEL_EXECUTE", 0, **{"Unique-ID": "a1", "Application": "python", "Application-Data": "cti.route 8001"}),
+        ev("CHANNEL_EXECUTE", 0.5, **{"Unique-ID": "a2", "Application": "python", "Application-Data": "cti.route 8001"}),
+        ev("CHANNEL_EXECUTE", 9.5, **{"Unique-ID": "a3", "Application": "python", "Application-Data": "cti.route 8001"}),
+    ):
+        f.feed(on("fs2" if e["Unique-ID"] != "a1" else "fs1", e))
+    for caller, leg, ext, node in (("a1", "l1", "101", "fs1"), ("a2", "l2", "102", "fs2")):
+        f.feed(on(node, ev("CHANNEL_EXECUTE", 1, **{"Unique-ID": caller, "Application": "bridge"})))
+        f.feed(
+            on(
+                node,
+                ev(
+                    "CHANNEL_CREATE",
+                    1,
+                    **{
+                        "Unique-ID": leg,
+                        "Call-Direction": "outbound",
+                        "Channel-Presence-ID": f"{ext}@x",
+                        "Other-Leg-Unique-ID": caller,
+                    },
+                ),
+            )
+        )
+        f.feed(on(node, ev("CHANNEL_ANSWER", 2, **{"Unique-ID": leg})))
+        f.feed(on(node, ev("CHANNEL_BRIDGE", 2, **{"Bridge-A-Unique-ID": caller, "Bridge-B-Unique-ID": leg})))
+    # fs2's offer to 103 answered just before the kill: its count may have died with fs2
+    f.feed(
+        on("fs2", ev("CHANNEL_CREATE", 9.6, **{"Unique-ID": "l3", "Call-Direction": "outbound", "Channel-Presence-ID": "103@x"}))
+    )
+    f.feed(on("fs2", ev("CHANNEL_ANSWER", 9.8, **{"Unique-ID": "l3"})))
+    assert f.cut(T0 + 10, since=T0 + 10 - 1.5, node="fs2", killed=True) == 1  # a3 waited on fs2
+    assert f.live_legs["101"] and not f.live_legs["102"] and not f.live_legs["103"]
+    assert f.callers["a1"].ended is None  # fs1's call goes on
+    assert (f.callers["a2"].outcome, f.callers["a3"].outcome) == ("answered", "cut")
+    assert f.unflushed == {"offered": 1, "answered": 0, "overflowed": 0}  # a3 came in fs2's last second
+    counts = f.seat_counts()
+    assert counts["101"] == {"answered": 1, "missed": 0, "unsure": 0}
+    assert counts["102"] == {"answered": 0, "missed": 0, "unsure": 1}  # live at the kill: counted, or not
+    assert counts["103"] == {"answered": 0, "missed": 0, "unsure": 1}
+    f.seats_seen({"101": "in_call", "102": "none", "103": "none"}, T0 + 30)
+    assert f.violations == []
+
+
+def test_one_switchs_blind_window_excuses_its_own_offers_only():
+    f = Floor(["101", "102"])
+    for ext, node in (("101", "fs1"), ("102", "fs2")):
+        leg = f"l{ext}"
+        f.feed(
+            on(
+                node,
+                ev("CHANNEL_CREATE", 1, **{"Unique-ID": leg, "Call-Direction": "outbound", "Channel-Presence-ID": f"{ext}@x"}),
+            )
+        )
+        f.feed(
+            on(
+                node,
+                ev(
+                    "CHANNEL_HANGUP_COMPLETE",
+                    8,
+                    **{"Unique-ID": leg, "Hangup-Cause": "NO_ANSWER", "variable_cti_hotline": "8001"},
+                ),
+            )
+        )
+    counts = f.seat_counts([(T0 + 5, T0 + 10, "fs1")])  # fs1's watcher was down: its offer ended unseen
+    assert (counts["101"]["missed"], counts["101"]["unsure"]) == (0, 1)  # its watcher may have seen it, at the edge
+    assert (counts["102"]["missed"], counts["102"]["unsure"]) == (1, 0)

@@ -189,3 +189,34 @@ def test_the_seat_locks_an_upgrade_hands_over_keep_only_the_configs_seats(switch
         locks.keep(["101", "stats:h.8001"])
         assert sorted(locks._locks) == ["101", "held-elsewhere", "stats:h.8001"]  # a held lock stays
     assert len(locks) == 3
+
+
+def test_an_offer_that_rang_out_just_before_a_sweep_is_counted_missed(switch):
+    """Found by the shift simulator (two switches, store: redis): seat 4003's offer was
+    refused (486) while the watcher ran its 5-second sweep; the sweep found the leg gone before
+    the watcher had handled its hang-up, still queued, and ended the seat's call as one that
+    ended unseen; the hang-up, handled next, met a seat on no call and counted no miss (three
+    seats' missed counts one short in a 10-minute shift). A leg the watcher saw begin has its
+    hang-up coming: the sweep leaves it to that, and ends it at the next sweep if none came."""
+    from cti.switch import events
+
+    sw = switch
+    sw.watch()
+    for seat in ("101", "104"):
+        assert sw.cti("checkin", f"8001 {seat} p{seat} {seat}").startswith("+OK")
+    sw.cti("busy", "104")
+    sw.core.phones["101"] = "ring"
+    t, box = sw.dial_bg("route", "8001", customer="13900000001")
+    sw.wait_for(lambda: sw.core.agent_leg("101") is not None)
+    sw.pump()
+    assert sw.record("101")["status"] == "ringing"
+    sw.core.ring_out(sw.core.agent_leg("101").uuid, "USER_BUSY")  # its hang-up waits in the queue
+    assert events.tracker(sw._memory).reconcile() == 0  # the sweep, just then
+    sw.pump()
+    rec = sw.record("101")
+    assert (rec["status"], rec.get("misses")) == ("idle", 1)
+    assert json.loads(sw.cti("stats", "101 json"))["seats"][0]["today"]["missed"] == 1
+    caller = next(c for c in sw.core.channels.values() if c.variables.get("caller_id_number") == "13900000001")
+    sw.core.hangup(caller.uuid)  # it waits on (104 busy, 101 in its delay): it hangs up
+    t.join(3)
+    assert "session" in box

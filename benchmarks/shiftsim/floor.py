@@ -2,7 +2,9 @@
 from cti's word), and the shift's invariants checked against it.
 
 ``Floor.feed`` takes FreeSWITCH events (CHANNEL_EXECUTE, CHANNEL_CREATE, CHANNEL_ANSWER,
-CHANNEL_BRIDGE, CHANNEL_HANGUP, CHANNEL_HANGUP_COMPLETE as the Event Socket delivers them);
+CHANNEL_BRIDGE, CHANNEL_HANGUP, CHANNEL_HANGUP_COMPLETE as the Event Socket delivers them; with
+several switches, each event tagged ``_node`` with its switch's name and ``Merge`` putting the
+switches' streams into one, each event once);
 ``Floor.seats_seen`` and ``Floor.queue_seen`` take what ``cti.status`` says, to be held
 against the legs. A broken invariant becomes a ``Violation`` with its evidence. Pure Python:
 tests/test_shift_floor.py feeds it made-up events.
@@ -10,8 +12,9 @@ tests/test_shift_floor.py feeds it made-up events.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, Optional, Set, Tuple
+from typing import Callable, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 # the hang-up causes of an offer that rang unanswered: cti counts them as missed (cti/domain/seating.py)
 MISSED = frozenset({"NO_ANSWER", "ALLOTTED_TIMEOUT", "NO_USER_RESPONSE", "USER_BUSY", "CALL_REJECTED"})
@@ -49,6 +52,7 @@ class Caller:
     bridged: Optional[float] = None
     ended: Optional[float] = None
     outcome: str = ""  # answered | abandoned | overflowed (once ended)
+    node: str = ""  # the switch it called (several switches)
 
 
 @dataclass
@@ -63,6 +67,8 @@ class Leg:
     offer: str = ""  # the hotline whose offer it is (cti_hotline)
     group: str = ""  # the ring group's (cti_ring_group)
     unseen: bool = False  # a shutdown ended it: its last events may not have reached here
+    node: str = ""  # the switch that made it (several switches)
+    lost: bool = False  # its switch was killed: what cti counted of it may have died with it
 
 
 def _t(e: Mapping[str, str]) -> float:
@@ -93,6 +99,8 @@ class Floor:
         self.history: Dict[str, List[str]] = {}  # a caller's leg -> what happened to it (evidence)
         self.seat_history: Dict[str, List[str]] = {}  # a seat -> cti's last seat events (evidence)
         self._suspects: List[Tuple[float, Caller, Caller]] = []  # (decided at, earlier caller, later)
+        # hotline counts a killed switch may have taken with it (``cut(killed=True)``)
+        self.unflushed = {"offered": 0, "answered": 0, "overflowed": 0}
 
     def _note(self, uuid: str, line: str) -> None:
         if uuid in self.callers or uuid in self.history:
@@ -106,6 +114,7 @@ class Floor:
         t = _t(e)
         self.now = max(self.now, t)
         uuid = e.get("Unique-ID", "")
+        node = e.get("_node", "")
         if name == "CUSTOM":  # cti's own word: evidence only, never what an invariant is checked on
             note = f"{t:.3f} cti {e.get('Event-Subclass', '')} {e.get('CTI-Action', '')} seat {e.get('CTI-Seat', '')}"
             if e.get("Event-Subclass") == "cti::seat":
@@ -129,7 +138,7 @@ class Floor:
             if len(data) == 2 and data[0] == "cti.route":
                 prio = e.get("variable_cti_priority", "0")
                 self.callers[uuid] = Caller(
-                    uuid, e.get("Caller-Caller-ID-Number", ""), data[1], int(prio) if prio.isdigit() else 0, t
+                    uuid, e.get("Caller-Caller-ID-Number", ""), data[1], int(prio) if prio.isdigit() else 0, t, node=node
                 )
                 self.history[uuid] = [f"{line} (priority {prio})"]
             elif len(data) == 2 and data[0] == "cti.ring":
@@ -176,7 +185,7 @@ class Floor:
                     c.outcome = "abandoned"
 
     def _leg_created(self, e: Mapping[str, str], ext: str, uuid: str, t: float) -> None:
-        leg = Leg(uuid, ext, t, caller=e.get("Other-Leg-Unique-ID", ""))
+        leg = Leg(uuid, ext, t, caller=e.get("Other-Leg-Unique-ID", ""), node=e.get("_node", ""))
         leg.offer = e.get("variable_cti_hotline", "")
         leg.group = e.get("variable_cti_ring_group", "")
         self.legs[uuid] = leg
@@ -284,15 +293,28 @@ class Floor:
                 )
                 self.gone[uuid] = t  # said once per GRACE
 
-    def cut(self, t: float, since: Optional[float] = None) -> int:
+    def cut(self, t: float, since: Optional[float] = None, node: Optional[str] = None, killed: bool = False) -> int:
         """The switch shut down (from ``since``, gone by ``t``): a caller it hung up while
         waiting is ``cut`` (not abandoned by its own will: cti, going down, may count it or
         not), and the calls it ended without an event reaching here end at ``t``; the legs it
         ended are ``unseen`` (an answer the shutdown hid from the events may be in cti's counts).
+        With ``node``, that switch's calls only (one of several). ``killed``: it died at once
+        (SIGKILL), and cti's counts of what happened there from ``since`` on, still in its memory
+        (they reach the store once a second), died with it: such legs are ``lost`` (counted or
+        not), and such callers are in ``unflushed`` (their offer or answer counted or not).
         How many callers were cut waiting."""
         start = t if since is None else since
         waiting = 0
         for c in self.callers.values():
+            if node is not None and c.node != node:
+                continue
+            if killed:
+                if c.arrived >= start:
+                    self.unflushed["offered"] += 1
+                if c.bridged is not None and c.bridged >= start:
+                    self.unflushed["answered"] += 1
+                if c.ended is not None and c.ended >= start and c.outcome == "overflowed":
+                    self.unflushed["overflowed"] += 1
             if c.ended is None:
                 c.ended = t
                 self.gone[c.uuid] = t
@@ -301,14 +323,19 @@ class Floor:
                 c.outcome = "cut"
             waiting += c.outcome == "cut" and c.ended >= start
         for leg in self.legs.values():
+            if node is not None and leg.node != node:
+                continue
             if leg.ended is None or leg.ended >= start:
                 leg.unseen = True
+                leg.lost = leg.lost or killed
+            if killed and leg.answered is not None and leg.answered >= start:
+                leg.lost = True
         for ext, legs in self.live_legs.items():
-            for leg in legs.values():
+            for leg in [x for x in legs.values() if node is None or x.node == node]:
                 leg.ended, leg.cause = t, leg.cause or "SHUTDOWN"
-            legs.clear()
-            self.last_change[ext] = t
-        self._suspects.clear()
+                del legs[leg.uuid]
+                self.last_change[ext] = t
+        self._suspects = [s for s in self._suspects if node is not None and node not in (s[1].node, s[2].node)]
         return waiting
 
     # -- accounting --------------------------------------------------------------------------------
@@ -321,28 +348,31 @@ class Floor:
             out[c.outcome or "waiting"] += 1
         return out
 
-    def seat_counts(self, blind: Iterable[Tuple[float, float]] = ()) -> Dict[str, Dict[str, int]]:
+    def seat_counts(self, blind: Iterable[Sequence] = ()) -> Dict[str, Dict[str, int]]:
         """Per agent seat, as cti.stats counts them: answered (every answered leg of its phone),
         missed (a hotline's offer that ended unanswered with a cause cti counts as missed).
-        ``blind``: when no call watcher ran (a fault): an offer that ended then ended unseen (cti
-        closes it when its watcher is back, with no cause to count it by), and a call answered
-        and ended then was never seen at all."""
-        windows = list(blind)
+        ``blind``: when a call watcher may not have run (a fault: from its stop, or the start of
+        an install that stops it, to just after it runs again): ``(from, to)``, or ``(from, to,
+        node)`` for one switch's watcher of several. An offer that ended then may have ended
+        unseen (cti closes it when its watcher is back, with no cause to count it by), and a
+        call answered and ended then may never have been seen at all: both are unsure (the
+        window is wider than the watcher's pause). A ``lost`` leg (its switch killed) is unsure."""
+        windows = [(w[0], w[1], w[2] if len(w) > 2 else None) for w in blind]
 
-        def unseen(t: Optional[float]) -> bool:
-            return t is not None and any(a <= t <= b for a, b in windows)
+        def unseen(t: Optional[float], leg: Leg) -> bool:
+            return t is not None and any(a <= t <= b and n in (None, leg.node) for a, b, n in windows)
 
         out = {s: {"answered": 0, "missed": 0, "unsure": 0} for s in self.agents}
         for leg in self.legs.values():
             if leg.ext not in out:
                 continue
-            if leg.unseen and leg.answered is None:
+            if leg.lost or (leg.unseen and leg.answered is None):
                 out[leg.ext]["unsure"] += 1  # answered or missed as the switch went down: unseen
             elif leg.answered is not None:
-                if not (unseen(leg.answered) and unseen(leg.ended)):
-                    out[leg.ext]["answered"] += 1
-            elif leg.offer and leg.ended is not None and leg.cause in MISSED and not unseen(leg.ended):
-                out[leg.ext]["missed"] += 1
+                seen = not (unseen(leg.answered, leg) and unseen(leg.ended, leg))
+                out[leg.ext]["answered" if seen else "unsure"] += 1
+            elif leg.offer and leg.ended is not None and leg.cause in MISSED:
+                out[leg.ext]["unsure" if unseen(leg.ended, leg) else "missed"] += 1
         return out
 
     def waits(self) -> List[float]:
@@ -351,3 +381,50 @@ class Floor:
 
     def _violate(self, what: str, t: float, seat: str = "", caller: str = "", evidence: Optional[List[str]] = None) -> None:
         self.violations.append(Violation(what, t, seat, caller, [*(evidence or []), "events before it:", *self._recent[-12:]]))
+
+
+# -- several switches ---------------------------------------------------------------------------
+def own(e: Mapping[str, str], node: str) -> bool:
+    """Whether ``e``, heard on switch ``node``'s event socket, is that switch's own. With
+    ``redis.refire`` each switch re-fires the others' cti events (``CTI-Node`` their name):
+    counted once, where it was made. Channel events carry no ``CTI-Node``: always the switch's."""
+    made = e.get("CTI-Node", "")
+    return not made or made == node
+
+
+class Merge:
+    """The switches' event streams as one, in time order: each switch's events in the order its
+    socket gave them, the switches' interleaved by ``Event-Date-Timestamp``. An event is let
+    out only ``hold`` seconds after it was stamped, when any other switch's earlier events
+    have arrived too (one switch's leg ending, another's ringing that phone: in that order);
+    ``mark`` runs a function once the stream has passed a time (a switch killed then: what it
+    said before is in)."""
+
+    def __init__(self, hold: float = 1.0) -> None:
+        self.hold = hold
+        self.queues: Dict[str, Deque[Mapping[str, str]]] = {}
+        self.marks: List[Tuple[float, Callable[[], None]]] = []
+
+    def add(self, node: str, events: Iterable[Mapping[str, str]]) -> None:
+        q = self.queues.setdefault(node, deque())
+        for e in events:
+            if own(e, node):
+                q.append({**e, "_node": node})
+
+    def mark(self, t: float, fn: Callable[[], None]) -> None:
+        self.marks.append((t, fn))
+        self.marks.sort(key=lambda m: m[0])
+
+    def take(self, now: float, everything: bool = False) -> Iterable[Mapping[str, str]]:
+        """The events due at ``now`` (``everything``: all there are), oldest first; marks run
+        in their place."""
+        cutoff = float("inf") if everything or not self.hold else now - self.hold
+        while True:
+            heads = [(_t(q[0]), node) for node, q in self.queues.items() if q]
+            t, node = min(heads) if heads else (float("inf"), "")
+            if self.marks and self.marks[0][0] <= min(t, cutoff):
+                self.marks.pop(0)[1]()
+                continue
+            if t > cutoff or not heads:
+                return
+            yield self.queues[node].popleft()

@@ -27,6 +27,7 @@ def summary(shift: Any, args: argparse.Namespace) -> Dict[str, Any]:
         "rate": args.rate,
         "agents": args.agents,
         "store": args.store,
+        "switches": [n.name for n in shift.nodes] if getattr(shift, "cluster", False) else [],
         "faults": shift.faults,
         "placed": shift.placed,
         "outcomes": floor.outcomes("8001"),
@@ -37,6 +38,14 @@ def summary(shift: Any, args: argparse.Namespace) -> Dict[str, Any]:
         "replies": dict(sorted(shift.replies.items())),
         "rss_mb": [(round(t, 1), round(kb / 1024, 1)) for t, kb in shift.rss],
         "rss_growth_after_warmup_mb": round(getattr(shift, "rss_growth_mb", 0.0), 2),
+        **(
+            {
+                "rss_mb_by_switch": {n.name: [(round(t, 1), round(kb / 1024, 1)) for t, kb in n.rss] for n in shift.nodes},
+                "rss_growth_by_switch_mb": {k: round(v, 2) for k, v in getattr(shift, "rss_growth", {}).items()},
+            }
+            if getattr(shift, "cluster", False)
+            else {}
+        ),
         "caches": getattr(shift, "caches", {}),
         "log_errors": shift.errors,
         "violations": [str(v) for v in floor.violations],
@@ -45,16 +54,31 @@ def summary(shift: Any, args: argparse.Namespace) -> Dict[str, Any]:
 
 def table(s: Dict[str, Any]) -> str:
     o = s["outcomes"]
+    where = f" on {len(s['switches'])} switches ({', '.join(s['switches'])})" if s.get("switches") else ""
     lines = [
-        f"shift {s['when']} UTC: {s['minutes']} min, λ {s['rate']}/s, {s['agents']} agents + 2 supervisors, store {s['store']}",
+        f"shift {s['when']} UTC: {s['minutes']} min, λ {s['rate']}/s, {s['agents']} agents + 2 supervisors,"
+        f" store {s['store']}{where}",
         f"  faults: {', '.join(f['fault'] + ' at ' + format(f['at'], '.0f') + ' s' for f in s['faults']) or 'none'}",
+        *[
+            f"  kill: {f.get('switch')} SIGKILL; the others cleaned up after it in {f.get('cleaned_up_s', '-')} s;"
+            f" {f.get('cut', '-')} waiting callers cut, {f.get('unrouted', '-')} taken before cti.route;"
+            f" back in {f.get('up_s', '-')} s"
+            for f in s["faults"]
+            if f["fault"] == "kill"
+        ],
         f"  callers placed: hotline {s['placed']['hotline']}, ring groups {s['placed']['group']}",
         f"  hotline: offered {o['offered']}  answered {o['answered']}  abandoned {o['abandoned']}  overflowed {o['overflowed']}"
         f"  still waiting {o['waiting']}",
         f"  wait to answer: p50 {s['wait_s']['p50']:.1f} s  p95 {s['wait_s']['p95']:.1f} s",
         f"  cti.stats vs events: {json.dumps(s['counts'].get('cti.stats'))} vs {json.dumps(s['counts'].get('events'))}",
         f"  phones' calls (their own logs): {s['phone_calls']}",
-        f"  switch RSS after warm-up: {s['rss_growth_after_warmup_mb']:+.1f} MB; caches {json.dumps(s['caches'])}",
+        "  switch RSS after warm-up: "
+        + (
+            ", ".join(f"{k} {v:+.1f} MB" for k, v in s["rss_growth_by_switch_mb"].items())
+            if s.get("rss_growth_by_switch_mb")
+            else f"{s['rss_growth_after_warmup_mb']:+.1f} MB"
+        )
+        + f"; caches {json.dumps(s['caches'])}",
         f"  commands: {', '.join(f'{k} ×{v}' for k, v in s['replies'].items())}",
         f"  ERR/CRIT lines from cti: {len(s['log_errors'])}",
         f"  invariants: {'all held' if not s['violations'] else str(len(s['violations'])) + ' broken'}",

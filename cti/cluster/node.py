@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import redis  # type: ignore[import-untyped]  # 4.3 (Debian 12) ships no hints
 
@@ -134,15 +134,17 @@ def cleanup(
     queues: ClusterQueues,
     hotlines: List[str],
     end_calls: Callable[[str], int],
-    up: Callable[[str], bool] = lambda uuid: False,
+    up: Optional[Callable[[str], bool]] = None,
 ) -> Dict[str, int]:
-    """Everything of ``node`` (dead, or this switch restarted) but the calls ``up`` says are
-    still there: its seats' calls, its waiting callers, its calls' claims."""
+    """Everything of ``node`` (dead: ``up`` None, or this switch restarted or sweeping) but the
+    calls ``up`` says are still there: its seats' calls, its waiting callers, its calls' claims."""
     # its callers leave first, so that no seat its ended calls free is reserved for one of them
-    done = {"waiting": len(queues.drop_node(node, hotlines, up))}
-    # the seats reserved for its callers are among its calls' claims (listed under the caller's node)
-    keep = [value for value in store.owned_values(node) if up(value)]
-    done["claims"] = store.drop_owned(node, keep)
+    done = {"waiting": len(queues.drop_node(node, hotlines, up or (lambda uuid: False)))}
+    # the seats reserved for its callers are among its calls' claims (listed under the caller's
+    # node). A live switch drops those it found gone, not all but those it found up: another
+    # switch may reserve a seat for one of its callers while it asks the switch about each.
+    gone = None if up is None else [value for value in store.owned_values(node) if not up(value)]
+    done["claims"] = store.drop_owned(node, gone)
     done["calls"] = end_calls(node)
     return done
 
@@ -154,8 +156,12 @@ def listen(
     fire: Callable[[str, Mapping[str, str]], None],
     running: Callable[[], bool],
     log: Callable[[str, str], None],
+    listening: Callable[[], None] = lambda: None,
 ) -> threading.Thread:
-    """Start this node's listener thread; it ends soon after ``running()`` turns False."""
+    """Start this node's listener thread; it ends soon after ``running()`` turns False.
+    ``listening`` runs each time it has (re)subscribed: a wake published while it was not
+    (the watcher stopped, Redis away) is lost, as Redis keeps no message for a channel nobody
+    listens to; ``listening`` wakes the callers it may have been for."""
 
     def loop() -> None:
         mine = wake_channel(store, store.node)
@@ -166,11 +172,15 @@ def listen(
             try:
                 sub = store.r.pubsub(ignore_subscribe_messages=True)
                 sub.subscribe(*([mine, events] if refire else [mine]))
+                first = True
                 if down:
                     log("NOTICE", "cti: redis is back; the cluster listener resumed")
                     down = False
                 while running():
                     msg = sub.get_message(timeout=0.5)
+                    if first:  # the subscription is confirmed (no message comes before it): a wake now arrives
+                        first = False
+                        listening()
                     if msg is None:
                         continue
                     data = msg.get("data")

@@ -55,15 +55,17 @@ end
 if ARGV[3] == '0' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[4]) end
 return 1
 """
-# release every claim a dead (or restarted) switch made, that still holds what it claimed
+# release the claims a dead (or restarted) switch made, that still hold what it claimed: every one
+# (no ARGV), or those whose value is one of ARGV (a live switch's sweep: the calls it found gone;
+# a claim another switch made meanwhile for one of its live callers stays)
 _DROP_OWNED = """
 local n = 0
 local owned = redis.call('HGETALL', KEYS[1])
 for i = 1, #owned, 2 do
   local key, value = owned[i], owned[i + 1]
-  local keep = false
-  for j = 1, #ARGV do if ARGV[j] == value then keep = true end end
-  if not keep then
+  local drop = #ARGV == 0
+  for j = 1, #ARGV do if ARGV[j] == value then drop = true end end
+  if drop then
     if redis.call('GET', key) == value then redis.call('DEL', key); n = n + 1 end
     redis.call('HDEL', KEYS[1], key)
   end
@@ -178,10 +180,12 @@ class RedisStore:
         n = len(self.prefix)
         return {k[n:]: v for k, v in zip(keys, values) if v is not None and "." in k[n:]}
 
-    def drop_owned(self, node: str, keep: Sequence[str] = ()) -> int:
-        """Release the claims of ``node``'s calls, but those whose value is in ``keep``."""
+    def drop_owned(self, node: str, values: Optional[Sequence[str]] = None) -> int:
+        """Release the claims of ``node``'s calls: every one, or those whose value is in ``values``."""
+        if values is not None and not values:
+            return 0
         try:
-            return int(self._drop(keys=[self.owned(node)], args=list(keep)))
+            return int(self._drop(keys=[self.owned(node)], args=list(values or ())))
         except redis.RedisError as exc:
             raise failed(exc) from None
 

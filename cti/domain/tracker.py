@@ -374,9 +374,12 @@ class Tracker:
     def reconcile(self) -> int:
         """Seats whose call is gone although no hangup was seen (the watcher was down, or its
         event queue overflowed) end that call now: one listing, then one ``uuid_exists`` per
-        seat on a call. Every wrap-up gets its timer (a seat a command reconciled, the
-        watcher's start)."""
+        seat on a call. A call the watcher saw begin may be gone with its hang-up still queued
+        (handled after this sweep: it counts a missed offer): it is ended at the next sweep if
+        that hang-up has not come by then. Every wrap-up gets its timer (a seat a command
+        reconciled, the watcher's start)."""
         ended = 0
+        gone, self.memory.gone = self.memory.gone, set()
         for leg in [leg for leg in self.memory.second if not self.calls.exists(leg)]:
             del self.memory.second[leg]  # a second call whose hangup nobody saw
         states = self.repo.get_many(list(self.seats.config.seats))
@@ -389,6 +392,9 @@ class Tracker:
                 if state is None:
                     continue
                 if state.call and self.seats.mine(state) and not self.calls.exists(state.call):
+                    if state.call in self.leg_seat and state.call not in gone:
+                        self.memory.gone.add(state.call)  # its hang-up may be next in the queue
+                        continue
                     after = self.seats.after_call(state)
                     state = self._save("recovered", state, after, "the call ended unseen")
                     ended += 1

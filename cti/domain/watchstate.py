@@ -5,7 +5,7 @@ second call, the keys an agent pressed."""
 from __future__ import annotations
 
 import heapq
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from cti.domain.facts import Leg
 
@@ -56,6 +56,9 @@ class WatchState:
         self.loop_seat: Dict[str, str] = {}
         self.loop_caller: Dict[str, str] = {}
         self.swept = 0.0  # monotonic time of the last reconcile sweep
+        # seats' calls the last sweep found gone but left to their hang-up, which the watcher,
+        # having seen them begin, may not have handled yet (its queue): the next sweep ends them
+        self.gone: Set[str] = set()
 
     def next_deadline(self) -> Optional[float]:
         due = [t for t in (self.wraps.next(), self.rests.next()) if t is not None]

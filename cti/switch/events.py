@@ -146,7 +146,16 @@ def cluster_start(token: str) -> None:
         except Exception:
             return False
 
-    c.listener = listen(c.store, c.refire, SwitchCalls(sw).wake, sw.fire, running, sw.log)
+    calls = SwitchCalls(sw)
+    hotlines = list(app.seats().config.hotlines)
+
+    def listening() -> None:  # this switch's callers with seats reserved: their wake may have been lost
+        for hotline in hotlines:
+            for w in c.queues.waiting(hotline):
+                if w.node == c.store.node and w.reserved:
+                    calls.wake(w.uuid)
+
+    c.listener = listen(c.store, c.refire, calls.wake, sw.fire, running, sw.log, listening)
 
 
 def cluster_tick(memory: WatchState, token: str) -> int:

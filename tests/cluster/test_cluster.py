@@ -580,3 +580,65 @@ def test_a_seat_reserved_for_a_caller_behind_one_the_store_failed_goes_to_that_e
     )
     assert a.run("_ = sw.bridged_to('13900000006').dest") == "104"
     assert a.run(CALLER_UP.format(n="13900000007"))  # B waits on (offered 101 again, which A avoids)
+
+
+def test_a_wake_published_while_the_callers_switch_listened_to_nothing_is_not_lost(nodes):
+    """Found by the shift simulator (two switches, the watcher fault): a seat freed on B was
+    reserved for a caller waiting on A while A's watcher, and so its listener, was stopped.
+    Redis keeps no message for a channel nobody listens to: the wake was lost, the caller sat
+    on its reserved seat until its max_wait while later callers were served. A listener that
+    (re)subscribes wakes its switch's callers that have seats reserved."""
+    a, b = nodes("A", "B", hotline=HOTLINE)
+    watching(a, b)
+    b.cti("checkin 8001 101 p101 101")
+    b.cti("busy 101")
+    a.run("sw.api('python cti.watcher stop'); _ = True")
+    a.run("sw.wait_for(lambda: not wiring.watcher_alive(), 5); _ = True")
+    a.run("sw.wait_for(lambda: dict(c.store.r.pubsub_numsub(mine)).get(mine, 0) == 0, 5); _ = True")  # not listening
+    a.run("box = sw.dial_bg('route', '8001', customer='13900000001')[1]; _ = True")
+    a.run("sw.wait_for(lambda: wiring.queues().count('8001') == 1, 3); _ = True")
+    a.run("core.phones['101'] = 'answer'; _ = True")
+    assert b.cti("idle 101").startswith("+OK")  # reserved for A's caller; B publishes its wake to nobody
+    b.run("sw.wait_for(lambda: json.loads(sw.cti('status', '8001 json'))['waiting'][0]['offered'], 3); _ = True")
+    time.sleep(0.3)
+    assert a.run("_ = sw.bridged_to('13900000001') is None")
+    watching(a)  # A's watcher starts again: its listener wakes the caller
+    a.run("sw.wait_for(lambda: sw.bridged_to('13900000001') is not None, 3); _ = True")
+
+
+def test_a_switchs_sweep_keeps_a_claim_made_for_its_live_caller_while_it_looked(nodes):
+    """Found by the shift simulator (two switches): fs1's watcher, starting again, swept its
+    claims whose call was gone, from a list read before it asked the switch about each; fs2
+    meanwhile reserved seat 4010 for a caller waiting on fs1 (a claim listed under fs1), and the
+    sweep, dropping every claim not on its list, dropped that one: fs2 offered 4010 to its own
+    caller too, and the phone got two calls. A sweep drops only the claims it found gone."""
+    (a,) = nodes("A", hotline=HOTLINE)
+    got = a.run(
+        """
+from cti.cluster.node import cleanup
+c = wiring.cluster(wiring.seats().config)
+assert c.store.claim('offer.101', 'caller-gone', ttl=30, node='A') is None
+def up(value):
+    if value == 'caller-gone':  # while the sweep asks: another switch reserves 102 for a live caller here
+        assert c.store.claim('offer.102', 'caller-live', ttl=30, node='A') is None
+    return value == 'caller-live'
+done = cleanup('A', c.store, c.queues, ['8001'], lambda n: 0, up)
+_ = [done['claims'], c.store.get('offer.101'), c.store.get('offer.102'), c.store.owned_values('A')]
+"""
+    )
+    assert got == [1, None, "caller-live", ["caller-live"]]
+
+
+def test_a_dead_switchs_claims_are_all_dropped(nodes):
+    a, b = nodes("A", "B")
+    got = b.run(
+        """
+from cti.cluster.node import cleanup
+c = wiring.cluster(wiring.seats().config)
+for seat, caller in (('101', 'x'), ('102', 'y')):
+    assert c.store.claim('offer.' + seat, caller, ttl=30, node='A') is None
+done = cleanup('A', c.store, c.queues, ['8001'], lambda n: 0)
+_ = [done['claims'], c.store.get('offer.101'), c.store.get('offer.102'), c.store.owned_values('A')]
+"""
+    )
+    assert got == [2, None, None, []]

@@ -33,6 +33,7 @@ class ESL:
     reply``, FACTS.md §2). Events arrive on a reader thread into ``events``."""
 
     def __init__(self, host: str, port: int, password: str, timeout: float = 5.0) -> None:
+        self.address = (host, port, password)  # (fs_cli reaches the same switch: Live.install)
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.settimeout(None)
         self._buf = b""
@@ -178,8 +179,9 @@ def _parse_event(body: str) -> Headers:
     return event
 
 
-def connect(timeout: float = 2.0) -> Optional[ESL]:
-    host, port, password = target()
+def connect(timeout: float = 2.0, address: Optional[Tuple[str, int, str]] = None) -> Optional[ESL]:
+    """A connection to the switch at ``address`` (default: FS_ESL_*); None when none answers."""
+    host, port, password = address or target()
     try:
         return ESL(host, port, password, timeout)
     except (OSError, ESLError):

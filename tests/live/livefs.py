@@ -362,7 +362,7 @@ class Live:
 
     def install(self) -> subprocess.CompletedProcess:
         cli = fs_cli()
-        host, port, password = target()
+        host, port, password = self.esl.address  # the switch this connection reaches
         env = dict(
             os.environ,
             FS_CLI=cli or "fs_cli",
@@ -376,7 +376,7 @@ class Live:
 
     def uninstall(self) -> subprocess.CompletedProcess:
         cli = fs_cli()
-        host, port, password = target()
+        host, port, password = self.esl.address  # the switch this connection reaches
         env = dict(os.environ, FS_CLI=cli or "fs_cli", FS_CLI_OPTS=f"-H {host} -P {port} -p {password}", PYTHON=sys.executable)
         return subprocess.run(
             ["bash", str(ROOT / "scripts" / "install.sh"), "--uninstall"], env=env, capture_output=True, text=True, timeout=120
