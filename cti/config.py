@@ -40,6 +40,7 @@ RING_STRATEGIES = ("simultaneous", "sequential", "enterprise")  # how a ring gro
 DEFAULT_MOH = "local_stream://moh"
 TONE_MOH = "tone_stream://%(2000,4000,440,480);loops=-1"  # when no sound files are installed
 SURVEY_TONE = "tone_stream://%(300,200,600);%(300,200,800)"  # the survey's prompt when none is configured
+RING_TONE = "tone_stream://%(1000,4000,450);loops=-1"  # a ring group's caller while the store is away
 
 
 @dataclass(frozen=True)

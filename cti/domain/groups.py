@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-from cti.config import RingGroup
+from cti.config import RING_TONE, RingGroup
 from cti.domain.errors import CtiError
 from cti.domain.model import Phone, SeatState
 from cti.domain.ports import Mark, Marks, RingLeg, RouteChannel
@@ -52,9 +52,6 @@ def send_on(channel: RouteChannel, target: str, why: str) -> str:
         channel.transfer(target)
         return f"+OK {why}; transferred to {target}"
     return f"+OK {why}"
-
-
-STORE_AWAY_TONE = "tone_stream://%(1000,4000,450);loops=-1"  # a ring tone while the store is away
 
 
 class RingGroups:
@@ -115,7 +112,7 @@ class RingGroups:
                 if not channel.ready() or self.seating.now() - start >= group.timeout:
                     return send_on(channel, group.fallback, f"ring group {number}: the store did not answer")
                 self.seating.calls.wake_later(caller, 1)
-                channel.play(STORE_AWAY_TONE)
+                channel.play(RING_TONE)
                 self.seating.calls.cancel_wake(caller)
         try:
             taken = [s for s in idle if s not in claimed]
