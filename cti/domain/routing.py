@@ -158,11 +158,11 @@ class Router(Seating):
                     # The store (Redis restarting, a database away) failed this caller: it is
                     # not lost to that. It waits on with the music and tries again each second;
                     # its own wait (max_wait) and exit key still send it on.
+                    with self.queues.lock:  # first: a caller behind it sees it from now on
+                        self.queues.away[caller] = waiter
                     if not warned:
                         self.seats.log("WARNING", f"cti.route: caller {caller} of hotline {hotline} keeps waiting: {exc.message}")
                     away = warned = True
-                    with self.queues.lock:
-                        self.queues.away[caller] = waiter
                     if self._clock() - start >= conf.max_wait:
                         return self._overflow(conf, channel, waiter, "max_wait")
                     pressed = self._wait(conf, channel, waiter, armed, 1)

@@ -563,11 +563,15 @@ def test_a_seat_reserved_for_a_caller_behind_one_the_store_failed_goes_to_that_e
         " and dict(wiring.seats().repo.get('101').pop).get('caller_number') == '13900000006', 3); _ = True"
     )
     a.run("boxb = sw.dial_bg('route', '8001', customer='13900000007')[1]; _ = True")
-    a.run("sw.wait_for(lambda: wiring.queues().count('8001') == 1, 3); _ = True")  # B (A rings 101)
+    # B waits in the queue (A rings 101), asleep: its wake-up is scheduled, it asks Redis nothing
+    a.run(
+        "uuid = lambda n: next(c.uuid for c in core.channels.values() if c.variables.get('caller_id_number') == n)\n"
+        "sw.wait_for(lambda: any(t[1] == 'cti-wait-' + uuid('13900000007') for t in core.scheduled), 3); _ = True"
+    )
     redis_server.pause()
     try:  # A's seat rings out while Redis is hung: A waits to come back, not in the queue
         a.run("core.ring_out(core.agent_leg('101').uuid); _ = True")
-        a.run("sw.wait_for(lambda: any('keeps waiting' in m for _, m in core.logs), 4); _ = True")
+        a.run("sw.wait_for(lambda: any('keeps waiting' in m and uuid('13900000006') in m for _, m in core.logs), 4); _ = True")
     finally:
         redis_server.resume()
     a.run("core.phones['104'] = 'answer'; _ = True")
@@ -575,15 +579,18 @@ def test_a_seat_reserved_for_a_caller_behind_one_the_store_failed_goes_to_that_e
     # A is woken by B (or, when the wake came between two of its plays, or a try of the store
     # timed out on a loaded machine, by its own try a second later): the switch's clock moves a
     # second at a time, five times at most (A avoids 101, which missed it, for 30 s)
-    a.run(
+    got = a.run(
         "bridged = lambda: sw.bridged_to('13900000006') is not None\n"
         "for _ in range(5):\n"
         "    core.advance(1)\n"
         "    t = time.monotonic()\n"
         "    while not bridged() and time.monotonic() - t < 1.0: time.sleep(0.01)\n"
         "    if bridged(): break\n"
-        "_ = bridged() or sw.wait_for(bridged, 1)"
+        "_ = bridged() or [[lv, m[:160]] for lv, m in core.logs[2:]]"
+        " + [[c.dest, c.uuid[:8], str(c.partner)[:8], c.variables.get('caller_id_number')] for c in core.channels.values()]"
+        " + [str(wiring.queues().waiting('8001')), str(wiring.seats().repo.get('104'))[:300], wiring.seats().repo.store.get('offer.104')]"
     )
+    assert got is True, json.dumps(got, indent=0)  # the state when it was not: its log, channels, queue, seat 104 and its claim
     assert a.run("_ = sw.bridged_to('13900000006').dest") == "104"
     assert a.run(CALLER_UP.format(n="13900000007"))  # B waits on (offered 101 again, which A avoids)
 
