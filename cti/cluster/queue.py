@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 import redis  # type: ignore[import-untyped]  # 4.3 (Debian 12) ships no hints
 
 from cti.cluster.store import LOCK_WAIT, RedisStore, failed
-from cti.domain.errors import CtiError
+from cti.domain.errors import StoreError
 from cti.domain.ports import Calls, Log
 from cti.domain.queue import OFFERED, RESERVED, WAITING, Queues, Waiter
 
@@ -48,7 +48,7 @@ class _Guard:
                 raise
             if token is None:
                 q.lock.release()
-                raise CtiError("store", f"the queue of hotline {self._hotline} is held by another switch; try again")
+                raise StoreError(f"the queue of hotline {self._hotline} is held by another switch; try again")
             q._tokens[me] = token
         q._depth[me] = depth + 1
         return self

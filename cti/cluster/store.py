@@ -8,7 +8,7 @@ Every operation is one atomic Redis command or server-side script:
   (``owned.<node>``), so the others can release them when that switch dies;
 - a seat's lock is ``SET NX PX`` with a token: held for one change, it expires by itself if
   its switch dies holding it.
-Every Redis failure (refused, timed out) is ``CtiError("store", ...)`` within the configured
+Every Redis failure (refused, timed out) is a ``StoreError`` (code ``store``) within the configured
 timeout; nothing is written half.
 """
 
@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import redis  # type: ignore[import-untyped]  # 4.3 (Debian 12) ships no hints
 
-from cti.domain.errors import CtiError
+from cti.domain.errors import StoreError
 from cti.domain.ports import KeyedLocks
 
 _CLAIM = """
@@ -91,8 +91,8 @@ def client(url: str, timeout_ms: int) -> Any:
     return redis.Redis.from_url(url, **options)
 
 
-def failed(exc: Exception) -> CtiError:
-    return CtiError("store", f"redis: {type(exc).__name__}: {str(exc)[:120]}")
+def failed(exc: Exception) -> StoreError:
+    return StoreError(f"redis: {type(exc).__name__}: {str(exc)[:120]}")
 
 
 class RedisStore:
@@ -253,7 +253,7 @@ class _Held:
 
     def __enter__(self) -> _Held:
         if not self.acquire():
-            raise CtiError("store", f"seat {self._name} is being changed on another switch; try again")
+            raise StoreError(f"seat {self._name} is being changed on another switch; try again")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -63,6 +63,15 @@ class CtiError(Exception):
         return f"-ERR {self.code} {self.message}"
 
 
+class StoreError(CtiError):
+    """``store``: the store (mod_hash, mod_db, Redis) did not answer as expected, or in time.
+    Its own class, so that what waits an outage out (a caller, the call watcher) catches it
+    alone."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("store", message)
+
+
 def brief(exc: BaseException, frames: int = 3) -> str:
     """One log line for an unexpected error: its type, message and innermost ``frames`` frames
     (``file:line function``, innermost first). Never the frames themselves, and never the

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from cti.config import RING_TONE, RingGroup
-from cti.domain.errors import CtiError
+from cti.domain.errors import CtiError, StoreError
 from cti.domain.model import Phone, SeatState
 from cti.domain.ports import Mark, Marks, RingLeg, RouteChannel
 from cti.domain.seating import CLAIM_SLACK, Seating
@@ -64,9 +64,8 @@ class RingGroups:
         group's ring time and ``CLAIM_SLACK``)."""
         try:
             self.seating.release(claimed, caller)
-        except CtiError as exc:
-            if exc.code != "store":
-                raise
+        except StoreError:
+            pass
 
     def group(self, number: str) -> Tuple[RingGroup, List[RingLeg], List[str]]:
         """The ring group, the legs it would ring now and the members it would skip (fs_cli)."""
@@ -98,12 +97,10 @@ class RingGroups:
                     if self.seating.claim(s, caller, "", group.timeout + CLAIM_SLACK):
                         claimed.append(s)
                 break
-            except CtiError as exc:
+            except StoreError as exc:
                 # The store is away (Redis restarting): the caller is not lost to it. It hears
                 # the ring tone and the seats are looked at again each second, for as long as
                 # the group would ring; then it goes to the group's fallback.
-                if exc.code != "store":
-                    raise
                 self._let_go(claimed, caller)
                 claimed = []
                 if not warned:
@@ -126,9 +123,8 @@ class RingGroups:
             for seat in claimed:
                 if seat in states:
                     self.seats.freed(states[seat])  # a waiting hotline caller may take a seat the group held
-        except CtiError as exc:  # the seat's own next change hands it on
-            if exc.code != "store":
-                raise
+        except StoreError:  # the seat's own next change hands it on
+            pass
         if cause is None:
             return f"+OK ring group {number} answered"
         return send_on(channel, group.fallback, f"ring group {number}: {cause}")

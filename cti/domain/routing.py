@@ -17,7 +17,7 @@ from typing import Callable, List, Optional, Set
 from cti.config import SURVEY_TONE, Hotline
 from cti.domain import pop as pop_fields
 from cti.domain import records
-from cti.domain.errors import CtiError
+from cti.domain.errors import StoreError
 from cti.domain.events import QueueEvent, RecordEvent
 from cti.domain.groups import send_on
 from cti.domain.pop import Pop, safe_value
@@ -152,8 +152,8 @@ class Router(Seating):
                         continue
                     if self._offer(conf, channel, seats, waiter):
                         return f"+OK hotline {hotline} answered by {','.join(seats)}"
-                except CtiError as exc:
-                    if exc.code != "store" or waiter.bridged:
+                except StoreError as exc:
+                    if waiter.bridged:
                         raise
                     # The store (Redis restarting, a database away) failed this caller: it is
                     # not lost to that. It waits on with the music and tries again each second;
@@ -224,9 +224,7 @@ class Router(Seating):
             if waiter.state != ANSWERED:
                 with self.queues.guard(conf.id):
                     self.queues.move(waiter, LEFT)
-        except CtiError as exc:
-            if exc.code != "store":
-                raise
+        except StoreError as exc:
             self.seats.log("WARNING", f"cti.route: caller {waiter.uuid} of hotline {conf.id} left; the store: {exc.message}")
 
     def _place(self, hotline: str, came: Came) -> float:
@@ -347,9 +345,7 @@ class Router(Seating):
                         self.queues.missed(waiter, seats, self._clock())
                     self.queues.offering(waiter, False, answered)
                 self.release(seats, waiter.uuid)
-            except CtiError as exc:
-                if exc.code != "store":
-                    raise
+            except StoreError as exc:
                 # the store went away while the seats rang: the claims expire by themselves,
                 # and are let go (with the caller's record put right) once it answers again
                 waiter.unreleased = list(seats)
@@ -446,9 +442,8 @@ class Router(Seating):
             try:
                 with self.queues.guard(w.hotline):
                     self.queues.leave(w.uuid)
-            except CtiError as exc:  # the caller's own thread, or its switch's sweep, takes it out
-                if exc.code != "store":
-                    raise
+            except StoreError:  # the caller's own thread, or its switch's sweep, takes it out
+                pass
             self.waits.answered(w.hotline, w.since, self._clock())
         conf = self.seats.config.hotlines.get(w.hotline)
         if conf is not None:
@@ -468,9 +463,7 @@ class Router(Seating):
         now = self._clock()
         try:
             waiting = self.queues.counted[conf.id] = self.queues.count(conf.id)
-        except CtiError as exc:  # the store is away: the event still fires, with the last count seen
-            if exc.code != "store":
-                raise
+        except StoreError:  # the store is away: the event still fires, with the last count seen
             waiting = self.queues.counted.get(conf.id, 0)
         event = QueueEvent(
             action,

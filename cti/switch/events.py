@@ -16,7 +16,7 @@ from typing import Any, Callable, Deque, Dict, Optional
 import freeswitch
 
 from cti import app
-from cti.domain.errors import CtiError, brief
+from cti.domain.errors import CtiError, StoreError, brief
 from cti.domain.facts import Bridged
 from cti.domain.tracker import Tracker
 from cti.domain.watchstate import WatchState
@@ -205,8 +205,8 @@ def drain(backlog: Deque[Dict[str, str]], memory: WatchState, complaints: Compla
     while backlog:
         try:
             handle(backlog[0], memory)
-        except CtiError as exc:
-            if exc.code == "store" and len(backlog) < BACKLOG_MAX:
+        except StoreError as exc:
+            if len(backlog) < BACKLOG_MAX:
                 complaints.failed("the store failed an event; it and the next ones wait for the store", exc)
                 return
             complaints.failed("skipped an event", exc)

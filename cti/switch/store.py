@@ -17,7 +17,7 @@ import threading
 from typing import Callable, Dict, List, Optional, Sequence, Union
 from urllib.parse import unquote
 
-from cti.domain.errors import CtiError
+from cti.domain.errors import CtiError, StoreError
 from cti.switch.api import Switch
 
 _VALUE_ESCAPES = {c: f"%{c:02X}" for c in [*range(0x20), 0x7F, ord("%"), ord("\\"), ord("'"), ord(" "), ord("$")]}
@@ -110,8 +110,8 @@ class SwitchStore:
     def _fail(self, command: str, reply: str) -> CtiError:
         module = "mod_hash" if self.kind == "hash" else "mod_db"
         if reply.startswith("INVALID COMMAND") or "Command not found" in reply:
-            return CtiError("store", f"{module} is not loaded ('{self.kind}' is not a command of this switch)")
-        return CtiError("store", f"{module} answered {reply.strip()[:60]!r} to {command}")
+            return StoreError(f"{module} is not loaded ('{self.kind}' is not a command of this switch)")
+        return StoreError(f"{module} answered {reply.strip()[:60]!r} to {command}")
 
     def _settle(self) -> None:
         """Before reading the switch: the seat records the writer still holds are written."""
@@ -169,7 +169,7 @@ class SwitchStore:
                 parts.append(piece)
             raw = "".join(parts)
         if not raw.startswith("="):
-            raise CtiError("store", f"{self.kind} {self.realm}/{key} holds {raw[:40]!r}, which cti did not write")
+            raise StoreError(f"{self.kind} {self.realm}/{key} holds {raw[:40]!r}, which cti did not write")
         return decode_value(raw)
 
     # -- the Store port ---------------------------------------------------------------------
@@ -338,7 +338,7 @@ class SwitchStore:
                     self._cache[k] = holder
                     return holder
                 # released between our two calls: try again
-        raise CtiError("store", f"could not claim {key}: it keeps changing")
+        raise StoreError(f"could not claim {key}: it keeps changing")
 
     def release(self, key: str, value: str) -> bool:
         k, raw = encode_key(key), encode_value(value)
