@@ -53,7 +53,7 @@ def _caller_seat(seats: Seats, caller: Optional[Caller]) -> Optional[str]:
 
 def _target_and_operator(seats: Seats, seat: str, operator: str, caller: Optional[Caller]) -> Tuple[str, str]:
     """From a phone, the seat defaults to the caller's own, and the caller is the operator."""
-    mine = _caller_seat(seats, caller)
+    mine = None if caller is None else _caller_seat(seats, caller)
     if seat in ("", "-"):
         if mine is None:
             raise CtiError("not_signed_in", "no seat given and no seat is signed in on the calling phone")
@@ -261,7 +261,8 @@ def _on_call(verb: str) -> Callable[[List[str], Optional[Caller]], str]:
 
     def run(a: List[str], caller: Optional[Caller]) -> str:
         controls = wiring.controls()
-        seat, operator = _target_and_operator(controls.seats, _at(a, 0), _at(a, 1), caller)
+        n = len(a)  # ``_at``, spelled out: hold and unhold must cost no more than a status change
+        seat, operator = _target_and_operator(controls.seats, a[0] if n else "", a[1] if n > 1 else "", caller)
         act: Callable[[str, str], str] = getattr(controls, verb)
         return act(seat, operator)
 

@@ -215,15 +215,15 @@ def cluster(cfg: config.Config) -> Optional[Cluster]:
 def seats() -> Seats:
     """The seat use cases, built once per configuration and shared by every call."""
     global _seats
-    sw = Switch.here()
     s = _seats
-    try:
-        cfg = config.load(config_path(sw))
+    try:  # every command passes here first, cold: the path asked once (config_path), then read
+        cfg = config.load(_path or config_path(Switch.here()))
     except CtiError:
         if s is None:  # no good config ever loaded (a switch started on a broken file)
             raise
         return s  # cti_config names a new file that is broken: the last good config stays
     if s is None or s.config is not cfg:
+        sw = Switch.here()
         c = cluster(cfg)
         store = c.store if c is not None else store_for(sw, cfg.store, cfg.realm)
         repo = _repos.get((cfg.store, cfg.realm))
@@ -425,11 +425,13 @@ def supervisors() -> Supervisors:
 
 
 def controls() -> Controls:
-    sw, s = Switch.here(), seats()
-    c: Optional[Controls] = _of("controls", s, sw)
-    if c is None:
-        c = Controls(supervisors(), hold_music, lambda: clock(), recorder(s))
-        _built["controls"] = (s, sw, c)
+    s, sw = seats(), Switch.here()
+    got = _built.get("controls")  # ``_of``, spelled out: every call control passes here, cold
+    if got is not None and got[0] is s and got[1] is sw:
+        c: Controls = got[2]
+        return c
+    c = Controls(supervisors(), hold_music, lambda: clock(), recorder(s))
+    _built["controls"] = (s, sw, c)
     return c
 
 

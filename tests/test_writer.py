@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
+from cti.switch import writer
 from cti.switch.writer import Writer
 
 
@@ -39,6 +41,61 @@ def test_a_failing_job_is_logged_and_the_next_runs():
     assert w.drain()
     w.stop()
     assert done == ["next"] and logged == ["ERR"]
+
+
+class CountingBell:
+    """The writer's bell, counting how often a hand-over rang it."""
+
+    def __init__(self, bell: threading.Lock) -> None:
+        self._bell = bell
+        self.rings = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._bell.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self.rings += 1
+        self._bell.release()
+
+
+def _until(predicate, seconds: float = 2.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def test_while_jobs_keep_coming_no_hand_over_rings_the_writer_it_looks_at_its_queue():
+    """Waking a sleeping thread costs a command ~0.05 ms on the live switch: a busy writer polls."""
+    w = Writer(lambda level, message: None)
+    bell = w._bell = CountingBell(w._bell)  # type: ignore[assignment]
+    w.start()
+    done: list = []
+    try:
+        for i in range(20):
+            assert w.submit(done.append, i)
+            assert _until(lambda i=i: len(done) == i + 1), f"job {i} done within {writer.POLL} s or so"
+        assert bell.rings == 0
+    finally:
+        w.stop()
+    assert done == list(range(20)) and not w.running()
+
+
+def test_a_writer_quiet_for_a_while_sleeps_until_the_next_hand_over_rings_it(monkeypatch):
+    monkeypatch.setattr(writer, "POLL_FOR", 0.0)
+    w = Writer(lambda level, message: None)
+    bell = w._bell = CountingBell(w._bell)  # type: ignore[assignment]
+    w.start()
+    done: list = []
+    try:
+        assert _until(lambda: w._waiting), "quiet: it waits for the bell"
+        assert w.submit(done.append, "x")
+        assert _until(lambda: done == ["x"])
+        assert bell.rings == 1
+    finally:
+        w.stop()
 
 
 @pytest.fixture

@@ -227,9 +227,8 @@ class Controls:
                 raise CtiError("not_held", f"seat {seat}'s call is not on hold")
             if state.consult:
                 raise CtiError("consulting", f"seat {seat} is consulting {state.consult}: complete, threeway or cancel it")
-            self.calls.unhold(customer, agent if state.phone_held else "")
             after = self.seats.held(state, False, by)
-        self.calls.held_for((agent, after.customer), after.hold)
+            self.calls.unhold(customer, agent if state.phone_held else "", (agent, after.customer), after.hold)
         return f"+OK unhold {seat}" + self._done(seat, by)
 
     # -- 录音 pause / resume ------------------------------------------------------------------------

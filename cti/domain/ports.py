@@ -246,8 +246,9 @@ class Calls(Protocol):
         """Put ``customer`` on hold: it hears ``music``; its call is silent both ways."""
         ...
 
-    def unhold(self, customer: str, agent: str = "") -> None:
-        """``customer`` hears its call again (and ``agent``'s phone, had it held, resumes)."""
+    def unhold(self, customer: str, agent: str = "", legs: Sequence[str] = (), seconds: float = 0.0) -> None:
+        """``customer`` hears its call again (and ``agent``'s phone, had it held, resumes);
+        ``legs``, if any: ``held_for(legs, seconds)`` with it, in one go."""
         ...
 
     def consult(self, agent: str, customer: str, leg: RingLeg, music: str) -> str:

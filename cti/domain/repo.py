@@ -31,13 +31,13 @@ class SeatRepo:
         # the store's swap of a record whose text is made later (SwitchStore on hash while the
         # writer runs: the JSON is made on the writer, after the command answered), if it has one
         self._swap_later: Optional[Callable[[str, Callable[[], str]], Any]] = getattr(store, "swap_later", None)
-        self._holds: Optional[Callable[[str, Any], bool]] = getattr(store, "holds", None)
+        self._holds: Optional[Callable[[Any], bool]] = getattr(store, "holds", None)
 
     def get(self, seat: str) -> Optional[SeatState]:
         known = self._decoded.get(seat)
         holds = self._holds
         # the store still holds the record this saved, its text perhaps not made yet: it is known[1]
-        if known is not None and known[0].__class__ is not str and holds is not None and holds(seat_key(seat), known[0]):
+        if known is not None and known[0].__class__ is not str and holds is not None and holds(known[0]):
             return known[1]
         return self._decode(seat, self.store.get(seat_key(seat)))
 

@@ -54,6 +54,9 @@ class Seats:
         self.repo = repo if repo is not None and repo.store is store else SeatRepo(store, log)
         self.lockout = Lockout(self.repo.store, config.lockout, clock, time.monotonic)
         self.policy = Policy(config, self.repo.get)  # who may act, for every verb
+        # a configured seat's SeatConf, else no_such_seat: the policy's own, bound (every command
+        # asks it first, cold: one call fewer)
+        self.seat_conf: Callable[[str], SeatConf] = self.policy.seat_conf
         # how a phone is dialed and shown (cti/switch/dial.py: the wiring sets it); its number here
         self.dial: Callable[[Phone], str] = lambda phone: phone.number
         self.signin = SignIn(config, self.lockout, self.policy, events, log, clock, lambda phone: self.dial(phone))
@@ -79,9 +82,6 @@ class Seats:
         self._log.log(level, message)
 
     # -- look-ups -------------------------------------------------------------------------
-    def seat_conf(self, seat: str) -> SeatConf:
-        return self.policy.seat_conf(seat)
-
     def seat_on_phone(self, phone: Phone) -> Optional[str]:
         """The signed-in seat using ``phone`` (a dialplan caller), if any."""
         holder = self.repo.owner_of(phone)
@@ -197,12 +197,16 @@ class Seats:
         )
         self.events.fire(event)
 
-    def fire_call(self, action: str, state: SeatState, before: SeatState, cause: str = "", missed: bool = False) -> None:
+    def fire_call(
+        self, action: str, state: SeatState, before: SeatState, cause: str = "", missed: bool = False, now: Optional[float] = None
+    ) -> None:
         """A seat's call rang, was answered or ended (the watcher), or was held (cti.hold, the
         phone's key). ``before``: the seat before. The whole event, the call's facts too, is
         put together where the events port defers it (after the command answered), from the
-        two states (immutable) and this time, as ``_fire`` does."""
-        self.events.defer(self._fire_call_now, action, state, before, cause, missed, self.config, self._clock(), self.dial)
+        two states (immutable) and this time (``now``: the change's, read already), as
+        ``_fire`` does."""
+        at = self._clock() if now is None else now
+        self.events.defer(self._fire_call_now, action, state, before, cause, missed, self.config, at, self.dial)
 
     def _fire_call_now(
         self,
@@ -273,7 +277,7 @@ class Seats:
         else:
             new = state.doing(IN_CALL, now, held_at=0.0, hold=state.held_seconds(now), phone_held=False, operator=who)
         saved = self.repo.save(new, state)
-        self.fire_call("held" if on else "unheld", saved, state)
+        self.fire_call("held" if on else "unheld", saved, state, now=now)
         return saved
 
     # -- use cases ------------------------------------------------------------------------

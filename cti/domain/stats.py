@@ -20,7 +20,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from cti.domain.errors import CtiError
 from cti.domain.events import Event, QueueEvent, SeatEvent
@@ -324,6 +324,10 @@ class RecordingEvents:
         self.inner = inner
         self.stats = stats
         self._levels = service_levels
+        # ``fn(*args)`` after the command answered, in order with the events, where the events
+        # port can (the switch's writer); else now. The port's own, bound: one call fewer on
+        # every command's path (each runs cold, a few microseconds a call)
+        self.defer: Callable[..., None] = inner.defer
 
     def fire(self, event: Event) -> None:
         try:
@@ -332,8 +336,3 @@ class RecordingEvents:
         except Exception:  # counting never fails the use case that fired the event
             pass
         self.inner.fire(event)
-
-    def defer(self, fn: Callable[..., Any], *args: Any) -> None:
-        """``fn(*args)`` after the command answered, in order with the events, where the
-        events port can (the switch's writer); else now."""
-        self.inner.defer(fn, *args)

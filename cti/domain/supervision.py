@@ -46,12 +46,12 @@ class Supervisors:
         self.calls = calls
         self._log = log
         self._alive = watcher_alive
+        # does the call watcher run (so the seats' records follow their calls)? Bound: hold and
+        # unhold ask it, cold, and must cost no more than a status change
+        self.watching: Callable[[], bool] = watcher_alive
         self._clock = clock
 
     # -- look-ups -------------------------------------------------------------------------
-    def watching(self) -> bool:
-        """Does the call watcher run (so the seats' records follow their calls)?"""
-        return self._alive()
 
     def session(self, supervisor: str) -> Optional[Session]:
         return Session.decode(self.store.get(sup_key(supervisor)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from threading import get_ident
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 import freeswitch  # provided by mod_python3 (the tests install a shim)
@@ -49,18 +50,17 @@ class Switch:
     def later(self, command: str) -> None:
         """An API command whose reply nobody reads: on the writer's thread while it runs (after
         the command that asked has answered), else now."""
-        self._soon(self.api, command)
-
-    def _soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        """``fn(*args)`` on the writer's thread while it runs (at once when that is where we
-        are: a deferred job's own event keeps its place), else now."""
-        if self.writer.is_writer() or not self.writer.submit(fn, *args):
-            fn(*args)
+        self.defer(self.api, command)
 
     def defer(self, fn: Callable[..., Any], *args: Any) -> None:
-        """The events port's ``defer``: work whose only outcome is events (building a seat
-        event's headers, counting it), done after the command answered."""
-        self._soon(fn, *args)
+        """``fn(*args)`` on the writer's thread while it runs (at once when that is where we
+        are: a deferred job's own event keeps its place), else now. The events port's
+        ``defer`` too: work whose only outcome is events (building a seat event's headers,
+        counting it), done after the command answered. Every command passes here a few
+        times, cold: the writer's own test is spelled out (``Writer.is_writer``)."""
+        w = self.writer
+        if w.ident == get_ident() or not w.submit(fn, *args):
+            fn(*args)
 
     def settle(self) -> None:
         """Before reading what deferred work produces (the statistics): it is done."""
@@ -77,7 +77,7 @@ class Switch:
     def fire(self, subclass: str, headers: Mapping[str, str]) -> None:
         """Fire a CUSTOM event: on the writer's thread while it runs (after the command has
         answered, in the order the changes were made), else now. ``headers`` is handed over."""
-        self._soon(self.fire_now, subclass, headers)
+        self.defer(self.fire_now, subclass, headers)
 
     def fire_now(self, subclass: str, headers: Mapping[str, str]) -> None:
         event = freeswitch.Event("CUSTOM", subclass)

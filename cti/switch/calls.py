@@ -190,10 +190,17 @@ class SwitchCalls:
         watcher ends the seat's call)."""
         self._sw.later(f"uuid_broadcast {customer} {_looped(music)} aleg")
 
-    def unhold(self, customer: str, agent: str = "") -> None:
-        self._sw.later(f"uuid_break {customer} all")
+    def unhold(self, customer: str, agent: str = "", legs: Sequence[str] = (), seconds: float = 0.0) -> None:
+        """One job for the writer, after the command answered: the music stopped, the phone
+        resumed if its own Hold key held it (``agent``), and the hold noted (``held_for``)."""
+        self._sw.defer(self._unhold, customer, agent, tuple(legs), seconds)
+
+    def _unhold(self, customer: str, agent: str, legs: Tuple[str, ...], seconds: float) -> None:
+        self._sw.api(f"uuid_break {customer} all")
         if agent:  # the phone's own Hold key held it: the switch resumes it
-            self._sw.later(f"uuid_hold off {agent}")
+            self._sw.api(f"uuid_hold off {agent}")
+        if legs:
+            self._note_hold(legs, seconds)
 
     def consult(self, agent: str, customer: str, leg: RingLeg, music: str) -> str:
         """``att_xfer`` on the agent's leg (run there by ``uuid_broadcast``): the switch rings

@@ -5,7 +5,7 @@ the web service and the other switches of a cluster read them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Tuple
 
 from cti.domain.events import Event, QueueEvent, RecordEvent, SeatEvent, SignInEvent, SupervisorEvent
 from cti.domain.pop import Pop, label
@@ -118,9 +118,7 @@ class SwitchEvents:
 
     def __init__(self, switch: Switch) -> None:
         self._sw = switch
+        self.defer: Callable[..., None] = switch.defer  # bound: one call fewer on every command's path
 
     def fire(self, event: Event) -> None:
         self._sw.fire(*render(event))
-
-    def defer(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._sw.defer(fn, *args)

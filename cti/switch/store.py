@@ -63,11 +63,12 @@ class Later:
     whichever needs it first (the writer, just after the command answered, or a read before
     that), and the same text serves every reader after. ``str()`` gives it."""
 
-    __slots__ = ("_make", "_text")
+    __slots__ = ("_make", "_text", "key")
 
-    def __init__(self, make: Callable[[], str]) -> None:
+    def __init__(self, make: Callable[[], str], key: str = "") -> None:
         self._make = make
         self._text: Optional[str] = None
+        self.key = key  # the encoded key it was stored under (``holds``)
 
     def __str__(self) -> str:
         text = self._text
@@ -292,9 +293,10 @@ class SwitchStore:
         else:
             self._write(k, str(value))
 
-    def holds(self, key: str, later: Later) -> bool:
-        """Does ``key`` still hold ``later`` (a swap_later's, its text perhaps not made yet)?"""
-        return self._cache.get(encode_key(key)) is later
+    def holds(self, later: Later) -> bool:
+        """Does its key still hold ``later`` (a swap_later's, its text perhaps not made yet)?
+        Asked by every read of a seat's record: the key is the Later's own, encoded already."""
+        return self._cache.get(later.key) is later
 
     def swap_later(self, key: str, make: Callable[[], str]) -> Optional[Later]:
         """``swap`` of a value whose text ``make()`` makes (a seat record's JSON): while the
@@ -302,10 +304,10 @@ class SwitchStore:
         after the command answered; the cache holds the Later meanwhile, and a read before the
         writer got to it makes the text itself. None when the writer does not run (or on
         ``db``): the caller swaps the text now."""
-        if not (self.cacheable and self._sw.writer.running()):
+        if not self.cacheable:
             return None
-        k = encode_key(key)
-        later = Later(make)
+        k = encode_key(key)  # the writer not running: submit says so below (one test fewer on the hot path)
+        later = Later(make, k)
         with self._mutex:  # the writer's order is the cache's
             if self._sw.writer.submit(self._store_now, k, later):
                 self._cache[k] = later
