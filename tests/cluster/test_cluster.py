@@ -102,6 +102,8 @@ def test_each_switch_fires_its_own_changes_and_refires_the_others(nodes):
     a.run("sw.wait_for(lambda: len(sw.events('cti::seat')) >= 2, 3); _ = True")  # B's busy, re-fired here
     got = a.run("_ = [(e.get('CTI-Action'), e.get('CTI-Node'), e.get('CTI-Revision')) for e in sw.events('cti::seat')]")
     assert got == [["checkin", "A", "1"], ["busy", "B", "2"]]
+    # B fires its own busy on its writer, which looks at its queue every 10 ms
+    b.run("sw.wait_for(lambda: len(sw.events('cti::seat')) >= 2, 3); _ = True")
     assert b.run("_ = [e.get('CTI-Action') for e in sw.events('cti::seat')]") == ["checkin", "busy"]
 
 
