@@ -33,7 +33,8 @@ LAG = 0.001  # seconds the writer lets a command finish before it writes what th
 # a command that wakes a sleeping thread pays for the wake when it ends (the woken thread takes
 # the GIL as the command lets it go), about 0.05 ms on the live switch, a third of what cti adds
 # to mod_python3's own cost of a status change. After POLL_FOR seconds without a job it waits
-# for the bell again (a quiet switch costs nothing), and the next command rings it.
+# for the bell again (a quiet switch costs nothing), and the next command rings it. Polling
+# costs the switch ~0.8% of one core on the 2-core test machine (3.9% against 3.1% at rest).
 POLL = 0.01
 POLL_FOR = 60.0
 
