@@ -144,7 +144,7 @@ class ClusterQueues(Queues):
             return []
         texts = self._run(self.r.mget, [self._wkey(u) for u in uuids])
         out = [w for w in (self._decode(u, t) for u, t in zip(uuids, texts)) if w is not None]
-        out.sort(key=lambda w: (-w.priority, w.since))
+        out.sort(key=Waiter.place)
         return out
 
     def free(self, hotline: str) -> List[Waiter]:

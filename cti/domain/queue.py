@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import ContextManager, Dict, FrozenSet, Iterable, List, Optional, Set
+from typing import ContextManager, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
 from cti.domain.pop import Pop
 from cti.domain.ports import Calls, Log
@@ -50,6 +50,11 @@ class Waiter:
     answered_by: str = ""  # that seat
     bridged: bool = False  # its offer was answered (seen by its own thread, store or not)
     unreleased: List[str] = field(default_factory=list)  # seats its offer claimed, not let go (the store was away)
+
+    def place(self) -> Tuple[int, float]:
+        """Its place in line: a higher priority first, then who came first (the smaller, the
+        sooner it is served)."""
+        return (-self.priority, self.since)
 
     def move(self, state: str) -> str:
         """Move to ``state``; what is wrong with the move ("" when the table has it)."""
@@ -103,9 +108,7 @@ class Queues:
             return [
                 w
                 for w in self.away.values()
-                if w.hotline == waiter.hotline
-                and w.uuid != waiter.uuid
-                and (w.priority > waiter.priority or (w.priority == waiter.priority and w.since < waiter.since))
+                if w.hotline == waiter.hotline and w.uuid != waiter.uuid and w.place() < waiter.place()
             ]
 
     def guard(self, hotline: str) -> ContextManager[object]:
@@ -169,7 +172,7 @@ class Queues:
         with self.lock:
             line = self._waiting.setdefault(waiter.hotline, [])
             line.append(waiter)
-            line.sort(key=lambda w: (-w.priority, w.since))
+            line.sort(key=Waiter.place)
 
     def leave(self, uuid: str) -> Optional[Waiter]:
         with self.lock:

@@ -202,8 +202,7 @@ class Router(Seating):
         place was not in the queue for the seat that freed to see) go back to the queue's order."""
         with self.queues.guard(conf.id):
             for w in self.queues.waiting(conf.id):
-                behind = w.priority < waiter.priority or (w.priority == waiter.priority and w.since > waiter.since)
-                if w.uuid != waiter.uuid and w.reserved and behind:
+                if w.uuid != waiter.uuid and w.reserved and w.place() > waiter.place():  # behind it
                     self.release(self.queues.take_reserved(w), w.uuid)
 
     def _leave(self, conf: Hotline, waiter: Waiter, armed: bool) -> None:
