@@ -431,6 +431,16 @@ def test_a_caller_who_hung_up_while_redis_was_away_leaves_the_queue_at_the_next_
     b.run("sw.wait_for(lambda: not json.loads(sw.cti('status', '8001 json'))['waiting'], 3); _ = True")
 
 
+def one_seat(nodes, **floor):
+    """Switch A alone, its watcher running, with seat 101 signed in to 8001 on a phone that
+    answers every call."""
+    (a,) = nodes("A", **floor)
+    watching(a)
+    a.cti("checkin 8001 101 p101 101")
+    a.run("core.phones['101'] = 'answer'; _ = True")
+    return a
+
+
 CALLER_UP = "_ = any(c.variables.get('caller_id_number') == '{n}' for c in core.channels.values())"
 
 
@@ -438,10 +448,7 @@ def test_a_caller_arriving_while_redis_is_away_hears_music_and_is_served_when_it
     """Found by the shift simulator (store: redis, Redis restarted): ``cti.route`` answered
     ``-ERR store redis`` and the dialplan hung the caller up. A caller is never lost to an
     outage of the store: it waits with the hold music, and is served when the store is back."""
-    (a,) = nodes("A", hotline=HOTLINE)
-    watching(a)
-    a.cti("checkin 8001 101 p101 101")
-    a.run("core.phones['101'] = 'answer'; _ = True")
+    a = one_seat(nodes, hotline=HOTLINE)
     redis_server.pause()
     try:
         a.run("box = sw.dial_bg('route', '8001', customer='13900000001')[1]; _ = True")
@@ -477,6 +484,8 @@ def test_a_caller_whose_seat_rang_out_while_redis_was_away_keeps_its_place(nodes
     try:  # 101 rings out while Redis is hung
         a.run("core.ring_out(core.agent_leg('101').uuid); _ = True")
         a.run("sw.wait_for(lambda: any('keeps waiting' in m for _, m in core.logs), 4); _ = True")
+        # and the watcher met the outage with the ring-out (else Redis was back before it looked)
+        a.run("sw.wait_for(lambda: any('the store failed an event' in m for _, m in core.logs), 4); _ = True")
         assert a.run(CALLER_UP.format(n="13900000002")), "the caller was hung up"
     finally:
         redis_server.resume()
@@ -502,10 +511,7 @@ GROUP = 'ring_groups:\n  "44444":\n    members: ["101", "104"]\n    fallback: "9
 def test_a_ring_group_caller_while_redis_is_away_keeps_ringing_and_reaches_the_seat(nodes, redis_server):
     """A ring group's caller is not lost to the store's outage either: it hears a ring tone and
     the group's seats are looked at again each second, until the group's ring time is over."""
-    (a,) = nodes("A", groups=GROUP)
-    watching(a)
-    a.cti("checkin 8001 101 p101 101")
-    a.run("core.phones['101'] = 'answer'; _ = True")
+    a = one_seat(nodes, groups=GROUP)
     redis_server.pause()
     try:
         a.run("box = sw.dial_bg('ring', '44444', customer='13900000003')[1]; _ = True")
@@ -524,10 +530,7 @@ def test_a_caller_who_came_while_redis_was_away_is_served_before_one_who_came_on
     """Found by the shift simulator (store: redis, Redis restarted): two callers who came while
     Redis was away were still between two tries when it was back, not yet in the queue, and a
     caller who came just then took the free seat before them."""
-    (a,) = nodes("A", hotline=HOTLINE)
-    watching(a)
-    a.cti("checkin 8001 101 p101 101")
-    a.run("core.phones['101'] = 'answer'; _ = True")
+    a = one_seat(nodes, hotline=HOTLINE)
     redis_server.pause()
     try:
         a.run("box1 = sw.dial_bg('route', '8001', customer='13900000004')[1]; _ = True")
@@ -612,6 +615,11 @@ def test_a_wake_published_while_the_callers_switch_listened_to_nothing_is_not_lo
     a.run("sw.wait_for(lambda: dict(c.store.r.pubsub_numsub(mine)).get(mine, 0) == 0, 5); _ = True")  # not listening
     a.run("box = sw.dial_bg('route', '8001', customer='13900000001')[1]; _ = True")
     a.run("sw.wait_for(lambda: wiring.queues().count('8001') == 1, 3); _ = True")
+    # it has looked for a seat and waits with the music (a seat reserved before that look it finds itself)
+    a.run(
+        "sw.wait_for(lambda: any(c.playing for c in core.channels.values()"
+        " if c.variables.get('caller_id_number') == '13900000001'), 3); _ = True"
+    )
     a.run("core.phones['101'] = 'answer'; _ = True")
     assert b.cti("idle 101").startswith("+OK")  # reserved for A's caller; B publishes its wake to nobody
     b.run("sw.wait_for(lambda: json.loads(sw.cti('status', '8001 json'))['waiting'][0]['offered'], 3); _ = True")
