@@ -147,10 +147,9 @@ def cluster_start(token: str) -> None:
             return False
 
     calls = SwitchCalls(sw)
-    hotlines = list(app.seats().config.hotlines)
 
     def listening() -> None:  # this switch's callers with seats reserved: their wake may have been lost
-        for hotline in hotlines:
+        for hotline in list(app.seats().config.hotlines):  # the config now (cti.reload may have added one)
             for w in c.queues.waiting(hotline):
                 if w.node == c.store.node and w.reserved:
                     calls.wake(w.uuid)
