@@ -175,6 +175,12 @@ def shift_config(agents: List[str], store: str, redis_url: str = "", node: str =
     return text
 
 
+def _contact(ext: str, registered: bool) -> str:
+    """The ``hash insert`` that makes agent ``ext``'s phone reachable (one SIPp), or not."""
+    where = f"sofia/internal/{ext}@127.0.0.1:{AGENT_PORT}" if registered else "error/user_not_registered"
+    return f"hash insert/ctishift/{ext}/{where}"
+
+
 class Node:
     """One switch of the shift: its name (``redis.node``), where its event socket is, a
     connection for commands (``cmd``) and one for events (``ev``)."""
@@ -312,16 +318,19 @@ class Shift:
 
     def give_phones(self, n: Node) -> None:
         """The phones' contacts on switch ``n`` (mod_hash, which a switch's boot forgets)."""
-        for ext in self.agents:
-            self.contact(ext, ext not in self.unregistered, [n])
-        for ext in SUPERVISORS:
-            self.api(f"hash insert/ctishift/{ext}/sofia/internal/{ext}@127.0.0.1:{SUP_PORT}", n)
+        for command in self.contacts():
+            self.api(command, n)
 
-    def contact(self, ext: str, registered: bool, nodes: Optional[List[Node]] = None) -> None:
+    def contacts(self) -> List[str]:
+        """The ``hash insert`` of every phone's contact: the agents' (as registered now), the
+        supervisors'."""
+        agents = [_contact(ext, ext not in self.unregistered) for ext in self.agents]
+        return agents + [f"hash insert/ctishift/{ext}/sofia/internal/{ext}@127.0.0.1:{SUP_PORT}" for ext in SUPERVISORS]
+
+    def contact(self, ext: str, registered: bool) -> None:
         """Every switch reaches the phone at one contact (one SIPp)."""
-        where = f"sofia/internal/{ext}@127.0.0.1:{AGENT_PORT}" if registered else "error/user_not_registered"
-        for n in self.alive() if nodes is None else nodes:
-            self.api(f"hash insert/ctishift/{ext}/{where}", n)
+        for n in self.alive():
+            self.api(_contact(ext, registered), n)
 
     def stats(self) -> Dict[str, Any]:
         hot = json.loads(self.cmd.cti("stats", f"{HOTLINE} json"))
@@ -601,11 +610,8 @@ class Shift:
         live.api("fsctl loglevel debug")  # (the shift's log check reads DEBUG lines)
         live.api("global_setvar default_password=cti-live-not-1234")
         live.api("fsctl sps 5000")
-        for ext in self.agents:
-            where = "error/user_not_registered" if ext in self.unregistered else f"sofia/internal/{ext}@127.0.0.1:{AGENT_PORT}"
-            live.api(f"hash insert/ctishift/{ext}/{where}")
-        for ext in SUPERVISORS:
-            live.api(f"hash insert/ctishift/{ext}/sofia/internal/{ext}@127.0.0.1:{SUP_PORT}")
+        for command in self.contacts():
+            live.api(command)
         live.api(f"global_setvar cti_config={live.config}")
         return live, ev
 
