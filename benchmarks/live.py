@@ -107,11 +107,11 @@ def interleaved(
     each command comes after the no-op as often as the others, and ``<name>, after the no-op``
     gives the median of those colder calls too."""
     times: Dict[str, List[float]] = {name: [] for name in calls}
-    cold: Dict[str, List[float]] = {name: [] for name in calls if name != baseline}
+    others = [name for name in calls if name != baseline]  # (no baseline: every call)
+    cold: Dict[str, List[float]] = {name: [] for name in others}
     rng = random.Random(seed)
-    others = [name for name in calls if name != baseline]
     for _ in range(rounds):
-        order = list(others) if baseline else list(calls)
+        order = list(others)
         if baseline:
             order.insert(rng.randrange(len(order) + 1), baseline)
         last = ""
