@@ -196,6 +196,55 @@ def test_whisper_from_the_start_only_the_agent_hears(floor):
     assert sw.core.hears(sup) == {agent.uuid, customer.uuid}
 
 
+def test_a_whisper_asked_as_the_phone_answers_is_not_lost(floor, monkeypatch):
+    """The watcher handles the supervisor's answer (it read the monitoring session) while the
+    supervisor's whisper command runs: the whisper is applied, and the session says it. The
+    watcher stops right after its read until the command has finished or waits for the
+    session's lock, so both orders of the race are run, not hoped for."""
+    from cti.domain.ports import KeyedLocks
+    from cti.domain.supervision import Supervisors
+
+    sw = floor
+    customer, agent = sw.call("101")
+    sup = ringing_leg(sw.cti("monitor", "101 102"))
+    sw.core.answer(sup)
+    read, go = threading.Event(), threading.Event()  # go: the command waits for the lock, or is done
+    session, hold = Supervisors.session, KeyedLocks.hold
+
+    class Told:
+        def __init__(self, lock: threading.Lock) -> None:
+            self.lock = lock
+
+        def __enter__(self) -> None:
+            if not self.lock.acquire(blocking=False):
+                go.set()  # the command waits for the watcher
+                self.lock.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            self.lock.release()
+
+    def watcher_reads(self, supervisor):
+        found = session(self, supervisor)
+        if threading.current_thread() is watcher and not read.is_set():
+            read.set()
+            assert go.wait(5)
+        return found
+
+    monkeypatch.setattr(Supervisors, "session", watcher_reads)
+    monkeypatch.setattr(KeyedLocks, "hold", lambda self, key: Told(hold(self, key)) if key == "sup.102" else hold(self, key))
+    watcher = threading.Thread(target=sw.pump)
+    watcher.start()
+    assert read.wait(5)
+    replies = []
+    command = threading.Thread(target=lambda: (replies.append(sw.cti("whisper", "101 102")), go.set()))
+    command.start()
+    command.join(5)
+    watcher.join(5)
+    assert replies and replies[0].startswith("+OK whisper 101 by 102"), replies
+    assert sup in sw.core.hears(agent.uuid) and sup not in sw.core.hears(customer.uuid), "the agent hears the whisper"
+    assert json.loads(sw.cti("status", "102 json"))["seats"][0]["supervision"] == "on 101 (whisper)"
+
+
 def test_barge_from_the_start_both_hear(floor):
     sw = floor
     customer, agent = sw.call("101")

@@ -178,7 +178,8 @@ class Help:
                 req.node,
                 req.seat,
             )
-            self.sup.keep(None, session, st.seat)  # a new session (a stale one, its leg gone, is replaced)
+            with self.sup.guard(st.seat):
+                self.sup.keep(None, session, st.seat)  # a new session (a stale one, its leg gone, is replaced)
             ringing[st.seat] = leg
             sessions.append(session)
         req = replace(req, ringing=ringing)
@@ -194,12 +195,17 @@ class Help:
         for supervisor, leg in req.ringing.items():
             if supervisor == joined:
                 continue
-            session = self.sup.session(supervisor)
-            if session is not None and session.leg == leg:
-                self.sup.keep(session, None, supervisor)
+            self._drop(supervisor, leg)
             if not joined:  # a joined race's losers are ended by the switch (LOSE_RACE)
                 self.calls.kill(leg, "ORIGINATOR_CANCEL")
         self._event(req, result, joined, reason)
+
+    def _drop(self, supervisor: str, leg: str) -> None:
+        """The supervisor's session ringing on ``leg`` for this request goes (under its lock)."""
+        with self.sup.guard(supervisor):
+            session = self.sup.session(supervisor)
+            if session is not None and session.leg == leg:
+                self.sup.keep(session, None, supervisor)
 
     # -- what the call watcher sees ----------------------------------------------------------------------
     def answered(self, seat: str, supervisor: str, leg: str) -> bool:
@@ -218,9 +224,7 @@ class Help:
             req = self.get(seat)
             if req is None or req.ringing.get(supervisor) != leg:
                 return
-            session = self.sup.session(supervisor)
-            if session is not None and session.leg == leg:
-                self.sup.keep(session, None, supervisor)
+            self._drop(supervisor, leg)
             ringing = {s: v for s, v in req.ringing.items() if s != supervisor}
             req = replace(req, ringing=ringing)
             if ringing:  # others still ring (a LOSE_RACE loser: the winner is among them)

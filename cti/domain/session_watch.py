@@ -1,6 +1,7 @@
 """What the call watcher does with supervision sessions (cti/domain/sessions.py) as their legs
 ring, answer, take a call over, key a mode and end. The tracker hands it the facts about a
-supervisor's leg; every change of a session goes through ``Supervisors.keep`` (its table)."""
+supervisor's leg; every change of a session goes through ``Supervisors.keep`` (its table),
+read and written back under the session's lock (``Supervisors.guard``), as the commands do."""
 
 from __future__ import annotations
 
@@ -27,45 +28,54 @@ class SessionWatch:
         if help_for and not self.help.answered(help_for, sup, leg):
             self.calls.kill(leg, "ORIGINATOR_CANCEL")
             return
-        session = self.sup.session(sup)
-        if session is None or session.leg != leg:
-            return
-        # The leg the supervisor keeps must still be there: the customer for a take-over (the
-        # agent leg is gone by design once it is taken), the agent leg for listening. Else the
-        # switch fails silently (CALLS.md §2, §4): end the leg and say why.
-        kept = session.customer if session.app == self._taking else session.agent
-        if not self.calls.exists(kept):
-            self.calls.kill(leg, "NORMAL_CLEARING")
-            self.end(session, "failed", "the call ended before the supervisor answered")
-            return
-        active = replace(session, state=ACTIVE)
-        self.sup.keep(session, active, sup)
-        self.sup.warn(session.hotline, session.agent)
-        if session.app == self._listening and session.mode != session.start_mode and session.mode in (MONITOR, WHISPER, BARGE):
-            # a mode asked for while the phone rang: applied now, in place
-            self.calls.change_mode(leg, session.app, Join(session.mode, session.agent, session.customer), True, Marks())
-        self.sup.audit(active, session.mode, "started")
+        with self.sup.guard(sup):
+            session = self.sup.session(sup)
+            if session is None or session.leg != leg:
+                return
+            # The leg the supervisor keeps must still be there: the customer for a take-over (the
+            # agent leg is gone by design once it is taken), the agent leg for listening. Else the
+            # switch fails silently (CALLS.md §2, §4): end the leg and say why.
+            kept = session.customer if session.app == self._taking else session.agent
+            if not self.calls.exists(kept):
+                self.calls.kill(leg, "NORMAL_CLEARING")
+                self._end(session, "failed", "the call ended before the supervisor answered")
+                return
+            active = replace(session, state=ACTIVE)
+            self.sup.keep(session, active, sup)
+            self.sup.warn(session.hotline, session.agent)
+            if (
+                session.app == self._listening
+                and session.mode != session.start_mode
+                and session.mode in (MONITOR, WHISPER, BARGE)
+            ):  # a mode asked for while the phone rang: applied now, in place
+                self.calls.change_mode(leg, session.app, Join(session.mode, session.agent, session.customer), True, Marks())
+            self.sup.audit(active, session.mode, "started")
 
     def taken(self, sup: str, leg: str) -> Optional[Session]:
         """``leg`` was bridged: if it is ``sup``'s take-over, that session is done (the call is
         the supervisor's now). The session, or None."""
-        session = self.sup.session(sup)
-        if session is None or session.leg != leg or session.app != self._taking:
-            return None
-        self.sup.audit(session, ROBCALL, "taken")
-        self.sup.keep(session, None, sup)
-        return session
+        with self.sup.guard(sup):
+            session = self.sup.session(sup)
+            if session is None or session.leg != leg or session.app != self._taking:
+                return None
+            self.sup.audit(session, ROBCALL, "taken")
+            self.sup.keep(session, None, sup)
+            return session
 
     def keyed(self, leg: str, mode: str, digit: str) -> None:
         """A key selecting ``mode`` on ``leg``: a listening supervisor changes mode (the switch
         did it already: the key reached its leg)."""
         # a key names no marks (FACTS.md §9): a supervisor's leg is found by its session
-        session = next((s for s in self.sup.sessions() if s.leg == leg), None)
-        if session is None or session.app != self._listening or not mode or mode == session.mode:
+        found = next((s for s in self.sup.sessions() if s.leg == leg), None)
+        if found is None:
             return
-        new = replace(session, mode=mode)
-        self.sup.keep(session, new, session.supervisor)
-        self.sup.audit(new, mode, "switched", f"dtmf {digit}")
+        with self.sup.guard(found.supervisor):
+            session = self.sup.session(found.supervisor)
+            if session is None or session.leg != leg or session.app != self._listening or not mode or mode == session.mode:
+                return
+            new = replace(session, mode=mode)
+            self.sup.keep(session, new, session.supervisor)
+            self.sup.audit(new, mode, "switched", f"dtmf {digit}")
 
     def job_failed(self, job: str, reason: str) -> None:
         for session in self.sup.sessions():
@@ -85,6 +95,11 @@ class SessionWatch:
             self.end(session, "not_answered" if session.state == RINGING else "ended", cause)
 
     def end(self, session: Session, result: str, reason: str) -> None:
+        with self.sup.guard(session.supervisor):
+            self._end(session, result, reason)
+
+    def _end(self, session: Session, result: str, reason: str) -> None:
+        """``end``, under the session's lock."""
         current = self.sup.session(session.supervisor)
         if current is not None and current.leg == session.leg:
             self.sup.keep(current, None, session.supervisor)

@@ -8,13 +8,18 @@ A supervisor has at most one supervision session, stored as ``sup.<supervisor>``
 lasts, monitor / whisper / barge change its mode (or its target) without a new call and
 robcall takes the call over from it. A take-over is claimed first (``take.<agent leg>``,
 insert-if-empty), so of two supervisors taking the same call exactly one wins.
+
+A session is read, changed and written back by the supervisor's commands and by the call
+watcher (its phone answers, a key changes the mode, its leg ends), so every such change holds
+the session's lock (``Supervisors.guard``): a whisper asked for as the phone answers is never
+lost to the answer that read the session a moment before.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, ContextManager, List, Optional, Tuple
 
 from cti.domain.errors import CtiError
 from cti.domain.events import HelpAsk, SupervisorEvent
@@ -55,6 +60,11 @@ class Supervisors:
 
     def session(self, supervisor: str) -> Optional[Session]:
         return Session.decode(self.store.get(sup_key(supervisor)))
+
+    def guard(self, supervisor: str) -> ContextManager[object]:
+        """The lock of the supervisor's session, held from reading it to writing it back (after
+        a help request's lock, never before it)."""
+        return self.seats.locks.hold(sup_key(supervisor))
 
     def keep(self, old: Optional[Session], new: Optional[Session], supervisor: str) -> None:
         """Store the session ``new`` (None: delete it), which was ``old`` (None: none, or a
@@ -108,17 +118,22 @@ class Supervisors:
     def supervise(self, action: str, seat: str, supervisor: str, channel: Optional[SupervisorChannel] = None) -> str:
         target, sup = self.seats.policy.supervise(seat, supervisor)
         agent, customer = self.call_of(target)
-        current = self.session(supervisor)
-        if current is not None and not self._leg_alive(current):
-            current = None  # stale: its leg is gone
         if action == ROBCALL:
             self._claim_take(agent, supervisor)
         try:
-            if current is not None:
-                return self._change(current, action, target, agent, customer)
-            if sup.activity in ON_A_CALL and channel is None:
-                raise CtiError("seat_in_call", f"supervisor {supervisor} is {sup.status}; end that call first")
-            return self._start(action, target, sup, agent, customer, channel)
+            with self.guard(supervisor):
+                current = self.session(supervisor)
+                if current is not None and not self._leg_alive(current):
+                    current = None  # stale: its leg is gone
+                if current is not None:
+                    return self._change(current, action, target, agent, customer)
+                if sup.activity in ON_A_CALL and channel is None:
+                    raise CtiError("seat_in_call", f"supervisor {supervisor} is {sup.status}; end that call first")
+                reply, join = self._start(action, target, sup, agent, customer, channel)
+            if channel is not None:  # the session is stored: the supervisor's own channel joins
+                self.warn(call_hotline(target), agent)
+                channel.join(join)  # blocks on a real switch until the supervisor is done
+            return reply
         except BaseException:
             if action == ROBCALL:
                 self.store.release(take_key(agent), supervisor)
@@ -134,7 +149,9 @@ class Supervisors:
 
     def _start(
         self, action: str, target: SeatState, sup: SeatState, agent: str, customer: str, channel: Optional[SupervisorChannel]
-    ) -> str:
+    ) -> Tuple[str, Join]:
+        """A new session, stored (under its lock): its reply, and how a feature code's own
+        channel joins (after the lock: the join lasts as long as the supervisor listens)."""
         marks = Marks(((Mark.SUPERVISION, sup.seat), (Mark.ACTION, action), (Mark.TARGET, target.seat)), self.seats.tags)
         dial = self.seats.dial(sup.phone_obj)
         join, now = Join(action, agent, customer), self._clock()
@@ -162,10 +179,8 @@ class Supervisors:
         self.audit(session, action, "ringing" if channel is None else "started")
         if channel is not None:
             channel.mark(marks)
-            self.warn(call_hotline(target), agent)
-            channel.join(join)  # blocks on a real switch until the supervisor is done
-            return f"+OK {action} {target.seat} by {sup.seat}"
-        return f"+OK {action} {target.seat} by {sup.seat}: ringing {dial} (leg {leg})"
+            return f"+OK {action} {target.seat} by {sup.seat}", join
+        return f"+OK {action} {target.seat} by {sup.seat}: ringing {dial} (leg {leg})", join
 
     def _change(self, session: Session, action: str, target: SeatState, agent: str, customer: str) -> str:
         """The supervisor already supervises: no new call, change the mode or the target."""
