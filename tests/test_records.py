@@ -322,3 +322,40 @@ def test_a_table_renamed_aside_takes_no_trigger_or_index_from_the_new_one(tmp_pa
     assert owners["cti_calls_only_cti"] == records.TABLE
     assert all(table == records.TABLE for name, table in owners.items() if not name.startswith("cti_calls_old")), owners
     assert kept == 0, "the trigger keeps a leg without cti's variables out"
+
+
+class _Leg:
+    """A caller's leg as ``SessionChannel.left`` reads it just after its bridge returned."""
+
+    def __init__(self, state: str, **variables: str) -> None:
+        self.state, self.variables = state, variables
+
+    def get_uuid(self) -> str:
+        return "caller"
+
+    def getState(self) -> str:
+        return self.state
+
+    def getVariable(self, name: str):
+        return self.variables.get(name)
+
+
+@pytest.mark.parametrize(
+    "state, variables, left",
+    [
+        ("CS_HANGUP", {"channel_name": "sofia/external/13900000001"}, "hangup"),
+        ("CS_RESET", {"channel_name": "loopback/8001-b"}, "moved"),  # att_xfer takes it on
+        ("CS_EXECUTE", {"channel_name": "sofia/external/13900000001", "bridge_hangup_cause": "NORMAL_CLEARING"}, ""),
+        # the loopback's other half hung up: the halves are unlinked before this one hangs up
+        ("CS_EXECUTE", {"channel_name": "loopback/8001-b"}, "hangup"),
+        ("CS_EXECUTE", {"channel_name": "loopback/8001-b", "bridge_hangup_cause": "NORMAL_CLEARING"}, ""),  # the seat's
+        ("CS_ROUTING", {"channel_name": "loopback/8001-b"}, ""),  # transferred on
+    ],
+)
+def test_a_loopback_caller_whose_other_half_hung_up_left_the_bridge_hung_up(state, variables, left):
+    """A caller through a loopback is recorded "hung up by the caller" when it hangs up, though
+    the switch ends its bridge a moment before it hangs that half up (the live switch showed
+    ``hangup_by`` agent under load)."""
+    from cti.switch.api import SessionChannel
+
+    assert SessionChannel(_Leg(state, **variables)).left() == left

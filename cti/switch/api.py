@@ -216,14 +216,25 @@ class SessionChannel:
 
     def left(self) -> str:
         """After a bridge: the caller hung up, or att_xfer's uuid_bridge is taking it on (its
-        bridge returned in ``CS_RESET``: notes-23 B), or neither."""
+        bridge returned in ``CS_RESET``: notes-23 B), or neither.
+
+        A caller through a loopback whose other half hung up is one too: mod_loopback's kill
+        unlinks the two halves at once (this half's reads fail and its bridge ends) and hangs
+        this half up only from the other half's own thread, a moment later (mod_loopback.c
+        ``channel_kill_channel``, ``channel_on_hangup``). Its bridge ended in ``CS_EXECUTE``
+        with the seat's leg still up: the switch sets ``bridge_hangup_cause`` on this leg only
+        when the seat's leg had ended (switch_ivr_bridge.c)."""
         try:
             state = str(self._session.getState() or "")
         except Exception:
             return ""
         if state in ("CS_HANGUP", "CS_REPORTING", "CS_DESTROY"):
             return HUNG_UP
-        return MOVED if state == "CS_RESET" else ""
+        if state == "CS_RESET":
+            return MOVED
+        if state == "CS_EXECUTE" and self.get_var("channel_name").startswith("loopback/"):
+            return "" if self.get_var("bridge_hangup_cause") else HUNG_UP
+        return ""
 
     def get_var(self, name: str) -> str:
         return self._session.getVariable(name) or ""
