@@ -220,6 +220,16 @@ class Calls(Protocol):
         nobody waits for it (the switch may do it just after the command answered)."""
         ...
 
+    def end_unmade(self, leg: str, cause: str, by: str) -> None:
+        """``end`` for a leg cti asked the switch to make (cti.call's) that it has not made yet
+        (it makes it just after the command answered, in a thread of its own): it ends as soon
+        as it is made (``made``), or now if it is made by the time the switch gets to it."""
+        ...
+
+    def made(self, leg: str) -> None:
+        """The switch made ``leg``: if its end was asked for before (``end_unmade``), it ends now."""
+        ...
+
     def send_dtmf(self, uuid: str, digits: str) -> bool: ...
 
     # -- the agent's own call controls (cti/domain/controls.py) --

@@ -107,6 +107,7 @@ class Tracker:
                 return
             if state.call == uuid:  # cti.call rang it: the seat shows it already
                 self.leg_seat[uuid] = seat
+                self.calls.made(uuid)  # (a hang-up asked before the switch made it ends it now)
                 return
             if state.call and state.call != uuid:
                 if not self.seats.mine(state) or self.calls.exists(state.call):

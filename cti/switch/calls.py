@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid as uuidlib
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -23,6 +24,13 @@ def _var_value(value: str) -> str:
 
 
 _CONSULT_KEYS = {"cancel": "A", "complete": "B", "threeway": "C"}
+
+# Legs whose end was asked for before the switch made them (``Calls.end_unmade``): leg -> (cause,
+# by, when asked). A plain global of a module no command reloads: the command that asks and the
+# call watcher that sees the leg made are threads of the same switch (a seat's call is acted on
+# only on the switch that has it). What a leg never made leaves goes after UNMADE_FOR seconds.
+_UNMADE: Dict[str, Tuple[str, str, float]] = {}
+UNMADE_FOR = 60.0
 
 
 def _looped(music: str) -> str:
@@ -95,6 +103,18 @@ class SwitchCalls:
             self._sw.later(f"uuid_setvar {leg} {var} {_var_value(by)}")
         for leg in legs:
             self._sw.later(f"uuid_kill {leg} {cause}")
+
+    def end_unmade(self, leg: str, cause: str, by: str) -> None:
+        now = time.monotonic()
+        for old in [k for k, (_, _, asked) in _UNMADE.items() if now - asked > UNMADE_FOR]:
+            _UNMADE.pop(old, None)
+        _UNMADE[leg] = (cause, by, now)
+        self.end([leg], cause, by)  # made by the time the writer sends it: it ends at once
+
+    def made(self, leg: str) -> None:
+        asked = _UNMADE.pop(leg, None)
+        if asked is not None:
+            self.end([leg], asked[0], asked[1])
 
     def _set_var(self, uuid: str, name: str, value: str) -> None:
         self._sw.api(f"uuid_setvar {uuid} {name} {_var_value(value)}")

@@ -283,6 +283,27 @@ def test_call_rings_the_seat_first_then_the_extension_with_the_hotlines_caller_i
     assert sorted(times)[len(times) // 2] <= 5.0 and max(times) <= 100.0, times
 
 
+def test_a_call_hung_up_at_once_ends_before_its_phone_rings_for_long(floor):
+    """``cti.call`` then ``cti.hangup`` back to back, as a program sends them: the switch makes
+    the phone's leg just after cti.call answered, so the hang-up usually comes first. It answers
+    +OK, the leg ends as soon as it is made (hung up by the seat), the far number is never
+    dialed, and the seat is idle with no channel left; ten times over."""
+    live = floor
+    live.sign_in_all("8001 101 p101 101")
+    live.phone("101", "noanswer")
+    for _ in range(10):
+        mark = live.esl.mark()
+        reply = live.cti("call", "101 150")
+        assert live.cti("hangup", "101") == "+OK hangup 101\n"
+        leg = reply.rsplit("(leg ", 1)[1].split(")")[0]
+        end = hangup_complete(live, leg, mark)
+        assert (end["Hangup-Cause"], end.get("variable_cti_hangup_by")) == ("NORMAL_CLEARING", "101")
+        live.wait(lambda: live.status("101") == "idle", 2.0, "idle")
+        assert [e["CTI-Action"] for e in live.seat_events("101", mark)] == ["dialing", "hangup"]
+        live.wait(lambda: not live.channels(), 2.0, "no channel left")
+        assert not [e for e in live.esl.events[mark:] if e.get("Channel-Presence-ID", "").startswith("150@")]
+
+
 @pytest.mark.parametrize("number", ["1,2", "user/102", "{x=1}2"])
 def test_call_to_a_bad_number_answers_bad_number_and_creates_no_channel(floor, number):
     live = floor

@@ -15,7 +15,7 @@ import re
 import sqlite3
 import threading
 import uuid as uuidlib
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 CAUSES = {
     "UNALLOCATED_NUMBER": 1,
@@ -158,6 +158,10 @@ class CallsMixin:
         # layer's test phones): their leg is loopback/phone-<ext>-a, and its other half (-b)
         # gets a copy of every variable of the dial string (mod_loopback.c __loopback_vars__)
         self.loopback_phones: set = set()
+        # True: a ``bgapi originate`` makes its legs only when the test says (``make_legs``), as
+        # the real one makes them in a thread of its own a moment after bgapi answered
+        self.originate_later = False
+        self.unmade: List[Callable[[], None]] = []
         self.commands.update(
             {
                 "originate": self._originate,
@@ -857,7 +861,9 @@ class CallsMixin:
             named, _, arg = arg[5:].partition(" ")
             job = named or job
         name, _, rest = arg.strip().partition(" ")
-        if name == "originate":
+        if name == "originate" and self.originate_later:
+            self.unmade.append(lambda: self._bgapi(f"uuid:{job} {arg.strip()}"))
+        elif name == "originate":
             body = self._originate(rest, job)
             if body:
                 self._job_done(job, body)
@@ -865,6 +871,12 @@ class CallsMixin:
             handler = self.commands.get(name)
             self._job_done(job, handler(rest) if handler else "-ERR " + name + " Command not found!\n")
         return f"+OK Job-UUID: {job}\n"
+
+    def make_legs(self) -> None:
+        """The legs of every ``bgapi originate`` held back (``originate_later``) are made now."""
+        self.originate_later, unmade, self.unmade = False, self.unmade, []
+        for make in unmade:
+            make()
 
     def _uuid_kill(self, arg: str) -> str:
         words = arg.split()
