@@ -133,28 +133,42 @@ def test_a_call_whose_phone_cannot_ring_frees_the_seat(floor):
     assert actions(sw, "101")[-2:] == ["dialing", "hangup"]
 
 
+ENDS = (  # (command, its reply, the leg's cause, the variable that says who ended it)
+    ("hangup 101", "+OK hangup 101\n", "NORMAL_CLEARING", ("cti_hangup_by", "101")),
+    (
+        "stopcall 101 102",
+        "+OK stopcall 101: call ended with MANAGER_REQUEST by 102\n",
+        "MANAGER_REQUEST",
+        ("cti_stopcall_by", "102"),
+    ),
+)
+
+
 def test_a_call_hung_up_before_the_switch_made_its_leg_ends_as_soon_as_it_is_made(floor):
     """cti.call answers at once and the switch makes the phone's leg just after (bgapi: a thread
-    of its own). A hang-up in between finds no leg yet: it answers +OK, and the leg ends the
-    moment the switch makes it, marked as hung up by the seat; the second time as the first."""
+    of its own). A hang-up (the seat's, or a supervisor's stopcall) in between finds no leg yet:
+    it answers +OK, and the leg ends the moment the switch makes it, marked as ended by whom;
+    the second time as the first."""
     sw = floor
-    for _ in range(2):
+    for command, reply, cause, (var, by) in ENDS * 2:
         sw.core.originate_later = True
         leg = leg_of(sw.cti("call", "101 13900000009"))
         assert leg not in sw.core.channels and sw.record("101")["status"] == "ringing"
-        assert sw.cti("hangup", "101") == "+OK hangup 101\n"
+        verb, _, args = command.partition(" ")
+        assert sw.cti(verb, args) == reply
         sw.core.make_legs()  # the switch makes the leg now
         assert leg in sw.core.channels, "made"
         sw.pump()  # the watcher sees it made, and ends it
         assert leg not in sw.core.channels
-        assert sw.core.leg(leg).cause == "NORMAL_CLEARING" and sw.core.leg(leg).variables["cti_hangup_by"] == "101"
+        assert sw.core.leg(leg).cause == cause and sw.core.leg(leg).variables[var] == by
         sw.pump()
         rec = sw.record("101")
         assert (rec["status"], rec["call"], rec["job"]) == ("idle", "", "")
         assert actions(sw, "101")[-2:] == ["dialing", "hangup"]
     assert not [m for lvl, m in sw.errors_logged() if "cti" in m], sw.errors_logged()
-    # a hang-up with nothing to end is refused as before
+    # with nothing to end, both are refused as before
     assert sw.cti("hangup", "101").startswith("-ERR no_call ")
+    assert sw.cti("stopcall", "101 102").startswith("-ERR seat_not_in_call ")
 
 
 # -- 挂断 / 保持 / keys ------------------------------------------------------------------------------

@@ -183,25 +183,12 @@ class Controls:
     # -- 挂断 -------------------------------------------------------------------------------------
     def hangup(self, seat: str, operator: str = "") -> str:
         state, by = self._acting(seat, operator)
-        if self._unmade(state):
+        if self.sup.unmade_call(state):
             self.calls.end_unmade(state.call, "NORMAL_CLEARING", by)
         else:
             agent, _ = self._call(state, answered=False)
             self.calls.end([agent], "NORMAL_CLEARING", by)
         return f"+OK hangup {seat}" + self._done(seat, by)
-
-    def _unmade(self, state: SeatState) -> bool:
-        """The seat's own call out (cti.call), whose phone's leg the switch has not made yet: it
-        makes it just after cti.call answered (a thread of its own), so a hang-up a few
-        milliseconds later finds no leg. The call watcher, which sees the leg made, ends it then."""
-        return (
-            bool(state.job)
-            and state.activity == RINGING
-            and state.direction == OUTBOUND
-            and self.seats.mine(state)
-            and self.sup.watching()
-            and not self.calls.exists(state.call)
-        )
 
     # -- 保持 / 取消保持 ---------------------------------------------------------------------------
     def _answered_call(self, state: SeatState) -> Tuple[str, str]:

@@ -21,6 +21,7 @@ import time
 from dataclasses import replace
 from typing import Callable, ContextManager, List, Optional, Tuple
 
+from cti.domain import model
 from cti.domain.errors import CtiError
 from cti.domain.events import HelpAsk, SupervisorEvent
 from cti.domain.model import CAUSES, ON_A_CALL, SeatState
@@ -107,6 +108,20 @@ class Supervisors:
         if answered and not customer:
             raise CtiError("seat_not_in_call", f"seat {state.seat}'s call is not answered yet")
         return agent, customer
+
+    def unmade_call(self, state: SeatState) -> bool:
+        """The seat's own call out (cti.call), whose phone's leg the switch has not made yet: it
+        makes it just after cti.call answered (a thread of its own), so a hang-up a few
+        milliseconds later finds no leg. The call watcher, which sees the leg made, ends it then
+        (``Calls.end_unmade``)."""
+        return (
+            bool(state.job)
+            and state.activity == model.RINGING
+            and state.direction == model.OUTBOUND
+            and self.seats.mine(state)
+            and self.watching()
+            and not self.calls.exists(state.call)
+        )
 
     def warn(self, hotline: str, agent: str) -> None:
         """The hotline's monitor tone, to agent and customer, as a supervisor starts listening."""
@@ -208,9 +223,13 @@ class Supervisors:
         if target is None:
             raise CtiError("not_signed_in", f"seat {seat} is not signed in")
         by = self.seats.policy.on_seat(target, operator)
-        agent, customer = self.call_of(target, answered=False)
-        # the customer first: the agent leg follows it
-        self.calls.end([leg for leg in (customer, agent) if leg], cause, by)
+        if self.unmade_call(target):
+            agent, customer = target.call, ""
+            self.calls.end_unmade(agent, cause, by)
+        else:
+            agent, customer = self.call_of(target, answered=False)
+            # the customer first: the agent leg follows it
+            self.calls.end([leg for leg in (customer, agent) if leg], cause, by)
         session = Session(
             by,
             seat,

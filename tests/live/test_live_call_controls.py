@@ -284,20 +284,31 @@ def test_call_rings_the_seat_first_then_the_extension_with_the_hotlines_caller_i
 
 
 def test_a_call_hung_up_at_once_ends_before_its_phone_rings_for_long(floor):
-    """``cti.call`` then ``cti.hangup`` back to back, as a program sends them: the switch makes
-    the phone's leg just after cti.call answered, so the hang-up usually comes first. It answers
-    +OK, the leg ends as soon as it is made (hung up by the seat), the far number is never
-    dialed, and the seat is idle with no channel left; ten times over."""
+    """``cti.call`` then ``cti.hangup`` (or a supervisor's ``cti.stopcall``) back to back, as a
+    program sends them: the switch makes the phone's leg just after cti.call answered, so the
+    hang-up usually comes first. It answers +OK, the leg ends as soon as it is made (marked as
+    ended by whom), the far number is never dialed, and the seat is idle with no channel left;
+    five times each."""
     live = floor
-    live.sign_in_all("8001 101 p101 101")
+    live.sign_in_all("8001 101 p101 101", "8001 102 p102 102 internal supervisor")
     live.phone("101", "noanswer")
-    for _ in range(10):
+    ends = [("hangup 101", "+OK hangup 101", "NORMAL_CLEARING", "cti_hangup_by", "101")]
+    ends.append(
+        (
+            "stopcall 101 102",
+            "+OK stopcall 101: call ended with MANAGER_REQUEST by 102",
+            "MANAGER_REQUEST",
+            "cti_stopcall_by",
+            "102",
+        )
+    )
+    for command, reply, cause, var, by in ends * 5:
         mark = live.esl.mark()
-        reply = live.cti("call", "101 150")
-        assert live.cti("hangup", "101") == "+OK hangup 101\n"
-        leg = reply.rsplit("(leg ", 1)[1].split(")")[0]
+        leg = live.cti("call", "101 150").rsplit("(leg ", 1)[1].split(")")[0]
+        verb, _, args = command.partition(" ")
+        assert live.cti(verb, args) == reply + "\n"
         end = hangup_complete(live, leg, mark)
-        assert (end["Hangup-Cause"], end.get("variable_cti_hangup_by")) == ("NORMAL_CLEARING", "101")
+        assert (end["Hangup-Cause"], end.get(f"variable_{var}")) == (cause, by)
         live.wait(lambda: live.status("101") == "idle", 2.0, "idle")
         assert [e["CTI-Action"] for e in live.seat_events("101", mark)] == ["dialing", "hangup"]
         live.wait(lambda: not live.channels(), 2.0, "no channel left")
