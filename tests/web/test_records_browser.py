@@ -16,6 +16,7 @@ import pytest
 
 from .pages import click_on, css, log_in, logged_in, no_error, shown, until_error, wait
 from .switch_records import ANSWERS, answer_with, record, recording_of, stop_answering, write_wav
+from .switch_records import now as records_now
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG = 20 * 60  # seconds: a recording long enough that a seek far into it needs a new Range request
@@ -33,7 +34,7 @@ class Lines(logging.Handler):
 @pytest.fixture(params=ANSWERS)
 def calls(floor, request, tmp_path):
     root = Path(floor.switch.core.globals["recordings_dir"])
-    now = time.time()
+    now = records_now()
     long_call = record(entered=now - 3000, seats="101", caller_name="王小明", talk=float(LONG), survey=5)
     long_call["recording"] = f"cti/{time.strftime('%Y/%m/%d')}/{long_call['uuid']}.wav"
     path = root / long_call["recording"]
@@ -194,7 +195,7 @@ def test_an_agent_is_refused_another_seats_recording_and_bad_input(floor, calls,
 
 def test_a_recording_deleted_after_keep_days_is_said_so_not_a_broken_player(floor, calls, agent_browser):
     a = agent_browser
-    now = time.time()
+    now = records_now()
     gone = record(entered=now - 200, seats="101", caller_number="13100000000", recording="", pruned=now - 30)
     calls.records.append(gone)
     _records(a, floor.url, "101")

@@ -24,6 +24,7 @@ from cti.web import records
 from .conftest import WebThread
 from .eslfront import EslFront
 from .switch_records import SwitchRecords, record, recording_of
+from .switch_records import now as records_now
 from .test_web_service import login
 
 
@@ -81,7 +82,7 @@ def two(floor, tmp_path):
 
 def interleaved(t: Two, count: int = 9):
     """Records of today on both switches: times interleaved, some equal across the switches."""
-    now = float(int(time.time())) - 3600
+    now = float(int(records_now())) - 3600
     a, b = [], []
     for i in range(count):
         a.append(record(entered=now + 60 * i - 100, ended=now + 60 * i, seats="101"))
@@ -130,7 +131,7 @@ def test_pages_of_two_over_two_switches_show_every_record_once_newest_first(two)
 def test_an_agent_pages_its_own_calls_over_both_switches(two):
     t = two
     interleaved(t)
-    now = float(int(time.time())) - 1800
+    now = float(int(records_now())) - 1800
     mine = [record(entered=now + i, ended=now + 100 + 2 * i + (j % 2), seats="103") for i in range(3) for j in range(2)]
     t.fs1.records.extend(mine[::2])
     t.fs2.records.extend(mine[1::2])
