@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import pytest
 
@@ -24,6 +24,39 @@ cti_config.CHECK_EVERY = 0.0
 
 ROOT = HERE.parent
 SHARED = ROOT.parent / "shared" / "freeswitch"
+
+
+def cti_modules() -> Dict[str, Any]:
+    """The cti modules loaded now (a test that upgrades cti saves them first)."""
+    return {name: mod for name, mod in sys.modules.items() if name == "cti" or name.startswith("cti.")}
+
+
+def back_from_upgrade(saved: Dict[str, Any]) -> None:
+    """The end of a test that upgraded cti (``cti.upgrade``: the modules dropped, the next call
+    imports them afresh, and the call watcher restarted on the new code): that watcher stops,
+    by the new code, and the modules ``saved`` before the upgrade are put back, with their
+    packages' attributes. Else the next tests would patch modules the switch no longer runs
+    (this file's CHECK_EVERY = 0, a monkeypatched constant), and the new code's watcher would
+    handle their events: they would pass or fail by the order they run in."""
+    no_watcher_left()
+    now = cti_modules()
+    for name in now.keys() - saved.keys():
+        del sys.modules[name]
+    sys.modules.update(saved)
+    for name, mod in saved.items():  # a package's attribute names its submodule: the same one again
+        parent, _, child = name.rpartition(".")
+        if parent in saved:
+            setattr(saved[parent], child, mod)
+
+
+@pytest.fixture(autouse=True)
+def same_cti_modules():
+    """Whatever a test did to the loaded cti modules, the next one finds them as they were."""
+    before = cti_modules()
+    yield
+    if any(sys.modules.get(name) is not mod for name, mod in before.items()):  # (a module imported first is not)
+        back_from_upgrade(before)
+
 
 # Cheap hashes keep the suite fast; the format is the production one.
 PASSWORDS = {"101": "p101", "102": "p102", "103": "p103", "104": "p104", "105": "p105", "201": "p201", "202": "p202"}
@@ -250,7 +283,22 @@ def switch(tmp_path: Path) -> Switch:
     wiring.clock = core.clock
     sw = Switch(core, conf / "cti.yaml")
     sw.write_config(config_text())
-    return sw
+    yield sw
+    no_watcher_left()
+
+
+def no_watcher_left() -> None:
+    """Every call watcher loop a test started (``pyrun cti.watcher``, or the upgrade that
+    restarted one on the new code) and left running stops before the next test: it would
+    handle that test's events. Asked again until the last ``pyrun`` ends: a watcher still
+    importing its code when asked claims its place after the ask."""
+    import time
+
+    deadline = time.monotonic() + 5.0
+    while freeswitch.pyruns_running():
+        freeswitch.API().executeString("python cti.watcher stop")
+        time.sleep(0.02)
+        assert time.monotonic() < deadline, "a call watcher a test started did not stop"
 
 
 @pytest.fixture

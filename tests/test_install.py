@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import HERE, ROOT
+from conftest import HERE, ROOT, back_from_upgrade, cti_modules
 
 from cti.domain import passwords
 
@@ -282,7 +282,7 @@ def test_a_switch_that_is_down_is_reported(fake):
 
 def test_upgrade_drops_the_old_modules_so_the_new_code_runs(switch):
     assert switch.cli("python cti.status").startswith("seat")
-    saved = {k: v for k, v in sys.modules.items() if k == "cti" or k.startswith("cti.")}
+    saved = cti_modules()
     from cti.switch import events
 
     watcher = threading.Thread(target=events.run, daemon=True)
@@ -304,9 +304,7 @@ def test_upgrade_drops_the_old_modules_so_the_new_code_runs(switch):
         assert switch.cli("python cti.status").startswith("seat")
         assert sys.modules["cti._entry"] is not saved["cti._entry"], "loaded afresh"
     finally:
-        for k in [k for k in sys.modules if k == "cti" or k.startswith("cti.")]:
-            del sys.modules[k]
-        sys.modules.update(saved)
+        back_from_upgrade(saved)
 
 
 # -- the web service (issue 18) ---------------------------------------------------------------

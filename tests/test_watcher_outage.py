@@ -5,10 +5,10 @@ directions, and its regular sweep ends calls whose hang-up it never saw."""
 from __future__ import annotations
 
 import json
-import sys
 import threading
 
 import pytest
+from conftest import back_from_upgrade, cti_modules
 
 from cti import app as wiring
 
@@ -109,7 +109,7 @@ def test_callers_waiting_through_an_upgrade_keep_their_place(switch):
     sw.pump()
     t2, _ = sw.dial_bg("route", "8001", customer="13900000002")
     sw.wait_for(lambda: sum(e["CTI-Action"] == "queued" for e in sw.events("cti::queue")) == 1)
-    saved = {k: v for k, v in sys.modules.items() if k == "cti" or k.startswith("cti.")}
+    saved = cti_modules()
     try:
         assert sw.cli("python cti.upgrade").startswith("+OK dropped")
         t3, _ = sw.dial_bg("route", "8001", customer="13900000003")
@@ -127,9 +127,7 @@ def test_callers_waiting_through_an_upgrade_keep_their_place(switch):
         for t in (t1, t2, t3):
             t.join(3)
     finally:  # the modules the other tests imported
-        for k in [k for k in sys.modules if k == "cti" or k.startswith("cti.")]:
-            del sys.modules[k]
-        sys.modules.update(saved)
+        back_from_upgrade(saved)
 
 
 def test_a_call_answered_while_no_watcher_ran_is_in_call_and_counted_once_it_starts(switch, watcher):
@@ -158,7 +156,7 @@ def test_a_caller_who_hangs_up_in_the_old_code_after_an_upgrade_is_counted(switc
     t, _ = sw.dial_bg("route", "8001", customer="13900000002")
     sw.wait_for(lambda: any(e["CTI-Action"] == "queued" for e in sw.events("cti::queue")))
     assert json.loads(sw.cti("stats", "8001 json"))["hotlines"][0]["today"]["abandoned"] == 0
-    saved = {k: v for k, v in sys.modules.items() if k == "cti" or k.startswith("cti.")}
+    saved = cti_modules()
     try:
         assert sw.cli("python cti.upgrade").startswith("+OK dropped")
         import cti.app as new_app  # the new code, on the shim's clock as the fixture set the old one's
@@ -173,9 +171,7 @@ def test_a_caller_who_hangs_up_in_the_old_code_after_an_upgrade_is_counted(switc
         sw.cti("status", "101")  # any command of the new code: it flushes what is due after it
         assert json.loads(sw.cti("stats", "8001 json"))["hotlines"][0]["today"]["abandoned"] == 1
     finally:
-        for k in [k for k in sys.modules if k == "cti" or k.startswith("cti.")]:
-            del sys.modules[k]
-        sys.modules.update(saved)
+        back_from_upgrade(saved)
 
 
 def test_the_seat_locks_an_upgrade_hands_over_keep_only_the_configs_seats(switch):

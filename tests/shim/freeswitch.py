@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from _calls import DOMAIN, CallsMixin, Channel
 
@@ -55,7 +55,7 @@ def _field(text: str) -> str:
     return "".join(out)
 
 
-def on_switch_thread(fn: Callable[[], None], wait: bool) -> None:
+def on_switch_thread(fn: Callable[[], None], wait: bool) -> Any:
     """Run ``fn`` as mod_python3 runs Python: on a thread the switch made, with a fresh thread
     state. Python sees such a thread as a ``threading._DummyThread``, which before Python 3.13
     stays in ``threading._active`` looking alive after it returned (FACTS.md §9; 3.13 drops it
@@ -73,6 +73,16 @@ def on_switch_thread(fn: Callable[[], None], wait: bool) -> None:
     _thread.start_new_thread(body, ())
     if wait:
         done.acquire()
+    return done  # held while ``fn`` runs
+
+
+PYRUNS: List[Any] = []  # each ``pyrun``'s lock, held while it runs (a call watcher's: until it stops)
+
+
+def pyruns_running() -> int:
+    """``pyrun`` threads still running (a call watcher a test started, and left)."""
+    PYRUNS[:] = [done for done in PYRUNS if done is not None and done.locked()]  # (None: a test's stand-in ran it)
+    return len(PYRUNS)
 
 
 class Core(CallsMixin):
@@ -245,7 +255,7 @@ class Core(CallsMixin):
             except Exception:
                 self.log("ERR", traceback.format_exc())
 
-        on_switch_thread(run, wait=False)
+        PYRUNS.append(on_switch_thread(run, wait=False))
         return "OK\n"
 
     # -- events and logs ---------------------------------------------------------------------------
