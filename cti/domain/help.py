@@ -203,9 +203,7 @@ class Help:
     def _drop(self, supervisor: str, leg: str) -> None:
         """The supervisor's session ringing on ``leg`` for this request goes (under its lock)."""
         with self.sup.guard(supervisor):
-            session = self.sup.session(supervisor)
-            if session is not None and session.leg == leg:
-                self.sup.keep(session, None, supervisor)
+            self.sup.drop(supervisor, leg)
 
     # -- what the call watcher sees ----------------------------------------------------------------------
     def answered(self, seat: str, supervisor: str, leg: str) -> bool:

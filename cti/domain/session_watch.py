@@ -100,9 +100,7 @@ class SessionWatch:
 
     def _end(self, session: Session, result: str, reason: str) -> None:
         """``end``, under the session's lock."""
-        current = self.sup.session(session.supervisor)
-        if current is not None and current.leg == session.leg:
-            self.sup.keep(current, None, session.supervisor)
+        self.sup.drop(session.supervisor, session.leg)
         if session.app == self._taking:
             self.sup.store.release(take_key(session.agent), session.supervisor)
         self.sup.audit(session, session.mode, result, reason)

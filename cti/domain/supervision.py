@@ -62,6 +62,13 @@ class Supervisors:
     def session(self, supervisor: str) -> Optional[Session]:
         return Session.decode(self.store.get(sup_key(supervisor)))
 
+    def drop(self, supervisor: str, leg: str) -> None:
+        """The supervisor's session goes if it is still the one on ``leg`` (the caller holds
+        its lock: ``guard``)."""
+        current = self.session(supervisor)
+        if current is not None and current.leg == leg:
+            self.keep(current, None, supervisor)
+
     def guard(self, supervisor: str) -> ContextManager[object]:
         """The lock of the supervisor's session, held from reading it to writing it back (after
         a help request's lock, never before it)."""
