@@ -14,7 +14,7 @@ from pathlib import Path
 
 import freeswitch
 import pytest
-from conftest import ROOT, config_text
+from conftest import ROOT, config_text, cti_modules
 
 from cti import app as wiring
 from cti import config
@@ -353,26 +353,21 @@ def test_upgrade_stop_stops_the_watcher_and_restarts_nothing(switch):
 
     sw = switch
     assert sw.cli("python cti.status").startswith("seat")
-    saved = {k: v for k, v in sys.modules.items() if k == "cti" or k.startswith("cti.")}
+    saved = cti_modules()  # (the autouse fixture puts them back after the test)
     from cti.switch import events
 
     watcher = threading.Thread(target=events.run, daemon=True)
     watcher.start()
     sw.wait_for(wiring.watcher_alive, 2.0)
-    try:
-        mark = len(sw.core.api_log)
-        reply = sw.cli("python cti.upgrade stop")
-        assert reply.startswith("+OK dropped ") and reply.endswith("; call watcher stopped; nothing restarted\n"), reply
-        assert saved["cti.app"].watcher_loops() == 0, "its loop has left before the reply"
-        watcher.join(1.0)
-        assert not watcher.is_alive()
-        assert not [c for c in sw.core.api_log[mark:] if c.startswith("pyrun")], "nothing restarted"
-        assert "cti.app" not in sys.modules, "and nothing imported cti again"
-        assert not [m for lvl, m in sw.core.logs if lvl == "ERR"]
-    finally:
-        for k in [k for k in sys.modules if k == "cti" or k.startswith("cti.")]:
-            del sys.modules[k]
-        sys.modules.update(saved)
+    mark = len(sw.core.api_log)
+    reply = sw.cli("python cti.upgrade stop")
+    assert reply.startswith("+OK dropped ") and reply.endswith("; call watcher stopped; nothing restarted\n"), reply
+    assert saved["cti.app"].watcher_loops() == 0, "its loop has left before the reply"
+    watcher.join(1.0)
+    assert not watcher.is_alive()
+    assert not [c for c in sw.core.api_log[mark:] if c.startswith("pyrun")], "nothing restarted"
+    assert "cti.app" not in sys.modules, "and nothing imported cti again"
+    assert not [m for lvl, m in sw.core.logs if lvl == "ERR"]
 
 
 def test_upgrade_refuses_other_words_and_changes_nothing(switch):

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import HERE, ROOT, back_from_upgrade, cti_modules
+from conftest import HERE, ROOT, cti_modules
 
 from cti.domain import passwords
 
@@ -282,29 +282,26 @@ def test_a_switch_that_is_down_is_reported(fake):
 
 def test_upgrade_drops_the_old_modules_so_the_new_code_runs(switch):
     assert switch.cli("python cti.status").startswith("seat")
-    saved = cti_modules()
+    saved = cti_modules()  # (the autouse fixture puts them back after the test)
     from cti.switch import events
 
     watcher = threading.Thread(target=events.run, daemon=True)
     watcher.start()
     time.sleep(0.05)
-    try:
-        reply = switch.cli("python cti.upgrade")
-        assert reply.startswith("+OK dropped ") and reply.endswith("; call watcher restarted\n")
-        watcher.join(0.1)
-        assert not watcher.is_alive(), "the old watcher stopped"
-        # a new watcher runs the new code (on a switch thread, which imports it afresh)
-        switch.wait_for(lambda: getattr(sys.modules.get("cti.app"), "watcher_alive", lambda: False)(), 1.0)
-        new = sys.modules["cti.app"]
-        assert new is not saved["cti.app"]
-        assert switch.cli("python cti.watcher") == "+OK call watcher running\n"
-        assert switch.cli("python cti.watcher stop") == "+OK stopping the call watcher\n"
-        switch.wait_for(lambda: new.watcher_loops() == 0, 1.5)
-        assert switch.cli("python cti.watcher").startswith("+OK call watcher not running")
-        assert switch.cli("python cti.status").startswith("seat")
-        assert sys.modules["cti._entry"] is not saved["cti._entry"], "loaded afresh"
-    finally:
-        back_from_upgrade(saved)
+    reply = switch.cli("python cti.upgrade")
+    assert reply.startswith("+OK dropped ") and reply.endswith("; call watcher restarted\n")
+    watcher.join(0.1)
+    assert not watcher.is_alive(), "the old watcher stopped"
+    # a new watcher runs the new code (on a switch thread, which imports it afresh)
+    switch.wait_for(lambda: getattr(sys.modules.get("cti.app"), "watcher_alive", lambda: False)(), 1.0)
+    new = sys.modules["cti.app"]
+    assert new is not saved["cti.app"]
+    assert switch.cli("python cti.watcher") == "+OK call watcher running\n"
+    assert switch.cli("python cti.watcher stop") == "+OK stopping the call watcher\n"
+    switch.wait_for(lambda: new.watcher_loops() == 0, 1.5)
+    assert switch.cli("python cti.watcher").startswith("+OK call watcher not running")
+    assert switch.cli("python cti.status").startswith("seat")
+    assert sys.modules["cti._entry"] is not saved["cti._entry"], "loaded afresh"
 
 
 # -- the web service (issue 18) ---------------------------------------------------------------

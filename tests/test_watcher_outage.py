@@ -8,7 +8,7 @@ import json
 import threading
 
 import pytest
-from conftest import back_from_upgrade, cti_modules
+from conftest import cti_modules
 
 from cti import app as wiring
 
@@ -109,25 +109,21 @@ def test_callers_waiting_through_an_upgrade_keep_their_place(switch):
     sw.pump()
     t2, _ = sw.dial_bg("route", "8001", customer="13900000002")
     sw.wait_for(lambda: sum(e["CTI-Action"] == "queued" for e in sw.events("cti::queue")) == 1)
-    saved = cti_modules()
-    try:
-        assert sw.cli("python cti.upgrade").startswith("+OK dropped")
-        t3, _ = sw.dial_bg("route", "8001", customer="13900000003")
-        sw.wait_for(lambda: sum(e["CTI-Action"] == "queued" for e in sw.events("cti::queue")) == 2)
-        waiting = json.loads(sw.cti("status", "8001 json"))["waiting"]
-        assert len(waiting) == 2, "the new code sees both callers waiting"
-        caller = {c.variables.get("caller_id_number"): c.uuid for c in sw.core.channels.values() if c.direction == "inbound"}
-        sw.core.hangup(first.partner)
-        sw.pump()
-        sw.wait_for(lambda: sw.core.agent_leg("101") is not None)
-        assert sw.core.agent_leg("101").partner == caller["13900000002"], "the caller who waited first is served first"
-        for cid in ("13900000002", "13900000003"):
-            sw.core.hangup(caller[cid])
-        sw.pump()
-        for t in (t1, t2, t3):
-            t.join(3)
-    finally:  # the modules the other tests imported
-        back_from_upgrade(saved)
+    assert sw.cli("python cti.upgrade").startswith("+OK dropped")
+    t3, _ = sw.dial_bg("route", "8001", customer="13900000003")
+    sw.wait_for(lambda: sum(e["CTI-Action"] == "queued" for e in sw.events("cti::queue")) == 2)
+    waiting = json.loads(sw.cti("status", "8001 json"))["waiting"]
+    assert len(waiting) == 2, "the new code sees both callers waiting"
+    caller = {c.variables.get("caller_id_number"): c.uuid for c in sw.core.channels.values() if c.direction == "inbound"}
+    sw.core.hangup(first.partner)
+    sw.pump()
+    sw.wait_for(lambda: sw.core.agent_leg("101") is not None)
+    assert sw.core.agent_leg("101").partner == caller["13900000002"], "the caller who waited first is served first"
+    for cid in ("13900000002", "13900000003"):
+        sw.core.hangup(caller[cid])
+    sw.pump()
+    for t in (t1, t2, t3):
+        t.join(3)
 
 
 def test_a_call_answered_while_no_watcher_ran_is_in_call_and_counted_once_it_starts(switch, watcher):
@@ -156,22 +152,19 @@ def test_a_caller_who_hangs_up_in_the_old_code_after_an_upgrade_is_counted(switc
     t, _ = sw.dial_bg("route", "8001", customer="13900000002")
     sw.wait_for(lambda: any(e["CTI-Action"] == "queued" for e in sw.events("cti::queue")))
     assert json.loads(sw.cti("stats", "8001 json"))["hotlines"][0]["today"]["abandoned"] == 0
-    saved = cti_modules()
-    try:
-        assert sw.cli("python cti.upgrade").startswith("+OK dropped")
-        import cti.app as new_app  # the new code, on the shim's clock as the fixture set the old one's
+    saved = cti_modules()  # (the autouse fixture puts them back after the test)
+    assert sw.cli("python cti.upgrade").startswith("+OK dropped")
+    import cti.app as new_app  # the new code, on the shim's clock as the fixture set the old one's
 
-        new_app.clock = saved["cti.app"].clock
-        caller = next(c for c in sw.core.channels.values() if c.variables.get("caller_id_number") == "13900000002")
-        sw.core.hangup(caller.uuid)
-        t.join(3)
-        sw.wait_for(lambda: any(e["CTI-Action"] == "abandoned" for e in sw.events("cti::queue")))
-        old_stats = list(saved["cti.app"]._stats.values())
-        sw.wait_for(lambda: all(st.due() for st in old_stats if st.pending()), 3.0)  # FLUSH_EVERY
-        sw.cti("status", "101")  # any command of the new code: it flushes what is due after it
-        assert json.loads(sw.cti("stats", "8001 json"))["hotlines"][0]["today"]["abandoned"] == 1
-    finally:
-        back_from_upgrade(saved)
+    new_app.clock = saved["cti.app"].clock
+    caller = next(c for c in sw.core.channels.values() if c.variables.get("caller_id_number") == "13900000002")
+    sw.core.hangup(caller.uuid)
+    t.join(3)
+    sw.wait_for(lambda: any(e["CTI-Action"] == "abandoned" for e in sw.events("cti::queue")))
+    old_stats = list(saved["cti.app"]._stats.values())
+    sw.wait_for(lambda: all(st.due() for st in old_stats if st.pending()), 3.0)  # FLUSH_EVERY
+    sw.cti("status", "101")  # any command of the new code: it flushes what is due after it
+    assert json.loads(sw.cti("stats", "8001 json"))["hotlines"][0]["today"]["abandoned"] == 1
 
 
 def test_the_seat_locks_an_upgrade_hands_over_keep_only_the_configs_seats(switch):
