@@ -175,9 +175,10 @@ def shift_config(agents: List[str], store: str, redis_url: str = "", node: str =
     return text
 
 
-def _contact(ext: str, registered: bool) -> str:
-    """The ``hash insert`` that makes agent ``ext``'s phone reachable (one SIPp), or not."""
-    where = f"sofia/internal/{ext}@127.0.0.1:{AGENT_PORT}" if registered else "error/user_not_registered"
+def _contact(ext: str, registered: bool = True, port: int = 0) -> str:
+    """The ``hash insert`` that makes ``ext``'s phone reachable at its SIPp (``port``; 0: the
+    agents'), or not."""
+    where = f"sofia/internal/{ext}@127.0.0.1:{port or AGENT_PORT}" if registered else "error/user_not_registered"
     return f"hash insert/ctishift/{ext}/{where}"
 
 
@@ -325,7 +326,7 @@ class Shift:
         """The ``hash insert`` of every phone's contact: the agents' (as registered now), the
         supervisors'."""
         agents = [_contact(ext, ext not in self.unregistered) for ext in self.agents]
-        return agents + [f"hash insert/ctishift/{ext}/sofia/internal/{ext}@127.0.0.1:{SUP_PORT}" for ext in SUPERVISORS]
+        return agents + [_contact(ext, port=SUP_PORT) for ext in SUPERVISORS]
 
     def contact(self, ext: str, registered: bool) -> None:
         """Every switch reaches the phone at one contact (one SIPp)."""
