@@ -109,7 +109,15 @@ class SwitchCalls:
         for old in [k for k, (_, _, asked) in _UNMADE.items() if now - asked > UNMADE_FOR]:
             _UNMADE.pop(old, None)
         _UNMADE[leg] = (cause, by, now)
-        self.end([leg], cause, by)  # made by the time the writer sends it: it ends at once
+        self._sw.defer(self._end_if_made, leg)
+
+    def _end_if_made(self, leg: str) -> None:
+        """On the writer, after the command answered: a leg made meanwhile (the watcher may not
+        have seen it yet) ends now. Asked first, so that the variable saying who ended it is set
+        on the leg the kill ends: sent blind, the ``uuid_setvar`` could miss a leg not made yet
+        and the ``uuid_kill`` just after find it made."""
+        if self.exists(leg):
+            self.made(leg)
 
     def made(self, leg: str) -> None:
         asked = _UNMADE.pop(leg, None)
